@@ -1,0 +1,33 @@
+"""Base API view: authenticated, role-checked, acting inside one organization."""
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workforce.models import Member
+from workforce.tenancy import ORGANIZATION_HEADER, HasRole, request_member
+
+ORGANIZATION_PARAMETER = OpenApiParameter(
+    ORGANIZATION_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Slug of the organization to act in; optional with a single membership.",
+)
+
+
+class OrganizationApi(APIView):
+    """A view acting inside the request's organization; ``roles`` says who may call each method."""
+
+    permission_classes = [IsAuthenticated, HasRole]
+    roles: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def member(self) -> Member:
+        return request_member(self.request._request)
+
+    def paginated(self, queryset, serializer_class) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -1,0 +1,481 @@
+"""Workforce REST API: thin views that parse, check the role, call a service, serialize."""
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ValidationFailed
+from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+
+from . import selectors, services
+from .filters import AnnotatorFilter, AuditEventFilter, CertificationFilter, apply_filters
+from .models import MAX_SKILL_LEVEL, Role, Skill, SkillSource
+from .serializers import (
+    AnnotatorOut,
+    AuditEventOut,
+    CertificationOut,
+    DomainOut,
+    MemberOut,
+    SkillOut,
+)
+
+ANYONE = tuple(Role.values)
+STAFF = (Role.MANAGER, Role.QA_LEAD)
+MANAGER = (Role.MANAGER,)
+QA_LEAD = (Role.QA_LEAD,)
+
+
+class TokenCreateApi(APIView):
+    """Exchange a username and password for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: inline_serializer("Token", {"token": serializers.CharField()})},
+        examples=[OpenApiExample("Login", value={"username": "qa", "password": "secret"})],
+        tags=["auth"],
+    )
+    def post(self, request):
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})
+
+
+class MeApi(APIView):
+    """The current user and every organization they belong to."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "id": serializers.IntegerField(),
+                "username": serializers.CharField(),
+                "memberships": MemberOut(many=True),
+            },
+        ),
+        tags=["auth"],
+    )
+    def get(self, request):
+        memberships = selectors.memberships_of(user=request.user)
+        return Response(
+            {
+                "id": request.user.pk,
+                "username": request.user.get_username(),
+                "memberships": MemberOut(memberships, many=True).data,
+            }
+        )
+
+
+@extend_schema_view(
+    get=extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["people"]),
+    post=extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["people"]),
+)
+class MemberListApi(OrganizationApi):
+    roles = {"GET": ANYONE, "POST": MANAGER}
+
+    class MemberCreateInput(serializers.Serializer):
+        username = serializers.RegexField(r"^[\w.@+-]{1,150}$")
+        role = serializers.ChoiceField(choices=Role.choices)
+        email = serializers.EmailField(required=False, default="")
+        password = serializers.CharField(required=False, write_only=True, min_length=8)
+        first_name = serializers.CharField(required=False, default="", max_length=150)
+        last_name = serializers.CharField(required=False, default="", max_length=150)
+        languages = serializers.ListField(child=serializers.CharField(), required=False)
+        timezone = serializers.CharField(required=False)
+        weekly_capacity_hours = serializers.IntegerField(required=False)
+        max_concurrent_tasks = serializers.IntegerField(required=False)
+
+    @extend_schema(responses=MemberOut(many=True))
+    def get(self, request):
+        return self.paginated(selectors.member_list(member=self.member), MemberOut)
+
+    @extend_schema(
+        request=MemberCreateInput,
+        responses={201: MemberOut},
+        examples=[
+            OpenApiExample(
+                "New annotator",
+                value={
+                    "username": "ana",
+                    "role": "annotator",
+                    "email": "ana@example.com",
+                    "languages": ["en", "pt-BR"],
+                    "timezone": "America/Sao_Paulo",
+                    "weekly_capacity_hours": 30,
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = self.MemberCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        profile_keys = ("languages", "timezone", "weekly_capacity_hours", "max_concurrent_tasks")
+        profile = {key: fields.pop(key) for key in profile_keys if key in fields}
+        member = services.member_create(
+            organization=self.member.organization, actor=request.user, profile=profile, **fields
+        )
+        return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+
+
+class SkillListApi(OrganizationApi):
+    """The skills an annotator can hold: one per annotation kind."""
+
+    roles = {"GET": ANYONE}
+
+    @extend_schema(
+        parameters=[ORGANIZATION_PARAMETER],
+        responses=inline_serializer(
+            "Skill",
+            {
+                "key": serializers.CharField(),
+                "name": serializers.CharField(),
+                "levels": serializers.ListField(child=serializers.IntegerField()),
+            },
+            many=True,
+        ),
+        tags=["skills"],
+    )
+    def get(self, request):
+        return Response(
+            [
+                {"key": key, "name": label, "levels": list(range(MAX_SKILL_LEVEL + 1))}
+                for key, label in Skill.choices
+            ]
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["annotators"])
+class AnnotatorListApi(OrganizationApi):
+    """Annotators, filterable by skill and level, active certification, status and language.
+
+    Annotators and reviewers see only themselves.
+    """
+
+    roles = {"GET": ANYONE}
+
+    @extend_schema(
+        responses=AnnotatorOut(many=True),
+        filters=True,
+        parameters=[],
+    )
+    def get(self, request):
+        qs = apply_filters(
+            AnnotatorFilter, request.query_params, selectors.annotator_list(member=self.member)
+        )
+        return self.paginated(qs, AnnotatorOut)
+
+    filterset_class = AnnotatorFilter
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["annotators"])
+class AnnotatorDetailApi(OrganizationApi):
+    roles = {"GET": ANYONE, "PATCH": MANAGER}
+
+    class AnnotatorUpdateInput(serializers.Serializer):
+        languages = serializers.ListField(child=serializers.CharField(), required=False)
+        timezone = serializers.CharField(required=False)
+        weekly_capacity_hours = serializers.IntegerField(required=False)
+        max_concurrent_tasks = serializers.IntegerField(required=False)
+        reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(responses=AnnotatorOut)
+    def get(self, request, pk: int):
+        annotator = selectors.annotator_get(member=self.member, annotator_id=pk)
+        return Response(AnnotatorOut(annotator).data)
+
+    @extend_schema(request=AnnotatorUpdateInput, responses=AnnotatorOut)
+    def patch(self, request, pk: int):
+        annotator = selectors.annotator_get(member=self.member, annotator_id=pk)
+        data = self.AnnotatorUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.annotator_update(annotator=annotator, actor=request.user, **data.validated_data)
+        return Response(
+            AnnotatorOut(selectors.annotator_get(member=self.member, annotator_id=pk)).data
+        )
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+def annotator_status_api(action: str, allowed: tuple[str, ...]) -> type[OrganizationApi]:
+    """Build the view for one annotator status action (suspend, reinstate, offboard)."""
+
+    @extend_schema(
+        parameters=[ORGANIZATION_PARAMETER],
+        request=ReasonInput,
+        responses=AnnotatorOut,
+        tags=["annotators"],
+        summary=f"{action.capitalize()} an annotator",
+        examples=[OpenApiExample("Reason", value={"reason": "Gold accuracy 0.62 over 20 tasks"})],
+    )
+    def post(self, request, pk: int):
+        annotator = selectors.annotator_get(member=self.member, annotator_id=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.annotator_set_status(
+            annotator=annotator, action=action, actor=request.user, **data.validated_data
+        )
+        return Response(
+            AnnotatorOut(selectors.annotator_get(member=self.member, annotator_id=pk)).data
+        )
+
+    name = f"Annotator{action.capitalize()}Api"
+    return type(name, (OrganizationApi,), {"roles": {"POST": allowed}, "post": post})
+
+
+AnnotatorSuspendApi = annotator_status_api("suspend", STAFF)
+AnnotatorReinstateApi = annotator_status_api("reinstate", STAFF)
+AnnotatorOffboardApi = annotator_status_api("offboard", MANAGER)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["annotators"])
+class AnnotatorSkillApi(OrganizationApi):
+    """Set one skill level of an annotator (manual source unless said otherwise)."""
+
+    roles = {"PUT": STAFF}
+
+    class AnnotatorSkillInput(serializers.Serializer):
+        level = serializers.IntegerField(min_value=0, max_value=MAX_SKILL_LEVEL)
+        source = serializers.ChoiceField(choices=SkillSource.choices, default=SkillSource.MANUAL)
+        reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(
+        request=AnnotatorSkillInput,
+        responses=SkillOut,
+        examples=[OpenApiExample("Promote", value={"level": 3, "reason": "Passed bbox exam"})],
+    )
+    def put(self, request, pk: int, skill: str):
+        annotator = selectors.annotator_get(member=self.member, annotator_id=pk)
+        data = self.AnnotatorSkillInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = services.annotator_skill_set(
+            annotator=annotator, skill=skill, actor=request.user, **data.validated_data
+        )
+        return Response(SkillOut(row).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["domains"])
+class DomainListApi(OrganizationApi):
+    roles = {"GET": ANYONE, "POST": MANAGER}
+
+    class DomainCreateInput(serializers.Serializer):
+        slug = serializers.SlugField(max_length=64)
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(responses=DomainOut(many=True))
+    def get(self, request):
+        return self.paginated(selectors.domain_list(member=self.member), DomainOut)
+
+    @extend_schema(
+        request=DomainCreateInput,
+        responses={201: DomainOut},
+        examples=[OpenApiExample("Domain", value={"slug": "medical-imaging", "name": "Medical"})],
+    )
+    def post(self, request):
+        data = self.DomainCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        domain = services.domain_create(
+            organization=self.member.organization, actor=request.user, **data.validated_data
+        )
+        return Response(DomainOut(domain).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["domains"])
+class DomainDetailApi(OrganizationApi):
+    roles = {"GET": ANYONE, "PATCH": MANAGER, "DELETE": MANAGER}
+
+    class DomainUpdateInput(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(responses=DomainOut)
+    def get(self, request, pk: int):
+        return Response(DomainOut(selectors.domain_get(member=self.member, domain_id=pk)).data)
+
+    @extend_schema(request=DomainUpdateInput, responses=DomainOut)
+    def patch(self, request, pk: int):
+        domain = selectors.domain_get(member=self.member, domain_id=pk)
+        data = self.DomainUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        domain = services.domain_update(domain=domain, actor=request.user, **data.validated_data)
+        return Response(DomainOut(domain).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        domain = selectors.domain_get(member=self.member, domain_id=pk)
+        services.domain_delete(domain=domain, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["certifications"])
+class CertificationListApi(OrganizationApi):
+    """Certifications; ``status`` is as it stands now, so a lapsed one reads ``expired``."""
+
+    roles = {"GET": ANYONE, "POST": QA_LEAD}
+    filterset_class = CertificationFilter
+
+    class CertificationIssueInput(serializers.Serializer):
+        annotator = serializers.IntegerField()
+        domain = serializers.SlugField(help_text="Domain slug.")
+        evidence = serializers.CharField(max_length=5000)
+        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(responses=CertificationOut(many=True))
+    def get(self, request):
+        qs = apply_filters(
+            CertificationFilter,
+            request.query_params,
+            selectors.certification_list(member=self.member),
+        )
+        return self.paginated(qs, CertificationOut)
+
+    @extend_schema(
+        request=CertificationIssueInput,
+        responses={201: CertificationOut},
+        examples=[
+            OpenApiExample(
+                "Issue",
+                value={
+                    "annotator": 12,
+                    "domain": "medical-imaging",
+                    "evidence": "Exam MI-3 passed with 0.94",
+                    "expires_at": "2027-06-30T00:00:00Z",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = self.CertificationIssueInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        annotator = _field_lookup(
+            "annotator",
+            lambda: selectors.annotator_get(member=self.member, annotator_id=fields["annotator"]),
+        )
+        domain = _field_lookup(
+            "domain",
+            lambda: selectors.domain_list(member=self.member).get(slug=fields["domain"]),
+        )
+        certification = services.certification_issue(
+            annotator=annotator,
+            domain=domain,
+            issued_by=request.user,
+            evidence=fields["evidence"],
+            expires_at=fields["expires_at"],
+            reason=fields["reason"],
+        )
+        return Response(
+            CertificationOut(
+                selectors.certification_get(member=self.member, certification_id=certification.pk)
+            ).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _field_lookup(field: str, lookup):
+    """Resolve an id or slug given in the body; an unknown one is a 400 naming the field."""
+    try:
+        return lookup()
+    except (ObjectDoesNotExist, Http404) as exc:
+        raise ValidationFailed(f"Unknown {field}.", fields={field: ["Not found."]}) from exc
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["certifications"])
+class CertificationDetailApi(OrganizationApi):
+    roles = {"GET": ANYONE}
+
+    @extend_schema(responses=CertificationOut)
+    def get(self, request, pk: int):
+        certification = selectors.certification_get(member=self.member, certification_id=pk)
+        return Response(CertificationOut(certification).data)
+
+
+def certification_status_api(action: str) -> type[OrganizationApi]:
+    """Build the view for one certification status action (suspend, reinstate, revoke)."""
+
+    @extend_schema(
+        parameters=[ORGANIZATION_PARAMETER],
+        request=ReasonInput,
+        responses=CertificationOut,
+        tags=["certifications"],
+        summary=f"{action.capitalize()} a certification",
+    )
+    def post(self, request, pk: int):
+        certification = selectors.certification_get(member=self.member, certification_id=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.certification_set_status(
+            certification=certification, action=action, actor=request.user, **data.validated_data
+        )
+        certification = selectors.certification_get(member=self.member, certification_id=pk)
+        return Response(CertificationOut(certification).data)
+
+    name = f"Certification{action.capitalize()}Api"
+    return type(name, (OrganizationApi,), {"roles": {"POST": QA_LEAD}, "post": post})
+
+
+CertificationSuspendApi = certification_status_api("suspend")
+CertificationReinstateApi = certification_status_api("reinstate")
+CertificationRevokeApi = certification_status_api("revoke")
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["certifications"])
+class CertificationRenewApi(OrganizationApi):
+    roles = {"POST": QA_LEAD}
+
+    class CertificationRenewInput(serializers.Serializer):
+        expires_at = serializers.DateTimeField(allow_null=True)
+        evidence = serializers.CharField(required=False, default="", allow_blank=True)
+        reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(
+        request=CertificationRenewInput,
+        responses=CertificationOut,
+        examples=[OpenApiExample("Renew", value={"expires_at": "2027-12-31T00:00:00Z"})],
+    )
+    def post(self, request, pk: int):
+        certification = selectors.certification_get(member=self.member, certification_id=pk)
+        data = self.CertificationRenewInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.certification_renew(
+            certification=certification, actor=request.user, **data.validated_data
+        )
+        certification = selectors.certification_get(member=self.member, certification_id=pk)
+        return Response(CertificationOut(certification).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["audit"])
+class AuditEventListApi(OrganizationApi):
+    """The audit log, newest first. Append-only: there is no endpoint that changes it."""
+
+    roles = {"GET": STAFF}
+    filterset_class = AuditEventFilter
+
+    @extend_schema(responses=AuditEventOut(many=True))
+    def get(self, request):
+        qs = apply_filters(
+            AuditEventFilter, request.query_params, selectors.audit_event_list(member=self.member)
+        )
+        return self.paginated(qs, AuditEventOut)

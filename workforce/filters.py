@@ -1,0 +1,99 @@
+"""Query-string filters for workforce lists; bad values answer 400 naming the parameter."""
+
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import ValidationFailed
+
+from .models import MAX_SKILL_LEVEL, Annotator, AnnotatorStatus, AuditEvent, Certification, Skill
+from .models import CertificationStatus as CS
+from .selectors import annotators_certified_in, annotators_with_skill
+
+
+def apply_filters(filterset_class, params, queryset):
+    """Filter ``queryset`` by ``params`` or raise a 400 listing every bad parameter."""
+    filterset = filterset_class(params, queryset=queryset)
+    if not filterset.is_valid():
+        raise ValidationFailed(
+            "Invalid filter.",
+            fields={name: [str(e) for e in errors] for name, errors in filterset.errors.items()},
+        )
+    return filterset.qs
+
+
+class AnnotatorFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=AnnotatorStatus.choices)
+    skill = django_filters.ChoiceFilter(choices=Skill.choices, method="filter_noop")
+    min_level = django_filters.NumberFilter(method="filter_noop", min_value=0)
+    domain = django_filters.CharFilter(method="filter_domain", help_text="Domain slug.")
+    language = django_filters.CharFilter(method="filter_language")
+    username = django_filters.CharFilter(field_name="member__user__username")
+
+    class Meta:
+        model = Annotator
+        fields = ["status"]
+
+    def filter_noop(self, queryset, name, value):
+        return queryset  # skill and min_level are applied together in filter_queryset
+
+    def filter_domain(self, queryset, name, value):
+        return annotators_certified_in(queryset, domain_slug=value)
+
+    def filter_language(self, queryset, name, value):
+        # Languages are a JSON list of codes; matching the quoted code works on both
+        # PostgreSQL and SQLite and cannot match a longer code such as "pt-BR" for "pt".
+        return queryset.filter(languages__icontains=f'"{value}"')
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        skill = self.form.cleaned_data.get("skill")
+        min_level = self.form.cleaned_data.get("min_level")
+        if min_level is not None and not skill:
+            raise ValidationFailed(
+                "min_level needs a skill.", fields={"skill": ["Required with min_level."]}
+            )
+        if min_level is not None and min_level > MAX_SKILL_LEVEL:
+            raise ValidationFailed(
+                "Level too high.", fields={"min_level": [f"At most {MAX_SKILL_LEVEL}."]}
+            )
+        if skill:
+            queryset = annotators_with_skill(queryset, skill=skill, min_level=int(min_level or 0))
+        return queryset
+
+
+class CertificationFilter(django_filters.FilterSet):
+    annotator = django_filters.NumberFilter(field_name="annotator_id")
+    domain = django_filters.CharFilter(field_name="domain__slug")
+    status = django_filters.ChoiceFilter(
+        choices=CS.choices, method="filter_status", help_text="Status as it stands now."
+    )
+
+    class Meta:
+        model = Certification
+        fields = ["annotator", "domain"]
+
+    def filter_status(self, queryset, name, value):
+        now = timezone.now()
+        lapsed = Q(status=CS.ACTIVE, expires_at__lte=now)
+        if value == CS.ACTIVE:
+            return queryset.filter(status=CS.ACTIVE).exclude(lapsed)
+        if value == CS.EXPIRED:
+            return queryset.filter(Q(status=CS.EXPIRED) | lapsed)
+        return queryset.filter(status=value)
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    verb = django_filters.CharFilter()
+    verb_prefix = django_filters.CharFilter(field_name="verb", lookup_expr="startswith")
+    actor = django_filters.NumberFilter(field_name="actor_id")
+    system = django_filters.BooleanFilter(field_name="actor", lookup_expr="isnull")
+    annotator = django_filters.NumberFilter(field_name="annotator_id")
+    target_type = django_filters.CharFilter()
+    target_id = django_filters.NumberFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["verb", "target_type", "target_id"]

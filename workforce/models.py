@@ -1,0 +1,276 @@
+"""Organizations, members and roles, annotators, skills, domains, certifications, audit log."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    QA_LEAD = "qa_lead", "QA lead"
+    REVIEWER = "reviewer", "Reviewer"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Skill(models.TextChoices):
+    """One skill per annotation kind; the keys match the kinds registry in ``tasks.kinds``."""
+
+    CLASSIFICATION = "classification", "Classification"
+    MULTILABEL = "multilabel", "Multi-label classification"
+    BBOX = "bbox", "Bounding boxes"
+    POLYGON = "polygon", "Polygons"
+    KEYPOINTS = "keypoints", "Keypoints"
+    NER = "ner", "Named entities"
+    RELATIONS = "relations", "Relations"
+    ENTITY_LINKING = "entity_linking", "Entity linking"
+    VIDEO_TRACKS = "video_tracks", "Video object tracks"
+    VIDEO_EVENTS = "video_events", "Video events"
+
+
+MAX_SKILL_LEVEL = 5
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(TimeStamped):
+    """A vendor: the tenant boundary. Nothing crosses it."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(TimeStamped):
+    """A user's place in one organization, with exactly one role there."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="members")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["organization_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="member_unique_user_org"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="member_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user.get_username()} ({self.role}) @ {self.organization_id}"
+
+
+class AnnotatorStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    OFFBOARDED = "offboarded", "Offboarded"
+
+
+class Annotator(TimeStamped):
+    """The working profile of a member who annotates."""
+
+    member = models.OneToOneField(Member, on_delete=models.PROTECT, related_name="annotator")
+    status = models.CharField(
+        max_length=16, choices=AnnotatorStatus.choices, default=AnnotatorStatus.ACTIVE
+    )
+    languages = models.JSONField(default=list, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    weekly_capacity_hours = models.PositiveSmallIntegerField(default=40)
+    max_concurrent_tasks = models.PositiveSmallIntegerField(default=5)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=AnnotatorStatus.values), name="annotator_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(weekly_capacity_hours__lte=168), name="annotator_capacity_le_week"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_tasks__gte=1), name="annotator_concurrency_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.member.user.get_username()
+
+
+class SkillSource(models.TextChoices):
+    EXAM = "exam", "Exam"
+    MANUAL = "manual", "Manual"
+    RULE = "rule", "Quality rule"
+
+
+class AnnotatorSkill(models.Model):
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="skills")
+    skill = models.CharField(max_length=32, choices=Skill.choices)
+    level = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=16, choices=SkillSource.choices)
+    set_at = models.DateTimeField(default=timezone.now)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["annotator_id", "skill"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "skill"], name="skill_unique_per_annotator"
+            ),
+            models.CheckConstraint(
+                condition=Q(level__gte=0) & Q(level__lte=MAX_SKILL_LEVEL), name="skill_level_0_5"
+            ),
+            models.CheckConstraint(condition=Q(skill__in=Skill.values), name="skill_known"),
+        ]
+        indexes = [models.Index(fields=["skill", "level"], name="skill_level_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.skill}={self.level}"
+
+
+class Domain(TimeStamped):
+    """A subject area an annotator can be certified in, such as ``medical-imaging``."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["organization_id", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="domain_unique_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class CertificationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class CertificationQuerySet(models.QuerySet):
+    def in_force(self, at=None) -> "CertificationQuerySet":
+        """Keep certifications that let their holder work now: active and not past expiry.
+
+        The stored status lags expiry until the beat job runs; this filter never does.
+        """
+        at = at or timezone.now()
+        return self.filter(status=CertificationStatus.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+
+class Certification(TimeStamped):
+    """An annotator's right to work in a domain. One row per annotator and domain."""
+
+    annotator = models.ForeignKey(
+        Annotator, on_delete=models.CASCADE, related_name="certifications"
+    )
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="certifications")
+    status = models.CharField(
+        max_length=16, choices=CertificationStatus.choices, default=CertificationStatus.ACTIVE
+    )
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evidence = models.TextField()
+
+    objects = CertificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "domain"], name="certification_unique_per_domain"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CertificationStatus.values),
+                name="certification_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__isnull=True) | Q(expires_at__gt=models.F("issued_at")),
+                name="certification_expires_after_issue",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="certification_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id}:{self.domain_id}:{self.status}"
+
+    def effective_status(self, at=None) -> str:
+        """Return the status as it stands now, counting expiry the beat job has not recorded."""
+        at = at or timezone.now()
+        if (
+            self.status == CertificationStatus.ACTIVE
+            and self.expires_at is not None
+            and self.expires_at <= at
+        ):
+            return CertificationStatus.EXPIRED
+        return self.status
+
+
+class AuditEvent(models.Model):
+    """One append-only line of who changed what about a person, when and why.
+
+    ``actor`` is null for the system (beat jobs, quality rules). Rows are never updated or
+    deleted: the model refuses it and, on PostgreSQL, so does a trigger.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verb = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.BigIntegerField()
+    target_repr = models.CharField(max_length=200)
+    annotator = models.ForeignKey(
+        Annotator, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-at"], name="audit_org_at_idx"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit events are append-only.")
