@@ -5,6 +5,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import Pagination
 from workforce.models import Member
 from workforce.tenancy import ORGANIZATION_HEADER, HasRole, request_member
 
@@ -28,6 +29,6 @@ class OrganizationApi(APIView):
         return request_member(self.request._request)
 
     def paginated(self, queryset, serializer_class) -> Response:
-        paginator = self.pagination_class()
+        paginator = Pagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)

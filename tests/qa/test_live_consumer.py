@@ -1,0 +1,78 @@
+"""The live-events WebSocket, against the real ASGI application and the Redis channel layer."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from config.asgi import application
+from qa.consumers import organization_group
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+
+
+def test_channel_layer_is_redis_in_tests():
+    assert "Redis" in type(get_channel_layer()).__name__
+
+
+def test_member_connects_gets_a_snapshot_then_live_events(org):
+    headers = session_headers(org.qa_lead.user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        snapshot = await communicator.receive_json_from(timeout=5)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["data"] == {"organization": "acme", "role": "qa_lead"}
+        assert "at" in snapshot
+        event = {"type": "annotator.suspended", "at": "2026-11-29T00:00:00Z", "data": {"id": 1}}
+        await get_channel_layer().group_send(
+            organization_group(org.organization.pk), {"type": "live.event", "event": event}
+        )
+        assert await communicator.receive_json_from(timeout=5) == event
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_anonymous_and_outsiders_are_rejected(org, other_org):
+    outsider_headers = session_headers(other_org.manager.user)
+
+    async def scenario():
+        anonymous = WebsocketCommunicator(
+            application, "/ws/orgs/acme/", headers=[(b"origin", b"http://127.0.0.1")]
+        )
+        connected, code = await anonymous.connect()
+        assert not connected and code == 4401
+        outsider = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=outsider_headers)
+        connected, code = await outsider.connect()
+        assert not connected and code == 4404
+
+    async_to_sync(scenario)()
+
+
+def test_events_of_one_organization_do_not_reach_another(org, other_org):
+    headers = session_headers(other_org.manager.user)
+
+    async def scenario():
+        listener = WebsocketCommunicator(application, "/ws/orgs/globex/", headers=headers)
+        assert (await listener.connect())[0]
+        await listener.receive_json_from(timeout=5)  # snapshot
+        await get_channel_layer().group_send(
+            organization_group(org.organization.pk),
+            {"type": "live.event", "event": {"type": "x", "at": "", "data": {}}},
+        )
+        assert await listener.receive_nothing(timeout=0.5)
+        await listener.disconnect()
+
+    async_to_sync(scenario)()
