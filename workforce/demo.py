@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -99,7 +100,10 @@ def seed_demo() -> tuple[Organization, list[tuple[str, str]]]:
                     evidence="Demo certification exam passed",
                     expires_at=timezone.now() + timedelta(days=365),
                 )
-    logins = list(
+    User = get_user_model()
+    if not User.objects.filter(username="admin").exists():
+        User.objects.create_superuser("admin", "admin@northwind.example", DEMO_PASSWORD)
+    logins = [("admin", "superuser (Django admin)")] + list(
         Member.objects.filter(organization=organization)
         .order_by("id")
         .values_list("user__username", "role")
