@@ -115,7 +115,7 @@ class BoundingBoxes(Kind):
             iou = box_iou_matrix(arrays[p], arrays[q])
             return iou, same_label(labels[p], labels[q]) & (iou >= IOU_THRESHOLD)
 
-        clusters, _ = quorum_clusters([len(b) for b in boxes], similarity, w, quorum)
+        clusters, _ = quorum_clusters(boxes, similarity, w, quorum)
         merged = []
         for cluster in clusters:
             members = np.array([arrays[p][i] for p, i in cluster.nodes])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -101,21 +102,23 @@ class Cluster:
 
 
 def cluster_items(
-    sizes: Sequence[int],
+    items: Sequence[Sequence[Any]],
     similarity: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
     weights: np.ndarray,
 ) -> tuple[list[Cluster], dict[tuple[Node, Node], float]]:
     """Cluster items of several annotators by greedy complete-linkage agglomeration.
 
-    `similarity(p, q)` returns the (sizes[p], sizes[q]) similarity matrix of annotators p and q
-    and a boolean matrix of the pairs that may share a cluster (same label, above the kind's
-    threshold). Pairs are merged from the most similar down; two clusters join only when their
-    annotators are disjoint (one item per annotator per cluster) and every cross pair may share
-    a cluster. The result does not depend on the order of items within a payload.
+    `items[p]` are annotator p's items; `similarity(p, q)` returns the similarity matrix of
+    annotators p and q and a boolean matrix of the pairs that may share a cluster (same label,
+    above the kind's threshold). Pairs are merged from the most similar down, equal items first
+    among equally similar pairs (the similarity may ignore an attribute, e.g. a keypoint
+    instance's optional bbox); two clusters join only when their annotators are disjoint (one
+    item per annotator per cluster) and every cross pair may share a cluster.
 
     Return every cluster (singletons included) and the admissible pair similarities.
     """
-    edges: list[tuple[float, Node, Node]] = []
+    sizes = [len(x) for x in items]
+    edges: list[tuple[float, bool, Node, Node]] = []
     linked: dict[tuple[Node, Node], float] = {}
     for p in range(len(sizes)):
         for q in range(p + 1, len(sizes)):
@@ -125,14 +128,14 @@ def cluster_items(
             for i, j in zip(*np.nonzero(admissible), strict=True):
                 value = float(values[i, j])
                 u, v = (p, int(i)), (q, int(j))
-                edges.append((value, u, v))
+                edges.append((value, items[p][i] != items[q][j], u, v))
                 linked[(u, v)] = linked[(v, u)] = value
-    edges.sort(key=lambda edge: (-edge[0], edge[1], edge[2]))
+    edges.sort(key=lambda edge: (-edge[0], edge[1], edge[2], edge[3]))
 
     members: dict[Node, list[Node]] = {
         (p, i): [(p, i)] for p, size in enumerate(sizes) for i in range(size)
     }
-    for _, u, v in edges:
+    for _, _, u, v in edges:
         cu, cv = members[u], members[v]
         if cu is cv:
             continue
@@ -187,14 +190,14 @@ def support_confidence(
 
 
 def quorum_clusters(
-    sizes: Sequence[int],
+    items: Sequence[Sequence[Any]],
     similarity: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
     weights: np.ndarray,
     quorum: float,
 ) -> tuple[list[Cluster], dict[tuple[Node, Node], float]]:
     """Cluster the annotators' items and keep the clusters a quorum of the weight supports."""
     check_quorum(quorum)
-    clusters, linked = cluster_items(sizes, similarity, weights)
+    clusters, linked = cluster_items(items, similarity, weights)
     total = float(weights.sum())
     kept = [c for c in clusters if has_quorum(c.support, total, quorum)]
     return kept, linked

@@ -156,7 +156,7 @@ class Keypoints(Kind):
             )
             return oks, same_label(labels[p], labels[q]) & (oks >= OKS_CLUSTER_THRESHOLD)
 
-        clusters, _ = quorum_clusters([len(i) for i in instances], similarity, w, quorum)
+        clusters, _ = quorum_clusters(instances, similarity, w, quorum)
         merged = []
         for cluster in clusters:
             members = [instances[p][i] for p, i in cluster.nodes]
@@ -168,7 +168,10 @@ class Keypoints(Kind):
         return Merged(consensus, confidence, {"clusters": len(clusters)})
 
     def canonical(self, payload: Payload) -> Payload:
-        instances = sorted(payload["instances"], key=lambda x: (x["label"], x["keypoints"]))
+        instances = sorted(
+            payload["instances"],
+            key=lambda x: (x["label"], x["keypoints"], "bbox" in x, x.get("bbox", [])),
+        )
         result = []
         for instance in instances:
             item: dict[str, Any] = {

@@ -151,7 +151,7 @@ class Polygons(Kind):
             iou = polygon_iou_matrix(shapes[p], shapes[q], admissible, min_iou=IOU_THRESHOLD)
             return iou, admissible & (iou >= IOU_THRESHOLD)
 
-        clusters, linked = quorum_clusters([len(p) for p in polygons], similarity, w, quorum)
+        clusters, linked = quorum_clusters(polygons, similarity, w, quorum)
         merged = []
         for cluster in clusters:
             p, i = medoid(cluster, linked, w)

@@ -121,7 +121,7 @@ class VideoEvents(Kind):
             tiou = frame_range_iou_matrix(ranges[p], ranges[q])
             return tiou, same_label(labels[p], labels[q]) & (tiou >= TIOU_THRESHOLD)
 
-        clusters, _ = quorum_clusters([len(e) for e in events], similarity, w, quorum)
+        clusters, _ = quorum_clusters(events, similarity, w, quorum)
         merged = []
         for cluster in clusters:
             members = np.array([ranges[p][i] for p, i in cluster.nodes], dtype=float)

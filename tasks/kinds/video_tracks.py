@@ -231,7 +231,7 @@ class VideoTracks(Kind):
             idf1 = overlap / mean_length
             return idf1, (overlap > 0) & (idf1 >= TRACK_CLUSTER_THRESHOLD)
 
-        clusters, _ = quorum_clusters([len(t) for t in tracks], similarity, w, quorum)
+        clusters, _ = quorum_clusters(tracks, similarity, w, quorum)
         total = float(w.sum())
         used: set[Hashable] = set()
         merged = []
@@ -270,7 +270,14 @@ class VideoTracks(Kind):
                     "frames": [{key: f[key] for key in _FRAME_FIELDS} for f in frames],
                 }
             )
-        result.sort(key=lambda t: (t["frames"][0]["frame"], t["label"], str(t["id"])))
+        result.sort(
+            key=lambda t: (
+                t["frames"][0]["frame"],
+                t["label"],
+                type(t["id"]).__name__,
+                str(t["id"]),
+            )
+        )
         return {"tracks": result}
 
 
