@@ -28,7 +28,10 @@ class OrganizationApi(APIView):
     def member(self) -> Member:
         return request_member(self.request._request)
 
-    def paginated(self, queryset, serializer_class) -> Response:
+    def paginated(self, queryset, serializer_class, context_for_page=None) -> Response:
+        """Serialize one page; ``context_for_page(page)`` adds what is loaded per page at once."""
         paginator = Pagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
-        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+        context = context_for_page(page) if context_for_page else {}
+        data = serializer_class(page, many=True, context=context).data
+        return paginator.get_paginated_response(data)

@@ -103,9 +103,12 @@ def seed_demo() -> tuple[Organization, list[tuple[str, str]]]:
     User = get_user_model()
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "admin@northwind.example", DEMO_PASSWORD)
-    logins = [("admin", "superuser (Django admin)")] + list(
-        Member.objects.filter(organization=organization)
-        .order_by("id")
-        .values_list("user__username", "role")
-    )
+    logins = [
+        ("admin", "superuser (Django admin)"),
+        *list(
+            Member.objects.filter(organization=organization)
+            .order_by("id")
+            .values_list("user__username", "role")
+        ),
+    ]
     return organization, logins

@@ -86,6 +86,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Take SQLite's write lock when a transaction begins, so concurrent requests of the embedded
+    # server queue up instead of failing with "database is locked" halfway through a claim.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -174,6 +180,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workforce.expire_certifications",
         # Hourly: expiry is already respected on read; the job only records it.
         "schedule": 3600.0,
+    },
+    "expire-assignments": {
+        "task": "tasks.expire_assignments",
+        "schedule": 300.0,
     },
 }
 

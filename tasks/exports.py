@@ -1,0 +1,47 @@
+"""Exporting a project's annotated tasks through its kind's exporters, streamed."""
+
+from collections.abc import Iterator
+from itertools import groupby
+
+from config.errors import ValidationFailed
+from tasks.kinds import get_kind
+from tasks.models import Annotation, Project
+
+CHUNK = 2_000
+
+
+def export_formats(project: Project) -> list[str]:
+    return [f.name for f in get_kind(project.kind).export_formats]
+
+
+def _items(project: Project) -> Iterator[tuple[str, dict, object]]:
+    """Yield (external id, data, payload) per annotated task; several annotators are merged."""
+    kind = get_kind(project.kind)
+    rows = (
+        Annotation.objects.filter(project=project)
+        .order_by("task_id", "id")
+        .values_list("task_id", "task__external_id", "task__data", "payload")
+        .iterator(chunk_size=CHUNK)
+    )
+    for _, group in groupby(rows, key=lambda row: row[0]):
+        group = list(group)
+        _, external_id, data, payload = group[0]
+        if len(group) > 1:
+            payload = kind.merge([row[3] for row in group], None, project.label_schema).payload
+        yield external_id, data, payload
+
+
+def export_project(project: Project, fmt: str) -> tuple[Iterator[str], str, str]:
+    """Return (text chunks, media type, file name) for ``fmt``, one of the kind's formats."""
+    kind = get_kind(project.kind)
+    for export_format in kind.export_formats:
+        if export_format.name == fmt:
+            chunks = export_format.write(_items(project), project.label_schema)
+            name = f"project-{project.pk}.{export_format.extension}"
+            return chunks, export_format.media_type, name
+    raise ValidationFailed(
+        f"{project.kind} projects export as {', '.join(export_formats(project))}.",
+        fields={
+            "format": [f"Unknown format {fmt!r}; one of {', '.join(export_formats(project))}."]
+        },
+    )

@@ -1,0 +1,257 @@
+"""Projects, their members, tasks, the slots that hold a task's overlap, assignments, annotations.
+
+A task with overlap N has N **slots**. Each slot is held by at most one assignment at a time, so
+no task can ever be held by more annotators than its overlap; ``Assignment`` is unique per task
+and annotator, so nobody gets the same task twice. Slot ``seat`` k > 0 opens only once seat k-1 is
+taken, which lets claims prefer tasks others already started by ordering on ``seat`` descending.
+"""
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from workforce.models import MAX_SKILL_LEVEL, Annotator, Domain, Organization, Skill, TimeStamped
+
+MAX_OVERLAP = 10
+
+
+class ProjectStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+
+
+class Project(TimeStamped):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="projects"
+    )
+    name = models.CharField(max_length=200)
+    client = models.CharField(max_length=200, blank=True)
+    instructions = models.TextField(blank=True, help_text="Markdown shown to annotators.")
+    kind = models.CharField(max_length=32, choices=Skill.choices)
+    label_schema = models.JSONField(default=dict)
+    required_skill_level = models.PositiveSmallIntegerField(default=0)
+    required_domains = models.ManyToManyField(Domain, blank=True, related_name="projects")
+    overlap = models.PositiveSmallIntegerField(default=1)
+    gold_rate = models.FloatField(default=0.0)
+    lease_seconds = models.PositiveIntegerField(default=1800)
+    max_concurrent_tasks = models.PositiveSmallIntegerField(default=5)
+    priority = models.SmallIntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ProjectStatus.choices, default=ProjectStatus.DRAFT
+    )
+
+    class Meta:
+        ordering = ["-priority", F("deadline").asc(nulls_last=True), "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(overlap__gte=1) & Q(overlap__lte=MAX_OVERLAP), name="project_overlap"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate"
+            ),
+            models.CheckConstraint(
+                condition=Q(required_skill_level__lte=MAX_SKILL_LEVEL), name="project_skill_level"
+            ),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=60), name="project_lease"),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_tasks__gte=1), name="project_concurrency"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ProjectStatus.values), name="project_status"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=Skill.values), name="project_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectRole(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class ProjectMember(TimeStamped):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="projects")
+    role = models.CharField(
+        max_length=16, choices=ProjectRole.choices, default=ProjectRole.ANNOTATOR
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["project_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="project_member_unique"),
+        ]
+        indexes = [models.Index(fields=["annotator", "is_active"], name="project_member_annot_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id}@{self.project_id} ({self.role})"
+
+
+class Task(models.Model):
+    """One item to annotate. ``gold_answer`` and ``is_gold`` never reach an annotator."""
+
+    # Indexed through the (project, external_id) unique constraint.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tasks", db_index=False
+    )
+    external_id = models.CharField(max_length=200)
+    data = models.JSONField()
+    priority = models.SmallIntegerField(default=0)
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="task_external_id"),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(gold_answer__isnull=False), name="task_gold_answer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.external_id}"
+
+
+class SlotState(models.TextChoices):
+    WAITING = "waiting", "Waiting for the previous seat"
+    OPEN = "open", "Open"
+    LEASED = "leased", "Leased"
+    DONE = "done", "Done"
+
+
+class Slot(models.Model):
+    """One of a task's ``overlap`` places, held by at most one assignment at a time.
+
+    Project and task priority are copied here so that the claim is one index scan.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots")
+    # Looked up through the partial claim indexes; a full index would only slow imports.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    seat = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=8, choices=SlotState.choices)
+    task_priority = models.SmallIntegerField(default=0)
+    assignment = models.OneToOneField(
+        "Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task_id", "seat"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "seat"], name="slot_unique_seat"),
+            models.CheckConstraint(condition=Q(state__in=SlotState.values), name="slot_state"),
+            models.CheckConstraint(
+                condition=~Q(state=SlotState.LEASED)
+                | (Q(assignment__isnull=False) & Q(lease_expires_at__isnull=False)),
+                name="slot_leased_has_holder",
+            ),
+        ]
+        indexes = [
+            # The claim scans this: open slots of one project in claim order. Without a
+            # partial index a claim at a million tasks is two orders of magnitude slower.
+            models.Index(
+                "project",
+                F("seat").desc(),
+                F("task_priority").desc(),
+                "task",
+                name="slot_open_claim_idx",
+                condition=Q(state=SlotState.OPEN),
+            ),
+            # Leases that lapsed are claimable again without any sweeper.
+            models.Index(
+                fields=["project", "lease_expires_at"],
+                name="slot_leased_idx",
+                condition=Q(state=SlotState.LEASED),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}#{self.seat} {self.state}"
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    """One annotator holding one task's slot under a lease.
+
+    The slot is the truth about who holds it: a lapsed lease stays ``active`` here until the
+    beat job records it as ``expired``, and its holder may still submit while nobody else has
+    taken the slot.
+    """
+
+    # Indexed through the (task, annotator) unique constraint.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(
+        max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE
+    )
+    leased_at = models.DateTimeField(default=timezone.now)
+    lease_expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Invariant 1: nobody gets the same task twice.
+            models.UniqueConstraint(fields=["task", "annotator"], name="assignment_once_per_task"),
+            models.CheckConstraint(
+                condition=Q(status__in=AssignmentStatus.values), name="assignment_status"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["annotator", "project"],
+                name="assignment_live_idx",
+                condition=Q(status="active"),
+            ),
+            models.Index(fields=["lease_expires_at"], name="assignment_lease_idx",
+                         condition=Q(status="active")),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+
+class Annotation(models.Model):
+    """What an annotator submitted for an assignment."""
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, related_name="annotation"
+    )
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="annotations")
+    payload = models.JSONField()
+    version = models.PositiveIntegerField(default=1)
+    active_seconds = models.PositiveIntegerField(null=True, blank=True)
+    duration_seconds = models.FloatField()
+    submitted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["project", "-submitted_at"], name="annotation_project_idx"),
+            models.Index(fields=["annotator", "-submitted_at"], name="annotation_annotator_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} of task {self.task_id}"

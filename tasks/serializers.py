@@ -1,0 +1,96 @@
+"""Output shapes of projects, assignments and annotations.
+
+What an annotator receives never carries a task's external id, gold flag or gold answer.
+"""
+
+from rest_framework import serializers
+
+from .models import Annotation, Assignment, Project, ProjectMember
+
+
+class ProjectOut(serializers.ModelSerializer):
+    required_domains = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "client",
+            "instructions",
+            "kind",
+            "label_schema",
+            "required_skill_level",
+            "required_domains",
+            "overlap",
+            "gold_rate",
+            "lease_seconds",
+            "max_concurrent_tasks",
+            "priority",
+            "deadline",
+            "status",
+            "created_at",
+            "progress",
+        ]
+
+    def get_progress(self, obj) -> dict | None:
+        return self.context.get("progress", {}).get(obj.pk)
+
+
+class ProjectMemberOut(serializers.ModelSerializer):
+    username = serializers.CharField(source="annotator.member.user.username")
+
+    class Meta:
+        model = ProjectMember
+        fields = ["id", "annotator", "username", "role", "is_active", "created_at"]
+
+
+class ClaimedProjectOut(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "kind", "instructions", "label_schema"]
+
+
+class AssignmentOut(serializers.ModelSerializer):
+    """An assignment as its annotator sees it: the task's data and nothing about gold."""
+
+    task = serializers.SerializerMethodField()
+    project = ClaimedProjectOut()
+    annotator = serializers.IntegerField(source="annotator_id")
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "status",
+            "annotator",
+            "leased_at",
+            "lease_expires_at",
+            "ended_at",
+            "task",
+            "project",
+        ]
+
+    def get_task(self, obj) -> dict:
+        return {"id": obj.task_id, "data": obj.task.data}
+
+
+class AnnotationOut(serializers.ModelSerializer):
+    annotator_username = serializers.CharField(source="annotator.member.user.username")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "assignment",
+            "task",
+            "project",
+            "annotator",
+            "annotator_username",
+            "payload",
+            "version",
+            "active_seconds",
+            "duration_seconds",
+            "submitted_at",
+        ]

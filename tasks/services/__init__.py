@@ -1,0 +1,1 @@
+"""Every write to projects, tasks, assignments and annotations."""
