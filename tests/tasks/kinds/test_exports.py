@@ -1,0 +1,115 @@
+import json
+import types
+
+import pytest
+
+from tasks.kinds import KINDS, UnknownExportFormat
+from tasks.kinds.formats.coco import coco_dataset, keypoint_annotations
+from tests.tasks.kinds.strategies import IMAGE, KEYPOINT_SCHEMA, SCHEMA
+
+
+def test_jsonl_streams_one_object_per_task():
+    items = iter([(1, {"text": "a"}, {"label": "car"}), ("t-2", {}, {"label": "dog"})])
+    chunks = KINDS["classification"].export("jsonl", items, SCHEMA)
+    assert isinstance(chunks, types.GeneratorType)
+    lines = list(chunks)
+    assert [json.loads(line) for line in lines] == [
+        {"task_id": 1, "data": {"text": "a"}, "annotation": {"label": "car"}},
+        {"task_id": "t-2", "data": {}, "annotation": {"label": "dog"}},
+    ]
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+
+
+def test_an_unoffered_format_is_refused():
+    with pytest.raises(UnknownExportFormat):
+        KINDS["classification"].export("coco", [], SCHEMA)
+
+
+def coco(key, items, schema=SCHEMA):
+    return json.loads("".join(KINDS[key].export("coco", items, schema)))
+
+
+def test_bbox_exports_coco():
+    payload = {"boxes": [{"label": "dog", "x": 10, "y": 20, "w": 30, "h": 40}]}
+    dataset = coco(
+        "bbox", [("task-9", IMAGE, payload), (10, {**IMAGE, "file_name": "b.jpg"}, {"boxes": []})]
+    )
+    assert dataset["images"] == [
+        {"id": 1, "width": 640, "height": 480, "file_name": "street.jpg", "task_id": "task-9"},
+        {"id": 2, "width": 640, "height": 480, "file_name": "b.jpg", "task_id": 10},
+    ]
+    assert dataset["annotations"] == [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 3,
+            "bbox": [10, 20, 30, 40],
+            "area": 1200,
+            "iscrowd": 0,
+        }
+    ]
+    assert [c["name"] for c in dataset["categories"]] == ["car", "person", "dog"]
+    assert [c["id"] for c in dataset["categories"]] == [1, 2, 3]
+
+
+def test_polygon_exports_coco_segmentation_with_its_area_and_bounds():
+    payload = {"polygons": [{"label": "car", "points": [[0, 0], [40, 0], [40, 30]]}]}
+    (annotation,) = coco("polygon", [(1, IMAGE, payload)])["annotations"]
+    assert annotation["segmentation"] == [[0, 0, 40, 0, 40, 30]]
+    assert annotation["area"] == pytest.approx(600)
+    assert annotation["bbox"] == [0, 0, 40, 30]
+
+
+def test_keypoints_export_coco_with_names_and_a_one_based_skeleton():
+    points = [[10, 10, 2], [20, 30, 1], [0, 0, 0], [50, 10, 2], [0, 0, 0]]
+    payload = {"instances": [{"label": "person", "keypoints": points}]}
+    dataset = coco("keypoints", [(1, IMAGE, payload)], KEYPOINT_SCHEMA)
+    category = dataset["categories"][1]
+    assert category["keypoints"] == KEYPOINT_SCHEMA["keypoints"]
+    assert category["skeleton"] == [[1, 2], [1, 3], [2, 4], [3, 5]]
+    (annotation,) = dataset["annotations"]
+    assert annotation["keypoints"] == [10, 10, 2, 20, 30, 1, 0, 0, 0, 50, 10, 2, 0, 0, 0]
+    assert annotation["num_keypoints"] == 3
+    assert annotation["bbox"] == [10, 10, 40, 20]  # around the labelled keypoints: the OKS scale
+    assert annotation["area"] == 800
+
+
+def test_coco_dataset_numbers_annotations_across_images():
+    payload = {"instances": [{"label": "car", "keypoints": [[1, 1, 2]] * 5, "bbox": [0, 0, 4, 4]}]}
+    dataset = coco_dataset(
+        [(1, IMAGE, payload), (2, IMAGE, payload)], KEYPOINT_SCHEMA, keypoint_annotations
+    )
+    assert [(a["id"], a["image_id"]) for a in dataset["annotations"]] == [(1, 1), (2, 2)]
+
+
+TEXT = "Ada Lovelace met Charles Babbage in London."
+
+
+def test_ner_exports_conll_bio_lines_lazily():
+    payload = {
+        "spans": [
+            {"start": 0, "end": 12, "label": "person"},
+            {"start": 17, "end": 32, "label": "person"},
+            {"start": 17, "end": 24, "label": "car"},  # overlaps a longer span: left out
+            {"start": 36, "end": 42, "label": "dog"},
+        ]
+    }
+    chunks = KINDS["ner"].export("conll", iter([(7, {"text": TEXT}, payload)]), SCHEMA)
+    assert isinstance(chunks, types.GeneratorType)
+    assert "".join(chunks) == (
+        "# task_id = 7\n"
+        "Ada B-person\nLovelace I-person\nmet O\nCharles B-person\nBabbage I-person\n"
+        "in O\nLondon B-dog\n. O\n\n"
+    )
+
+
+def test_ner_exports_spacy_style_json_lines():
+    payload = {
+        "spans": [{"start": 36, "end": 42, "label": "dog"}, {"start": 0, "end": 3, "label": "car"}]
+    }
+    (line,) = KINDS["ner"].export("spacy", [(7, {"text": TEXT}, payload)], SCHEMA)
+    assert json.loads(line) == {
+        "text": TEXT,
+        "entities": [[0, 3, "car"], [36, 42, "dog"]],
+        "meta": {"task_id": 7},
+    }
