@@ -132,3 +132,56 @@ def eager_jobs_off():
     app.conf.task_always_eager = False
     yield
     app.conf.task_always_eager = True
+
+
+BBOX_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}]}
+
+
+def make_project(org: Org, *, kind: str = "bbox", schema: dict | None = None, **fields):
+    """An active project created through the service."""
+    from tasks.services.projects import project_create
+
+    fields.setdefault("status", "active")
+    return project_create(
+        organization=org.organization,
+        actor=org.manager.user,
+        name=fields.pop("name", f"{kind} project"),
+        kind=kind,
+        label_schema=BBOX_SCHEMA if schema is None else schema,
+        **fields,
+    )
+
+
+def import_rows(project, rows: list[dict], *, on_error: str = "abort"):
+    """Import rows as a JSON Lines file through the real import service."""
+    import io
+    import json
+
+    from tasks.services.imports import tasks_import
+
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return tasks_import(
+        project=project, open_stream=lambda: io.BytesIO(body), fmt="jsonl", on_error=on_error
+    )
+
+
+def image_rows(count: int, *, start: int = 0, **extra) -> list[dict]:
+    return [
+        {
+            "external_id": f"img-{i}",
+            "data": {"image": f"s3://b/{i}.jpg", "width": 640, "height": 480},
+        }
+        | extra
+        for i in range(start, start + count)
+    ]
+
+
+def staff(project, *annotators, skill_level: int = 5):
+    """Make annotators project members with the skill the project needs."""
+    from tasks.services.projects import project_members_add
+
+    for annotator in annotators:
+        services.annotator_skill_set(
+            annotator=annotator, skill=project.kind, level=skill_level, source="manual", actor=None
+        )
+    project_members_add(project=project, annotators=list(annotators), role="annotator", actor=None)
