@@ -222,7 +222,8 @@ class VideoTracks(Kind):
         The merged track keeps the id of its heaviest member.
         """
         w = annotator_weights(weights, len(payloads))
-        tracks = [p["tracks"] for p in payloads]
+        # Canonical frame order, so that equal tracks compare equal when clustering.
+        tracks = [self.canonical(p)["tracks"] for p in payloads]
         flats = [FlatTracks.of(t) for t in tracks]
 
         def similarity(p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
