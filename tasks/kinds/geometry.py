@@ -38,12 +38,12 @@ def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def make_polygons(rings: list[np.ndarray]) -> np.ndarray:
-    """Build shapely polygons from (n_i, 2) point arrays in one vectorised call."""
-    if not rings:
+def make_polygons(rings: list[list]) -> np.ndarray:
+    """Build shapely polygons from lists (or arrays) of [x, y] points in one vectorised call."""
+    if not len(rings):
         return np.empty(0, dtype=object)
     counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
-    coords = np.concatenate(rings)
+    coords = np.array([point for ring in rings for point in ring], dtype=float).reshape(-1, 2)
     ring_index = np.repeat(np.arange(len(rings)), counts)
     return shapely.polygons(shapely.linearrings(coords, indices=ring_index))
 

@@ -52,7 +52,7 @@ _FIELDS = ("label", "points")
 
 def polygon_shapes(polygons: Sequence[dict]) -> np.ndarray:
     """Return the payload's polygons as an array of shapely polygons."""
-    return make_polygons([np.asarray(p["points"], dtype=float) for p in polygons])
+    return make_polygons([p["points"] for p in polygons])
 
 
 class Polygons(Kind):

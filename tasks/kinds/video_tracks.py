@@ -46,7 +46,6 @@ from tasks.kinds.validation import (
     check_object,
     field_path,
     index_path,
-    is_number,
     payload_arrays,
     prefixed,
     quote,
@@ -62,6 +61,7 @@ _TRACK_FIELDS = ("id", "label", "frames")
 _FRAME_FIELDS = ("frame", "x", "y", "w", "h")
 _FRAME_KEYS = frozenset(_FRAME_FIELDS)
 _BOX_FIELDS = ("x", "y", "w", "h")
+_NUMBER_TYPES = frozenset({int, float})
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,11 +288,13 @@ def _check_frames(frames: Sequence[Any], path: str, data: TaskData, issues: list
     if all(type(f) is dict and f.keys() == _FRAME_KEYS for f in frames):
         numbers = [f[key] for f in frames for key in _BOX_FIELDS]
         indexes = [f["frame"] for f in frames]
-        if all(map(is_number, numbers)) and all(type(n) is int for n in indexes):
+        # Exact type checks (bool is an int subclass, so isinstance would let it through).
+        if set(map(type, numbers)) <= _NUMBER_TYPES and set(map(type, indexes)) == {int}:
             boxes = np.array(numbers, dtype=float).reshape(-1, 4)
             index_array = np.array(indexes)
             inside = (
-                (boxes[:, 0] >= -BOUNDS_TOLERANCE)
+                np.isfinite(boxes).all(axis=1)
+                & (boxes[:, 0] >= -BOUNDS_TOLERANCE)
                 & (boxes[:, 1] >= -BOUNDS_TOLERANCE)
                 & (boxes[:, 2] > 0)
                 & (boxes[:, 3] > 0)
