@@ -17,7 +17,7 @@ from . import selectors
 from .exports import export_project
 from .imports import FORMATS, guess_format
 from .models import ProjectRole, ProjectStatus
-from .serializers import AnnotationOut, AssignmentOut, ProjectMemberOut, ProjectOut
+from .serializers import AnnotationOut, AssignmentOut, ClaimOut, ProjectMemberOut, ProjectOut
 from .services import claims, imports, projects
 from .staffing import staffing_rank
 
@@ -297,16 +297,16 @@ class ClaimApi(OrganizationApi):
     class ClaimInput(serializers.Serializer):
         project = serializers.IntegerField(required=False, allow_null=True)
 
-    @extend_schema(request=ClaimInput, responses={201: AssignmentOut, 204: None})
+    @extend_schema(request=ClaimInput, responses={201: ClaimOut, 204: None})
     def post(self, request):
         data = self.ClaimInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = claims.claim_next(
             annotator=_annotator_of(self.member), project_id=data.validated_data.get("project")
         )
-        if result.assignment is None:
+        if result.claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT, headers={"X-Reason": result.reason})
-        return Response(AssignmentOut(result.assignment).data, status=status.HTTP_201_CREATED)
+        return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])

@@ -1,21 +1,19 @@
 """Reads of projects, tasks, assignments and annotations, scoped to what the member may see."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
-    Value,
 )
-from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
-from workforce.models import Annotator, AnnotatorSkill, Certification, Member, Role
+from workforce.models import Annotator, Member, Role
 from workforce.selectors import STAFF_ROLES
 
 from .models import (
@@ -24,8 +22,6 @@ from .models import (
     AssignmentStatus,
     Project,
     ProjectMember,
-    ProjectRole,
-    ProjectStatus,
     Slot,
     SlotState,
     Task,
@@ -92,54 +88,87 @@ def project_members(*, project: Project) -> QuerySet[ProjectMember]:
     return project.members.select_related("annotator__member__user").order_by("id")
 
 
-def claim_candidates(*, annotator: Annotator, now: datetime, project_id: int | None = None):
-    """Projects the annotator works in, in claim order, with what decides eligibility.
+@dataclass(frozen=True, slots=True)
+class ClaimCandidate:
+    """One project an annotator works in, with what decides whether they may claim there."""
 
-    Each project carries ``skill_level`` (the annotator's level in the project's kind, -1 if
-    none), ``missing_domains`` (required domains without a certification in force now) and
-    ``live`` (the annotator's unexpired leases there). One query.
-    """
-    qs = Project.objects.filter(
-        status=ProjectStatus.ACTIVE,
-        members__annotator=annotator,
-        members__is_active=True,
-        members__role=ProjectRole.ANNOTATOR,
-    )
-    if project_id is not None:
-        qs = qs.filter(pk=project_id)
-    skill_level = AnnotatorSkill.objects.filter(annotator=annotator, skill=OuterRef("kind"))
-    in_force = Certification.objects.in_force(now).filter(
-        annotator=annotator, domain_id=OuterRef("domain_id")
-    )
-    missing = (
-        Project.required_domains.through.objects.filter(project_id=OuterRef("pk"))
-        .exclude(Exists(in_force))
-        .values("project_id")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    live = (
-        Assignment.objects.filter(
-            annotator=annotator,
-            project_id=OuterRef("pk"),
-            status=AssignmentStatus.ACTIVE,
-            lease_expires_at__gt=now,
+    id: int
+    kind: str
+    required_skill_level: int
+    max_concurrent_tasks: int
+    lease_seconds: int
+    skill_level: int  # the annotator's level in the project's kind, -1 if none
+    missing_domains: int  # required domains without a certification in force
+    live: int  # the annotator's unexpired leases in the project
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def eligible(self) -> bool:
+        return (
+            self.skill_level >= self.required_skill_level
+            and not self.missing_domains
+            and self.live < self.max_concurrent_tasks
         )
-        .values("project_id")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    return qs.annotate(
-        skill_level=Coalesce(Subquery(skill_level.values("level")[:1]), Value(-1)),
-        missing_domains=Coalesce(Subquery(missing, output_field=IntegerField()), Value(0)),
-        live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)),
-    ).only("id", "kind", "required_skill_level", "max_concurrent_tasks", "lease_seconds")
 
 
-def live_assignment_count(*, annotator: Annotator, now: datetime) -> int:
-    return Assignment.objects.filter(
-        annotator=annotator, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
-    ).count()
+@dataclass(frozen=True, slots=True)
+class ClaimContext:
+    status: str
+    max_concurrent_tasks: int
+    live: int  # unexpired leases across all projects
+    candidates: list[ClaimCandidate]
+
+
+# Raw SQL because this runs on every claim: the ORM took 2.7 ms to compile it and the database
+# 0.5 ms to run it. The certification test mirrors ``CertificationQuerySet.in_force``.
+_CLAIM_CONTEXT_SQL = """
+WITH me AS (
+    SELECT w.id, w.status, w.max_concurrent_tasks FROM workforce_annotator w
+    WHERE w.id = %(annotator)s{lock}
+)
+SELECT me.status, me.max_concurrent_tasks,
+    (SELECT COUNT(*) FROM tasks_assignment a
+     WHERE a.annotator_id = me.id AND a.status = 'active' AND a.lease_expires_at > %(now)s),
+    p.id, p.kind, p.required_skill_level, p.max_concurrent_tasks, p.lease_seconds,
+    COALESCE((SELECT k.level FROM workforce_annotatorskill k
+              WHERE k.annotator_id = me.id AND k.skill = p.kind), -1),
+    (SELECT COUNT(*) FROM tasks_project_required_domains rd
+     WHERE rd.project_id = p.id AND NOT EXISTS (
+         SELECT 1 FROM workforce_certification c
+         WHERE c.annotator_id = me.id AND c.domain_id = rd.domain_id AND c.status = 'active'
+           AND (c.expires_at IS NULL OR c.expires_at > %(now)s))),
+    (SELECT COUNT(*) FROM tasks_assignment a
+     WHERE a.annotator_id = me.id AND a.project_id = p.id AND a.status = 'active'
+       AND a.lease_expires_at > %(now)s)
+FROM me
+LEFT JOIN tasks_projectmember m
+    ON m.annotator_id = me.id AND m.is_active AND m.role = 'annotator'
+LEFT JOIN tasks_project p
+    ON p.id = m.project_id AND p.status = 'active' {project_filter}
+ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
+"""
+
+
+def claim_context(*, annotator_id: int, now: datetime, project_id: int | None) -> ClaimContext:
+    """Lock the annotator's row and read everything a claim decides on, in one query.
+
+    The lock serialises one annotator's concurrent claims so their limits hold; claims of
+    other annotators never touch the row. Projects come in claim order: priority, then
+    deadline (none last).
+    """
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    project_filter = "AND p.id = %(project)s" if project_id is not None else ""
+    sql = _CLAIM_CONTEXT_SQL.format(lock=lock, project_filter=project_filter)
+    params = {"annotator": annotator_id, "now": now, "project": project_id}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    status, max_concurrent, live = rows[0][:3]
+    candidates = [ClaimCandidate(*row[3:]) for row in rows if row[3] is not None]
+    return ClaimContext(status, max_concurrent, live, candidates)
 
 
 def assignment_list(*, member: Member) -> QuerySet[Assignment]:

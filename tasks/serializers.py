@@ -94,3 +94,29 @@ class AnnotationOut(serializers.ModelSerializer):
             "duration_seconds",
             "submitted_at",
         ]
+
+
+class ClaimOut(serializers.Serializer):
+    """A fresh claim, shaped like ``AssignmentOut`` so clients handle both alike."""
+
+    id = serializers.IntegerField(source="assignment_id")
+    status = serializers.SerializerMethodField()
+    leased_at = serializers.DateTimeField()
+    lease_expires_at = serializers.DateTimeField()
+    task = serializers.SerializerMethodField()
+    project = serializers.SerializerMethodField()
+
+    def get_status(self, obj) -> str:
+        return "active"
+
+    def get_task(self, obj) -> dict:
+        return {"id": obj.task_id, "data": obj.data}
+
+    def get_project(self, obj) -> dict:
+        return {
+            "id": obj.project_id,
+            "name": obj.project_name,
+            "kind": obj.kind,
+            "instructions": obj.instructions,
+            "label_schema": obj.label_schema,
+        }

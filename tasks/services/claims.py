@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -25,38 +25,83 @@ from tasks.models import (
     Project,
     Slot,
     SlotState,
+    Task,
 )
-from tasks.selectors import claim_candidates, live_assignment_count
-from workforce.locks import lock_annotator
+from tasks.selectors import ClaimCandidate, claim_context
 from workforce.models import Annotator, AnnotatorStatus
 
 # The longest a client may say it actively worked on one task: a day.
 MAX_ACTIVE_SECONDS = 86_400
 
 
-def _held_before(annotator_id: int) -> Exists:
-    return Exists(Assignment.objects.filter(task_id=OuterRef("task_id"), annotator_id=annotator_id))
+# One statement: pick a slot (a lapsed lease first, else the best open slot) skipping rows other
+# claimers hold, record the assignment, lease the slot, and open the task's next seat.
+_TAKE_SLOT_POSTGRESQL = """
+WITH picked AS (
+    SELECT id, task_id, seat FROM tasks_slot
+    WHERE id = COALESCE(
+        (SELECT s.id FROM tasks_slot s
+         WHERE s.project_id = %(project)s AND s.state = 'leased'
+           AND s.lease_expires_at <= %(now)s
+           AND NOT EXISTS (
+               SELECT 1 FROM tasks_assignment a
+               WHERE a.task_id = s.task_id AND a.annotator_id = %(annotator)s)
+         ORDER BY s.lease_expires_at
+         LIMIT 1 FOR UPDATE SKIP LOCKED),
+        (SELECT s.id FROM tasks_slot s
+         WHERE s.project_id = %(project)s AND s.state = 'open'
+           AND NOT EXISTS (
+               SELECT 1 FROM tasks_assignment a
+               WHERE a.task_id = s.task_id AND a.annotator_id = %(annotator)s)
+         ORDER BY s.seat DESC, s.task_priority DESC, s.task_id
+         LIMIT 1 FOR UPDATE SKIP LOCKED))
+), assigned AS (
+    INSERT INTO tasks_assignment
+        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+    SELECT task_id, id, %(project)s, %(annotator)s, 'active', %(now)s, %(expires)s FROM picked
+    RETURNING id, slot_id
+), leased AS (
+    UPDATE tasks_slot s
+    SET state = 'leased', assignment_id = assigned.id, lease_expires_at = %(expires)s
+    FROM assigned WHERE s.id = assigned.slot_id
+), opened AS (
+    UPDATE tasks_slot s SET state = 'open'
+    FROM picked
+    WHERE s.task_id = picked.task_id AND s.seat = picked.seat + 1 AND s.state = 'waiting'
+)
+SELECT assigned.id, picked.task_id, t.data, p.name, p.kind, p.instructions, p.label_schema
+FROM assigned
+JOIN picked ON picked.id = assigned.slot_id
+JOIN tasks_task t ON t.id = picked.task_id
+JOIN tasks_project p ON p.id = %(project)s
+"""
 
 
-def _take_slot(project: Project, annotator_id: int, now: datetime) -> Assignment | None:
-    """Lease one slot of ``project`` to the annotator, or return None if none is claimable.
+def _take_slot_postgresql(
+    project: ClaimCandidate, annotator_id: int, now: datetime
+) -> tuple | None:
+    expires = now + timedelta(seconds=project.lease_seconds)
+    params = {"project": project.pk, "annotator": annotator_id, "now": now, "expires": expires}
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_SLOT_POSTGRESQL, params)
+        return cursor.fetchone()
 
-    A slot whose lease lapsed comes first (its task was started earliest), then open slots by
-    seat (tasks others started), task priority and age.
+
+def _take_slot_portable(project: ClaimCandidate, annotator_id: int, now: datetime) -> tuple | None:
+    """The same steps as ``_TAKE_SLOT_POSTGRESQL`` through the ORM, for the embedded SQLite.
+
+    SQLite serialises writers (transactions begin IMMEDIATE), so no row is taken twice.
     """
+    held_before = Exists(
+        Assignment.objects.filter(task_id=OuterRef("task_id"), annotator_id=annotator_id)
+    )
     base = Slot.objects.select_for_update(skip_locked=True).filter(project_id=project.pk)
-    base = base.exclude(_held_before(annotator_id))
+    base = base.exclude(held_before).only("id", "task_id", "seat")
     slot = (
         base.filter(state=SlotState.LEASED, lease_expires_at__lte=now)
         .order_by("lease_expires_at")
-        .only("id", "task_id", "seat")
         .first()
-    ) or (
-        base.filter(state=SlotState.OPEN)
-        .order_by("-seat", "-task_priority", "task_id")
-        .only("id", "task_id", "seat")
-        .first()
-    )
+    ) or base.filter(state=SlotState.OPEN).order_by("-seat", "-task_priority", "task_id").first()
     if slot is None:
         return None
     expires = now + timedelta(seconds=project.lease_seconds)
@@ -71,16 +116,46 @@ def _take_slot(project: Project, annotator_id: int, now: datetime) -> Assignment
     Slot.objects.filter(pk=slot.pk).update(
         state=SlotState.LEASED, assignment_id=assignment.pk, lease_expires_at=expires
     )
-    # The next seat opens once this one is taken: claims then prefer tasks others started.
     Slot.objects.filter(task_id=slot.task_id, seat=slot.seat + 1, state=SlotState.WAITING).update(
         state=SlotState.OPEN
     )
-    return assignment
+    data = Task.objects.values_list("data", flat=True).get(pk=slot.task_id)
+    fields = Project.objects.values_list("name", "kind", "instructions", "label_schema")
+    return (assignment.pk, slot.task_id, data, *fields.get(pk=project.pk))
+
+
+def _take_slot(project: ClaimCandidate, annotator_id: int, now: datetime) -> tuple | None:
+    """Lease one slot of ``project`` to the annotator, or return None if none is claimable.
+
+    Returns (assignment id, task id, task data, project name, kind, instructions, schema).
+
+    A slot whose lease lapsed comes first (its task was started earliest), then open slots by
+    seat (tasks others started), task priority and age.
+    """
+    if connection.vendor == "postgresql":
+        return _take_slot_postgresql(project, annotator_id, now)
+    return _take_slot_portable(project, annotator_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """What an annotator receives for a claim: nothing about gold or the task's external id."""
+
+    assignment_id: int
+    task_id: int
+    data: dict
+    project_id: int
+    project_name: str
+    kind: str
+    instructions: str
+    label_schema: dict
+    leased_at: datetime
+    lease_expires_at: datetime
 
 
 @dataclass(frozen=True)
 class ClaimResult:
-    assignment: Assignment | None
+    claimed: ClaimedTask | None
     reason: str = ""
 
 
@@ -91,27 +166,34 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
     """
     now = timezone.now()
     with transaction.atomic():
-        # Serialises this annotator's claims so the concurrency limits hold; other
-        # annotators' claims do not touch this row.
-        annotator = lock_annotator(annotator.pk)
-        if annotator.status != AnnotatorStatus.ACTIVE:
+        context = claim_context(annotator_id=annotator.pk, now=now, project_id=project_id)
+        if context.status != AnnotatorStatus.ACTIVE:
             raise PermissionDenied(
-                f"Your annotator account is {annotator.status}.", code="annotator_not_active"
+                f"Your annotator account is {context.status}.", code="annotator_not_active"
             )
-        if live_assignment_count(annotator=annotator, now=now) >= annotator.max_concurrent_tasks:
+        if context.live >= context.max_concurrent_tasks:
             return ClaimResult(None, "You hold as many tasks as you may at once.")
-        candidates = list(claim_candidates(annotator=annotator, now=now, project_id=project_id))
-        if not candidates:
+        if not context.candidates:
             return ClaimResult(None, "You are not an active member of an active project.")
-        for project in candidates:
-            if project.skill_level < project.required_skill_level or project.missing_domains:
-                continue
-            if project.live >= project.max_concurrent_tasks:
-                continue
-            assignment = _take_slot(project, annotator.pk, now)
-            if assignment is not None:
-                assignment.project = project
-                return ClaimResult(assignment)
+        for project in context.candidates:
+            row = _take_slot(project, annotator.pk, now) if project.eligible else None
+            if row is not None:
+                expires = now + timedelta(seconds=project.lease_seconds)
+                assignment_id, task_id, data, name, kind, instructions, schema = row
+                return ClaimResult(
+                    ClaimedTask(
+                        assignment_id,
+                        task_id,
+                        data,
+                        project.pk,
+                        name,
+                        kind,
+                        instructions,
+                        schema,
+                        now,
+                        expires,
+                    )  # fmt: skip
+                )
         return ClaimResult(None, "No task is available for you right now.")
 
 

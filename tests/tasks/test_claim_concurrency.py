@@ -42,9 +42,10 @@ def run_claimers(annotators, project, *, seconds: float = 120) -> list[list[Assi
         try:
             barrier.wait()
             while time.monotonic() < deadline:
-                assignment = claim_next(annotator=annotator, project_id=project.pk).assignment
-                if assignment is None:
+                claim = claim_next(annotator=annotator, project_id=project.pk).claimed
+                if claim is None:
                     break
+                assignment = Assignment.objects.get(pk=claim.assignment_id)
                 claimed[index].append(assignment)
                 roll = rng.random()
                 if roll < 0.03:
@@ -84,8 +85,9 @@ def assert_invariants(project, claimed) -> None:
     assert holders.count() == holders.values("assignment_id").distinct().count()
     # Per task, holders (leased or submitted) never exceed the overlap.
     held = Counter(
-        Slot.objects.filter(project=project, state__in=[SlotState.LEASED, SlotState.DONE])
-        .values_list("task_id", flat=True)
+        Slot.objects.filter(
+            project=project, state__in=[SlotState.LEASED, SlotState.DONE]
+        ).values_list("task_id", flat=True)
     )
     assert max(held.values()) <= project.overlap
     # Each live lease belongs to a distinct annotator on its task.
@@ -129,7 +131,7 @@ def test_claimers_racing_a_lapsing_lease_take_it_exactly_once(org):
     first = org.annotator
     racers = [org.add_annotator(f"r{i}") for i in range(CLAIMERS)]
     staff(project, first, *racers)
-    original = claim_next(annotator=first).assignment
+    original = Assignment.objects.get(pk=claim_next(annotator=first).claimed.assignment_id)
     Slot.objects.filter(assignment=original).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )

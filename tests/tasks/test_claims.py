@@ -25,7 +25,8 @@ BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}
 
 
 def claim(annotator, project=None):
-    return claim_next(annotator=annotator, project_id=project.pk if project else None).assignment
+    claimed = claim_next(annotator=annotator, project_id=project.pk if project else None).claimed
+    return Assignment.objects.get(pk=claimed.assignment_id) if claimed else None
 
 
 @pytest.fixture
