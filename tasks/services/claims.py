@@ -178,22 +178,20 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
         for project in context.candidates:
             row = _take_slot(project, annotator.pk, now) if project.eligible else None
             if row is not None:
-                expires = now + timedelta(seconds=project.lease_seconds)
                 assignment_id, task_id, data, name, kind, instructions, schema = row
-                return ClaimResult(
-                    ClaimedTask(
-                        assignment_id,
-                        task_id,
-                        data,
-                        project.pk,
-                        name,
-                        kind,
-                        instructions,
-                        schema,
-                        now,
-                        expires,
-                    )  # fmt: skip
+                claimed = ClaimedTask(
+                    assignment_id=assignment_id,
+                    task_id=task_id,
+                    data=data,
+                    project_id=project.pk,
+                    project_name=name,
+                    kind=kind,
+                    instructions=instructions,
+                    label_schema=schema,
+                    leased_at=now,
+                    lease_expires_at=now + timedelta(seconds=project.lease_seconds),
                 )
+                return ClaimResult(claimed)
         return ClaimResult(None, "No task is available for you right now.")
 
 
