@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentStatus, Slot, SlotState, Task
@@ -41,10 +41,15 @@ def run_claimers(annotators, project, *, seconds: float = 120) -> list[list[Assi
         annotator = annotators[index]
         try:
             barrier.wait()
-            while time.monotonic() < deadline:
+            misses = 0
+            while time.monotonic() < deadline and misses < 3:
                 claim = claim_next(annotator=annotator, project_id=project.pk).claimed
                 if claim is None:
-                    break
+                    # The rest may only be locked by other claimers for a moment.
+                    misses += 1
+                    time.sleep(0.01)
+                    continue
+                misses = 0
                 assignment = Assignment.objects.get(pk=claim.assignment_id)
                 claimed[index].append(assignment)
                 roll = rng.random()
@@ -81,7 +86,7 @@ def assert_invariants(project, claimed) -> None:
     )
     # Every slot is held by at most one assignment, of its own task.
     holders = Slot.objects.filter(project=project, assignment__isnull=False)
-    assert not holders.exclude(assignment__slot_id=models_f("pk")).exists()
+    assert not holders.exclude(assignment__slot_id=F("pk")).exists()
     assert holders.count() == holders.values("assignment_id").distinct().count()
     # Per task, holders (leased or submitted) never exceed the overlap.
     held = Counter(
@@ -103,12 +108,6 @@ def assert_invariants(project, claimed) -> None:
     assert Assignment.objects.filter(project=project).count() == total
 
 
-def models_f(name):
-    from django.db.models import F
-
-    return F(name)
-
-
 @pytest.mark.parametrize(("overlap", "tasks"), [(1, 10_500), (3, 3_500)])
 def test_concurrent_claimers_never_break_overlap_or_repeat_a_task(org, overlap, tasks):
     project = make_project(org, overlap=overlap, max_concurrent_tasks=1000)
@@ -116,6 +115,11 @@ def test_concurrent_claimers_never_break_overlap_or_repeat_a_task(org, overlap, 
     annotators = [org.add_annotator(f"c{i}", max_concurrent_tasks=1000) for i in range(CLAIMERS)]
     staff(project, *annotators)
     claimed = run_claimers(annotators, project)
+    # Slots released at the very end may still be open; one more pass by everyone takes them,
+    # so none was lost.
+    for index, annotator in enumerate(annotators):
+        while claim := claim_next(annotator=annotator, project_id=project.pk).claimed:
+            claimed[index].append(Assignment.objects.get(pk=claim.assignment_id))
     total = sum(len(c) for c in claimed)
     # Every slot was handed out, plus the re-claims of released and lapsed ones.
     assert total >= tasks * overlap
