@@ -78,7 +78,8 @@ PROJECT_EXAMPLE = OpenApiExample(
 
 def _project_out(member, pk: int) -> dict:
     project = selectors.project_get(member=member, project_id=pk)
-    return ProjectOut(project, context={"progress": selectors.project_progress([pk])}).data
+    progress = selectors.project_progress([project.pk])
+    return ProjectOut(project, context={"progress": progress}).data
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])

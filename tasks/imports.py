@@ -65,6 +65,9 @@ def _raw_rows(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
                     yield number, exc
     elif fmt == "json":
         number = 0
+        if _first_byte(stream) != b"[":
+            yield 1, ValueError("the file must be a JSON array of objects")
+            return
         try:
             for number, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):
                 yield number, item
@@ -80,6 +83,14 @@ def _raw_rows(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
             text.detach()
     else:
         raise ValueError(f"Unknown format {fmt!r}")
+
+
+def _first_byte(stream: BinaryIO) -> bytes:
+    """Return the first byte that is not white space, leaving the stream where it was."""
+    start = stream.tell()
+    chunk = stream.read(4096).lstrip()
+    stream.seek(start)
+    return chunk[:1]
 
 
 def _csv_value(value: str) -> Any:

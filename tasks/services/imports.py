@@ -147,7 +147,7 @@ def tasks_import(
 ) -> ImportReport:
     """Import tasks from a file in ``fmt`` (json, jsonl or csv), streamed in batches.
 
-    ``open_stream`` returns the file from its start; with ``on_error="abort"`` it is read twice,
+    ``open_stream`` returns the file, seekable, from its start; with ``on_error="abort"`` it is read twice,
     first to validate every row (nothing is written if one is invalid), then to write.
     Rows whose external id the project already has are counted as existing and left unchanged.
     """
@@ -165,6 +165,8 @@ def tasks_import(
         if report.invalid:
             report.imported = False
             return report
+        if not report.rows:
+            raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
         report.rows = 0
     batch: list[Row] = []
     for row in read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema):

@@ -1,0 +1,225 @@
+"""Task import (JSON, JSONL, CSV; API and command) and export (JSONL, COCO, CoNLL)."""
+
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from tasks.models import Assignment, Slot, SlotState, Task
+from tasks.services.claims import assignment_submit, claim_next
+from tasks.services.imports import tasks_import
+from tests.conftest import image_rows, import_rows, make_project, staff
+from workforce.models import Role
+
+pytestmark = pytest.mark.django_db
+
+NER_SCHEMA = {"labels": [{"name": "PER"}, {"name": "ORG"}]}
+
+
+def upload(client, project, name: str, body: bytes, **fields):
+    return client.post(
+        f"/api/v1/projects/{project.pk}/tasks/import",
+        {"file": SimpleUploadedFile(name, body), **fields},
+        format="multipart",
+    )
+
+
+def test_jsonl_import_creates_tasks_and_one_slot_per_overlap(org):
+    project = make_project(org, overlap=3)
+    report = import_rows(project, image_rows(4))
+    assert (report.rows, report.created, report.existing, report.invalid) == (4, 4, 0, 0)
+    assert Task.objects.filter(project=project).count() == 4
+    seats = Slot.objects.filter(project=project).values_list("seat", "state")
+    assert sorted(seats) == sorted([(0, "open"), (1, "waiting"), (2, "waiting")] * 4)
+
+
+def test_reimporting_the_same_file_changes_nothing(org):
+    project = make_project(org)
+    import_rows(project, image_rows(3))
+    before = list(Task.objects.values_list("id", "external_id", "data"))
+    report = import_rows(project, image_rows(3))
+    assert (report.created, report.existing) == (0, 3)
+    assert list(Task.objects.values_list("id", "external_id", "data")) == before
+    assert Slot.objects.count() == 3
+
+
+def test_rows_without_external_id_are_deduplicated_by_content(org):
+    project = make_project(org)
+    rows = [{"data": {"width": 5, "height": 5, "url": "a"}}, {"width": 5, "height": 5, "url": "b"}]
+    assert import_rows(project, rows).created == 2
+    assert import_rows(project, rows).created == 0
+
+
+def test_invalid_rows_are_reported_with_row_numbers_and_abort_imports_nothing(org):
+    project = make_project(org)
+    rows = image_rows(3)
+    rows[1]["data"].pop("width")
+    rows[2]["priority"] = "high"
+    report = import_rows(project, rows)
+    assert not report.imported and report.invalid == 2
+    assert {(e.row, e.field) for e in report.errors} == {(2, "data.width"), (3, "priority")}
+    assert not Task.objects.exists()
+
+
+def test_skip_mode_imports_the_valid_rows(org):
+    project = make_project(org)
+    rows = image_rows(3)
+    rows[0]["data"]["height"] = -1
+    report = import_rows(project, rows, on_error="skip")
+    assert report.imported and (report.created, report.invalid) == (2, 1)
+    assert report.errors[0].row == 1 and report.errors[0].field == "data.height"
+
+
+def test_gold_answers_are_validated_by_the_kind(org):
+    project = make_project(org)
+    good = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+    rows = image_rows(2)
+    rows[0]["gold_answer"] = good
+    rows[1]["gold_answer"] = {"boxes": [{"label": "tank", "x": 1, "y": 1, "w": 5, "h": 5}]}
+    report = import_rows(project, rows)
+    assert report.errors[0].field == "gold_answer.boxes[0].label"
+    report = import_rows(project, rows[:1])
+    task = Task.objects.get()
+    assert task.is_gold and task.gold_answer == good
+
+
+def test_malformed_lines_and_non_objects_are_row_errors(org):
+    project = make_project(org)
+    body = b'{"width": 5, "height": 5}\nnot json\n[1, 2]\n\n{"data": 3}\n'
+    report = tasks_import(
+        project=project, open_stream=lambda: io.BytesIO(body), fmt="jsonl", on_error="skip"
+    )
+    assert report.created == 1
+    assert [e.row for e in report.errors] == [2, 3, 5]
+
+
+def test_nan_and_nul_never_reach_the_database(org):
+    project = make_project(org)
+    body = b'{"width": 5, "height": 5, "x": NaN}\n{"width": 5, "height": 5, "s": "a\\u0000b"}\n'
+    report = tasks_import(project=project, open_stream=lambda: io.BytesIO(body), fmt="jsonl")
+    assert report.invalid == 2 and not Task.objects.exists()
+
+
+def test_json_array_and_csv_uploads_through_the_api(org):
+    project = make_project(org)
+    client = org.client(Role.MANAGER)
+    body = json.dumps(image_rows(2)).encode()
+    response = upload(client, project, "tasks.json", body)
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] == 2
+    csv_body = b"external_id,image,width,height,priority\nc1,a.jpg,640,480,5\nc2,b.jpg,640,480,0\n"
+    response = upload(client, project, "tasks.csv", csv_body)
+    assert response.json()["created"] == 2
+    task = Task.objects.get(external_id="c1")
+    assert task.data == {"image": "a.jpg", "width": 640, "height": 480} and task.priority == 5
+
+
+def test_bad_upload_is_a_400_naming_rows_and_imports_nothing(org):
+    project = make_project(org)
+    client = org.client(Role.MANAGER)
+    response = upload(client, project, "tasks.jsonl", b'{"width": 5}\n')
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"]["code"] == "invalid_rows"
+    assert body["error"]["fields"]["file"] == ["row 1: data.height: this field is required"]
+    assert body["report"]["invalid"] == 1
+    assert upload(client, project, "tasks.txt", b"x").status_code == 400
+    assert upload(client, project, "tasks.txt", b"x", format="xml").status_code == 400
+    not_array = upload(client, project, "tasks.json", b'{"a": 1}')
+    assert not_array.status_code == 400
+    assert not Task.objects.exists()
+    assert (
+        org.client(Role.ANNOTATOR).post(f"/api/v1/projects/{project.pk}/tasks/import").status_code
+        == 403
+    )
+
+
+def test_import_command_with_progress(org, tmp_path):
+    project = make_project(org)
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in image_rows(7)))
+    out = io.StringIO()
+    call_command("import_tasks", project.pk, str(path), stdout=out, stderr=io.StringIO())
+    assert json.loads(out.getvalue())["created"] == 7
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"width": 1}\n')
+    with pytest.raises(CommandError, match="Nothing imported"):
+        call_command("import_tasks", project.pk, str(bad), stderr=io.StringIO())
+
+
+def annotate_all(project, annotators, payload_for):
+    for annotator in annotators:
+        while claimed := claim_next(annotator=annotator, project_id=project.pk).claimed:
+            task = Task.objects.get(pk=claimed.task_id)
+            assignment = Assignment.objects.get(pk=claimed.assignment_id)
+            assignment_submit(assignment=assignment, payload=payload_for(task))
+
+
+def test_export_jsonl_round_trips_what_was_submitted(org):
+    project = make_project(org)
+    import_rows(project, image_rows(3))
+    staff(project, org.annotator)
+    payloads = {}
+
+    def payload_for(task):
+        payloads[task.external_id] = {
+            "boxes": [{"label": "car", "x": task.pk % 7, "y": 1, "w": 5, "h": 5}]
+        }
+        return payloads[task.external_id]
+
+    annotate_all(project, [org.annotator], payload_for)
+    response = org.client(Role.MANAGER).get(f"/api/v1/projects/{project.pk}/export?format=jsonl")
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert {line["task_id"]: line["annotation"] for line in lines} == payloads
+    # The exported lines import back as tasks of a new project, unchanged.
+    copy = make_project(org, name="copy")
+    rows = [{"external_id": line["task_id"], "data": line["data"]} for line in lines]
+    assert import_rows(copy, rows).created == 3
+    assert sorted(
+        Task.objects.filter(project=copy).values_list("data", flat=True), key=str
+    ) == sorted(Task.objects.filter(project=project).values_list("data", flat=True), key=str)
+
+
+def test_export_coco_merges_overlap_and_conll_for_ner(org):
+    project = make_project(org, overlap=2)
+    import_rows(project, image_rows(1))
+    b = org.add_annotator("b")
+    staff(project, org.annotator, b)
+    box = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}
+    annotate_all(project, [org.annotator, b], lambda task: box)
+    client = org.client(Role.QA_LEAD)
+    coco = json.loads(
+        b"".join(client.get(f"/api/v1/projects/{project.pk}/export?format=coco").streaming_content)
+    )
+    assert len(coco["images"]) == 1 and len(coco["annotations"]) == 1
+    assert coco["annotations"][0]["bbox"] == [10, 10, 20, 20]
+    assert client.get(f"/api/v1/projects/{project.pk}/export?format=conll").status_code == 400
+
+    ner = make_project(org, kind="ner", schema=NER_SCHEMA, name="ner")
+    import_rows(ner, [{"external_id": "t1", "data": {"text": "Ada works at IBM"}}])
+    staff(ner, org.annotator)
+    spans = {
+        "spans": [{"start": 0, "end": 3, "label": "PER"}, {"start": 13, "end": 16, "label": "ORG"}]
+    }
+    annotate_all(ner, [org.annotator], lambda task: spans)
+    conll = b"".join(
+        client.get(f"/api/v1/projects/{ner.pk}/export?format=conll").streaming_content
+    ).decode()
+    assert "Ada B-PER" in conll and "IBM B-ORG" in conll
+    out = io.StringIO()
+    call_command("export_tasks", ner.pk, "--format", "spacy", stdout=out)
+    assert json.loads(out.getvalue().splitlines()[0])["entities"] == [
+        [0, 3, "PER"],
+        [13, 16, "ORG"],
+    ]
+
+
+def test_export_slot_state_after_annotation(org):
+    project = make_project(org)
+    import_rows(project, image_rows(1))
+    staff(project, org.annotator)
+    annotate_all(project, [org.annotator], lambda task: {"boxes": []})
+    assert Slot.objects.get().state == SlotState.DONE
