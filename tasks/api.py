@@ -17,7 +17,14 @@ from . import selectors
 from .exports import export_project
 from .imports import FORMATS, guess_format
 from .models import ProjectRole, ProjectStatus
-from .serializers import AnnotationOut, AssignmentOut, ClaimOut, ProjectMemberOut, ProjectOut
+from .serializers import (
+    AnnotationOut,
+    AnnotatorProjectOut,
+    AssignmentOut,
+    ClaimOut,
+    ProjectMemberOut,
+    ProjectOut,
+)
 from .services import claims, imports, projects
 from .staffing import staffing_rank
 
@@ -76,10 +83,14 @@ PROJECT_EXAMPLE = OpenApiExample(
 )
 
 
+def _project_serializer(member):
+    return ProjectOut if member.role in STAFF else AnnotatorProjectOut
+
+
 def _project_out(member, pk: int) -> dict:
     project = selectors.project_get(member=member, project_id=pk)
     progress = selectors.project_progress([project.pk])
-    return ProjectOut(project, context={"progress": progress}).data
+    return _project_serializer(member)(project, context={"progress": progress}).data
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
@@ -92,7 +103,7 @@ class ProjectListApi(OrganizationApi):
     def get(self, request):
         return self.paginated(
             selectors.project_list(member=self.member),
-            ProjectOut,
+            _project_serializer(self.member),
             lambda page: {"progress": selectors.project_progress([p.pk for p in page])},
         )
 

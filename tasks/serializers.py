@@ -38,6 +38,13 @@ class ProjectOut(serializers.ModelSerializer):
         return self.context.get("progress", {}).get(obj.pk)
 
 
+class AnnotatorProjectOut(ProjectOut):
+    """A project as its annotators see it: nothing about how their work is checked."""
+
+    class Meta(ProjectOut.Meta):
+        fields = [f for f in ProjectOut.Meta.fields if f not in ("gold_rate", "client")]
+
+
 class ProjectMemberOut(serializers.ModelSerializer):
     username = serializers.CharField(source="annotator.member.user.username")
 

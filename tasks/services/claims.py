@@ -6,6 +6,7 @@ slot with ``SELECT … FOR UPDATE SKIP LOCKED`` through a partial index. Concurr
 wait for each other's rows, and a lease that lapsed is claimable again without any sweeper.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -84,7 +85,12 @@ def _take_slot_postgresql(
     params = {"project": project.pk, "annotator": annotator_id, "now": now, "expires": expires}
     with connection.cursor() as cursor:
         cursor.execute(_TAKE_SLOT_POSTGRESQL, params)
-        return cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # Django leaves jsonb undecoded on raw cursors; the JSON fields decode it on model reads.
+    assignment_id, task_id, data, name, kind, instructions, schema = row
+    return assignment_id, task_id, json.loads(data), name, kind, instructions, json.loads(schema)
 
 
 def _take_slot_portable(project: ClaimCandidate, annotator_id: int, now: datetime) -> tuple | None:

@@ -1,0 +1,169 @@
+"""The annotator's loop over REST: claim, heartbeat, release, submit; and what they may see."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tasks.models import Annotation, Assignment, Slot
+from tests.conftest import image_rows, import_rows, make_project, staff
+from workforce.models import Role
+
+pytestmark = pytest.mark.django_db
+
+BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}
+GOLD = {"boxes": [{"label": "person", "x": 111.25, "y": 222.75, "w": 3, "h": 4}]}
+
+
+@pytest.fixture
+def project(org):
+    project = make_project(org, instructions="Box every car.")
+    rows = image_rows(2)
+    rows[0]["gold_answer"] = GOLD
+    rows[0]["external_id"] = "GOLD-check-17"
+    import_rows(project, rows)
+    staff(project, org.annotator)
+    return project
+
+
+def claim(org):
+    return org.client(Role.ANNOTATOR).post("/api/v1/claims/", {}, format="json")
+
+
+def test_claim_returns_task_schema_instructions_and_lease(org, project):
+    response = claim(org)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "active"
+    assert body["project"]["instructions"] == "Box every car."
+    assert body["project"]["label_schema"]["labels"][0]["name"] == "car"
+    assert body["task"]["data"]["width"] == 640
+    assert Assignment.objects.get(pk=body["id"]).annotator == org.annotator
+
+
+def test_nothing_eligible_is_a_204_with_a_reason(org, project):
+    assert claim(org).status_code == 201
+    assert claim(org).status_code == 201
+    response = claim(org)
+    assert response.status_code == 204
+    assert response.headers["X-Reason"]
+
+
+def test_only_annotators_claim(org, project):
+    for role in (Role.MANAGER, Role.QA_LEAD, Role.REVIEWER):
+        assert org.client(role).post("/api/v1/claims/", {}).status_code == 403
+
+
+def test_bad_claim_input_is_a_400(org, project):
+    response = org.client(Role.ANNOTATOR).post("/api/v1/claims/", {"project": "x"}, format="json")
+    assert response.status_code == 400 and "project" in response.json()["error"]["fields"]
+    assert not Assignment.objects.exists()
+
+
+def test_gold_never_reaches_the_annotator(org, project):
+    """Invariant 2: neither the gold answer nor whether a task is gold, anywhere they look."""
+    client = org.client(Role.ANNOTATOR)
+    bodies = []
+    for _ in range(2):
+        response = claim(org)
+        bodies.append(response.content)
+        assignment_id = response.json()["id"]
+        bodies.append(client.get(f"/api/v1/assignments/{assignment_id}/").content)
+        bodies.append(client.post(f"/api/v1/assignments/{assignment_id}/heartbeat").content)
+        bodies.append(
+            client.post(
+                f"/api/v1/assignments/{assignment_id}/submit", {"payload": BOX}, format="json"
+            ).content
+        )
+    bodies.append(client.get("/api/v1/assignments/").content)
+    bodies.append(client.get("/api/v1/annotations/").content)
+    bodies.append(client.get("/api/v1/projects/").content)
+    for body in bodies:
+        text = body.decode()
+        assert "gold" not in text.lower(), text
+        assert "222.75" not in text  # a coordinate found only in the gold answer
+        assert "GOLD-check-17" not in text
+
+
+def test_submit_over_http_validates_and_is_idempotent(org, project):
+    client = org.client(Role.ANNOTATOR)
+    assignment_id = claim(org).json()["id"]
+    url = f"/api/v1/assignments/{assignment_id}/submit"
+    bad = client.post(
+        url,
+        {"payload": {"boxes": [{"label": "car", "x": 650, "y": 0, "w": 5, "h": 5}]}},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"]["payload.boxes[0].x"] == [
+        "650 is outside the image width 640"
+    ]
+    assert not Annotation.objects.exists()
+    assert (
+        client.post(url, {"payload": BOX, "active_seconds": -3}, format="json").status_code == 400
+    )
+    assert client.post(url, "not json", content_type="application/json").status_code == 400
+    first = client.post(url, {"payload": BOX, "active_seconds": 12}, format="json")
+    assert first.status_code == 201
+    again = client.post(url, {"payload": BOX, "active_seconds": 12}, format="json")
+    assert again.status_code == 200 and again.json() == first.json()
+    different = client.post(url, {"payload": {"boxes": []}}, format="json")
+    assert different.status_code == 409
+    assert Annotation.objects.count() == 1
+
+
+def test_submit_on_a_lease_taken_by_someone_else_is_a_409_that_says_so(org, project):
+    other = org.add_annotator("other")
+    staff(project, other)
+    assignment_id = claim(org).json()["id"]
+    past = timezone.now() - timedelta(seconds=1)
+    Slot.objects.filter(assignment_id=assignment_id).update(lease_expires_at=past)
+    taken = Assignment.objects.get(pk=assignment_id).task_id
+    # The other annotator's claim takes the lapsed slot first.
+    from tasks.services.claims import claim_next
+
+    assert claim_next(annotator=other).claimed.task_id == taken
+    response = org.client(Role.ANNOTATOR).post(
+        f"/api/v1/assignments/{assignment_id}/submit", {"payload": BOX}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "lease_lost"
+    assert "someone else" in response.json()["error"]["message"]
+
+
+def test_release_gives_the_task_back(org, project):
+    client = org.client(Role.ANNOTATOR)
+    assignment_id = claim(org).json()["id"]
+    response = client.post(f"/api/v1/assignments/{assignment_id}/release")
+    assert response.json()["status"] == "released"
+    assert Slot.objects.filter(state="open").count() == 2
+
+
+def test_nobody_acts_on_another_annotators_assignment(org, other_org, project):
+    other = org.add_annotator("other")
+    staff(project, other)
+    assignment_id = claim(org).json()["id"]
+    intruder = org.client(Role.ANNOTATOR)
+    intruder.force_authenticate(other.member.user)
+    for action in ("heartbeat", "release", "submit"):
+        response = intruder.post(
+            f"/api/v1/assignments/{assignment_id}/{action}", {"payload": BOX}, format="json"
+        )
+        assert response.status_code == 404
+    assert intruder.get(f"/api/v1/assignments/{assignment_id}/").status_code == 404
+    outsider = other_org.client(Role.MANAGER)
+    assert outsider.get(f"/api/v1/assignments/{assignment_id}/").status_code == 404
+    assert Assignment.objects.get(pk=assignment_id).status == "active"
+
+
+def test_managers_see_the_projects_assignments_and_annotations(org, project):
+    client = org.client(Role.ANNOTATOR)
+    assignment_id = claim(org).json()["id"]
+    client.post(f"/api/v1/assignments/{assignment_id}/submit", {"payload": BOX}, format="json")
+    manager = org.client(Role.MANAGER)
+    listed = manager.get(f"/api/v1/annotations/?project={project.pk}").json()["results"]
+    assert [a["assignment"] for a in listed] == [assignment_id]
+    assert json.loads(json.dumps(listed[0]["payload"])) == BOX
+    assert manager.get("/api/v1/assignments/?status=submitted").json()["count"] == 1
+    assert manager.get("/api/v1/annotations/?project=x").status_code == 400
