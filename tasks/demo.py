@@ -1,0 +1,85 @@
+"""Sample projects for the demo organization, with tasks the demo annotators can claim."""
+
+import io
+import json
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.models import Project
+from tasks.services.imports import tasks_import
+from tasks.services.projects import project_create, project_members_add
+from workforce.models import Annotator, Organization
+
+PROJECTS = [
+    {
+        "name": "Street scenes — vehicles and people",
+        "client": "Acme Mobility",
+        "kind": "bbox",
+        "label_schema": {"labels": [{"name": "car", "color": "#e63946"}, {"name": "pedestrian", "color": "#457b9d"}, {"name": "cyclist", "color": "#2a9d8f"}]},
+        "required_skill_level": 3,
+        "required_domains": ["autonomous-driving"],
+        "overlap": 2,
+        "gold_rate": 0.05,
+        "priority": 10,
+        "instructions": "Draw a tight box around every **car**, **pedestrian** and **cyclist**.",
+        "members": ["ana", "bo"],
+        "rows": lambda i: {"external_id": f"street-{i:04d}", "data": {"image": f"https://example.com/street/{i:04d}.jpg", "width": 1280, "height": 720}},
+        "count": 200,
+    },
+    {
+        "name": "Contract entities",
+        "client": "Lex & Partners",
+        "kind": "ner",
+        "label_schema": {"labels": [{"name": "PARTY"}, {"name": "DATE"}, {"name": "AMOUNT"}]},
+        "required_skill_level": 2,
+        "required_domains": ["legal"],
+        "overlap": 1,
+        "priority": 5,
+        "instructions": "Mark every party, date and amount in the clause.",
+        "members": ["chidi", "dana"],
+        "rows": lambda i: {"external_id": f"clause-{i:04d}", "data": {"text": f"On 1 March 2026 Acme Ltd agreed to pay Beta GmbH EUR {1000 + i} under clause {i}."}},
+        "count": 100,
+    },
+    {
+        "name": "Product photo moderation",
+        "client": "ShopCo",
+        "kind": "classification",
+        "label_schema": {"labels": [{"name": "ok"}, {"name": "blurry"}, {"name": "offensive"}]},
+        "overlap": 3,
+        "priority": 1,
+        "instructions": "Is the product photo fit for the catalogue?",
+        "members": ["ana", "bo", "chidi", "dana", "emil"],
+        "rows": lambda i: {"external_id": f"photo-{i:04d}", "data": {"image": f"https://example.com/p/{i}.jpg"}},
+        "count": 300,
+    },
+]  # fmt: skip
+
+
+@transaction.atomic
+def seed_projects(organization: Organization) -> list[Project]:
+    """Create the sample projects once; a second run leaves them as they are."""
+    created = []
+    for spec in PROJECTS:
+        spec = dict(spec)
+        members, make_row, count = spec.pop("members"), spec.pop("rows"), spec.pop("count")
+        if Project.objects.filter(organization=organization, name=spec["name"]).exists():
+            continue
+        project = project_create(
+            organization=organization,
+            actor=None,
+            status="active",
+            deadline=timezone.now() + timedelta(days=30),
+            **spec,
+        )
+        body = "".join(json.dumps(make_row(i)) + "\n" for i in range(count)).encode()
+        tasks_import(project=project, open_stream=lambda body=body: io.BytesIO(body), fmt="jsonl")
+        annotators = Annotator.objects.filter(
+            member__organization=organization, member__user__username__in=members
+        )
+        project_members_add(
+            project=project, annotators=list(annotators), role="annotator", actor=None
+        )
+        created.append(project)
+    return created

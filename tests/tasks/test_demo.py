@@ -1,0 +1,29 @@
+"""The demo seed: safe to run twice, and its annotators have work they qualify for."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from tasks.models import Project, Task
+from tasks.services.claims import claim_next
+from workforce.models import Annotator, AuditEvent, Member
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_twice_creates_everything_once_and_ana_can_claim():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    counts = (Member.objects.count(), Project.objects.count(), Task.objects.count())
+    events = AuditEvent.objects.count()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert (Member.objects.count(), Project.objects.count(), Task.objects.count()) == counts
+    assert AuditEvent.objects.count() == events
+    assert "maria" in out.getvalue() and "quentin" in out.getvalue()
+    ana = Annotator.objects.get(member__user__username="ana")
+    claimed = claim_next(annotator=ana).claimed
+    assert claimed is not None and claimed.kind == "bbox"
+    # dana has no legal certification: the contract project is not hers to claim.
+    dana = Annotator.objects.get(member__user__username="dana")
+    assert claim_next(annotator=dana).claimed.kind == "classification"
