@@ -1,0 +1,177 @@
+"""Shared set-up for the database benchmarks: a fresh PostgreSQL database, Django, seeded state.
+
+Every benchmark gets a database of its own, created empty and migrated at the start and dropped
+at the end, so a run never touches the development or test databases and always starts from the
+same table sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+HOST, PORT = "127.0.0.1", 5432
+DB_NAME = "assay_bench"
+# Maintenance connection: databases are created and dropped from the ``postgres`` database.
+ADMIN_DSN = f"host={HOST} port={PORT} user=postgres dbname=postgres"
+PASSWORD = "bench-password-long-enough"
+BBOX_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}, {"name": "bicycle"}]}
+# Image sizes a street-scene dataset mixes; the bbox kind requires width and height.
+IMAGE_SIZES = [(1920, 1080), (1280, 720), (640, 480), (4032, 3024), (1024, 768)]
+
+
+def dsn(name: str = DB_NAME) -> str:
+    return f"host={HOST} port={PORT} user=postgres dbname={name}"
+
+
+def database_url(name: str = DB_NAME) -> str:
+    return f"postgres://postgres@{HOST}:{PORT}/{name}"
+
+
+def database_create(name: str = DB_NAME) -> None:
+    """Create ``name`` empty, dropping a copy left behind by an interrupted run."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_drop(name: str = DB_NAME) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def django_environment(name: str = DB_NAME) -> dict[str, str]:
+    """The environment that points Django (in this process or a child) at the bench database."""
+    return {
+        "DATABASE_URL": database_url(name),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        # DEBUG would record every query in memory and slow each one down.
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": HOST,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def django_start(name: str = DB_NAME) -> None:
+    """Create the database, configure Django for it and migrate."""
+    database_create(name)
+    os.environ.update(django_environment(name))
+    # Without Redis, jobs run in-process; nothing here should send any.
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def write_image_rows(path: Path, count: int, *, prefix: str = "img", seed: int = 11) -> int:
+    """Write ``count`` JSON Lines task rows as an image dataset exports them; return bytes."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
+        for i in range(count):
+            width, height = rng.choice(IMAGE_SIZES)
+            row = {
+                "external_id": f"{prefix}-{i:07d}",
+                "data": {
+                    "image": f"https://cdn.example.com/street/{i // 10_000:03d}/{i:07d}.jpg",
+                    "width": width,
+                    "height": height,
+                    "camera": rng.choice(["front", "rear", "left", "right"]),
+                },
+            }
+            out.write(json.dumps(row, separators=(",", ":")) + "\n")
+    return path.stat().st_size
+
+
+def import_file(project, path: Path, *, on_error: str = "abort", progress: Callable | None = None):
+    """Import a JSON Lines file through the real import service."""
+    from tasks.services.imports import tasks_import
+
+    return tasks_import(
+        project=project,
+        open_stream=lambda: path.open("rb"),
+        fmt="jsonl",
+        on_error=on_error,
+        progress=progress,
+    )
+
+
+def organization_seed(slug: str):
+    """An organization and its manager, built through the services; return both."""
+    from workforce import services
+    from workforce.models import Role
+
+    organization = services.organization_create(name=slug.title(), slug=slug)
+    manager = services.member_create(
+        organization=organization,
+        username=f"{slug}-manager",
+        role=Role.MANAGER,
+        actor=None,
+        password=PASSWORD,
+    )
+    return organization, manager
+
+
+def project_seed(organization, manager, *, name: str, **fields):
+    """An active bbox project that lets one annotator hold many leases at once."""
+    from tasks.services.projects import project_create
+
+    fields.setdefault("status", "active")
+    fields.setdefault("max_concurrent_tasks", 1000)
+    return project_create(
+        organization=organization,
+        actor=manager.user,
+        name=name,
+        kind="bbox",
+        label_schema=BBOX_SCHEMA,
+        **fields,
+    )
+
+
+def annotators_seed(organization, project, *, prefix: str, count: int) -> list:
+    """``count`` annotators qualified for ``project`` and staffed on it, with high limits.
+
+    Every annotator can log in with ``PASSWORD``; usernames are ``<prefix>-<n>``.
+    """
+    from tasks.services.projects import project_members_add
+    from workforce import services
+    from workforce.models import Annotator, Role
+
+    annotators = []
+    for n in range(count):
+        member = services.member_create(
+            organization=organization,
+            username=f"{prefix}-{n}",
+            role=Role.ANNOTATOR,
+            actor=None,
+            password=PASSWORD,
+            profile={"max_concurrent_tasks": 1000},
+        )
+        annotator = Annotator.objects.get(member=member)
+        services.annotator_skill_set(
+            annotator=annotator, skill=project.kind, level=5, source="manual", actor=None
+        )
+        annotators.append(annotator)
+    project_members_add(project=project, annotators=annotators, role="annotator", actor=None)
+    return annotators
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of an ascending list, nearest rank; NaN when empty."""
+    if not ordered:
+        return float("nan")
+    rank = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
+    return ordered[rank]
