@@ -5,3 +5,11 @@ class QaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "qa"
     verbose_name = "Quality"
+
+    def ready(self) -> None:
+        """Subscribe to the domain events of ``tasks``: every reaction is listed here."""
+        from tasks import events
+
+        from . import reactions
+
+        events.subscribe(events.ANNOTATION_SUBMITTED, reactions.on_annotation_submitted)

@@ -2,13 +2,10 @@
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.utils import timezone
 
 from workforce.selectors import memberships_of
 
-
-def organization_group(organization_id: int) -> str:
-    return f"org.{organization_id}"
+from .live import live_event, organization_group
 
 
 class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -29,13 +26,7 @@ class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
         self.group = organization_group(member.organization_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(
-            {
-                "type": "snapshot",
-                "at": timezone.now().isoformat(),
-                "data": {"organization": slug, "role": member.role},
-            }
-        )
+        await self.send_json(live_event("snapshot", {"organization": slug, "role": member.role}))
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

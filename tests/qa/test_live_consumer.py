@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 
 from config.asgi import application
-from qa.consumers import organization_group
+from qa.live import organization_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,63 @@
+"""Submissions reach live dashboards over the real Redis layer, and survive Redis being down."""
+
+import logging
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from tasks.models import Annotation, Assignment
+from tasks.services.claims import assignment_submit, claim_next
+from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.qa.test_live_consumer import session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+
+
+def claim_and_submit(annotator):
+    claimed = claim_next(annotator=annotator).claimed
+    assignment = Assignment.objects.get(pk=claimed.assignment_id)
+    return assignment_submit(assignment=assignment, payload=BOX)[0]
+
+
+@pytest.fixture
+def project(org):
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    staff(project, org.annotator)
+    return project
+
+
+def test_qa_lead_sees_a_submission_live(org, project):
+    headers = session_headers(org.qa_lead.user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=headers)
+        assert (await communicator.connect())[0]
+        await communicator.receive_json_from(timeout=5)  # snapshot
+        annotation = await database_sync_to_async(claim_and_submit)(org.annotator)
+        event = await communicator.receive_json_from(timeout=5)
+        assert event["type"] == "annotation.submitted"
+        assert event["data"]["annotation"] == annotation.pk
+        assert event["data"]["project"] == project.pk
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_submission_is_kept_when_redis_is_down(org, project, settings, caplog):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # Nothing listens here: the layer fails as it would with Redis down.
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    with caplog.at_level(logging.ERROR, logger="tasks.events"):
+        annotation = claim_and_submit(org.annotator)
+    assert Annotation.objects.filter(pk=annotation.pk).exists()
+    assert any("annotation_submitted" in r.getMessage() for r in caplog.records)
