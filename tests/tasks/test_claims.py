@@ -21,6 +21,20 @@ from workforce import services
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True, params=["postgresql", "portable"])
+def take_slot(request, monkeypatch):
+    """Run every claim test through both ways of taking a slot.
+
+    The single-statement PostgreSQL path serves production; the ORM path serves the
+    embedded SQLite database, and is checked here on PostgreSQL.
+    """
+    if request.param == "portable":
+        from tasks.services import claims
+
+        monkeypatch.setattr(claims, "_take_slot_postgresql", claims._take_slot_portable)
+
+
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}
 
 
