@@ -10,8 +10,9 @@ from rest_framework.response import Response
 
 from config.errors import NotFound, ValidationFailed
 from config.views import ORGANIZATION_PARAMETER, OrganizationApi
-from workforce.models import Annotator, Role, Skill
+from workforce.models import Annotator, Skill
 from workforce.selectors import annotator_list
+from workforce.tenancy import ANNOTATOR, ANYONE, MANAGER, STAFF
 
 from . import selectors
 from .exports import export_project
@@ -27,11 +28,6 @@ from .serializers import (
 )
 from .services import claims, imports, projects
 from .staffing import staffing_rank
-
-ANYONE = tuple(Role.values)
-STAFF = (Role.MANAGER, Role.QA_LEAD)
-MANAGER = (Role.MANAGER,)
-ANNOTATOR = (Role.ANNOTATOR,)
 
 
 def _annotator_of(member) -> Annotator:

@@ -14,7 +14,7 @@ from django.db.models import (
 from django.shortcuts import get_object_or_404
 
 from workforce.models import Annotator, Member, Role
-from workforce.selectors import STAFF_ROLES
+from workforce.tenancy import STAFF
 
 from .models import (
     Annotation,
@@ -33,7 +33,7 @@ def project_list(*, member: Member) -> QuerySet[Project]:
     qs = Project.objects.filter(organization=member.organization).prefetch_related(
         "required_domains"
     )
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(members__annotator__member=member, members__is_active=True)
     return qs
 
@@ -176,7 +176,7 @@ def assignment_list(*, member: Member) -> QuerySet[Assignment]:
     qs = Assignment.objects.filter(project__organization=member.organization).select_related(
         "task", "project", "annotator__member__user"
     )
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(annotator__member=member)
     return qs
 
@@ -198,7 +198,7 @@ def annotation_list(*, member: Member) -> QuerySet[Annotation]:
     qs = Annotation.objects.filter(project__organization=member.organization).select_related(
         "annotator__member__user"
     )
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(annotator__member=member)
     return qs
 

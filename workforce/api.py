@@ -29,11 +29,7 @@ from .serializers import (
     MemberOut,
     SkillOut,
 )
-
-ANYONE = tuple(Role.values)
-STAFF = (Role.MANAGER, Role.QA_LEAD)
-MANAGER = (Role.MANAGER,)
-QA_LEAD = (Role.QA_LEAD,)
+from .tenancy import ANYONE, MANAGER, QA_LEAD, STAFF
 
 
 class TokenCreateApi(APIView):

@@ -10,11 +10,8 @@ from .models import (
     Certification,
     Domain,
     Member,
-    Role,
 )
-
-# Roles that see every person in their organization; the others see only themselves.
-STAFF_ROLES = (Role.MANAGER, Role.QA_LEAD)
+from .tenancy import STAFF
 
 
 def memberships_of(*, user) -> QuerySet[Member]:
@@ -23,7 +20,7 @@ def memberships_of(*, user) -> QuerySet[Member]:
 
 def member_list(*, member: Member) -> QuerySet[Member]:
     qs = Member.objects.filter(organization=member.organization).select_related("user")
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(pk=member.pk)
     return qs
 
@@ -41,7 +38,7 @@ def annotator_list(*, member: Member) -> QuerySet[Annotator]:
             ),
         )
     )
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(member=member)
     return qs
 
@@ -83,7 +80,7 @@ def certification_list(*, member: Member) -> QuerySet[Certification]:
     qs = Certification.objects.filter(
         annotator__member__organization=member.organization
     ).select_related("domain", "annotator__member__user", "issued_by")
-    if member.role not in STAFF_ROLES:
+    if member.role not in STAFF:
         qs = qs.filter(annotator__member=member)
     return qs
 

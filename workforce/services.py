@@ -71,6 +71,13 @@ def organization_create(*, name: str, slug: str) -> Organization:
     return Organization.objects.create(name=name, slug=slug)
 
 
+def _require_reason(reason: str) -> None:
+    if not reason.strip():
+        raise ValidationFailed(
+            "A reason is required.", fields={"reason": ["This field is required."]}
+        )
+
+
 def _annotator_snapshot(annotator: Annotator) -> dict:
     return {
         "status": annotator.status,
@@ -203,10 +210,7 @@ def annotator_set_status(
     *, annotator: Annotator, action: str, actor: AbstractBaseUser | None, reason: str
 ) -> Annotator:
     """Suspend, reinstate or offboard an annotator. A reason is required and audited."""
-    if not reason.strip():
-        raise ValidationFailed(
-            "A reason is required.", fields={"reason": ["This field is required."]}
-        )
+    _require_reason(reason)
     allowed_from, target = _STATUS_TRANSITIONS[action]
     annotator = lock_annotator(annotator.pk)
     if annotator.status not in allowed_from:
@@ -431,10 +435,7 @@ def certification_set_status(
     *, certification: Certification, action: str, actor: AbstractBaseUser | None, reason: str
 ) -> Certification:
     """Suspend, reinstate or revoke a certification. A reason is required and audited."""
-    if not reason.strip():
-        raise ValidationFailed(
-            "A reason is required.", fields={"reason": ["This field is required."]}
-        )
+    _require_reason(reason)
     allowed_from, target = _CERTIFICATION_TRANSITIONS[action]
     now = timezone.now()
     certification = lock_certification(certification.pk)

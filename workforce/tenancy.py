@@ -9,7 +9,14 @@ from rest_framework.permissions import BasePermission
 
 from config.errors import NotFound, ValidationFailed
 
-from .models import Member
+from .models import Member, Role
+
+# Who may call a method, as used in the views' ``roles`` maps.
+ANYONE = tuple(Role.values)
+STAFF = (Role.MANAGER, Role.QA_LEAD)  # see everyone in the organization
+MANAGER = (Role.MANAGER,)
+QA_LEAD = (Role.QA_LEAD,)
+ANNOTATOR = (Role.ANNOTATOR,)
 
 ORGANIZATION_HEADER = "X-Organization"
 SESSION_KEY = "organization"
