@@ -1,0 +1,629 @@
+"""Benchmark claiming: bare SQL, ``claim_next`` in-process, and the REST endpoint on gunicorn.
+
+Run with `.venv/bin/python bench/claims.py [--quick]`. Creates a fresh PostgreSQL database
+(``assay_bench``, dropped at the end), imports a project of 10,000 tasks and one of 1,000,000
+(``--quick``: 200,000 and shorter phases), staffs each with its own annotators, and for each size
+measures, with the same number of concurrent clients:
+
+- the bare SQL baseline: the simplest ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)``
+  on the same partial index, from threads and from processes;
+- ``claims.claim_next`` from threads and from processes (the GIL limits threads);
+- ``POST /api/v1/claims/`` on ``gunicorn -w 2`` (sync workers), from client threads each logged
+  in as a different annotator.
+
+Every phase starts from the same table: the slots it took are opened again, its assignments
+deleted and the tables vacuumed. A phase runs in rounds that take at most half the project's open
+slots each (the 10,000-task project would run dry otherwise), until its time is used. Only the
+claim itself is timed. Prints claims per second, p50 and p99 latency, the ratio against the bare
+SQL run with the same concurrency model, the targets, and where a claim's time goes (EXPLAIN
+ANALYZE and the queries of one request). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import _setup
+import psycopg
+
+# Targets from the issue.
+IN_PROCESS_RATIO = 0.5  # claim_next throughput at least half the bare SQL baseline
+HTTP_RATE, HTTP_P99_MS, HTTP_CLIENTS = 500.0, 50.0, 16
+P99_GROWTH = 1.3  # p99 at the large size at most 1.3x p99 at the small size
+
+# An annotator may hold at most 1000 leases (the services' upper bound): stay under it per round.
+MAX_CLAIMS_PER_CLIENT = 950
+# The baseline has no limits, but every loop is bounded in count as well as time.
+MAX_BASELINE_CLAIMS_PER_CLIENT = 200_000
+MAX_ROUNDS = 100
+# A round takes at most this share of the project's slots, so the table never runs dry.
+ROUND_SHARE = 0.5
+
+# The bare baseline. A 'leased' slot must name its assignment (CHECK slot_leased_has_holder), so
+# the baseline marks the slot 'done' instead: the same row write, leaving the same partial index.
+BARE_CLAIM = """
+UPDATE tasks_slot SET state = 'done', lease_expires_at = now() + interval '30 minutes'
+WHERE id = (
+    SELECT id FROM tasks_slot
+    WHERE project_id = %s AND state = 'open'
+    ORDER BY seat DESC, task_priority DESC, task_id
+    LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
+
+
+@dataclass
+class Phase:
+    size: int
+    mode: str
+    model: str  # "threads" or "processes": what the ratio compares against
+    clients: int
+    claims: int = 0
+    empty: int = 0  # claims that found nothing (should stay 0)
+    seconds: float = 0.0
+    rounds: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.claims / self.seconds if self.seconds else 0.0
+
+    def p(self, q: float) -> float:
+        return _setup.percentile(self.latencies, q) * 1000
+
+
+# --- clients -----------------------------------------------------------------------------------
+# A client is made inside the thread or process that runs it and returns (claim, close): claim()
+# returns True when it took a slot and False when there was nothing to take.
+
+Client = tuple[Callable[[], bool], Callable[[], None]]
+
+
+def bare_client(project_id: int) -> Client:
+    conn = psycopg.connect(_setup.dsn(), autocommit=True)
+    conn.execute("SELECT 1")
+
+    def claim() -> bool:
+        return conn.execute(BARE_CLAIM, (project_id,)).fetchone() is not None
+
+    return claim, conn.close
+
+
+def service_client(annotator) -> Client:
+    from django.db import connection
+
+    from tasks.services.claims import claim_next
+
+    connection.ensure_connection()
+
+    def claim() -> bool:
+        return claim_next(annotator=annotator).claimed is not None
+
+    return claim, connection.close
+
+
+def http_client(port: int, token: str, organization: str) -> Client:
+    # Gunicorn's sync workers close the connection after each response; http.client opens a new
+    # one for the next request by itself.
+    conn = http.client.HTTPConnection(_setup.HOST, port, timeout=30)
+    headers = {
+        "Authorization": f"Token {token}",
+        "X-Organization": organization,
+        "Content-Type": "application/json",
+    }
+
+    def claim() -> bool:
+        conn.request("POST", "/api/v1/claims/", body=b"{}", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status not in (201, 204):
+            raise RuntimeError(f"claim answered {response.status}")
+        return response.status == 201
+
+    return claim, conn.close
+
+
+# --- running a round ---------------------------------------------------------------------------
+
+
+def _client_loop(make_client, seconds: float, limit: int, start) -> tuple[list[float], int, float]:
+    """Claim until ``seconds`` pass, ``limit`` claims are made or nothing is left."""
+    claim, close = make_client()
+    try:
+        start()
+        begun = time.perf_counter()
+        deadline = begun + seconds
+        latencies: list[float] = []
+        empty = 0
+        while len(latencies) < limit:
+            t0 = time.perf_counter()
+            if t0 >= deadline:
+                break
+            took = claim()
+            if not took:
+                empty += 1
+                break
+            latencies.append(time.perf_counter() - t0)
+        return latencies, empty, time.perf_counter() - begun
+    finally:
+        close()
+
+
+def round_threads(makers: list, seconds: float, limit: int) -> list[tuple[list[float], int, float]]:
+    barrier = threading.Barrier(len(makers))
+    results: list = [None] * len(makers)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = _client_loop(makers[i], seconds, limit, barrier.wait)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(makers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _process_main(make_client, seconds, limit, barrier, queue) -> None:
+    try:
+        queue.put(("ok", _client_loop(make_client, seconds, limit, barrier.wait)))
+    except BaseException as exc:
+        barrier.abort()
+        queue.put(("error", repr(exc)))
+
+
+def round_processes(
+    makers: list, seconds: float, limit: int
+) -> list[tuple[list[float], int, float]]:
+    """Run each client in a forked process; each opens its own database connection."""
+    from django.db import connections
+
+    # A forked child must never share the parent's socket to PostgreSQL.
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    barrier, queue = context.Barrier(len(makers)), context.Queue()
+    processes = [
+        context.Process(target=_process_main, args=(m, seconds, limit, barrier, queue))
+        for m in makers
+    ]
+    for p in processes:
+        p.start()
+    results = []
+    for _ in processes:
+        status, value = queue.get(timeout=seconds + 120)
+        if status != "ok":
+            raise RuntimeError(f"a client process failed: {value}")
+        results.append(value)
+    for p in processes:
+        p.join(30)
+    return results
+
+
+def reset(project_id: int) -> None:
+    """Open every slot of the project again and forget its assignments, then vacuum."""
+    with psycopg.connect(_setup.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE tasks_slot SET state = 'open', assignment_id = NULL, lease_expires_at = NULL "
+            "WHERE project_id = %s AND state <> 'open'",
+            (project_id,),
+        )
+        conn.execute("DELETE FROM tasks_assignment WHERE project_id = %s", (project_id,))
+        # Dead index entries left by the last phase would slow the next one's scans.
+        conn.execute("VACUUM (ANALYZE) tasks_slot")
+        conn.execute("VACUUM (ANALYZE) tasks_assignment")
+
+
+def run_phase(phase: Phase, project_id: int, makers: list, seconds: float, per_client: int):
+    runner = round_threads if phase.model == "threads" else round_processes
+    # Each round takes at most ROUND_SHARE of the slots, split between the clients.
+    limit = max(1, min(per_client, int(phase.size * ROUND_SHARE) // len(makers)))
+    while phase.seconds < seconds * 0.98 and phase.rounds < MAX_ROUNDS:
+        reset(project_id)
+        results = runner(makers, seconds - phase.seconds, limit)
+        phase.rounds += 1
+        for latencies, empty, _elapsed in results:
+            phase.latencies.extend(latencies)
+            phase.claims += len(latencies)
+            phase.empty += empty
+        # The round lasts until its slowest client stops.
+        phase.seconds += max(elapsed for _, _, elapsed in results)
+    phase.latencies.sort()
+    reset(project_id)
+    return phase
+
+
+# --- gunicorn ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((_setup.HOST, 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_start(port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, **_setup.django_environment()}
+    env.pop("REDIS_URL", None)
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(
+        [str(gunicorn), "config.wsgi:application", "-w", "2", "-b", f"{_setup.HOST}:{port}",
+         "--timeout", "60"],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection((_setup.HOST, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start within 30 seconds")
+
+
+def login(port: int, username: str) -> str:
+    conn = http.client.HTTPConnection(_setup.HOST, port, timeout=30)
+    try:
+        body = json.dumps({"username": username, "password": _setup.PASSWORD})
+        conn.request(
+            "POST", "/api/v1/auth/token/", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"login of {username} answered {response.status}: {payload[:200]}")
+        return json.loads(payload)["token"]
+    finally:
+        conn.close()
+
+
+# --- where the time goes -----------------------------------------------------------------------
+
+
+def explain(project_id: int, annotator_id: int) -> None:
+    """EXPLAIN ANALYZE the two statements of a claim, inside a transaction that is rolled back."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from tasks.selectors import _CLAIM_CONTEXT_SQL
+    from tasks.services.claims import _TAKE_SLOT_POSTGRESQL
+
+    now = timezone.now()
+    context_sql = _CLAIM_CONTEXT_SQL.format(lock=" FOR UPDATE", project_filter="")
+    params = {
+        "annotator": annotator_id,
+        "now": now,
+        "project": project_id,
+        "expires": now + time_delta(1800),
+    }
+    for name, sql in (
+        ("claim_context", context_sql),
+        ("take slot", _TAKE_SLOT_POSTGRESQL),
+        ("bare baseline", BARE_CLAIM.replace("%s", "%(project)s")),
+    ):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY ON) " + sql, params)
+            plan = [row[0] for row in cursor.fetchall()]
+            transaction.set_rollback(True)
+        timing = [line for line in plan if "Execution Time" in line or "Planning Time" in line]
+        print(f"  {name}: {'; '.join(t.strip() for t in timing)}")
+        for line in plan:
+            if "Index" in line or "Seq Scan" in line:
+                print(f"      {line.strip()}")
+
+
+def time_delta(seconds: int):
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def one_request_breakdown(annotator_username: str, organization: str, count: int) -> None:
+    """Time the statements of claim requests served in this process by Django's WSGI handler.
+
+    What is not a statement's round trip is Python (middleware, DRF, the ORM compiling its
+    queries, serialising) plus BEGIN and COMMIT, which do not pass through execute wrappers.
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.get(user__username=annotator_username).key
+    handler = WSGIHandler()
+
+    def request() -> int:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/claims/",
+            "SERVER_NAME": _setup.HOST,
+            "SERVER_PORT": "80",
+            "HTTP_HOST": _setup.HOST,
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": "2",
+            "HTTP_AUTHORIZATION": f"Token {token}",
+            "HTTP_X_ORGANIZATION": organization,
+            "wsgi.input": io.BytesIO(b"{}"),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        status = []
+        body = handler(environ, lambda line, headers: status.append(line))
+        b"".join(body)
+        body.close()
+        return int(status[0].split()[0])
+
+    statements: dict[str, list[float]] = {}
+
+    def timer(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            name = " ".join(sql.split())[:70]
+            statements.setdefault(name, []).append(time.perf_counter() - started)
+
+    request()
+    totals = []
+    with connection.execute_wrapper(timer):
+        for _ in range(count):
+            started = time.perf_counter()
+            status = request()
+            totals.append(time.perf_counter() - started)
+            if status != 201:
+                raise RuntimeError(f"claim answered {status}")
+    totals.sort()
+    total = _setup.percentile(totals, 0.5) * 1000
+    print(f"  one claim request in this process (WSGI handler, {count} requests): "
+          f"{total:.2f} ms p50, {len(statements)} statements")  # fmt: skip
+    in_statements = 0.0
+    for sql, samples in statements.items():
+        samples.sort()
+        ms = _setup.percentile(samples, 0.5) * 1000
+        in_statements += ms
+        print(f"    {ms:6.2f} ms  {sql}")
+    print(f"    {total - in_statements:6.2f} ms  the rest: Python, BEGIN and COMMIT")
+
+
+def sequential_breakdown(annotator, project_id: int, count: int) -> None:
+    """Single-client service time of claim_next and of its two statements, without contention."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from tasks.selectors import claim_context
+    from tasks.services.claims import _take_slot, claim_next
+
+    def median_ms(fn: Callable[[], object]) -> float:
+        samples = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t0)
+        samples.sort()
+        return _setup.percentile(samples, 0.5) * 1000
+
+    def context_only() -> None:
+        with transaction.atomic():
+            claim_context(annotator_id=annotator.pk, now=timezone.now(), project_id=None)
+
+    def context_and_take() -> None:
+        with transaction.atomic():
+            context = claim_context(annotator_id=annotator.pk, now=timezone.now(), project_id=None)
+            _take_slot(context.candidates[0], annotator.pk, timezone.now())
+
+    def bare() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(BARE_CLAIM, [project_id])
+
+    reset(project_id)
+    figures = {
+        "SELECT 1 round trip": median_ms(lambda: connection.cursor().execute("SELECT 1")),
+        "bare UPDATE (autocommit)": median_ms(bare),
+        "BEGIN + claim_context + COMMIT": median_ms(context_only),
+        "claim_context + take slot (in one transaction)": median_ms(context_and_take),
+        "claim_next": median_ms(lambda: claim_next(annotator=annotator)),
+    }
+    reset(project_id)
+    for name, ms in figures.items():
+        print(f"    {name:<50}{ms:7.2f} ms p50")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s phases, 200,000-task project")
+    parser.add_argument("--seconds", type=float, help="length of each phase (default 10)")
+    parser.add_argument("--clients", type=int, default=HTTP_CLIENTS)
+    parser.add_argument("--large", type=int, help="size of the large project (default 1,000,000)")
+    args = parser.parse_args()
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    sizes = [10_000, args.large or (200_000 if args.quick else 1_000_000)]
+
+    with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp:
+        tmp_path = Path(tmp)
+        gunicorn = None
+        _setup.django_start()
+        try:
+            state = seed(sizes, args.clients, tmp_path)
+            port = free_port()
+            gunicorn = gunicorn_start(port, tmp_path / "gunicorn.log")
+            phases = measure(state, sizes, args.clients, seconds, port)
+            report(phases, sizes, args.clients)
+            diagnose(state, sizes)
+            return 0
+        finally:
+            if gunicorn is not None:
+                gunicorn.terminate()
+                gunicorn.wait(15)
+            from django.db import connections
+
+            connections.close_all()
+            _setup.database_drop()
+
+
+@dataclass
+class Seeded:
+    organization: str
+    projects: dict[int, int]  # size -> project id
+    annotators: dict[int, list]  # size -> annotators staffed on that project only
+    tokens: dict[int, list[str]] = field(default_factory=dict)
+
+
+def seed(sizes: list[int], clients: int, tmp: Path) -> Seeded:
+    organization, manager = _setup.organization_seed("claims-bench")
+    state = Seeded(organization.slug, {}, {})
+    for size in sizes:
+        path = tmp / f"tasks-{size}.jsonl"
+        _setup.write_image_rows(path, size, prefix=f"s{size}")
+        project = _setup.project_seed(organization, manager, name=f"{size:,} tasks")
+        started = time.perf_counter()
+        # One read of the file: the rows are known to be valid.
+        report = _setup.import_file(project, path, on_error="skip")
+        elapsed = time.perf_counter() - started
+        print(f"seeded {report.created:,} tasks in {elapsed:.1f} s "
+              f"({report.created / elapsed:,.0f} rows/s)", flush=True)  # fmt: skip
+        path.unlink()
+        # Each size has its own annotators, members of that project only, so claim_next runs
+        # its usual path (across the annotator's projects) and lands in this one.
+        state.projects[size] = project.pk
+        state.annotators[size] = _setup.annotators_seed(
+            organization, project, prefix=f"annotator-{size}", count=clients
+        )
+    with psycopg.connect(_setup.dsn(), autocommit=True) as conn:
+        # Set hint bits and the visibility map once, and give the planner fresh statistics.
+        conn.execute("VACUUM (ANALYZE)")
+    print(f"seeded {clients} annotators per project, vacuumed and analyzed", flush=True)
+    return state
+
+
+def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port: int):
+    for size in sizes:
+        usernames = [a.member.user.username for a in state.annotators[size]]
+        state.tokens[size] = [login(port, name) for name in usernames]
+    print(f"gunicorn -w 2 on port {port}; {clients} clients; {seconds:g} s per phase", flush=True)
+
+    phases: list[Phase] = []
+    for size in sizes:
+        project_id = state.projects[size]
+        annotators = state.annotators[size]
+        bare = [lambda p=project_id: bare_client(p)] * clients
+        service = [lambda a=a: service_client(a) for a in annotators]
+        web = [
+            lambda t=t: http_client(port, t, state.organization)
+            for t in state.tokens[size][:clients]
+        ]
+        plan = [
+            ("bare SQL", "threads", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            ("claim_next", "threads", service, MAX_CLAIMS_PER_CLIENT),
+            ("bare SQL", "processes", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            ("claim_next", "processes", service, MAX_CLAIMS_PER_CLIENT),
+            ("HTTP gunicorn -w 2", "threads", web, MAX_CLAIMS_PER_CLIENT),
+        ]
+        for mode, model, makers, per_client in plan:
+            phase = Phase(size, mode, model, clients)
+            run_phase(phase, project_id, makers, seconds, per_client)
+            phases.append(phase)
+            print(f"  {size:>9,} {mode:<20}{model:<10} {phase.rate:8,.0f} claims/s "
+                  f"p50 {phase.p(0.5):6.2f} ms  p99 {phase.p(0.99):6.2f} ms  "
+                  f"({phase.claims:,} claims, {phase.rounds} rounds, {phase.empty} empty)",
+                  flush=True)  # fmt: skip
+    return phases
+
+
+def report(phases: list[Phase], sizes: list[int], clients: int) -> None:
+    def baseline(phase: Phase) -> Phase:
+        return next(
+            p
+            for p in phases
+            if p.size == phase.size and p.mode == "bare SQL" and p.model == phase.model
+        )
+
+    print()
+    print(f"{'size':>10}  {'mode':<20}{'clients':<18}{'claims/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'vs bare':>9}")  # fmt: skip
+    for p in phases:
+        who = f"{p.clients} {p.model}"
+        print(f"{p.size:>10,}  {p.mode:<20}{who:<18}{p.rate:>9,.0f}{p.p(0.5):>9.2f}"
+              f"{p.p(0.99):>9.2f}{p.rate / baseline(p).rate:>8.2f}x")  # fmt: skip
+
+    small, large = sizes
+    checks = []
+    for size in sizes:
+        for model in ("threads", "processes"):
+            p = next(x for x in phases if (x.size, x.mode, x.model) == (size, "claim_next", model))
+            ratio = p.rate / baseline(p).rate
+            checks.append((
+                f"claim_next ({model}) >= {IN_PROCESS_RATIO}x bare SQL at {size:,}",
+                ratio >= IN_PROCESS_RATIO,
+                f"{ratio:.2f}x ({p.rate:,.0f} vs {baseline(p).rate:,.0f}/s)",
+            ))  # fmt: skip
+        web = next(x for x in phases if (x.size, x.mode) == (size, "HTTP gunicorn -w 2"))
+        checks.append((
+            f"HTTP >= {HTTP_RATE:.0f}/s with p99 <= {HTTP_P99_MS:.0f} ms at {clients} clients, "
+            f"{size:,} tasks",
+            web.rate >= HTTP_RATE and web.p(0.99) <= HTTP_P99_MS and clients >= HTTP_CLIENTS,
+            f"{web.rate:,.0f}/s, p99 {web.p(0.99):.1f} ms",
+        ))  # fmt: skip
+    for mode, model in (
+        ("claim_next", "threads"),
+        ("claim_next", "processes"),
+        ("HTTP gunicorn -w 2", "threads"),
+    ):
+        a = next(x for x in phases if (x.size, x.mode, x.model) == (small, mode, model))
+        b = next(x for x in phases if (x.size, x.mode, x.model) == (large, mode, model))
+        growth = b.p(0.99) / a.p(0.99)
+        checks.append((
+            f"{mode} ({model}) p99 at {large:,} <= {P99_GROWTH}x p99 at {small:,}",
+            growth <= P99_GROWTH,
+            f"{growth:.2f}x ({b.p(0.99):.2f} vs {a.p(0.99):.2f} ms)",
+        ))  # fmt: skip
+    if any(p.empty for p in phases):
+        checks.append(("no claim found the project empty", False, "some did"))
+    print()
+    for label, ok, figure in checks:
+        print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {figure}")
+
+
+def diagnose(state: Seeded, sizes: list[int]) -> None:
+    print()
+    print("where a claim's time goes:")
+    for size in sizes:
+        project_id, annotator = state.projects[size], state.annotators[size][0]
+        print(f" {size:,} tasks:")
+        reset(project_id)
+        explain(project_id, annotator.pk)
+        print("  single client, no contention:")
+        sequential_breakdown(annotator, project_id, 300)
+    size = sizes[0]
+    reset(state.projects[size])
+    one_request_breakdown(state.annotators[size][0].member.user.username, state.organization, 300)
+    reset(state.projects[size])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
