@@ -122,8 +122,9 @@ class ClaimContext:
     candidates: list[ClaimCandidate]
 
 
-# Raw SQL because this runs on every claim: the ORM took 2.7 ms to compile it and the database
-# 0.5 ms to run it. The certification test mirrors ``CertificationQuerySet.in_force``.
+# The eligibility read of the ``tasks_claim`` PostgreSQL function (migration tasks 0002), for the
+# claim's Python path on SQLite; the claim tests run every rule through both. The certification
+# test mirrors ``CertificationQuerySet.in_force``.
 _CLAIM_CONTEXT_SQL = """
 WITH me AS (
     SELECT w.id, w.status, w.max_concurrent_tasks FROM workforce_annotator w

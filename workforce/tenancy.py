@@ -27,7 +27,8 @@ def request_member(request: HttpRequest) -> Member:
     cached = getattr(request, "_assay_member", None)
     if cached is not None:
         return cached
-    memberships = Member.objects.select_related("organization", "user").filter(
+    # The annotator profile comes along: the claim and submit endpoints need it at once.
+    memberships = Member.objects.select_related("organization", "user", "annotator").filter(
         user=request.user, is_active=True
     )
     slug = request.headers.get(ORGANIZATION_HEADER) or (

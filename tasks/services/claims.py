@@ -9,6 +9,7 @@ wait for each other's rows, and a lease that lapsed is claimable again without a
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
@@ -35,66 +36,52 @@ from workforce.models import Annotator, AnnotatorStatus
 MAX_ACTIVE_SECONDS = 86_400
 
 
-# One statement: pick a slot (a lapsed lease first, else the best open slot) skipping rows other
-# claimers hold, record the assignment, lease the slot, and open the task's next seat.
-_TAKE_SLOT_POSTGRESQL = """
-WITH picked AS (
-    SELECT id, task_id, seat FROM tasks_slot
-    WHERE id = COALESCE(
-        (SELECT s.id FROM tasks_slot s
-         WHERE s.project_id = %(project)s AND s.state = 'leased'
-           AND s.lease_expires_at <= %(now)s
-           AND NOT EXISTS (
-               SELECT 1 FROM tasks_assignment a
-               WHERE a.task_id = s.task_id AND a.annotator_id = %(annotator)s)
-         ORDER BY s.lease_expires_at
-         LIMIT 1 FOR UPDATE SKIP LOCKED),
-        (SELECT s.id FROM tasks_slot s
-         WHERE s.project_id = %(project)s AND s.state = 'open'
-           AND NOT EXISTS (
-               SELECT 1 FROM tasks_assignment a
-               WHERE a.task_id = s.task_id AND a.annotator_id = %(annotator)s)
-         ORDER BY s.seat DESC, s.task_priority DESC, s.task_id
-         LIMIT 1 FOR UPDATE SKIP LOCKED))
-), assigned AS (
-    INSERT INTO tasks_assignment
-        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
-    SELECT task_id, id, %(project)s, %(annotator)s, 'active', %(now)s, %(expires)s FROM picked
-    RETURNING id, slot_id
-), leased AS (
-    UPDATE tasks_slot s
-    SET state = 'leased', assignment_id = assigned.id, lease_expires_at = %(expires)s
-    FROM assigned WHERE s.id = assigned.slot_id
-), opened AS (
-    UPDATE tasks_slot s SET state = 'open'
-    FROM picked
-    WHERE s.task_id = picked.task_id AND s.seat = picked.seat + 1 AND s.state = 'waiting'
-)
-SELECT assigned.id, picked.task_id, t.data, p.name, p.kind, p.instructions, p.label_schema
-FROM assigned
-JOIN picked ON picked.id = assigned.slot_id
-JOIN tasks_task t ON t.id = picked.task_id
-JOIN tasks_project p ON p.id = %(project)s
-"""
+class ClaimRow(NamedTuple):
+    """What either implementation of the claim answers; ``outcome`` says which fields are set."""
+
+    outcome: str  # claimed, not_found, not_active, at_limit, no_projects, none_available
+    status: str | None = None  # the annotator's status
+    assignment_id: int | None = None
+    task_id: int | None = None
+    data: dict | None = None
+    project_id: int | None = None
+    project_name: str | None = None
+    kind: str | None = None
+    instructions: str | None = None
+    label_schema: dict | None = None
+    lease_expires_at: datetime | None = None
 
 
-def _take_slot_postgresql(
-    project: ClaimCandidate, annotator_id: int, now: datetime
-) -> tuple | None:
-    expires = now + timedelta(seconds=project.lease_seconds)
-    params = {"project": project.pk, "annotator": annotator_id, "now": now, "expires": expires}
+def _claim_postgresql(annotator_id: int, project_id: int | None, now: datetime) -> ClaimRow:
+    """Claim through the ``tasks_claim`` function (migration tasks 0002): one round trip."""
     with connection.cursor() as cursor:
-        cursor.execute(_TAKE_SLOT_POSTGRESQL, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        cursor.execute("SELECT * FROM tasks_claim(%s, %s, %s)", [annotator_id, project_id, now])
+        row = ClaimRow(*cursor.fetchone())
+    if row.outcome != "claimed":
+        return row
     # Django leaves jsonb undecoded on raw cursors; the JSON fields decode it on model reads.
-    assignment_id, task_id, data, name, kind, instructions, schema = row
-    return assignment_id, task_id, json.loads(data), name, kind, instructions, json.loads(schema)
+    return row._replace(data=json.loads(row.data), label_schema=json.loads(row.label_schema))
 
 
-def _take_slot_portable(project: ClaimCandidate, annotator_id: int, now: datetime) -> tuple | None:
-    """The same steps as ``_TAKE_SLOT_POSTGRESQL`` through the ORM, for the embedded SQLite.
+def _claim_portable(annotator_id: int, project_id: int | None, now: datetime) -> ClaimRow:
+    """The steps of ``tasks_claim`` from Python, for the embedded SQLite database."""
+    with transaction.atomic():
+        context = claim_context(annotator_id=annotator_id, now=now, project_id=project_id)
+        if context.status != AnnotatorStatus.ACTIVE:
+            return ClaimRow("not_active", context.status)
+        if context.live >= context.max_concurrent_tasks:
+            return ClaimRow("at_limit", context.status)
+        for project in context.candidates:
+            row = _take_slot_portable(project, annotator_id, now) if project.eligible else None
+            if row is not None:
+                return row._replace(status=context.status)
+        return ClaimRow("none_available" if context.candidates else "no_projects", context.status)
+
+
+def _take_slot_portable(
+    project: ClaimCandidate, annotator_id: int, now: datetime
+) -> ClaimRow | None:
+    """Take one slot of the project as ``tasks_claim`` does, through the ORM.
 
     SQLite serialises writers (transactions begin IMMEDIATE), so no row is taken twice.
     """
@@ -127,20 +114,19 @@ def _take_slot_portable(project: ClaimCandidate, annotator_id: int, now: datetim
     )
     data = Task.objects.values_list("data", flat=True).get(pk=slot.task_id)
     fields = Project.objects.values_list("name", "kind", "instructions", "label_schema")
-    return (assignment.pk, slot.task_id, data, *fields.get(pk=project.pk))
-
-
-def _take_slot(project: ClaimCandidate, annotator_id: int, now: datetime) -> tuple | None:
-    """Lease one slot of ``project`` to the annotator, or return None if none is claimable.
-
-    Returns (assignment id, task id, task data, project name, kind, instructions, schema).
-
-    A slot whose lease lapsed comes first (its task was started earliest), then open slots by
-    seat (tasks others started), task priority and age.
-    """
-    if connection.vendor == "postgresql":
-        return _take_slot_postgresql(project, annotator_id, now)
-    return _take_slot_portable(project, annotator_id, now)
+    name, kind, instructions, schema = fields.get(pk=project.pk)
+    return ClaimRow(
+        outcome="claimed",
+        assignment_id=assignment.pk,
+        task_id=slot.task_id,
+        data=data,
+        project_id=project.pk,
+        project_name=name,
+        kind=kind,
+        instructions=instructions,
+        label_schema=schema,
+        lease_expires_at=expires,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,40 +151,45 @@ class ClaimResult:
     reason: str = ""
 
 
+# Why a claim found nothing, as the annotator reads it.
+_NOTHING = {
+    "at_limit": "You hold as many tasks as you may at once.",
+    "no_projects": "You are not an active member of an active project.",
+    "none_available": "No task is available for you right now.",
+}
+
+
 def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimResult:
     """Lease the best task the annotator is eligible for, across their projects or in one.
 
+    One short transaction: lock the annotator's row (so one person's concurrent claims cannot
+    exceed their limits), find the projects they may work in, in order of priority and
+    deadline, and take one slot with ``FOR UPDATE SKIP LOCKED`` through the partial index.
     Returns an empty result with the reason when nothing is eligible.
     """
     now = timezone.now()
-    with transaction.atomic():
-        context = claim_context(annotator_id=annotator.pk, now=now, project_id=project_id)
-        if context.status != AnnotatorStatus.ACTIVE:
-            raise PermissionDenied(
-                f"Your annotator account is {context.status}.", code="annotator_not_active"
-            )
-        if context.live >= context.max_concurrent_tasks:
-            return ClaimResult(None, "You hold as many tasks as you may at once.")
-        if not context.candidates:
-            return ClaimResult(None, "You are not an active member of an active project.")
-        for project in context.candidates:
-            row = _take_slot(project, annotator.pk, now) if project.eligible else None
-            if row is not None:
-                assignment_id, task_id, data, name, kind, instructions, schema = row
-                claimed = ClaimedTask(
-                    assignment_id=assignment_id,
-                    task_id=task_id,
-                    data=data,
-                    project_id=project.pk,
-                    project_name=name,
-                    kind=kind,
-                    instructions=instructions,
-                    label_schema=schema,
-                    leased_at=now,
-                    lease_expires_at=now + timedelta(seconds=project.lease_seconds),
-                )
-                return ClaimResult(claimed)
-        return ClaimResult(None, "No task is available for you right now.")
+    claim = _claim_postgresql if connection.vendor == "postgresql" else _claim_portable
+    row = claim(annotator.pk, project_id, now)
+    if row.outcome in ("not_active", "not_found"):
+        raise PermissionDenied(
+            f"Your annotator account is {row.status or 'missing'}.", code="annotator_not_active"
+        )
+    if row.outcome != "claimed":
+        return ClaimResult(None, _NOTHING[row.outcome])
+    return ClaimResult(
+        ClaimedTask(
+            assignment_id=row.assignment_id,
+            task_id=row.task_id,
+            data=row.data,
+            project_id=row.project_id,
+            project_name=row.project_name,
+            kind=row.kind,
+            instructions=row.instructions,
+            label_schema=row.label_schema,
+            leased_at=now,
+            lease_expires_at=row.lease_expires_at,
+        )
+    )
 
 
 def _require_holder(slot: Slot | None) -> Slot:

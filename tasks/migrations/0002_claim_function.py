@@ -1,0 +1,127 @@
+"""The claim as one PostgreSQL function: one round trip, plans cached per connection.
+
+``tasks.services.claims`` calls it on PostgreSQL; on SQLite the same steps run from Python.
+The claim tests run every rule through both.
+"""
+
+from django.db import migrations
+
+CREATE = r"""
+CREATE OR REPLACE FUNCTION tasks_claim(p_annotator bigint, p_project bigint, p_now timestamptz)
+RETURNS TABLE (
+    r_outcome text, r_status text, r_assignment bigint, r_task bigint, r_data jsonb,
+    r_project bigint, r_name text, r_kind text, r_instructions text, r_schema jsonb,
+    r_expires timestamptz
+)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    me record;
+    live_total bigint;
+    cand record;
+    picked record;
+    found_candidate boolean := false;
+BEGIN
+    -- Serialises this annotator's claims so their limits hold; nobody else's claims wait.
+    SELECT w.status, w.max_concurrent_tasks INTO me
+    FROM workforce_annotator w WHERE w.id = p_annotator FOR UPDATE;
+    IF NOT FOUND THEN
+        r_outcome := 'not_found'; RETURN NEXT; RETURN;
+    END IF;
+    r_status := me.status;
+    IF me.status <> 'active' THEN
+        r_outcome := 'not_active'; RETURN NEXT; RETURN;
+    END IF;
+    SELECT COUNT(*) INTO live_total FROM tasks_assignment a
+    WHERE a.annotator_id = p_annotator AND a.status = 'active' AND a.lease_expires_at > p_now;
+    IF live_total >= me.max_concurrent_tasks THEN
+        r_outcome := 'at_limit'; RETURN NEXT; RETURN;
+    END IF;
+
+    FOR cand IN
+        SELECT p.id, p.lease_seconds, p.name, p.kind, p.instructions, p.label_schema,
+            COALESCE((SELECT k.level FROM workforce_annotatorskill k
+                      WHERE k.annotator_id = p_annotator AND k.skill = p.kind), -1)
+                >= p.required_skill_level AS skilled,
+            -- Certifications in force: as CertificationQuerySet.in_force.
+            NOT EXISTS (
+                SELECT 1 FROM tasks_project_required_domains rd
+                WHERE rd.project_id = p.id AND NOT EXISTS (
+                    SELECT 1 FROM workforce_certification c
+                    WHERE c.annotator_id = p_annotator AND c.domain_id = rd.domain_id
+                      AND c.status = 'active'
+                      AND (c.expires_at IS NULL OR c.expires_at > p_now))) AS certified,
+            (SELECT COUNT(*) FROM tasks_assignment a
+             WHERE a.annotator_id = p_annotator AND a.project_id = p.id
+               AND a.status = 'active' AND a.lease_expires_at > p_now)
+                < p.max_concurrent_tasks AS has_room
+        FROM tasks_projectmember m
+        JOIN tasks_project p ON p.id = m.project_id
+        WHERE m.annotator_id = p_annotator AND m.is_active AND m.role = 'annotator'
+          AND p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
+        ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
+    LOOP
+        found_candidate := true;
+        CONTINUE WHEN NOT (cand.skilled AND cand.certified AND cand.has_room);
+        -- A lapsed lease first (its task started earliest), then the best open slot:
+        -- tasks others started (higher seats), task priority, age. Rows other claimers
+        -- hold are skipped, never waited for.
+        SELECT s.id, s.task_id, s.seat INTO picked FROM tasks_slot s
+        WHERE s.project_id = cand.id AND s.state = 'leased' AND s.lease_expires_at <= p_now
+          AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                          WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
+        ORDER BY s.lease_expires_at
+        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            SELECT s.id, s.task_id, s.seat INTO picked FROM tasks_slot s
+            WHERE s.project_id = cand.id AND s.state = 'open'
+              AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                              WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
+            ORDER BY s.seat DESC, s.task_priority DESC, s.task_id
+            LIMIT 1 FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+        END IF;
+        r_expires := p_now + make_interval(secs => cand.lease_seconds);
+        INSERT INTO tasks_assignment
+            (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+        VALUES (picked.task_id, picked.id, cand.id, p_annotator, 'active', p_now, r_expires)
+        RETURNING id INTO r_assignment;
+        UPDATE tasks_slot SET state = 'leased', assignment_id = r_assignment,
+            lease_expires_at = r_expires
+        WHERE id = picked.id;
+        -- The next seat opens once this one is taken.
+        UPDATE tasks_slot SET state = 'open'
+        WHERE task_id = picked.task_id AND seat = picked.seat + 1 AND state = 'waiting';
+        SELECT t.data INTO r_data FROM tasks_task t WHERE t.id = picked.task_id;
+        r_outcome := 'claimed';
+        r_task := picked.task_id;
+        r_project := cand.id;
+        r_name := cand.name;
+        r_kind := cand.kind;
+        r_instructions := cand.instructions;
+        r_schema := cand.label_schema;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
+    r_outcome := CASE WHEN found_candidate THEN 'none_available' ELSE 'no_projects' END;
+    RETURN NEXT;
+END;
+$$;
+"""
+
+DROP = "DROP FUNCTION IF EXISTS tasks_claim(bigint, bigint, timestamptz);"
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE)
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tasks", "0001_initial")]
+
+    operations = [migrations.RunPython(create, drop)]
