@@ -23,16 +23,16 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True, params=["postgresql", "portable"])
-def take_slot(request, monkeypatch):
-    """Run every claim test through both ways of taking a slot.
+def claim_path(request, monkeypatch):
+    """Run every claim test through both implementations of the claim.
 
-    The single-statement PostgreSQL path serves production; the ORM path serves the
-    embedded SQLite database, and is checked here on PostgreSQL.
+    The ``tasks_claim`` PostgreSQL function serves production; the Python steps serve the
+    embedded SQLite database, and are checked here on PostgreSQL.
     """
     if request.param == "portable":
         from tasks.services import claims
 
-        monkeypatch.setattr(claims, "_take_slot_postgresql", claims._take_slot_portable)
+        monkeypatch.setattr(claims, "_claim_postgresql", claims._claim_portable)
 
 
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}

@@ -174,3 +174,11 @@ def test_projects_of_another_organization_answer_404(org, other_org):
     )
     assert response.status_code == 400
     assert not mine.members.exists()
+
+
+def test_every_skill_is_a_registered_kind_and_every_kind_a_skill():
+    """Skills (workforce) and kinds (tasks) name the same ten things; a project needs both."""
+    from tasks.kinds import KINDS
+    from workforce.models import Skill
+
+    assert list(KINDS) == list(Skill.values)
