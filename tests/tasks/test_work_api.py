@@ -167,3 +167,33 @@ def test_managers_see_the_projects_assignments_and_annotations(org, project):
     assert json.loads(json.dumps(listed[0]["payload"])) == BOX
     assert manager.get("/api/v1/assignments/?status=submitted").json()["count"] == 1
     assert manager.get("/api/v1/annotations/?project=x").status_code == 400
+
+
+def test_assignment_and_annotation_lists_do_not_grow_in_queries(org, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services.claims import assignment_submit, claim_next
+
+    import_rows(project, image_rows(10, start=100))
+    manager = org.client(Role.MANAGER)
+
+    def counts():
+        found = []
+        for url in ("/api/v1/assignments/", "/api/v1/annotations/"):
+            with CaptureQueriesContext(connection) as queries:
+                assert manager.get(url).status_code == 200
+            found.append(len(queries))
+        return found
+
+    def work(n):
+        for _ in range(n):
+            claimed = claim_next(annotator=org.annotator).claimed
+            assignment_submit(
+                assignment=Assignment.objects.get(pk=claimed.assignment_id), payload=BOX
+            )
+
+    work(1)
+    baseline = counts()
+    work(4)
+    assert counts() == baseline
