@@ -152,6 +152,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" or "role"; name each choice set once.
+    "ENUM_NAME_OVERRIDES": {
+        "SkillEnum": "workforce.models.Skill.choices",
+        "MemberRoleEnum": "workforce.models.Role.choices",
+        "ProjectRoleEnum": "tasks.models.ProjectRole.choices",
+        "AnnotatorStatusEnum": "workforce.models.AnnotatorStatus.choices",
+        "CertificationStatusEnum": "workforce.models.CertificationStatus.choices",
+        "ProjectStatusEnum": "tasks.models.ProjectStatus.choices",
+        "AssignmentStatusEnum": "tasks.models.AssignmentStatus.choices",
+    },
 }
 
 # Redis is optional: without it the channel layer lives in memory and jobs run in-process.
