@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Pagination
+from config.errors import ValidationFailed
 from workforce.models import Member
 from workforce.tenancy import ORGANIZATION_HEADER, HasRole, request_member
 
@@ -27,6 +28,18 @@ class OrganizationApi(APIView):
     @property
     def member(self) -> Member:
         return request_member(self.request._request)
+
+    def filtered(self, queryset):
+        """Apply ``filterset_class`` to the query string, or answer 400 naming each bad one."""
+        filterset = self.filterset_class(self.request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise ValidationFailed(
+                "Invalid filter.",
+                fields={
+                    name: [str(e) for e in errors] for name, errors in filterset.errors.items()
+                },
+            )
+        return filterset.qs
 
     def paginated(self, queryset, serializer_class, context_for_page=None) -> Response:
         """Serialize one page; ``context_for_page(page)`` adds what is loaded per page at once."""

@@ -16,6 +16,7 @@ from workforce.tenancy import ANNOTATOR, ANYONE, MANAGER, STAFF
 
 from . import selectors
 from .exports import export_project
+from .filters import AnnotationFilter, AssignmentFilter
 from .imports import FORMATS, guess_format
 from .models import ProjectRole, ProjectStatus
 from .serializers import (
@@ -320,28 +321,13 @@ class ClaimApi(OrganizationApi):
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
 class AssignmentListApi(OrganizationApi):
     roles = {"GET": ANYONE}
+    filterset_class = AssignmentFilter
 
-    @extend_schema(
-        responses=AssignmentOut(many=True),
-        parameters=[
-            OpenApiParameter("status", str),
-            OpenApiParameter("project", int),
-        ],
-    )
+    @extend_schema(responses=AssignmentOut(many=True), filters=True)
     def get(self, request):
-        qs = selectors.assignment_list(member=self.member)
-        if "status" in request.query_params:
-            qs = qs.filter(status=request.query_params["status"])
-        if "project" in request.query_params:
-            qs = qs.filter(project_id=_int_param(request, "project"))
-        return self.paginated(qs, AssignmentOut)
-
-
-def _int_param(request, name: str) -> int:
-    try:
-        return int(request.query_params[name])
-    except ValueError as exc:
-        raise ValidationFailed(f"Bad {name}.", fields={name: ["Must be an integer."]}) from exc
+        return self.paginated(
+            self.filtered(selectors.assignment_list(member=self.member)), AssignmentOut
+        )
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
@@ -423,12 +409,10 @@ class AnnotationListApi(OrganizationApi):
     """Annotations: annotators see their own, managers and QA leads the organization's."""
 
     roles = {"GET": ANYONE}
+    filterset_class = AnnotationFilter
 
-    @extend_schema(
-        responses=AnnotationOut(many=True), parameters=[OpenApiParameter("project", int)]
-    )
+    @extend_schema(responses=AnnotationOut(many=True), filters=True)
     def get(self, request):
-        qs = selectors.annotation_list(member=self.member)
-        if "project" in request.query_params:
-            qs = qs.filter(project_id=_int_param(request, "project"))
-        return self.paginated(qs, AnnotationOut)
+        return self.paginated(
+            self.filtered(selectors.annotation_list(member=self.member)), AnnotationOut
+        )

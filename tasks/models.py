@@ -134,7 +134,8 @@ class Slot(models.Model):
     Project and task priority are copied here so that the claim is one index scan.
     """
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots")
+    # Indexed through the (task, seat) unique constraint.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots", db_index=False)
     # Looked up through the partial claim indexes; a full index would only slow imports.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     seat = models.PositiveSmallIntegerField()
@@ -198,7 +199,10 @@ class Assignment(models.Model):
     task = models.ForeignKey(
         Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
-    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="assignments")
+    # Never looked up by slot (the slot names its holder); an index would only slow claims.
+    slot = models.ForeignKey(
+        Slot, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
     status = models.CharField(

@@ -19,7 +19,7 @@ from config.errors import ValidationFailed
 from config.views import ORGANIZATION_PARAMETER, OrganizationApi
 
 from . import selectors, services
-from .filters import AnnotatorFilter, AuditEventFilter, CertificationFilter, apply_filters
+from .filters import AnnotatorFilter, AuditEventFilter, CertificationFilter
 from .models import MAX_SKILL_LEVEL, Role, Skill, SkillSource
 from .serializers import (
     AnnotatorOut,
@@ -166,19 +166,12 @@ class AnnotatorListApi(OrganizationApi):
     """
 
     roles = {"GET": ANYONE}
-
-    @extend_schema(
-        responses=AnnotatorOut(many=True),
-        filters=True,
-        parameters=[],
-    )
-    def get(self, request):
-        qs = apply_filters(
-            AnnotatorFilter, request.query_params, selectors.annotator_list(member=self.member)
-        )
-        return self.paginated(qs, AnnotatorOut)
-
     filterset_class = AnnotatorFilter
+
+    @extend_schema(responses=AnnotatorOut(many=True), filters=True)
+    def get(self, request):
+        qs = self.filtered(selectors.annotator_list(member=self.member))
+        return self.paginated(qs, AnnotatorOut)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["annotators"])
@@ -339,11 +332,7 @@ class CertificationListApi(OrganizationApi):
 
     @extend_schema(responses=CertificationOut(many=True))
     def get(self, request):
-        qs = apply_filters(
-            CertificationFilter,
-            request.query_params,
-            selectors.certification_list(member=self.member),
-        )
+        qs = self.filtered(selectors.certification_list(member=self.member))
         return self.paginated(qs, CertificationOut)
 
     @extend_schema(
@@ -471,7 +460,5 @@ class AuditEventListApi(OrganizationApi):
 
     @extend_schema(responses=AuditEventOut(many=True))
     def get(self, request):
-        qs = apply_filters(
-            AuditEventFilter, request.query_params, selectors.audit_event_list(member=self.member)
-        )
+        qs = self.filtered(selectors.audit_event_list(member=self.member))
         return self.paginated(qs, AuditEventOut)

@@ -11,17 +11,6 @@ from .models import CertificationStatus as CS
 from .selectors import annotators_certified_in, annotators_with_skill
 
 
-def apply_filters(filterset_class, params, queryset):
-    """Filter ``queryset`` by ``params`` or raise a 400 listing every bad parameter."""
-    filterset = filterset_class(params, queryset=queryset)
-    if not filterset.is_valid():
-        raise ValidationFailed(
-            "Invalid filter.",
-            fields={name: [str(e) for e in errors] for name, errors in filterset.errors.items()},
-        )
-    return filterset.qs
-
-
 class AnnotatorFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=AnnotatorStatus.choices)
     skill = django_filters.ChoiceFilter(choices=Skill.choices, method="filter_noop")

@@ -17,6 +17,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     me record;
     live_total bigint;
+    live_by_project jsonb;
     cand record;
     picked record;
     found_candidate boolean := false;
@@ -31,8 +32,13 @@ BEGIN
     IF me.status <> 'active' THEN
         r_outcome := 'not_active'; RETURN NEXT; RETURN;
     END IF;
-    SELECT COUNT(*) INTO live_total FROM tasks_assignment a
-    WHERE a.annotator_id = p_annotator AND a.status = 'active' AND a.lease_expires_at > p_now;
+    -- The annotator's unexpired leases, per project, in one pass.
+    SELECT COALESCE(SUM(n), 0), COALESCE(jsonb_object_agg(project_id, n), '{}')
+    INTO live_total, live_by_project
+    FROM (SELECT a.project_id, COUNT(*) AS n FROM tasks_assignment a
+          WHERE a.annotator_id = p_annotator AND a.status = 'active'
+            AND a.lease_expires_at > p_now
+          GROUP BY a.project_id) AS live;
     IF live_total >= me.max_concurrent_tasks THEN
         r_outcome := 'at_limit'; RETURN NEXT; RETURN;
     END IF;
@@ -50,9 +56,7 @@ BEGIN
                     WHERE c.annotator_id = p_annotator AND c.domain_id = rd.domain_id
                       AND c.status = 'active'
                       AND (c.expires_at IS NULL OR c.expires_at > p_now))) AS certified,
-            (SELECT COUNT(*) FROM tasks_assignment a
-             WHERE a.annotator_id = p_annotator AND a.project_id = p.id
-               AND a.status = 'active' AND a.lease_expires_at > p_now)
+            COALESCE((live_by_project ->> p.id::text)::bigint, 0)
                 < p.max_concurrent_tasks AS has_room
         FROM tasks_projectmember m
         JOIN tasks_project p ON p.id = m.project_id

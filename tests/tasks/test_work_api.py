@@ -167,6 +167,7 @@ def test_managers_see_the_projects_assignments_and_annotations(org, project):
     assert json.loads(json.dumps(listed[0]["payload"])) == BOX
     assert manager.get("/api/v1/assignments/?status=submitted").json()["count"] == 1
     assert manager.get("/api/v1/annotations/?project=x").status_code == 400
+    assert manager.get("/api/v1/assignments/?status=sleeping").status_code == 400
 
 
 def test_assignment_and_annotation_lists_do_not_grow_in_queries(org, project):
