@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0002_claim_function'),
+        ("tasks", "0002_claim_function"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='assignment',
-            name='slot',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='tasks.slot'),
+            model_name="assignment",
+            name="slot",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="assignments",
+                to="tasks.slot",
+            ),
         ),
         migrations.AlterField(
-            model_name='slot',
-            name='task',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='slots', to='tasks.task'),
+            model_name="slot",
+            name="task",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="slots",
+                to="tasks.task",
+            ),
         ),
     ]
