@@ -1,7 +1,6 @@
 """Importing tasks in bulk: streamed, validated row by row, idempotent by external id."""
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -136,43 +135,6 @@ def _write(project: Project, rows: list[Row]) -> int:
         return writer(project, rows)
 
 
-class _Writer:
-    """Write batches while the next one is parsed: the database and Python work in parallel.
-
-    Batches go to one background thread with its own connection, in order. Inside a
-    transaction (as in tests) another connection could not see the caller's rows, so batches
-    are then written inline.
-    """
-
-    def __init__(self, project: Project):
-        self.project = project
-        self.created = 0
-        self.pool = None if connection.in_atomic_block else ThreadPoolExecutor(max_workers=1)
-        self.pending: Future | None = None
-
-    def submit(self, rows: list[Row]) -> None:
-        if self.pool is None:
-            self.created += _write(self.project, rows)
-            return
-        self._collect()
-        self.pending = self.pool.submit(_write, self.project, rows)
-
-    def _collect(self) -> None:
-        if self.pending is not None:
-            self.created += self.pending.result()  # re-raises a failed batch's error
-            self.pending = None
-
-    def close(self) -> int:
-        if self.pool is not None:
-            try:
-                self._collect()
-            finally:
-                # Resolved in the writer thread, so it closes that thread's connection.
-                self.pool.submit(lambda: connection.close()).result()
-                self.pool.shutdown()
-        return self.created
-
-
 def tasks_import(
     *,
     project: Project,
@@ -185,9 +147,8 @@ def tasks_import(
 ) -> ImportReport:
     """Import tasks from a file in ``fmt`` (json, jsonl or csv), streamed in batches.
 
-    ``open_stream`` returns the file, seekable, from its start; with ``on_error="abort"`` it is
-    read twice, first to validate every row (nothing is written if one is invalid), then to
-    write.
+    ``open_stream`` returns the file, seekable, from its start; with ``on_error="abort"`` it is read twice,
+    first to validate every row (nothing is written if one is invalid), then to write.
     Rows whose external id the project already has are counted as existing and left unchanged.
     """
     if fmt not in FORMATS:
@@ -208,23 +169,19 @@ def tasks_import(
             raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
         report.rows = 0
     batch: list[Row] = []
-    writer = _Writer(project)
-    try:
-        for row in read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema):
-            report.rows += 1
-            if isinstance(row, list):
-                report.add_errors(row)
-                continue
-            batch.append(row)
-            if len(batch) >= batch_size:
-                writer.submit(batch)
-                batch = []
-                if progress:
-                    progress(report.rows)
-        if batch:
-            writer.submit(batch)
-    finally:
-        report.created = writer.close()
+    for row in read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema):
+        report.rows += 1
+        if isinstance(row, list):
+            report.add_errors(row)
+            continue
+        batch.append(row)
+        if len(batch) >= batch_size:
+            report.created += _write(project, batch)
+            batch = []
+            if progress:
+                progress(report.rows)
+    if batch:
+        report.created += _write(project, batch)
     if progress:
         progress(report.rows)
     report.existing = report.rows - report.invalid - report.created
