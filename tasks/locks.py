@@ -8,9 +8,13 @@ assignment, then the task. Taking them in this order everywhere means no deadloc
 from .models import Assignment, Slot, Task
 
 
-def lock_slot_of(assignment_id: int) -> Slot | None:
-    """Lock the slot an assignment holds, or return None when it no longer holds one."""
-    return Slot.objects.select_for_update().filter(assignment_id=assignment_id).first()
+def lock_slot_of(assignment: Assignment) -> Slot | None:
+    """Lock the slot an assignment holds, or return None when it no longer holds it."""
+    return (
+        Slot.objects.select_for_update()
+        .filter(pk=assignment.slot_id, assignment_id=assignment.pk)
+        .first()
+    )
 
 
 def lock_assignment(assignment_id: int) -> Assignment:

@@ -141,8 +141,15 @@ class Slot(models.Model):
     seat = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=8, choices=SlotState.choices)
     task_priority = models.SmallIntegerField(default=0)
-    assignment = models.OneToOneField(
-        "Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    # The current holder. Reached from the assignment's own ``slot_id``, so no index is kept:
+    # each claim and submit would otherwise maintain one more.
+    assignment = models.ForeignKey(
+        "Assignment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -204,7 +211,10 @@ class Assignment(models.Model):
         Slot, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed through assignment_annotator_idx.
+    annotator = models.ForeignKey(
+        Annotator, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     status = models.CharField(
         max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE
     )
@@ -222,10 +232,11 @@ class Assignment(models.Model):
             ),
         ]
         indexes = [
+            # Serves both an annotator's history and the count of their live leases that
+            # every claim makes (the lease expiry is read from the index).
             models.Index(
-                fields=["annotator", "project"],
-                name="assignment_live_idx",
-                condition=Q(status="active"),
+                fields=["annotator", "status", "project", "lease_expires_at"],
+                name="assignment_annotator_idx",
             ),
             models.Index(fields=["lease_expires_at"], name="assignment_lease_idx",
                          condition=Q(status="active")),

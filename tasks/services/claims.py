@@ -203,7 +203,7 @@ def _require_holder(slot: Slot | None) -> Slot:
 def assignment_heartbeat(*, assignment: Assignment) -> Assignment:
     """Extend the lease by the project's lease length, while the annotator still holds it."""
     now = timezone.now()
-    slot = _require_holder(lock_slot_of(assignment.pk))
+    slot = _require_holder(lock_slot_of(assignment))
     assignment = lock_assignment(assignment.pk)
     expires = now + timedelta(seconds=assignment.project.lease_seconds)
     slot.lease_expires_at = expires
@@ -222,7 +222,7 @@ def assignment_release(*, assignment: Assignment) -> Assignment:
         return assignment
     if assignment.status == AssignmentStatus.SUBMITTED:
         raise Conflict("This assignment was already submitted.", code="already_submitted")
-    slot = _require_holder(lock_slot_of(assignment.pk))
+    slot = _require_holder(lock_slot_of(assignment))
     assignment = lock_assignment(assignment.pk)
     slot.state, slot.assignment, slot.lease_expires_at = SlotState.OPEN, None, None
     slot.save(update_fields=["state", "assignment", "lease_expires_at"])
@@ -275,7 +275,7 @@ def assignment_submit(
         raise ValidationFailed(
             "Invalid payload: " + "; ".join(str(i) for i in issues[:5]), fields=fields
         )
-    slot = lock_slot_of(assignment.pk)
+    slot = lock_slot_of(assignment)
     assignment = lock_assignment(assignment.pk)
     # Checked under the locks, so that a retried request racing the first one sees its result.
     existing = Annotation.objects.filter(assignment=assignment).first()
