@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from workforce.admin import ReadOnlyAdmin
+
 from .models import Annotation, Assignment, Project, ProjectMember, Slot, Task
 
 
@@ -39,21 +41,7 @@ class TaskAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Claim state changes only through the claim services, which keep the invariants."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
+# Claim state changes only through the claim services, which keep invariant 1.
 @admin.register(Slot)
 class SlotAdmin(ReadOnlyAdmin):
     list_display = ["task", "seat", "state", "assignment", "lease_expires_at"]
