@@ -142,7 +142,8 @@ class Slot(models.Model):
     state = models.CharField(max_length=8, choices=SlotState.choices)
     task_priority = models.SmallIntegerField(default=0)
     # The current holder. Reached from the assignment's own ``slot_id``, so no index is kept:
-    # each claim and submit would otherwise maintain one more.
+    # each claim and submit would otherwise maintain one more. Only the claim writes it, with
+    # the assignment it has just inserted, so no database constraint checks it at every commit.
     assignment = models.ForeignKey(
         "Assignment",
         null=True,
@@ -150,6 +151,7 @@ class Slot(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,11 +208,20 @@ class Assignment(models.Model):
     task = models.ForeignKey(
         Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
+    # Only the claim writes ``slot`` and ``project``: the slot it holds locked and that slot's
+    # project (a copy of the task's). Database constraints would re-check both at every claim's
+    # commit, and every concurrent claim in a project would share a lock on the project's row.
     # Never looked up by slot (the slot names its holder); an index would only slow claims.
     slot = models.ForeignKey(
-        Slot, on_delete=models.CASCADE, related_name="assignments", db_index=False
+        Slot,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
+        db_constraint=False,
     )
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="assignments", db_constraint=False
+    )
     # Indexed through assignment_annotator_idx.
     annotator = models.ForeignKey(
         Annotator, on_delete=models.CASCADE, related_name="assignments", db_index=False
