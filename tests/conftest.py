@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from workforce import services
@@ -71,9 +72,12 @@ class Org:
 
     def client(self, role: str) -> APIClient:
         member = self.member(role)
+        # A real token, so that every API test goes through the authentication the API uses.
+        token, _ = Token.objects.get_or_create(user=member.user)
         client = APIClient()
-        client.force_authenticate(member.user)
-        client.credentials(HTTP_X_ORGANIZATION=self.organization.slug)
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_X_ORGANIZATION=self.organization.slug
+        )
         return client
 
 
