@@ -97,9 +97,10 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Send parameters apart from the query text and let psycopg prepare a statement the fifth
     # time a connection runs it: the hot ones (the request's member, the claim) are then parsed
     # and planned once per connection. Planning the member lookup took ten times its execution.
-    # (A pooler in transaction mode would need prepare_threshold None.)
+    # Behind a pooler in transaction mode, set DB_PREPARE_THRESHOLD empty to prepare nothing.
+    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": True, "prepare_threshold": 5}
+        {"server_side_binding": True, "prepare_threshold": int(threshold) if threshold else None}
     )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's write lock when a transaction begins, so concurrent requests of the embedded
