@@ -219,8 +219,13 @@ class Assignment(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # Indexed through assignment_project_idx.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="assignments", db_constraint=False
+        Project,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
+        db_constraint=False,
     )
     # Indexed through assignment_annotator_idx.
     annotator = models.ForeignKey(
@@ -249,9 +254,10 @@ class Assignment(models.Model):
                 fields=["annotator", "status", "project", "lease_expires_at"],
                 name="assignment_annotator_idx",
             ),
-            models.Index(fields=["lease_expires_at"], name="assignment_lease_idx",
-                         condition=Q(status="active")),
-        ]  # fmt: skip
+            # A project's assignments, by annotator. Every concurrent claim in a project inserts
+            # here: led by the project alone, they would all write the same leaf page.
+            models.Index(fields=["project", "annotator"], name="assignment_project_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"assignment {self.pk} ({self.status})"

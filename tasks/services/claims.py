@@ -89,7 +89,7 @@ def _take_slot_portable(
         Assignment.objects.filter(task_id=OuterRef("task_id"), annotator_id=annotator_id)
     )
     base = Slot.objects.select_for_update(skip_locked=True).filter(project_id=project.pk)
-    base = base.exclude(held_before).only("id", "task_id", "seat")
+    base = base.exclude(held_before).only("id", "task_id", "seat", "assignment_id")
     slot = (
         base.filter(state=SlotState.LEASED, lease_expires_at__lte=now)
         .order_by("lease_expires_at")
@@ -97,6 +97,11 @@ def _take_slot_portable(
     ) or base.filter(state=SlotState.OPEN).order_by("-seat", "-task_priority", "task_id").first()
     if slot is None:
         return None
+    if slot.assignment_id is not None:
+        # A lapsed lease taken over: its holder's assignment ends here.
+        Assignment.objects.filter(pk=slot.assignment_id, status=AssignmentStatus.ACTIVE).update(
+            status=AssignmentStatus.EXPIRED
+        )
     expires = now + timedelta(seconds=project.lease_seconds)
     assignment = Assignment.objects.create(
         task_id=slot.task_id,
@@ -314,9 +319,12 @@ def assignment_submit(
 def assignments_expire(*, now: datetime | None = None) -> int:
     """Record lapsed leases as expired, for reporting. Claims never depend on it.
 
-    The slot is left alone: its holder may still submit until someone else claims it.
+    Lapsed leases are found through their slots (``slot_leased_idx``); a lease that another
+    annotator has taken over was recorded as expired by that claim. The slot is left alone:
+    its holder may still submit until someone else claims it.
     """
     now = now or timezone.now()
+    lapsed = Slot.objects.filter(state=SlotState.LEASED, lease_expires_at__lte=now)
     return Assignment.objects.filter(
-        status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now
+        pk__in=lapsed.values("assignment_id"), status=AssignmentStatus.ACTIVE
     ).update(status=AssignmentStatus.EXPIRED)

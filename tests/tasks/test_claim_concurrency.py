@@ -146,5 +146,6 @@ def test_claimers_racing_a_lapsing_lease_take_it_exactly_once(org):
     assert len(winners) == 1
     slot = Slot.objects.get(project=project)
     assert slot.assignment_id == winners[0].pk
-    assert Assignment.objects.get(pk=original.pk).status == AssignmentStatus.ACTIVE
+    # The winner's claim recorded the takeover: the lapsed holder's assignment has ended.
+    assert Assignment.objects.get(pk=original.pk).status == AssignmentStatus.EXPIRED
     services.annotator_set_status(annotator=first, action="suspend", actor=None, reason="done")

@@ -324,6 +324,37 @@ def test_submit_after_release_is_refused(org, project):
         assignment_submit(assignment=assignment, payload=BOX)
 
 
+def test_taking_over_a_lapsed_lease_ends_the_holders_assignment(org, project):
+    """The claim records the takeover at once; the expiry job has nothing left to record."""
+    first = claim(org.annotator)
+    expire(first)
+    other = org.add_annotator("b")
+    staff(project, other)
+    second = claim(other)
+    assert second.task_id == first.task_id
+    first.refresh_from_db()
+    assert first.status == AssignmentStatus.EXPIRED
+    assert second.status == AssignmentStatus.ACTIVE
+    assert assignments_expire() == 0
+    with pytest.raises(Conflict):
+        assignment_submit(assignment=first, payload=BOX)
+
+
+def test_expiry_job_leaves_live_and_ended_leases_alone(org, project):
+    live, released, submitted = claim(org.annotator), claim(org.annotator), claim(org.annotator)
+    assignment_release(assignment=released)
+    assignment_submit(assignment=submitted, payload=BOX)
+    expire(released)
+    expire(submitted)
+    assert assignments_expire() == 0
+    statuses = dict(Assignment.objects.values_list("pk", "status"))
+    assert statuses == {
+        live.pk: AssignmentStatus.ACTIVE,
+        released.pk: AssignmentStatus.RELEASED,
+        submitted.pk: AssignmentStatus.SUBMITTED,
+    }
+
+
 def test_expiry_job_marks_lapsed_assignments_and_holder_can_still_submit(org, project):
     assignment = claim(org.annotator)
     expire(assignment)
