@@ -134,31 +134,32 @@ class MemberTokenAuthentication(TokenAuthentication):
 def _instances(row) -> list:
     """Split one row of ``_loaded_sql`` into its model instances, in ``_LOADED`` order."""
     instances, start = [], 0
-    for model, fields in _readers(connection.vendor):
-        values = list(row[start : start + len(fields)])
-        for i, (_name, column, converters) in enumerate(fields):
+    for model, names, converted in _readers(connection.vendor):
+        values = list(row[start : start + len(names)])
+        for i, column, converters in converted:
             for convert in converters:
                 values[i] = convert(values[i], column, connection)
-        names = [name for name, _column, _converters in fields]
         instances.append(model.from_db(connection.alias, names, values))
-        start += len(fields)
+        start += len(names)
     return instances
 
 
 @functools.cache
 def _readers(vendor: str) -> list:
-    """Per model of ``_LOADED``: each field's name, column and the converters the ORM applies
-    when reading it (JSON, and dates on SQLite)."""
+    """Per model of ``_LOADED``: its field names, and the fields the ORM converts when reading
+    them (JSON, and dates on SQLite) with their position, column and converters."""
     readers = []
     for model, alias in _LOADED:
-        fields = []
-        for field in model._meta.concrete_fields:
+        fields = model._meta.concrete_fields
+        converted = []
+        for i, field in enumerate(fields):
             column = field.get_col(alias)
             converters = connection.ops.get_db_converters(column) + field.get_db_converters(
                 connection
             )
-            fields.append((field.attname, column, converters))
-        readers.append((model, fields))
+            if converters:
+                converted.append((i, column, converters))
+        readers.append((model, [field.attname for field in fields], converted))
     return readers
 
 
