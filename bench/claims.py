@@ -13,8 +13,10 @@ measures, with the same number of concurrent clients:
 
 Every phase starts from the same table: the slots it took are opened again, its assignments
 deleted and the tables vacuumed. A phase runs in rounds that take at most half the project's open
-slots each (the 10,000-task project would run dry otherwise), until its time is used. Only the
-claim itself is timed. Prints claims per second, p50 and p99 latency, the ratio against the bare
+slots each (the 10,000-task project would run dry otherwise), until its time is used. A phase's
+clients keep their connections across its rounds and make ten untimed claims first, as a
+long-running server's connections have long since loaded their caches and plans. Only the claim
+itself is timed. Prints claims per second, p50 and p99 latency, the ratio against the bare
 SQL run with the same concurrency model, the targets, and where a claim's time goes (EXPLAIN
 ANALYZE and the queries of one request). Not part of the test suite.
 """
@@ -22,12 +24,14 @@ ANALYZE and the queries of one request). Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import io
 import itertools
 import json
 import multiprocessing
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -46,7 +50,7 @@ import psycopg
 # workers take connections eagerly and one of them may queue twice the other's load.
 WORKERS = 2 * (os.cpu_count() or 1)
 HTTP = f"HTTP gunicorn -w {WORKERS} sync"
-WARM_UP_REQUESTS = 10
+WARM_UP_CLAIMS = 10
 
 # Targets from the issue.
 IN_PROCESS_RATIO = 0.5  # claim_next throughput at least half the bare SQL baseline
@@ -150,94 +154,97 @@ def http_client(port: int, tokens: list[str], organization: str) -> Client:
             raise RuntimeError(f"claim answered {response.status}")
         return response.status == 201
 
-    # Untimed: the workers open their database connections, and psycopg prepares the statements
-    # a connection runs five times; a long-running server has done all this long before.
-    for _ in range(WARM_UP_REQUESTS):
-        claim()
     return claim, conn.close
 
 
-# --- running a round ---------------------------------------------------------------------------
+# --- running a phase ---------------------------------------------------------------------------
+# A phase's clients live for the whole phase, as a server's connections do: each is made once,
+# warmed up, then claims in every round. Between rounds the clients wait at the barrier while the
+# main thread resets the table. ``budget`` holds the seconds the next round may run; a negative
+# budget tells the clients to stop.
+
+Result = tuple[list[float], int, float]  # latencies, claims that found nothing, elapsed seconds
 
 
-def _client_loop(make_client, seconds: float, limit: int, start) -> tuple[list[float], int, float]:
-    """Claim until ``seconds`` pass, ``limit`` claims are made or nothing is left."""
-    claim, close = make_client()
+def _client_rounds(make_client, limit: int, go, budget, results) -> None:
+    """Claim in rounds until told to stop; put each round's result (or the error) on ``results``."""
     try:
-        start()
-        begun = time.perf_counter()
-        deadline = begun + seconds
-        latencies: list[float] = []
-        empty = 0
-        while len(latencies) < limit:
-            t0 = time.perf_counter()
-            if t0 >= deadline:
-                break
-            took = claim()
-            if not took:
-                empty += 1
-                break
-            latencies.append(time.perf_counter() - t0)
-        return latencies, empty, time.perf_counter() - begun
+        claim, close = make_client()
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+        go.abort()
+        return
+    try:
+        # Untimed: the connection loads its caches, compiles the claim function and plans its
+        # statements, and psycopg prepares what it runs five times. A long-running server (and
+        # each gunicorn worker behind the HTTP clients) has done all this long before.
+        for _ in range(WARM_UP_CLAIMS):
+            claim()
+        while True:
+            go.wait()
+            seconds = budget.value
+            if seconds < 0:
+                return
+            begun = time.perf_counter()
+            deadline = begun + seconds
+            latencies: list[float] = []
+            empty = 0
+            while len(latencies) < limit:
+                t0 = time.perf_counter()
+                if t0 >= deadline:
+                    break
+                if not claim():
+                    empty += 1
+                    break
+                latencies.append(time.perf_counter() - t0)
+            results.put(("ok", (latencies, empty, time.perf_counter() - begun)))
+    except threading.BrokenBarrierError:
+        return
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+        go.abort()
     finally:
         close()
 
 
-def round_threads(makers: list, seconds: float, limit: int) -> list[tuple[list[float], int, float]]:
-    barrier = threading.Barrier(len(makers))
-    results: list = [None] * len(makers)
-    errors: list[BaseException] = []
+class _Budget:
+    """What ``multiprocessing.Value`` is to processes, for threads."""
 
-    def run(i: int) -> None:
-        try:
-            results[i] = _client_loop(makers[i], seconds, limit, barrier.wait)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(makers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 120)
-    if errors:
-        raise errors[0]
-    return results
+    value = 0.0
 
 
-def _process_main(make_client, seconds, limit, barrier, queue) -> None:
+def _round_start(go, results, timeout: float) -> None:
     try:
-        queue.put(("ok", _client_loop(make_client, seconds, limit, barrier.wait)))
-    except BaseException as exc:
-        barrier.abort()
-        queue.put(("error", repr(exc)))
+        go.wait(timeout)
+    except threading.BrokenBarrierError:
+        failures = []
+        while not results.empty():
+            status, value = results.get()
+            if status != "ok":
+                failures.append(value)
+        raise RuntimeError(f"a client failed: {failures or 'no answer in time'}") from None
 
 
-def round_processes(
-    makers: list, seconds: float, limit: int
-) -> list[tuple[list[float], int, float]]:
-    """Run each client in a forked process; each opens its own database connection."""
-    from django.db import connections
+def _start_clients(model: str, makers: list, limit: int):
+    """Start one client per maker, as threads or forked processes; return (go, budget, results)."""
+    if model == "threads":
+        go, budget, results = threading.Barrier(len(makers) + 1), _Budget(), queue.Queue()
+        spawn = threading.Thread
+    else:
+        from django.db import connections
 
-    # A forked child must never share the parent's socket to PostgreSQL.
-    connections.close_all()
-    context = multiprocessing.get_context("fork")
-    barrier, queue = context.Barrier(len(makers)), context.Queue()
-    processes = [
-        context.Process(target=_process_main, args=(m, seconds, limit, barrier, queue))
-        for m in makers
-    ]
-    for p in processes:
-        p.start()
-    results = []
-    for _ in processes:
-        status, value = queue.get(timeout=seconds + 120)
-        if status != "ok":
-            raise RuntimeError(f"a client process failed: {value}")
-        results.append(value)
-    for p in processes:
-        p.join(30)
-    return results
+        # A forked child must never share the parent's socket to PostgreSQL.
+        connections.close_all()
+        # As config/wsgi.py does for gunicorn's forked workers: the inherited heap stays shared
+        # instead of being copied page by page as the collector walks it.
+        gc.freeze()
+        context = multiprocessing.get_context("fork")
+        go, budget, results = context.Barrier(len(makers) + 1), context.Value("d"), context.Queue()
+        spawn = context.Process
+    workers = [spawn(target=_client_rounds, args=(m, limit, go, budget, results)) for m in makers]
+    for w in workers:
+        w.start()
+    return workers, go, budget, results
 
 
 def reset(project_id: int) -> None:
@@ -255,19 +262,36 @@ def reset(project_id: int) -> None:
 
 
 def run_phase(phase: Phase, project_id: int, makers: list, seconds: float, per_client: int):
-    runner = round_threads if phase.model == "threads" else round_processes
     # Each round takes at most ROUND_SHARE of the slots, split between the clients.
     limit = max(1, min(per_client, int(phase.size * ROUND_SHARE) // len(makers)))
-    while phase.seconds < seconds * 0.98 and phase.rounds < MAX_ROUNDS:
-        reset(project_id)
-        results = runner(makers, seconds - phase.seconds, limit)
-        phase.rounds += 1
-        for latencies, empty, _elapsed in results:
-            phase.latencies.extend(latencies)
-            phase.claims += len(latencies)
-            phase.empty += empty
-        # The round lasts until its slowest client stops.
-        phase.seconds += max(elapsed for _, _, elapsed in results)
+    reset(project_id)
+    workers, go, budget, results = _start_clients(phase.model, makers, limit)
+    timeout = seconds + 120
+    try:
+        while phase.seconds < seconds * 0.98 and phase.rounds < MAX_ROUNDS:
+            if phase.rounds:
+                reset(project_id)
+            budget.value = seconds - phase.seconds
+            _round_start(go, results, timeout)
+            round_results: list[Result] = []
+            for _ in makers:
+                status, value = results.get(timeout=timeout)
+                if status != "ok":
+                    raise RuntimeError(f"a client failed: {value}")
+                round_results.append(value)
+            phase.rounds += 1
+            for latencies, empty, _elapsed in round_results:
+                phase.latencies.extend(latencies)
+                phase.claims += len(latencies)
+                phase.empty += empty
+            # The round lasts until its slowest client stops.
+            phase.seconds += max(elapsed for _, _, elapsed in round_results)
+        budget.value = -1.0
+        _round_start(go, results, timeout)
+    finally:
+        go.abort()
+        for w in workers:
+            w.join(30)
     phase.latencies.sort()
     reset(project_id)
     return phase
