@@ -7,6 +7,9 @@ measures, with the same number of concurrent clients:
 
 - the bare SQL baseline: the simplest ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)``
   on the same partial index, from threads and from processes;
+- the claim's writes alone, in one SQL statement (take the slot, insert its assignment, mark the
+  slot leased), the same two ways: not a target, but the floor under any claim that records who
+  holds what;
 - ``claims.claim_next`` from threads and from processes (the GIL limits threads);
 - ``POST /api/v1/claims/`` on gunicorn with two sync workers per core (the deployment the
   README gives), from client threads each logged in as a different annotator.
@@ -80,6 +83,29 @@ WHERE id = (
 RETURNING id
 """
 
+# The claim's own writes and nothing else: take the slot, insert its assignment, mark the slot
+# leased, in one statement. No annotator lock, eligibility, limits or next seat, and no Python
+# above the driver. Not a target: it shows how much of claim_next's cost the writes alone are.
+WRITES_CLAIM = """
+WITH slot AS (
+    SELECT id, task_id FROM tasks_slot
+    WHERE project_id = %(project)s AND state = 'open'
+    ORDER BY seat DESC, task_priority DESC, task_id
+    LIMIT 1 FOR UPDATE SKIP LOCKED
+), assignment AS (
+    INSERT INTO tasks_assignment
+        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+    SELECT task_id, id, %(project)s, %(annotator)s, 'active', now(), now() + interval '30 minutes'
+    FROM slot
+    RETURNING id, slot_id, lease_expires_at
+)
+UPDATE tasks_slot SET state = 'leased', assignment_id = assignment.id,
+    lease_expires_at = assignment.lease_expires_at
+FROM assignment WHERE tasks_slot.id = assignment.slot_id
+RETURNING tasks_slot.id
+"""
+BARE, WRITES = "bare SQL", "claim's writes SQL"
+
 
 @dataclass
 class Phase:
@@ -114,6 +140,17 @@ def bare_client(project_id: int) -> Client:
 
     def claim() -> bool:
         return conn.execute(BARE_CLAIM, (project_id,)).fetchone() is not None
+
+    return claim, conn.close
+
+
+def writes_client(project_id: int, annotator_ids: list[int]) -> Client:
+    conn = psycopg.connect(_setup.dsn(), autocommit=True)
+    turn = itertools.cycle(annotator_ids)
+
+    def claim() -> bool:
+        params = {"project": project_id, "annotator": next(turn)}
+        return conn.execute(WRITES_CLAIM, params).fetchone() is not None
 
     return claim, conn.close
 
@@ -578,15 +615,18 @@ def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port:
         annotators = state.annotators[size]
         bare = [lambda p=project_id: bare_client(p)] * clients
         groups = [annotators[i::clients] for i in range(clients)]
+        writes = [lambda p=project_id, g=g: writes_client(p, [a.pk for a in g]) for g in groups]
         service = [lambda g=g: service_client(g) for g in groups]
         web = [
             lambda g=state.tokens[size][i::clients]: http_client(port, g, state.organization)
             for i in range(clients)
         ]
         plan = [
-            ("bare SQL", "threads", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            (BARE, "threads", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            (WRITES, "threads", writes, MAX_CLAIMS_PER_CLIENT),
             ("claim_next", "threads", service, MAX_CLAIMS_PER_CLIENT),
-            ("bare SQL", "processes", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            (BARE, "processes", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
+            (WRITES, "processes", writes, MAX_CLAIMS_PER_CLIENT),
             ("claim_next", "processes", service, MAX_CLAIMS_PER_CLIENT),
             (HTTP, "threads", web, MAX_CLAIMS_PER_CLIENT),
         ]
@@ -602,20 +642,19 @@ def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port:
 
 
 def report(phases: list[Phase], sizes: list[int], clients: int) -> None:
-    def baseline(phase: Phase) -> Phase:
+    def baseline(phase: Phase, mode: str = BARE) -> Phase:
         return next(
-            p
-            for p in phases
-            if p.size == phase.size and p.mode == "bare SQL" and p.model == phase.model
+            p for p in phases if p.size == phase.size and p.mode == mode and p.model == phase.model
         )
 
     print()
     print(f"{'size':>10}  {'mode':<24}{'clients':<18}{'claims/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'vs bare':>9}")  # fmt: skip
+          f"{'vs bare':>9}{'vs writes':>11}")  # fmt: skip
     for p in phases:
         who = f"{p.clients} {p.model}"
         print(f"{p.size:>10,}  {p.mode:<24}{who:<18}{p.rate:>9,.0f}{p.p(0.5):>9.2f}"
-              f"{p.p(0.99):>9.2f}{p.rate / baseline(p).rate:>8.2f}x")  # fmt: skip
+              f"{p.p(0.99):>9.2f}{p.rate / baseline(p).rate:>8.2f}x"
+              f"{p.rate / baseline(p, WRITES).rate:>10.2f}x")  # fmt: skip
 
     small, large = sizes
     checks = []
