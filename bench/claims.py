@@ -60,13 +60,13 @@ IN_PROCESS_RATIO = 0.5  # claim_next throughput at least half the bare SQL basel
 HTTP_RATE, HTTP_P99_MS, HTTP_CLIENTS = 500.0, 50.0, 16
 P99_GROWTH = 1.3  # p99 at the large size at most 1.3x p99 at the small size
 
-# An annotator may hold at most 1000 leases (the services' upper bound): stay under it per round.
+# Every mode claims at most this many slots per client between two resets (and vacuums) of the
+# table: the slots a claim scans past depend on how many were taken since the last vacuum, so all
+# modes must take the same number per round to be compared.
 MAX_CLAIMS_PER_CLIENT = 950
 # Each client claims for this many annotators in turn, so that, as in real work, an annotator
 # holds a handful of leases (here at most 950 / 40, about 24) rather than hundreds.
 ANNOTATORS_PER_CLIENT = 40
-# The baseline has no limits, but every loop is bounded in count as well as time.
-MAX_BASELINE_CLAIMS_PER_CLIENT = 200_000
 MAX_ROUNDS = 100
 # A round takes at most this share of the project's slots, so the table never runs dry.
 ROUND_SHARE = 0.5
@@ -298,9 +298,9 @@ def reset(project_id: int) -> None:
         conn.execute("VACUUM (ANALYZE) tasks_assignment")
 
 
-def run_phase(phase: Phase, project_id: int, makers: list, seconds: float, per_client: int):
+def run_phase(phase: Phase, project_id: int, makers: list, seconds: float):
     # Each round takes at most ROUND_SHARE of the slots, split between the clients.
-    limit = max(1, min(per_client, int(phase.size * ROUND_SHARE) // len(makers)))
+    limit = max(1, min(MAX_CLAIMS_PER_CLIENT, int(phase.size * ROUND_SHARE) // len(makers)))
     reset(project_id)
     workers, go, budget, results = _start_clients(phase.model, makers, limit)
     timeout = seconds + 120
@@ -622,17 +622,17 @@ def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port:
             for i in range(clients)
         ]
         plan = [
-            (BARE, "threads", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
-            (WRITES, "threads", writes, MAX_CLAIMS_PER_CLIENT),
-            ("claim_next", "threads", service, MAX_CLAIMS_PER_CLIENT),
-            (BARE, "processes", bare, MAX_BASELINE_CLAIMS_PER_CLIENT),
-            (WRITES, "processes", writes, MAX_CLAIMS_PER_CLIENT),
-            ("claim_next", "processes", service, MAX_CLAIMS_PER_CLIENT),
-            (HTTP, "threads", web, MAX_CLAIMS_PER_CLIENT),
+            (BARE, "threads", bare),
+            (WRITES, "threads", writes),
+            ("claim_next", "threads", service),
+            (BARE, "processes", bare),
+            (WRITES, "processes", writes),
+            ("claim_next", "processes", service),
+            (HTTP, "threads", web),
         ]
-        for mode, model, makers, per_client in plan:
+        for mode, model, makers in plan:
             phase = Phase(size, mode, model, clients)
-            run_phase(phase, project_id, makers, seconds, per_client)
+            run_phase(phase, project_id, makers, seconds)
             phases.append(phase)
             print(f"  {size:>9,} {mode:<24}{model:<10} {phase.rate:8,.0f} claims/s "
                   f"p50 {phase.p(0.5):6.2f} ms  p99 {phase.p(0.99):6.2f} ms  "
