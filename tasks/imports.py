@@ -11,9 +11,11 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import ijson
 
@@ -24,6 +26,8 @@ RESERVED = {"external_id", "data", "priority", "gold_answer"}
 MAX_EXTERNAL_ID = 200
 # Task priority is stored as a smallint.
 PRIORITY_RANGE = (-32768, 32767)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +188,52 @@ def _to_json(value: Any, number: int, field: str, errors: list[RowError]) -> str
     if "\\u0000" in text:
         errors.append(RowError(number, field, "contains a NUL character"))
     return text
+
+
+_END = object()
+
+
+def read_ahead(items: Iterable[T], *, chunk: int, depth: int = 2) -> Iterator[T]:
+    """Yield ``items`` while a background thread reads up to ``depth`` chunks of them ahead.
+
+    Parsing and validating rows is Python work that can go on while the caller waits for the
+    database to write the previous batch. Memory stays bounded by ``depth * chunk`` items. An
+    error raised while reading is raised here, at the point the caller reaches it; a caller that
+    stops early stops the reader too.
+    """
+    chunks: queue.Queue = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def put(value) -> bool:
+        while not stopped.is_set():
+            try:
+                chunks.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            buffer: list = []
+            for item in items:
+                buffer.append(item)
+                if len(buffer) >= chunk:
+                    if not put(buffer):
+                        return
+                    buffer = []
+            if put(buffer):
+                put(_END)
+        except BaseException as exc:  # handed to the caller, which raises it
+            put(exc)
+
+    reader = threading.Thread(target=read, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (value := chunks.get()) is not _END:
+            if isinstance(value, BaseException):
+                raise value
+            yield from value
+    finally:
+        stopped.set()
+        reader.join()

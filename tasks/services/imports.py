@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import ValidationFailed
-from tasks.imports import FORMATS, Row, RowError, read_rows
+from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.models import Project, Slot, SlotState, Task
 from workforce.services import audit_record
@@ -51,7 +51,7 @@ class ImportReport:
 
 _INSERT_POSTGRESQL = """
 WITH rows AS (
-    SELECT * FROM unnest(%(ext)s::text[], %(data)s::text[], %(prio)s::int[], %(gold)s::text[])
+    SELECT * FROM unnest(%(ext)b::text[], %(data)b::text[], %(prio)b::int[], %(gold)b::text[])
         AS r(external_id, data, priority, gold_answer)
 ), inserted AS (
     INSERT INTO tasks_task
@@ -169,7 +169,8 @@ def tasks_import(
             raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
         report.rows = 0
     batch: list[Row] = []
-    for row in read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema):
+    rows = read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema)
+    for row in read_ahead(rows, chunk=batch_size):
         report.rows += 1
         if isinstance(row, list):
             report.add_errors(row)

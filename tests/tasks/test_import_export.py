@@ -45,6 +45,31 @@ def test_jsonl_import_creates_tasks_and_one_slot_per_overlap(org):
     assert sorted(seats) == sorted([(0, "open"), (1, "waiting"), (2, "waiting")] * 4)
 
 
+def test_many_batches_keep_every_row_its_number_and_its_priority(org):
+    """Rows are read ahead of the writes in chunks of a batch: nothing lost, reordered or twice."""
+    project = make_project(org, overlap=2)
+    rows = image_rows(23)
+    for i, row in enumerate(rows):
+        row["priority"] = -i if i % 2 else i
+    rows[10]["gold_answer"] = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+    rows[17]["data"].pop("height")
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    report = tasks_import(
+        project=project,
+        open_stream=lambda: io.BytesIO(body),
+        fmt="jsonl",
+        on_error="skip",
+        batch_size=4,
+    )
+    assert (report.rows, report.created, report.invalid) == (23, 22, 1)
+    assert [(e.row, e.field) for e in report.errors] == [(18, "data.height")]
+    stored = dict(Task.objects.filter(project=project).values_list("external_id", "priority"))
+    expected = {r["external_id"]: r["priority"] for i, r in enumerate(rows) if i != 17}
+    assert stored == expected
+    assert Task.objects.get(external_id="img-10").is_gold
+    assert Slot.objects.filter(project=project).count() == 44
+
+
 def test_reimporting_the_same_file_changes_nothing(org):
     project = make_project(org)
     import_rows(project, image_rows(3))
