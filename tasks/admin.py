@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from workforce.admin import ReadOnlyAdmin
 
-from .models import Annotation, Assignment, Project, ProjectMember, Slot, Task
+from .models import Annotation, Assignment, Project, ProjectMember, Slot, Task, TaskImport
 
 
 class ProjectMemberInline(admin.TabularInline):
@@ -59,3 +59,10 @@ class AssignmentAdmin(ReadOnlyAdmin):
 class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "annotator", "version", "submitted_at", "duration_seconds"]
     list_select_related = ["task", "annotator__member__user"]
+
+
+@admin.register(TaskImport)
+class TaskImportAdmin(ReadOnlyAdmin):
+    list_display = ["id", "project", "status", "format", "on_error", "rows_read", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["project"]

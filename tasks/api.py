@@ -1,6 +1,7 @@
 """Projects, import and export, staffing, claims, assignments and annotations over REST."""
 
 from django.http import StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -26,6 +27,7 @@ from .serializers import (
     ClaimOut,
     ProjectMemberOut,
     ProjectOut,
+    TaskImportOut,
 )
 from .services import claims, imports, projects
 from .staffing import staffing_rank
@@ -220,10 +222,13 @@ ImportReportOut = inline_serializer(
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
 class TaskImportApi(OrganizationApi):
-    """Import tasks from an uploaded JSON array, JSON Lines or CSV file.
+    """Import tasks from an uploaded JSON array, JSON Lines or CSV file, in the background.
 
-    ``on_error=abort`` (default) imports nothing if any row is invalid; ``skip`` imports the
-    valid rows. Rows whose ``external_id`` exists are left unchanged, so re-importing is safe.
+    ``on_error=abort`` (default) imports nothing if any row is invalid: every row is checked
+    before the answer, and a file with an invalid row is a 400 naming the rows. ``skip`` imports
+    the valid rows and reports the others. Rows whose ``external_id`` exists are left unchanged,
+    so re-importing is safe. The answer is 202 with the import, which
+    ``GET /api/v1/projects/{id}/imports/{import}`` follows until it is ``done`` or ``failed``.
     """
 
     roles = {"POST": MANAGER}
@@ -236,7 +241,7 @@ class TaskImportApi(OrganizationApi):
             choices=[imports.OnError.ABORT, imports.OnError.SKIP], default=imports.OnError.ABORT
         )
 
-    @extend_schema(request={"multipart/form-data": TaskImportInput}, responses=ImportReportOut)
+    @extend_schema(request={"multipart/form-data": TaskImportInput}, responses={202: TaskImportOut})
     def post(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
         data = self.TaskImportInput(data=request.data)
@@ -248,33 +253,55 @@ class TaskImportApi(OrganizationApi):
                 "Cannot tell the file's format.",
                 fields={"format": ["Say json, jsonl or csv, or name the file with that suffix."]},
             )
-
-        def open_stream():
-            upload.seek(0)
-            return upload
-
-        report = imports.tasks_import(
+        job, refused = imports.task_import_start(
             project=project,
-            open_stream=open_stream,
+            upload=upload,
             fmt=fmt,
             on_error=data.validated_data["on_error"],
             actor=request.user,
         )
-        code = status.HTTP_200_OK if report.imported else status.HTTP_400_BAD_REQUEST
-        body = report.as_dict()
-        if not report.imported:
-            body = {
-                "error": {
-                    "code": "invalid_rows",
-                    "message": f"{report.invalid} of {report.rows} rows are invalid; "
-                    "nothing was imported.",
-                    "fields": {
-                        "file": [f"row {e.row}: {e.field}: {e.message}" for e in report.errors[:50]]
-                    },
+        if refused is not None:
+            error = {
+                "code": "invalid_rows",
+                "message": f"{refused.invalid} of {refused.rows} rows are invalid; "
+                "nothing was imported.",
+                "fields": {
+                    "file": [f"row {e.row}: {e.field}: {e.message}" for e in refused.errors[:50]]
                 },
-                "report": body,
             }
-        return Response(body, status=code)
+            return Response(
+                {"error": error, "report": refused.as_dict()}, status=status.HTTP_400_BAD_REQUEST
+            )
+        # Without a broker the job ran already (the embedded defaults): answer with its outcome.
+        job.refresh_from_db()
+        location = reverse("project-import-detail", kwargs={"pk": pk, "import_id": job.pk})
+        return Response(
+            TaskImportOut(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskImportListApi(OrganizationApi):
+    """The project's imports, newest first."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(responses=TaskImportOut(many=True))
+    def get(self, request, pk: int):
+        jobs = selectors.task_import_list(member=self.member, project_id=pk)
+        return self.paginated(jobs, TaskImportOut)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskImportDetailApi(OrganizationApi):
+    """One import: its progress while it runs, its report once it is done."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(responses=TaskImportOut)
+    def get(self, request, pk: int, import_id: int):
+        job = selectors.task_import_get(member=self.member, project_id=pk, import_id=import_id)
+        return Response(TaskImportOut(job).data)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])

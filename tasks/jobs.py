@@ -2,10 +2,16 @@
 
 from celery import shared_task
 
-from .services import claims
+from .services import claims, imports
 
 
 @shared_task(name="tasks.expire_assignments")
 def expire_assignments() -> int:
     """Record lapsed leases as expired for reporting; claims never wait for this."""
     return claims.assignments_expire()
+
+
+@shared_task(name="tasks.run_import")
+def run_import(import_id: int) -> str:
+    """Import an uploaded file of tasks; delivered twice, the second run finds it finished."""
+    return imports.task_import_run(import_id=import_id).status

@@ -6,6 +6,7 @@ and annotator, so nobody gets the same task twice. Slot ``seat`` k > 0 opens onl
 taken, which lets claims prefer tasks others already started by ordering on ``seat`` descending.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -287,3 +288,42 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.pk} of task {self.task_id}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class TaskImport(models.Model):
+    """A file of tasks imported by a background job; the file is deleted once the job is done.
+
+    ``on_error`` and the report mean what they mean for ``tasks_import``. A job delivered again
+    (after a worker stopped halfway) imports the same file again, which creates only what the
+    first run did not.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=300)
+    format = models.CharField(max_length=8)
+    on_error = models.CharField(max_length=8)
+    status = models.CharField(
+        max_length=8, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    rows_read = models.PositiveIntegerField(default=0)
+    report = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of project {self.project_id} ({self.status})"

@@ -25,6 +25,7 @@ from .models import (
     Slot,
     SlotState,
     Task,
+    TaskImport,
 )
 
 
@@ -40,6 +41,15 @@ def project_list(*, member: Member) -> QuerySet[Project]:
 
 def project_get(*, member: Member, project_id: int) -> Project:
     return get_object_or_404(project_list(member=member), pk=project_id)
+
+
+def task_import_list(*, member: Member, project_id: int) -> QuerySet[TaskImport]:
+    project = project_get(member=member, project_id=project_id)
+    return TaskImport.objects.filter(project=project).select_related("created_by")
+
+
+def task_import_get(*, member: Member, project_id: int, import_id: int) -> TaskImport:
+    return get_object_or_404(task_import_list(member=member, project_id=project_id), pk=import_id)
 
 
 def project_progress(project_ids: list[int]) -> dict[int, dict]:

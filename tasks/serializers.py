@@ -5,7 +5,7 @@ What an annotator receives never carries a task's external id, gold flag or gold
 
 from rest_framework import serializers
 
-from .models import Annotation, Assignment, Project, ProjectMember
+from .models import Annotation, Assignment, Project, ProjectMember, TaskImport
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -127,3 +127,26 @@ class ClaimOut(serializers.Serializer):
             "instructions": obj.instructions,
             "label_schema": obj.label_schema,
         }
+
+
+class TaskImportOut(serializers.ModelSerializer):
+    """A background import: ``rows_read`` moves while it runs; ``report`` is set once it is done."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TaskImport
+        fields = [
+            "id",
+            "project",
+            "status",
+            "format",
+            "on_error",
+            "rows_read",
+            "report",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]

@@ -22,6 +22,16 @@ urlpatterns = [
         name="project-import",
     ),
     re_path(
+        r"^projects/(?P<pk>\d+)/imports/?$",
+        api.TaskImportListApi.as_view(),
+        name="project-import-list",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/imports/(?P<import_id>\d+)/?$",
+        api.TaskImportDetailApi.as_view(),
+        name="project-import-detail",
+    ),
+    re_path(
         r"^projects/(?P<pk>\d+)/export/?$", api.ProjectExportApi.as_view(), name="project-export"
     ),
     re_path(r"^claims/?$", api.ClaimApi.as_view(), name="claim"),

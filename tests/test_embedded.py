@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 client = Client()
 token = client.post("/api/v1/auth/token/", {"username": "ana", "password": "assay-demo-2026"})
@@ -21,6 +22,15 @@ submit = client.post(f"/api/v1/assignments/{body['id']}/submit", payload,
 assert submit.status_code == 201, submit.content
 docs = client.get("/api/docs/")
 assert docs.status_code == 200
+# Without a broker the import job runs within the upload's request.
+token = client.post("/api/v1/auth/token/", {"username": "maria", "password": "assay-demo-2026"})
+auth = {"HTTP_AUTHORIZATION": "Token " + token.json()["token"]}
+rows = b'{"external_id": "e1", "image": "a.jpg", "width": 640, "height": 480}\\n'
+upload = SimpleUploadedFile("more.jsonl", rows)
+project = body["project"]["id"]
+job = client.post(f"/api/v1/projects/{project}/tasks/import", {"file": upload}, **auth)
+assert job.status_code == 202, job.content
+assert job.json()["status"] == "done" and job.json()["report"]["created"] == 1, job.content
 print("embedded ok", body["project"]["kind"])
 """
 

@@ -124,6 +124,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Uploaded task files wait here for the import job. Web and worker processes must share it (or
+# configure an object store as the default storage in STORAGES).
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or BASE_DIR / "var" / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

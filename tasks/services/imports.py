@@ -1,18 +1,22 @@
 """Importing tasks in bulk: streamed, validated row by row, idempotent by external id."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import ValidationFailed
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
-from tasks.models import Project, Slot, SlotState, Task
+from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
 from workforce.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000
 # Errors listed in a report; the count covers them all.
@@ -135,6 +139,30 @@ def _write(project: Project, rows: list[Row]) -> int:
         return writer(project, rows)
 
 
+def _check_mode(fmt: str, on_error: str) -> None:
+    if fmt not in FORMATS:
+        raise ValidationFailed("Unknown format.", fields={"format": [f"One of {FORMATS}."]})
+    if on_error not in (OnError.ABORT, OnError.SKIP):
+        raise ValidationFailed("Unknown mode.", fields={"on_error": ["One of abort, skip."]})
+
+
+def tasks_validate(*, project: Project, stream: BinaryIO, fmt: str) -> ImportReport:
+    """Read every row of ``stream`` and report what is wrong, writing nothing.
+
+    ``imported`` is false when any row is invalid. A file without rows is refused outright.
+    """
+    kind = get_kind(project.kind)
+    report = ImportReport()
+    for row in read_rows(stream, fmt, kind=kind, schema=project.label_schema):
+        report.rows += 1
+        if isinstance(row, list):
+            report.add_errors(row)
+    if not report.rows:
+        raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
+    report.imported = not report.invalid
+    return report
+
+
 def tasks_import(
     *,
     project: Project,
@@ -151,23 +179,13 @@ def tasks_import(
     first to validate every row (nothing is written if one is invalid), then to write.
     Rows whose external id the project already has are counted as existing and left unchanged.
     """
-    if fmt not in FORMATS:
-        raise ValidationFailed("Unknown format.", fields={"format": [f"One of {FORMATS}."]})
-    if on_error not in (OnError.ABORT, OnError.SKIP):
-        raise ValidationFailed("Unknown mode.", fields={"on_error": ["One of abort, skip."]})
+    _check_mode(fmt, on_error)
     kind = get_kind(project.kind)
-    report = ImportReport()
     if on_error == OnError.ABORT:
-        for row in read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema):
-            report.rows += 1
-            if isinstance(row, list):
-                report.add_errors(row)
-        if report.invalid:
-            report.imported = False
-            return report
-        if not report.rows:
-            raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
-        report.rows = 0
+        checked = tasks_validate(project=project, stream=open_stream(), fmt=fmt)
+        if not checked.imported:
+            return checked
+    report = ImportReport()
     batch: list[Row] = []
     rows = read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema)
     for row in read_ahead(rows, chunk=batch_size):
@@ -194,3 +212,84 @@ def tasks_import(
         after={k: v for k, v in report.as_dict().items() if k != "errors"},
     )
     return report
+
+
+def task_import_start(
+    *,
+    project: Project,
+    upload: File,
+    fmt: str,
+    on_error: str = OnError.ABORT,
+    actor: AbstractBaseUser | None = None,
+) -> tuple[TaskImport | None, ImportReport | None]:
+    """Keep an uploaded file and queue the job that imports it; return (job, None).
+
+    In all-or-nothing mode every row is checked first, so a file with an invalid row is refused
+    at once with its report, (None, report), and nothing is kept or queued.
+    """
+    _check_mode(fmt, on_error)
+    if on_error == OnError.ABORT:
+        upload.seek(0)
+        checked = tasks_validate(project=project, stream=upload, fmt=fmt)
+        if not checked.imported:
+            return None, checked
+    upload.seek(0)
+    job = TaskImport.objects.create(
+        project=project,
+        created_by=actor,
+        file=File(upload, name=f"tasks.{fmt}"),
+        format=fmt,
+        on_error=on_error,
+    )
+    audit_record(
+        organization=project.organization,
+        actor=actor,
+        verb="project.tasks_import_queued",
+        target=project,
+        after={"import": job.pk, "format": fmt, "on_error": on_error},
+    )
+    from tasks.jobs import run_import
+
+    transaction.on_commit(lambda: run_import.delay(job.pk))
+    return job, None
+
+
+def task_import_run(*, import_id: int) -> TaskImport:
+    """Import the job's file and record the outcome; a finished job is left as it is."""
+    with transaction.atomic():
+        job = TaskImport.objects.select_for_update().select_related("project").get(pk=import_id)
+        if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+            return job
+        job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    opened: list[BinaryIO] = []
+
+    def open_stream() -> BinaryIO:
+        opened.append(job.file.storage.open(job.file.name, "rb"))
+        return opened[-1]
+
+    def progress(rows: int) -> None:
+        TaskImport.objects.filter(pk=job.pk).update(rows_read=rows)
+
+    try:
+        report = tasks_import(
+            project=job.project,
+            open_stream=open_stream,
+            fmt=job.format,
+            on_error=job.on_error,
+            actor=job.created_by,
+            progress=progress,
+        )
+    except Exception as exc:
+        logger.exception("Import %s failed", job.pk)
+        job.status, job.error = ImportStatus.FAILED, str(exc)[:2000]
+    else:
+        job.status = ImportStatus.DONE if report.imported else ImportStatus.FAILED
+        job.report, job.rows_read = report.as_dict(), report.rows
+    finally:
+        for stream in opened:
+            stream.close()
+    job.file.delete(save=False)  # the report says what it held
+    job.file, job.finished_at = "", timezone.now()
+    job.save(update_fields=["status", "error", "report", "rows_read", "file", "finished_at"])
+    return job

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import TestCase
 
 from tasks.models import Assignment, Slot, SlotState, Task
 from tasks.services.claims import assignment_submit, claim_next
@@ -29,11 +30,21 @@ NER_SCHEMA = {"labels": [{"name": "PER"}, {"name": "ORG"}]}
 
 
 def upload(client, project, name: str, body: bytes, **fields):
-    return client.post(
-        f"/api/v1/projects/{project.pk}/tasks/import",
-        {"file": SimpleUploadedFile(name, body), **fields},
-        format="multipart",
-    )
+    """Upload a file; the import job queued on commit runs in-process, as without a broker."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            f"/api/v1/projects/{project.pk}/tasks/import",
+            {"file": SimpleUploadedFile(name, body), **fields},
+            format="multipart",
+        )
+
+
+def finished(client, response) -> dict:
+    """The import a 202 answer points to, as its Location shows it now."""
+    assert response.status_code == 202, response.content
+    job = client.get(response["Location"]).json()
+    assert job["status"] == "done", job
+    return job
 
 
 def test_jsonl_import_creates_tasks_and_one_slot_per_overlap(org):
@@ -142,11 +153,13 @@ def test_json_array_and_csv_uploads_through_the_api(org):
     client = org.client(Role.MANAGER)
     body = json.dumps(image_rows(2)).encode()
     response = upload(client, project, "tasks.json", body)
-    assert response.status_code == 200, response.content
-    assert response.json()["created"] == 2
+    assert response.json()["status"] == "queued"
+    job = finished(client, response)
+    assert job["report"]["created"] == 2 and job["rows_read"] == 2
+    assert job["created_by"] == org.member(Role.MANAGER).user.username
     csv_body = b"external_id,image,width,height,priority\nc1,a.jpg,640,480,5\nc2,b.jpg,640,480,0\n"
     response = upload(client, project, "tasks.csv", csv_body)
-    assert response.json()["created"] == 2
+    assert finished(client, response)["report"]["created"] == 2
     task = Task.objects.get(external_id="c1")
     assert task.data == {"image": "a.jpg", "width": 640, "height": 480} and task.priority == 5
 

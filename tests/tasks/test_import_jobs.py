@@ -1,0 +1,132 @@
+"""Imports as background jobs: queued on upload, run once, reported, their files removed."""
+
+import json
+import time
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
+
+from tasks.models import ImportStatus, Slot, Task, TaskImport
+from tasks.services.imports import task_import_run, task_import_start
+from tests.conftest import image_rows, import_rows, make_project
+from workforce.models import AuditEvent, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def jsonl(rows: list[dict]) -> SimpleUploadedFile:
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return SimpleUploadedFile("tasks.jsonl", body)
+
+
+def start(project, rows, **options):
+    """Queue an import without running it."""
+    job, refused = task_import_start(project=project, upload=jsonl(rows), fmt="jsonl", **options)
+    assert refused is None
+    return job
+
+
+def test_a_job_imports_its_file_reports_and_removes_the_file(org):
+    project = make_project(org, overlap=2)
+    rows = image_rows(5)
+    rows[3]["data"].pop("width")
+    job = start(project, rows, on_error="skip", actor=org.manager.user)
+    stored = job.file.name
+    assert job.status == ImportStatus.QUEUED and default_storage.exists(stored)
+    assert not Task.objects.exists()  # nothing before the job runs
+
+    job = task_import_run(import_id=job.pk)
+    assert job.status == ImportStatus.DONE and job.rows_read == 5
+    assert (job.report["created"], job.report["invalid"]) == (4, 1)
+    assert job.report["errors"] == [
+        {"row": 4, "field": "data.width", "message": "this field is required"}
+    ]
+    assert Slot.objects.filter(project=project).count() == 8
+    assert not default_storage.exists(stored) and job.file.name == ""
+    assert job.started_at <= job.finished_at
+    verbs = list(AuditEvent.objects.values_list("verb", flat=True).order_by("id"))
+    assert verbs[-2:] == ["project.tasks_import_queued", "project.tasks_imported"]
+
+
+def test_all_or_nothing_refuses_a_bad_file_before_keeping_it(org):
+    project = make_project(org)
+    rows = image_rows(3)
+    rows[2]["priority"] = "high"
+    job, refused = task_import_start(project=project, upload=jsonl(rows), fmt="jsonl")
+    assert job is None and not refused.imported and refused.invalid == 1
+    assert not TaskImport.objects.exists() and not Task.objects.exists()
+
+
+def test_a_job_delivered_again_after_it_finished_changes_nothing(org):
+    project = make_project(org)
+    job = start(project, image_rows(3))
+    first = task_import_run(import_id=job.pk)
+    again = task_import_run(import_id=job.pk)
+    assert again.status == ImportStatus.DONE and again.report == first.report
+    assert Task.objects.count() == 3
+
+
+def test_a_job_stopped_halfway_imports_only_the_rest_when_run_again(org):
+    project = make_project(org)
+    job = start(project, image_rows(6))
+    import_rows(project, image_rows(4))  # what the first run wrote before its worker stopped
+    TaskImport.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
+    job = task_import_run(import_id=job.pk)
+    assert job.status == ImportStatus.DONE
+    assert (job.report["created"], job.report["existing"]) == (2, 4)
+    assert Task.objects.count() == 6
+
+
+def test_a_job_whose_file_is_gone_fails_and_says_why(org):
+    project = make_project(org)
+    job = start(project, image_rows(2))
+    default_storage.delete(job.file.name)
+    job = task_import_run(import_id=job.pk)
+    assert job.status == ImportStatus.FAILED and "No such file" in job.error
+    assert not Task.objects.exists()
+
+
+def test_imports_are_listed_and_shown_to_staff_of_the_organization_only(org, other_org):
+    project = make_project(org)
+    manager = org.client(Role.MANAGER)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = manager.post(
+            f"/api/v1/projects/{project.pk}/tasks/import",
+            {"file": jsonl(image_rows(2)), "on_error": "skip"},
+            format="multipart",
+        )
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert response["Location"] == f"/api/v1/projects/{project.pk}/imports/{job_id}"
+    listed = manager.get(f"/api/v1/projects/{project.pk}/imports").json()
+    assert [j["id"] for j in listed["results"]] == [job_id]
+    shown = org.client(Role.QA_LEAD).get(response["Location"]).json()
+    assert shown["status"] == "done" and shown["on_error"] == "skip"
+    assert org.client(Role.ANNOTATOR).get(response["Location"]).status_code == 403
+    assert other_org.client(Role.MANAGER).get(response["Location"]).status_code == 404
+    assert manager.get(f"/api/v1/projects/{project.pk}/imports/{job_id + 1}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_imports_an_upload_sent_through_the_broker(
+    org, celery_worker_process, eager_jobs_off
+):
+    project = make_project(org)
+    client = org.client(Role.MANAGER)
+    body = "".join(json.dumps(row) + "\n" for row in image_rows(120)).encode()
+    response = client.post(
+        f"/api/v1/projects/{project.pk}/tasks/import",
+        {"file": SimpleUploadedFile("tasks.jsonl", body)},
+        format="multipart",
+    )
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = client.get(response["Location"]).json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert job["status"] == "done", job
+    assert job["report"]["created"] == 120 and Task.objects.filter(project=project).count() == 120
