@@ -302,7 +302,9 @@ class TaskImport(models.Model):
 
     ``on_error`` and the report mean what they mean for ``tasks_import``. A job delivered again
     (after a worker stopped halfway) imports the same file again, which creates only what the
-    first run did not.
+    first run did not. Batches commit one by one, so a job that failed on an error of the
+    database may have imported part of its file: ``error`` says why, and uploading the same file
+    again imports the rest.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
