@@ -9,6 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from config.errors import ValidationFailed
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
@@ -248,10 +249,25 @@ def task_import_start(
         target=project,
         after={"import": job.pk, "format": fmt, "on_error": on_error},
     )
+    transaction.on_commit(lambda: _enqueue(job))
+    return job, None
+
+
+def _enqueue(job: TaskImport) -> None:
+    """Send the job to the workers; if the broker cannot take it, the import says so."""
     from tasks.jobs import run_import
 
-    transaction.on_commit(lambda: run_import.delay(job.pk))
-    return job, None
+    try:
+        run_import.delay(job.pk)
+    except OperationalError as exc:
+        logger.exception("Import %s could not be queued", job.pk)
+        job.file.delete(save=False)
+        TaskImport.objects.filter(pk=job.pk, status=ImportStatus.QUEUED).update(
+            status=ImportStatus.FAILED,
+            error=f"The import could not be queued ({exc}); upload the file again.",
+            file="",
+            finished_at=timezone.now(),
+        )
 
 
 def task_import_run(*, import_id: int) -> TaskImport:

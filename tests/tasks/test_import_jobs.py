@@ -1,7 +1,11 @@
 """Imports as background jobs: queued on upload, run once, reported, their files removed."""
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -130,3 +134,39 @@ def test_a_real_worker_imports_an_upload_sent_through_the_broker(
         time.sleep(0.2)
     assert job["status"] == "done", job
     assert job["report"]["created"] == 120 and Task.objects.filter(project=project).count() == 120
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_the_broker_cannot_take_fails_and_says_so(org):
+    """A process whose broker is down (nothing listens on its port) queues an import."""
+    from django.db import connection
+
+    project = make_project(org)
+    script = (
+        "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+        "from tasks.models import Project\n"
+        "from tasks.services.imports import task_import_start\n"
+        f"upload = SimpleUploadedFile('t.jsonl', {jsonl(image_rows(2)).read()!r})\n"
+        f"job, _ = task_import_start(project=Project.objects.get(pk={project.pk}), "
+        "upload=upload, fmt='jsonl')\n"
+        "print('queued', job.pk)\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    job = TaskImport.objects.get()
+    assert job.status == ImportStatus.FAILED and "could not be queued" in job.error
+    assert job.file.name == "" and not Task.objects.exists()
