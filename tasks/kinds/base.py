@@ -109,15 +109,27 @@ class Kind(ABC):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         """Return every problem with what a task's data must contain for this kind."""
 
-    @abstractmethod
     def validate_payload(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        """Return every problem in a payload; the schema and data are assumed valid.
+        """Return every problem in a payload; the schema is assumed valid.
 
         Task data that fails `validate_task_data` is reported with paths under `data.` instead of
         checking the payload against it.
         """
+        issues = self.validate_task_data(data)
+        if issues:
+            return [
+                ValidationIssue(f"data.{issue.path}" if issue.path else "data", issue.message)
+                for issue in issues
+            ]
+        return self.payload_issues(payload, schema, data)
+
+    @abstractmethod
+    def payload_issues(
+        self, payload: Payload, schema: Schema, data: TaskData
+    ) -> list[ValidationIssue]:
+        """Return every problem in a payload for valid task data (see `validate_payload`)."""
 
     @abstractmethod
     def compare(self, a: Payload, b: Payload, schema: Schema) -> Comparison:

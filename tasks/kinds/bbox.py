@@ -37,7 +37,6 @@ from tasks.kinds.validation import (
     image_data_issues,
     index_path,
     payload_arrays,
-    prefixed,
 )
 
 # A box matches another of the same label at IoU >= 0.5 (the PASCAL VOC / COCO AP50 criterion);
@@ -63,12 +62,10 @@ class BoundingBoxes(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return image_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         width, height = data["width"], data["height"]
         known = label_order(schema)
         boxes = payload_arrays(payload, {"boxes": MAX_ITEMS}, issues).get("boxes", ())

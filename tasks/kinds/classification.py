@@ -16,7 +16,7 @@ from tasks.kinds.base import (
 )
 from tasks.kinds.consensus import annotator_weights, weighted_vote
 from tasks.kinds.schema import label_order, label_schema_issues
-from tasks.kinds.validation import check_label, check_object, object_data_issues, prefixed
+from tasks.kinds.validation import check_label, check_object, object_data_issues
 
 
 class Classification(Kind):
@@ -29,12 +29,10 @@ class Classification(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return object_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         if check_object(payload, "", issues, required=("label",)) and "label" in payload:
             check_label(payload["label"], "label", label_order(schema), issues)
         return issues

@@ -29,7 +29,7 @@ from tasks.kinds.consensus import (
 from tasks.kinds.matching import detection_scores, set_f1
 from tasks.kinds.schema import label_order, label_schema_issues
 from tasks.kinds.spans import check_spans, span_sort_key
-from tasks.kinds.validation import MAX_ITEMS, payload_arrays, prefixed, text_data_issues
+from tasks.kinds.validation import MAX_ITEMS, payload_arrays, text_data_issues
 
 
 def link_key(span: dict) -> tuple[int, int, str]:
@@ -47,12 +47,10 @@ class EntityLinking(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return text_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         spans = payload_arrays(payload, {"spans": MAX_ITEMS}, issues).get("spans", ())
         check_spans(
             spans,

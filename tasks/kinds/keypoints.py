@@ -51,7 +51,6 @@ from tasks.kinds.validation import (
     is_array,
     is_number,
     payload_arrays,
-    prefixed,
 )
 
 # Two annotators' instances share a merge cluster when their OKS (taken the lower way round,
@@ -77,12 +76,10 @@ class Keypoints(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return image_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         width, height = data["width"], data["height"]
         known = label_order(schema)
         expected = len(schema["keypoints"])

@@ -27,7 +27,6 @@ from tasks.kinds.validation import (
     index_path,
     object_data_issues,
     payload_arrays,
-    prefixed,
     quote,
 )
 
@@ -42,12 +41,10 @@ class Multilabel(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return object_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         labels = payload_arrays(payload, {"labels": MAX_LABELS}, issues).get("labels", ())
         known = label_order(schema)
         seen: dict[str, int] = {}

@@ -25,7 +25,7 @@ from tasks.kinds.formats.spacy import SPACY
 from tasks.kinds.matching import detection_scores
 from tasks.kinds.schema import label_order, label_schema_issues
 from tasks.kinds.spans import check_spans, ner_key, overlap_scores, span_sort_key
-from tasks.kinds.validation import MAX_ITEMS, payload_arrays, prefixed, text_data_issues
+from tasks.kinds.validation import MAX_ITEMS, payload_arrays, text_data_issues
 
 _FIELDS = ("start", "end", "label")
 
@@ -41,12 +41,10 @@ class NamedEntities(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return text_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         spans = payload_arrays(payload, {"spans": MAX_ITEMS}, issues).get("spans", ())
         check_spans(
             spans, len(data["text"]), label_order(schema), issues, required=_FIELDS, key=ner_key

@@ -41,7 +41,6 @@ from tasks.kinds.validation import (
     is_array,
     is_number,
     payload_arrays,
-    prefixed,
 )
 
 # Same criterion as bbox: a polygon matches another of the same label at IoU >= 0.5.
@@ -66,12 +65,10 @@ class Polygons(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return image_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         width, height = data["width"], data["height"]
         known = label_order(schema)
         polygons = payload_arrays(payload, {"polygons": MAX_ITEMS}, issues).get("polygons", ())

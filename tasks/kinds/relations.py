@@ -38,7 +38,6 @@ from tasks.kinds.validation import (
     field_path,
     index_path,
     payload_arrays,
-    prefixed,
     quote,
     text_data_issues,
 )
@@ -63,12 +62,10 @@ class Relations(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return text_data_issues(data)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         limits = {"spans": MAX_ITEMS, "relations": MAX_RELATIONS}
         arrays = payload_arrays(payload, limits, issues)
         spans = check_spans(

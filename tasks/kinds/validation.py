@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from tasks.kinds.base import ValidationIssue
@@ -286,14 +286,6 @@ def check_unique_names(
         seen[name] = index
         names.append(name)
     return names
-
-
-def prefixed(issues: Iterable[ValidationIssue], prefix: str) -> list[ValidationIssue]:
-    """Move issues found in a nested document (e.g. task data) under `prefix`."""
-    return [
-        ValidationIssue(field_path(prefix, issue.path) if issue.path else prefix, issue.message)
-        for issue in issues
-    ]
 
 
 # --- task data ---------------------------------------------------------------------------------

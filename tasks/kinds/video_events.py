@@ -37,7 +37,6 @@ from tasks.kinds.validation import (
     field_path,
     index_path,
     payload_arrays,
-    prefixed,
     video_data_issues,
 )
 
@@ -63,12 +62,10 @@ class VideoEvents(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return video_data_issues(data, needs_size=False)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         frame_count = data["frame_count"]
         known = label_order(schema)
         events = payload_arrays(payload, {"events": MAX_ITEMS}, issues).get("events", ())

@@ -47,7 +47,6 @@ from tasks.kinds.validation import (
     field_path,
     index_path,
     payload_arrays,
-    prefixed,
     quote,
     video_data_issues,
 )
@@ -127,12 +126,10 @@ class VideoTracks(Kind):
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return video_data_issues(data, needs_size=True)
 
-    def validate_payload(
+    def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData
     ) -> list[ValidationIssue]:
-        issues = self.validate_task_data(data)
-        if issues:
-            return prefixed(issues, "data")
+        issues: list[ValidationIssue] = []
         known = label_order(schema)
         tracks = payload_arrays(payload, {"tracks": MAX_ITEMS}, issues).get("tracks", ())
         first_with_id: dict[Hashable, int] = {}
