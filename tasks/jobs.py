@@ -12,6 +12,7 @@ def expire_assignments() -> int:
 
 
 @shared_task(name="tasks.run_import")
-def run_import(import_id: int) -> str:
+def run_import(import_id: int) -> str | None:
     """Import an uploaded file of tasks; delivered twice, the second run finds it finished."""
-    return imports.task_import_run(import_id=import_id).status
+    job = imports.task_import_run(import_id=import_id)
+    return job.status if job else None

@@ -9,6 +9,8 @@ taken, which lets claims prefer tasks others already started by ordering on ``se
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 from workforce.models import MAX_SKILL_LEVEL, Annotator, Domain, Organization, Skill, TimeStamped
@@ -329,3 +331,10 @@ class TaskImport(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} of project {self.project_id} ({self.status})"
+
+
+@receiver(post_delete, sender=TaskImport)
+def _remove_import_file(sender, instance: TaskImport, **kwargs) -> None:
+    """An import deleted before its job ran (with its project, say) takes its file with it."""
+    if instance.file:
+        instance.file.delete(save=False)

@@ -270,11 +270,15 @@ def _enqueue(job: TaskImport) -> None:
         )
 
 
-def task_import_run(*, import_id: int) -> TaskImport:
-    """Import the job's file and record the outcome; a finished job is left as it is."""
+def task_import_run(*, import_id: int) -> TaskImport | None:
+    """Import the job's file and record the outcome; a finished job is left as it is.
+
+    Returns None when the import is gone (its project was deleted before the job ran).
+    """
     with transaction.atomic():
-        job = TaskImport.objects.select_for_update().select_related("project").get(pk=import_id)
-        if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+        jobs = TaskImport.objects.select_for_update().select_related("project")
+        job = jobs.filter(pk=import_id).first()
+        if job is None or job.status in (ImportStatus.DONE, ImportStatus.FAILED):
             return job
         job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
         job.save(update_fields=["status", "started_at"])

@@ -83,6 +83,16 @@ def test_a_job_stopped_halfway_imports_only_the_rest_when_run_again(org):
     assert Task.objects.count() == 6
 
 
+def test_a_job_whose_project_was_deleted_does_nothing(org):
+    project = make_project(org)
+    job = start(project, image_rows(2))
+    stored = job.file.name
+    project.delete()
+    assert not default_storage.exists(stored)  # the upload went with its import
+    assert task_import_run(import_id=job.pk) is None
+    assert not Task.objects.exists()
+
+
 def test_a_job_whose_file_is_gone_fails_and_says_why(org):
     project = make_project(org)
     job = start(project, image_rows(2))
