@@ -118,6 +118,12 @@ class ProjectListApi(OrganizationApi):
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
 class ProjectDetailApi(OrganizationApi):
+    """A project with its progress. ``PATCH`` changes its settings.
+
+    Once the project has tasks its overlap can be raised but not lowered (409). A background
+    job then gives every task the new seats, so ``annotations_needed`` grows as it runs.
+    """
+
     roles = {"GET": ANYONE, "PATCH": MANAGER}
 
     @extend_schema(responses=ProjectOut)

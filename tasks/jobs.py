@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from .services import claims, imports
+from .models import Project
+from .services import claims, imports, projects
 
 
 @shared_task(name="tasks.expire_assignments")
@@ -16,3 +17,10 @@ def run_import(import_id: int) -> str | None:
     """Import an uploaded file of tasks; delivered twice, the second run finds it finished."""
     job = imports.task_import_run(import_id=import_id)
     return job.status if job else None
+
+
+@shared_task(name="tasks.add_overlap_seats")
+def add_overlap_seats(project_id: int) -> int:
+    """Give a project's tasks the seats a raised overlap adds; safe to run again."""
+    project = Project.objects.filter(pk=project_id).first()
+    return projects.project_seats_add(project=project) if project else 0

@@ -15,6 +15,7 @@ from config.errors import ValidationFailed
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
+from tasks.services.projects import project_lock_overlap
 from workforce.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ SELECT count(*) FROM inserted
 """
 
 
-def _write_postgresql(project: Project, rows: list[Row]) -> int:
+def _write_postgresql(project: Project, overlap: int, rows: list[Row]) -> int:
     """Insert a batch and its slots in one statement; existing external ids are left alone."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -87,14 +88,14 @@ def _write_postgresql(project: Project, rows: list[Row]) -> int:
                 "prio": [r.priority for r in rows],
                 "gold": [r.gold_json for r in rows],
                 "project": project.pk,
-                "overlap": project.overlap,
+                "overlap": overlap,
                 "now": timezone.now(),
             },
         )
         return cursor.fetchone()[0]
 
 
-def _write_portable(project: Project, rows: list[Row]) -> int:
+def _write_portable(project: Project, overlap: int, rows: list[Row]) -> int:
     """The same as ``_write_postgresql`` through the ORM, for the embedded SQLite database."""
     ids = {r.external_id for r in rows}
     seen = set(
@@ -127,7 +128,7 @@ def _write_portable(project: Project, rows: list[Row]) -> int:
             task_priority=task.priority,
         )
         for task in tasks
-        for seat in range(project.overlap)
+        for seat in range(overlap)
     )
     return len(tasks)
 
@@ -137,7 +138,10 @@ def _write(project: Project, rows: list[Row]) -> int:
     # Each batch commits on its own: a long transaction on the task tables would hold back
     # vacuum and slow every claim. A re-run resumes where a failed import stopped.
     with transaction.atomic():
-        return writer(project, rows)
+        # The overlap as it is now, held while the batch is written: a raise of the overlap waits
+        # for the batch, and the seats it adds then reach these tasks too.
+        overlap = project_lock_overlap(project)
+        return writer(project, overlap, rows)
 
 
 def _check_mode(fmt: str, on_error: str) -> None:

@@ -5,7 +5,16 @@ from django.db import transaction
 
 from config.errors import Conflict, ValidationFailed
 from tasks.kinds import get_kind
-from tasks.models import MAX_OVERLAP, Project, ProjectMember, ProjectRole, ProjectStatus
+from tasks.models import (
+    MAX_OVERLAP,
+    Project,
+    ProjectMember,
+    ProjectRole,
+    ProjectStatus,
+    Slot,
+    SlotState,
+    Task,
+)
 from workforce.models import Annotator, AnnotatorStatus, Domain, Organization
 from workforce.services import audit_record
 
@@ -25,8 +34,10 @@ EDITABLE = {
     "deadline",
     "status",
 }
-# Tasks carry one slot per unit of overlap and are validated against the kind at import.
-FROZEN_WITH_TASKS = {"overlap", "kind"}
+# Tasks are validated against the kind at import.
+FROZEN_WITH_TASKS = {"kind"}
+# Tasks whose seats are added in one transaction when the overlap is raised.
+SEATS_BATCH_SIZE = 2_000
 
 
 def _validate(fields: dict, kind: str) -> None:
@@ -85,7 +96,11 @@ def project_create(
 
 @transaction.atomic
 def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields) -> Project:
-    """Change a project's settings. Overlap is fixed once tasks exist."""
+    """Change a project's settings.
+
+    Once tasks exist the overlap can only grow: the job ``tasks.add_overlap_seats`` then gives
+    every task its new seats. Fewer would take seats from work already started.
+    """
     unknown = set(fields) - EDITABLE
     if unknown:
         raise ValidationFailed(
@@ -93,13 +108,25 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
         )
     _validate(fields, project.kind)
     project = Project.objects.select_for_update().get(pk=project.pk)
+    has_tasks = project.tasks.exists()
     frozen = [f for f in FROZEN_WITH_TASKS & set(fields) if fields[f] != getattr(project, f)]
-    if frozen and project.tasks.exists():
+    if frozen and has_tasks:
         raise Conflict(
             f"{frozen[0]} cannot change once the project has tasks.",
             code="frozen",
             fields={frozen[0]: ["Fixed once tasks are imported."]},
         )
+    overlap = fields.get("overlap", project.overlap)
+    if has_tasks and overlap < project.overlap:
+        raise Conflict(
+            "The overlap can only grow once the project has tasks.",
+            code="frozen",
+            fields={"overlap": [f"Tasks have {project.overlap} seats each; it cannot go lower."]},
+        )
+    if has_tasks and overlap > project.overlap:
+        from tasks.jobs import add_overlap_seats
+
+        transaction.on_commit(lambda: add_overlap_seats.delay(project.pk))
     if "status" in fields and fields["status"] not in ProjectStatus.values:
         raise ValidationFailed("Unknown status.", fields={"status": ["Unknown status."]})
     before = {f: str(getattr(project, f)) for f in fields if f != "required_domains"}
@@ -156,3 +183,57 @@ def project_members_add(
             after={"project": project.pk, "role": role},
         )
     return members
+
+
+def project_lock_overlap(project: Project) -> int:
+    """Lock the project's row against changes until the transaction ends; return its overlap.
+
+    Writers of seats (imports, ``project_seats_add``) hold it while they write, so that a raise
+    of the overlap and the seats it implies never miss each other.
+    """
+    locked = Project.objects.select_for_update(no_key=True).values_list("overlap", flat=True)
+    return locked.get(pk=project.pk)
+
+
+def project_seats_add(*, project: Project) -> int:
+    """Give every task of the project a seat for each unit of its overlap; return seats added.
+
+    Runs in batches of tasks, each in a transaction of its own, and can run again at any time:
+    it adds only what is missing. A new seat opens at once if the seat before it was already
+    taken, as a claim would have opened it; the others wait their turn. A task that was complete
+    needs the new seats filled, so it is complete no longer.
+    """
+    added, after = 0, 0
+    while True:
+        with transaction.atomic():
+            overlap = project_lock_overlap(project)
+            tasks = Task.objects.filter(project=project, pk__gt=after).order_by("pk")
+            batch = dict(tasks.values_list("pk", "priority")[:SEATS_BATCH_SIZE])
+            if not batch:
+                return added
+            after = max(batch)
+            # Locked, waiting for claims in flight: a claim taking a task's last seat either
+            # commits first (and its seat reads as taken here) or finds the new seat after.
+            seats = Slot.objects.select_for_update().filter(task_id__in=batch).order_by("seat")
+            last = {task: (seat, state) for task, seat, state in seats.values_list(
+                "task_id", "seat", "state"
+            )}  # fmt: skip
+            new = [
+                Slot(
+                    task_id=task,
+                    project=project,
+                    seat=seat,
+                    state=SlotState.OPEN
+                    if seat == top + 1 and state in (SlotState.LEASED, SlotState.DONE)
+                    else SlotState.WAITING,
+                    task_priority=batch[task],
+                )
+                for task, (top, state) in last.items()
+                for seat in range(top + 1, overlap)
+            ]
+            Slot.objects.bulk_create(new)
+            reopened = {slot.task_id for slot in new}
+            Task.objects.filter(pk__in=reopened, completed_at__isnull=False).update(
+                completed_at=None
+            )
+            added += len(new)

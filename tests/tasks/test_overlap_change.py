@@ -1,0 +1,184 @@
+"""Raising a project's overlap once it has tasks: every task gets its new seats, in order."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.test import TestCase
+
+from tasks.models import Assignment, Project, Slot, SlotState, Task
+from tasks.services.claims import assignment_submit, claim_next
+from tasks.services.projects import project_lock_overlap, project_seats_add, project_update
+from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.tasks.test_claim_concurrency import assert_invariants, run_claimers
+from workforce.models import Role
+
+BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+
+
+def seats(task_id: int) -> list[str]:
+    return list(
+        Slot.objects.filter(task_id=task_id).order_by("seat").values_list("state", flat=True)
+    )
+
+
+@pytest.mark.django_db
+def test_new_seats_open_behind_seats_already_taken_and_reopen_complete_tasks(org):
+    project = make_project(org)
+    import_rows(project, image_rows(3))
+    other = org.add_annotator("other")
+    staff(project, org.annotator, other)
+    claim_next(annotator=org.annotator)  # takes the first task: seat 0 leased
+    held = claim_next(annotator=other).claimed
+    assignment_submit(assignment=Assignment.objects.get(pk=held.assignment_id), payload=BOX)
+    done_task = Task.objects.get(pk=held.task_id)
+    assert done_task.completed_at is not None
+
+    project_update(project=project, actor=None, overlap=3)
+    assert project_seats_add(project=project) == 6
+    leased_task = Assignment.objects.get(annotator=org.annotator).task_id
+    open_task = (
+        Task.objects.filter(project=project).exclude(pk__in=[leased_task, done_task.pk]).get().pk
+    )
+    assert seats(open_task) == ["open", "waiting", "waiting"]
+    assert seats(leased_task) == ["leased", "open", "waiting"]
+    assert seats(done_task.pk) == ["done", "open", "waiting"]
+    done_task.refresh_from_db()
+    assert done_task.completed_at is None
+    # Run again: nothing is missing, nothing is added.
+    assert project_seats_add(project=project) == 0
+    # The new seats go to other annotators; nobody gets a task twice.
+    third = org.add_annotator("third")
+    staff(project, third)
+    taken = {claim_next(annotator=third).claimed.task_id for _ in range(3)}
+    assert taken == {open_task, leased_task, done_task.pk}
+    assert claim_next(annotator=other).claimed.task_id != done_task.pk
+
+
+@pytest.mark.django_db
+def test_raising_through_the_api_adds_seats_and_lowering_is_refused(org):
+    project = make_project(org)
+    import_rows(project, image_rows(4))
+    client = org.client(Role.MANAGER)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.patch(f"/api/v1/projects/{project.pk}/", {"overlap": 2})
+    assert response.status_code == 200 and response.json()["overlap"] == 2
+    progress = client.get(f"/api/v1/projects/{project.pk}/").json()["progress"]
+    assert progress["annotations_needed"] == 8
+    lowered = client.patch(f"/api/v1/projects/{project.pk}/", {"overlap": 1})
+    assert lowered.status_code == 409
+    assert lowered.json()["error"]["fields"]["overlap"] == [
+        "Tasks have 2 seats each; it cannot go lower."
+    ]
+    # Tasks imported after the raise come with every seat.
+    import_rows(project, image_rows(1, start=10))
+    assert seats(Task.objects.get(external_id="img-10").pk) == ["open", "waiting"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raising_the_overlap_while_claimers_race_leaves_no_seat_behind(org, monkeypatch):
+    """Seats added while 16 claimers take the last ones: none stays waiting behind a taken one."""
+    monkeypatch.setattr("tasks.services.projects.SEATS_BATCH_SIZE", 100)
+    project = make_project(org, overlap=1, max_concurrent_tasks=1000)
+    import_rows(
+        project, [{"external_id": str(i), "data": {"width": 9, "height": 9}} for i in range(1500)]
+    )
+    annotators = [org.add_annotator(f"c{i}", max_concurrent_tasks=1000) for i in range(16)]
+    staff(project, *annotators)
+
+    def raise_overlap() -> None:
+        try:
+            # Outside a transaction the job runs at once, here, in batches of 100 tasks.
+            project_update(project=project, actor=None, overlap=3)
+        finally:
+            connection.close()
+
+    raiser = threading.Timer(0.2, raise_overlap)
+    raiser.start()
+    claimed = run_claimers(annotators, project, seconds=120, churn=0.02)
+    raiser.join()
+    # Seats opened late may have been left; a last pass by everyone takes them.
+    for index, annotator in enumerate(annotators):
+        while claim := claim_next(annotator=annotator, project_id=project.pk).claimed:
+            claimed[index].append(Assignment.objects.get(pk=claim.assignment_id))
+    project.refresh_from_db()
+    assert project.overlap == 3 and Slot.objects.filter(project=project).count() == 4500
+    # No seat waits behind a seat that is taken, and none is open: every seat was handed out.
+    assert not Slot.objects.filter(project=project, state=SlotState.OPEN).exists()
+    assert not Slot.objects.filter(project=project, state=SlotState.WAITING).exists()
+    assert_invariants(project, claimed)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seats_are_added_after_a_claim_in_flight_on_the_last_seat_commits(org):
+    """Read before the claim commits, the new seat would wait forever behind a taken one."""
+    project = make_project(org)
+    import_rows(project, image_rows(1))
+    slot = Slot.objects.get(project=project)
+    locked, finish = threading.Event(), threading.Event()
+
+    def claim_in_flight() -> None:
+        try:
+            with transaction.atomic():
+                Slot.objects.select_for_update().get(pk=slot.pk)
+                locked.set()
+                finish.wait(10)
+                Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)
+        finally:
+            connection.close()
+
+    def add_seats() -> None:
+        try:
+            project_seats_add(project=project)
+        finally:
+            connection.close()
+
+    claimer = threading.Thread(target=claim_in_flight)
+    claimer.start()
+    assert locked.wait(10)
+    Project.objects.filter(pk=project.pk).update(overlap=2)
+    adder = threading.Thread(target=add_seats)
+    adder.start()
+    adder.join(0.5)
+    assert adder.is_alive()  # waiting for the claim's lock on the last seat
+    finish.set()
+    claimer.join(10)
+    adder.join(10)
+    assert seats(slot.task_id) == ["done", "open"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
+    """A batch holds the overlap it read until it commits; its tasks then get the new seats."""
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    locked, finish = threading.Event(), threading.Event()
+
+    def import_batch() -> None:
+        try:
+            with transaction.atomic():
+                overlap = project_lock_overlap(project)
+                locked.set()
+                finish.wait(10)
+                import_rows(project, image_rows(1, start=5))  # written with ``overlap`` seats
+                assert overlap == 1
+        finally:
+            connection.close()
+
+    def raise_overlap() -> None:
+        try:
+            project_update(project=project, actor=None, overlap=2)
+        finally:
+            connection.close()
+
+    batch = threading.Thread(target=import_batch)
+    batch.start()
+    assert locked.wait(10)
+    raiser = threading.Thread(target=raise_overlap)
+    raiser.start()
+    raiser.join(0.5)
+    assert raiser.is_alive()  # waiting for the batch
+    finish.set()
+    batch.join(10)
+    raiser.join(10)
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 3
