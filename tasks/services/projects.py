@@ -211,10 +211,13 @@ def project_seats_add(*, project: Project) -> int:
             batch = dict(tasks.values_list("pk", "priority")[:SEATS_BATCH_SIZE])
             if not batch:
                 return added
-            after = max(batch)
+            first, after = min(batch), max(batch)
             # Locked, waiting for claims in flight: a claim taking a task's last seat either
             # commits first (and its seat reads as taken here) or finds the new seat after.
-            seats = Slot.objects.select_for_update().filter(task_id__in=batch).order_by("seat")
+            seats = Slot.objects.select_for_update().filter(
+                project=project, task_id__gte=first, task_id__lte=after
+            )
+            seats = seats.order_by("seat")
             last = {task: (seat, state) for task, seat, state in seats.values_list(
                 "task_id", "seat", "state"
             )}  # fmt: skip
