@@ -1,7 +1,7 @@
 """Creating and changing projects, and staffing them."""
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 
 from config.errors import Conflict, ValidationFailed
 from tasks.kinds import get_kind
@@ -195,6 +195,12 @@ def project_lock_overlap(project: Project) -> int:
     return locked.get(pk=project.pk)
 
 
+_INSERT_SEAT = (
+    "INSERT INTO tasks_slot (task_id, project_id, seat, state, task_priority) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+
+
 def project_seats_add(*, project: Project) -> int:
     """Give every task of the project a seat for each unit of its overlap; return seats added.
 
@@ -222,20 +228,23 @@ def project_seats_add(*, project: Project) -> int:
                 "task_id", "seat", "state"
             )}  # fmt: skip
             new = [
-                Slot(
-                    task_id=task,
-                    project=project,
-                    seat=seat,
-                    state=SlotState.OPEN
+                (
+                    task,
+                    project.pk,
+                    seat,
+                    SlotState.OPEN
                     if seat == top + 1 and state in (SlotState.LEASED, SlotState.DONE)
                     else SlotState.WAITING,
-                    task_priority=batch[task],
+                    batch[task],
                 )
                 for task, (top, state) in last.items()
                 for seat in range(top + 1, overlap)
             ]
-            Slot.objects.bulk_create(new)
-            reopened = {slot.task_id for slot in new}
+            with connection.cursor() as cursor:
+                # Rows, not model instances: building and compiling 2,000 Slot objects per batch
+                # was most of the job's time. The driver sends them in one pipeline.
+                cursor.executemany(_INSERT_SEAT, new)
+            reopened = {row[0] for row in new}
             Task.objects.filter(pk__in=reopened, completed_at__isnull=False).update(
                 completed_at=None
             )
