@@ -2,6 +2,7 @@
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Max, Min
 
 from config.errors import Conflict, ValidationFailed
 from tasks.kinds import get_kind
@@ -209,15 +210,24 @@ def project_seats_add(*, project: Project) -> int:
     taken, as a claim would have opened it; the others wait their turn. A task that was complete
     needs the new seats filled, so it is complete no longer.
     """
-    added, after = 0, 0
-    while True:
+    # Tasks imported once the overlap was raised come with every seat: the ids known now do.
+    ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
+    if ids["first"] is None:
+        return 0
+    added, first = 0, ids["first"]
+    # Ranges of ids rather than "the next N tasks": a bounded range keeps every plan on the
+    # primary key, where ORDER BY ... LIMIT could be planned as a sort of the whole project.
+    while first <= ids["last"]:
+        after = first + SEATS_BATCH_SIZE - 1
         with transaction.atomic():
             overlap = project_lock_overlap(project)
-            tasks = Task.objects.filter(project=project, pk__gt=after).order_by("pk")
-            batch = dict(tasks.values_list("pk", "priority")[:SEATS_BATCH_SIZE])
+            tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
+            batch = dict(tasks.values_list("pk", "priority"))
             if not batch:
-                return added
-            first, after = min(batch), max(batch)
+                # Other projects' tasks in between: go straight to this project's next one.
+                later = Task.objects.filter(project=project, pk__gt=after)
+                first = later.aggregate(next=Min("pk"))["next"] or ids["last"] + 1
+                continue
             # Locked, waiting for claims in flight: a claim taking a task's last seat either
             # commits first (and its seat reads as taken here) or finds the new seat after.
             seats = Slot.objects.select_for_update().filter(
@@ -244,8 +254,9 @@ def project_seats_add(*, project: Project) -> int:
                 # Rows, not model instances: building and compiling 2,000 Slot objects per batch
                 # was most of the job's time. The driver sends them in one pipeline.
                 cursor.executemany(_INSERT_SEAT, new)
-            reopened = {row[0] for row in new}
-            Task.objects.filter(pk__in=reopened, completed_at__isnull=False).update(
-                completed_at=None
-            )
+            # The range keeps the planner on the primary key; the list alone read the table.
+            reopened = Task.objects.filter(pk__gte=first, pk__lte=after, completed_at__isnull=False)
+            reopened.filter(pk__in={row[0] for row in new}).update(completed_at=None)
             added += len(new)
+        first = after + 1
+    return added

@@ -182,3 +182,17 @@ def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
     batch.join(10)
     raiser.join(10)
     assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 3
+
+
+@pytest.mark.django_db
+def test_seats_reach_every_task_of_the_project_and_no_other(org, monkeypatch):
+    """Tasks of two projects interleave by id, with gaps longer than a batch."""
+    monkeypatch.setattr("tasks.services.projects.SEATS_BATCH_SIZE", 2)
+    mine, theirs = make_project(org), make_project(org, name="Other")
+    for start in (0, 3, 10):
+        import_rows(mine, image_rows(2, start=start))
+        import_rows(theirs, image_rows(5, start=start))
+    project_update(project=mine, actor=None, overlap=2)
+    assert project_seats_add(project=mine) == 6
+    assert {len(seats(t)) for t in mine.tasks.values_list("pk", flat=True)} == {2}
+    assert {len(seats(t)) for t in theirs.tasks.values_list("pk", flat=True)} == {1}
