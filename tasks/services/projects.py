@@ -210,7 +210,7 @@ def project_seats_add(*, project: Project) -> int:
     taken, as a claim would have opened it; the others wait their turn. A task that was complete
     needs the new seats filled, so it is complete no longer.
     """
-    # Tasks imported once the overlap was raised come with every seat: the ids known now do.
+    # Tasks imported after the raise come with every seat; those that exist now are the work.
     ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
     if ids["first"] is None:
         return 0
