@@ -13,3 +13,4 @@ class QaConfig(AppConfig):
         from . import reactions
 
         events.subscribe(events.ANNOTATION_SUBMITTED, reactions.on_annotation_submitted)
+        events.subscribe(events.IMPORT_PROGRESSED, reactions.on_import_progressed)

@@ -1,6 +1,6 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
-from tasks.models import Annotation
+from tasks.models import Annotation, TaskImport
 
 from .live import send_to_organization
 
@@ -24,5 +24,30 @@ def on_annotation_submitted(*, annotation_id: int) -> None:
             "task": annotation.task_id,
             "annotator": annotation.annotator_id,
             "duration_seconds": annotation.duration_seconds,
+        },
+    )
+
+
+def on_import_progressed(*, import_id: int) -> None:
+    """Tell the organization's live dashboards how far an import has come."""
+    job = (
+        TaskImport.objects.select_related("project")
+        .only("id", "status", "rows_read", "report", "project__organization_id")
+        .filter(pk=import_id)
+        .first()
+    )
+    if job is None:
+        return
+    report = job.report or {}
+    send_to_organization(
+        job.project.organization_id,
+        "import.progressed",
+        {
+            "import": job.pk,
+            "project": job.project_id,
+            "status": job.status,
+            "rows_read": job.rows_read,
+            "created": report.get("created"),
+            "invalid": report.get("invalid"),
         },
     )

@@ -5,6 +5,9 @@
 ``annotation_submitted(annotation_id: int)``
     An annotator's submission was stored. Sent once per annotation.
 
+``import_progressed(import_id: int)``
+    An import job started, wrote a batch of rows, or finished (``status`` says which).
+
 A handler that fails is logged and does not affect the publisher or other handlers: the
 submission is already committed, and derived work catches up from the database.
 """
@@ -18,7 +21,8 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 ANNOTATION_SUBMITTED = "annotation_submitted"
-EVENTS = frozenset({ANNOTATION_SUBMITTED})
+IMPORT_PROGRESSED = "import_progressed"
+EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED})
 
 _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 

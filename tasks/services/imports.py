@@ -12,6 +12,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from config.errors import ValidationFailed
+from tasks import events
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
@@ -286,6 +287,7 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
             return job
         job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
         job.save(update_fields=["status", "started_at"])
+        events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
     opened: list[BinaryIO] = []
 
     def open_stream() -> BinaryIO:
@@ -294,6 +296,7 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
 
     def progress(rows: int) -> None:
         TaskImport.objects.filter(pk=job.pk).update(rows_read=rows)
+        events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
 
     try:
         report = tasks_import(
@@ -316,4 +319,5 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
     job.file.delete(save=False)  # the report says what it held
     job.file, job.finished_at = "", timezone.now()
     job.save(update_fields=["status", "error", "report", "rows_read", "file", "finished_at"])
+    events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
     return job
