@@ -213,19 +213,6 @@ class ProjectStaffingApi(OrganizationApi):
         return _add_members(self, pk)
 
 
-ImportReportOut = inline_serializer(
-    "ImportReport",
-    {
-        "rows": serializers.IntegerField(),
-        "created": serializers.IntegerField(),
-        "existing": serializers.IntegerField(),
-        "invalid": serializers.IntegerField(),
-        "imported": serializers.BooleanField(),
-        "errors": serializers.ListField(child=serializers.DictField()),
-    },
-)
-
-
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
 class TaskImportApi(OrganizationApi):
     """Import tasks from an uploaded JSON array, JSON Lines or CSV file, in the background.
