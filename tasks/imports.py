@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 import ijson
 
 from tasks.kinds import Kind
+from tasks.kinds.base import ValidationIssue
 
 FORMATS = ("json", "jsonl", "csv")
 RESERVED = {"external_id", "data", "priority", "gold_answer"}
@@ -160,14 +161,11 @@ def read_rows(
         elif not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
             errors.append(RowError(number, "priority", f"must be within {PRIORITY_RANGE}"))
         data_issues = kind.validate_task_data(data)
-        errors.extend(
-            RowError(number, f"data.{i.path}".rstrip("."), i.message) for i in data_issues
-        )
+        errors.extend(_row_errors(number, "data", data_issues))
         gold = raw.get("gold_answer")
         if gold is not None and not data_issues:
             errors.extend(
-                RowError(number, f"gold_answer.{i.path}".rstrip("."), i.message)
-                for i in kind.validate_payload(gold, schema, data)
+                _row_errors(number, "gold_answer", kind.validate_payload(gold, schema, data))
             )
         data_json, gold_json = _to_json(data, number, "data", errors), None
         if gold is not None:
@@ -176,6 +174,10 @@ def read_rows(
             yield errors
         else:
             yield Row(number, str(external_id), data, priority, gold, data_json, gold_json)
+
+
+def _row_errors(number: int, prefix: str, issues: Iterable[ValidationIssue]) -> list[RowError]:
+    return [RowError(number, issue.under(prefix).path, issue.message) for issue in issues]
 
 
 def _to_json(value: Any, number: int, field: str, errors: list[RowError]) -> str:

@@ -35,6 +35,18 @@ class ValidationIssue:
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
+    def under(self, prefix: str) -> ValidationIssue:
+        """The same issue, located inside the document at `prefix` (e.g. a request's payload)."""
+        return ValidationIssue(f"{prefix}.{self.path}" if self.path else prefix, self.message)
+
+
+def issues_by_path(issues: Iterable[ValidationIssue]) -> dict[str, list[str]]:
+    """Group issues' messages by path, as an API error names its fields."""
+    fields: dict[str, list[str]] = {}
+    for issue in issues:
+        fields.setdefault(issue.path, []).append(issue.message)
+    return fields
+
 
 class PayloadInvalid(Exception):
     """Raise with every issue found, so that a client can fix them all in one round trip."""
@@ -119,10 +131,7 @@ class Kind(ABC):
         """
         issues = self.validate_task_data(data)
         if issues:
-            return [
-                ValidationIssue(f"data.{issue.path}" if issue.path else "data", issue.message)
-                for issue in issues
-            ]
+            return [issue.under("data") for issue in issues]
         return self.payload_issues(payload, schema, data)
 
     @abstractmethod

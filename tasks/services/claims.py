@@ -19,6 +19,7 @@ from django.utils import timezone
 from config.errors import Conflict, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
+from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_assignment, lock_slot_of, lock_task
 from tasks.models import (
     Annotation,
@@ -272,13 +273,9 @@ def assignment_submit(
         payload, project.label_schema, assignment.task.data
     )
     if issues:
-        fields: dict[str, list[str]] = {}
-        for issue in issues:
-            fields.setdefault(f"payload.{issue.path}" if issue.path else "payload", []).append(
-                issue.message
-            )
         raise ValidationFailed(
-            "Invalid payload: " + "; ".join(str(i) for i in issues[:5]), fields=fields
+            "Invalid payload: " + "; ".join(str(i) for i in issues[:5]),
+            fields=issues_by_path(issue.under("payload") for issue in issues),
         )
     slot = lock_slot_of(assignment)
     assignment = lock_assignment(assignment.pk)

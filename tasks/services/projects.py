@@ -6,6 +6,7 @@ from django.db.models import Max, Min
 
 from config.errors import Conflict, ValidationFailed
 from tasks.kinds import get_kind
+from tasks.kinds.base import issues_by_path
 from tasks.models import (
     MAX_OVERLAP,
     Project,
@@ -45,9 +46,7 @@ def _validate(fields: dict, kind: str) -> None:
     errors: dict[str, list[str]] = {}
     if "label_schema" in fields:
         issues = get_kind(kind).validate_schema(fields["label_schema"])
-        for issue in issues:
-            key = f"label_schema.{issue.path}" if issue.path else "label_schema"
-            errors.setdefault(key, []).append(issue.message)
+        errors.update(issues_by_path(issue.under("label_schema") for issue in issues))
     if "overlap" in fields and not 1 <= fields["overlap"] <= MAX_OVERLAP:
         errors["overlap"] = [f"{fields['overlap']} is not between 1 and {MAX_OVERLAP}."]
     if "gold_rate" in fields and not 0 <= fields["gold_rate"] <= 1:
