@@ -5,11 +5,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from workforce.selectors import memberships_of
 
-from .live import live_event, organization_group
+from workforce.tenancy import STAFF
+
+from .live import live_event, member_group, staff_group
 
 
 class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
-    """Live events of one organization the user belongs to: ``/ws/orgs/<slug>/``."""
+    """Live events of one organization the user belongs to: ``/ws/orgs/<slug>/``.
+
+    Staff receive the organization's events; everyone receives the events about their own work.
+    """
 
     async def connect(self):
         user = self.scope.get("user")
@@ -23,14 +28,14 @@ class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
         if member is None:
             await self.close(code=4404)
             return
-        self.group = organization_group(member.organization_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Channels leaves ``self.groups`` by itself when the socket closes.
+        self.groups = [member_group(member.pk)]
+        if member.role in STAFF:
+            self.groups.append(staff_group(member.organization_id))
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_json(live_event("snapshot", {"organization": slug, "role": member.role}))
-
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def live_event(self, message):
         await self.send_json(message["event"])

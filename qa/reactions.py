@@ -2,21 +2,26 @@
 
 from tasks.models import Annotation, TaskImport
 
-from .live import send_to_organization
+from .live import send_live
 
 
 def on_annotation_submitted(*, annotation_id: int) -> None:
-    """Tell the organization's live dashboards that work came in."""
+    """Tell the organization's staff, and the annotator, that work came in."""
     annotation = (
-        Annotation.objects.select_related("project")
-        .only("id", "task_id", "annotator_id", "duration_seconds", "project__organization_id")
+        Annotation.objects.select_related("project", "annotator")
+        .only(
+            "id",
+            "task_id",
+            "duration_seconds",
+            "project__organization_id",
+            "annotator__member_id",
+        )
         .filter(pk=annotation_id)
         .first()
     )
     if annotation is None:
         return
-    send_to_organization(
-        annotation.project.organization_id,
+    send_live(
         "annotation.submitted",
         {
             "annotation": annotation.pk,
@@ -25,11 +30,13 @@ def on_annotation_submitted(*, annotation_id: int) -> None:
             "annotator": annotation.annotator_id,
             "duration_seconds": annotation.duration_seconds,
         },
+        organization_id=annotation.project.organization_id,
+        member_id=annotation.annotator.member_id,
     )
 
 
 def on_import_progressed(*, import_id: int) -> None:
-    """Tell the organization's live dashboards how far an import has come."""
+    """Tell the organization's staff how far an import has come."""
     job = (
         TaskImport.objects.select_related("project")
         .only("id", "status", "rows_read", "report", "project__organization_id")
@@ -39,8 +46,7 @@ def on_import_progressed(*, import_id: int) -> None:
     if job is None:
         return
     report = job.report or {}
-    send_to_organization(
-        job.project.organization_id,
+    send_live(
         "import.progressed",
         {
             "import": job.pk,
@@ -50,4 +56,5 @@ def on_import_progressed(*, import_id: int) -> None:
             "created": report.get("created"),
             "invalid": report.get("invalid"),
         },
+        organization_id=job.project.organization_id,
     )

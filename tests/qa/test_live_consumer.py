@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 
 from config.asgi import application
-from qa.live import organization_group
+from qa.live import member_group, staff_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ def test_member_connects_gets_a_snapshot_then_live_events(org):
         assert "at" in snapshot
         event = {"type": "annotator.suspended", "at": "2026-11-29T00:00:00Z", "data": {"id": 1}}
         await get_channel_layer().group_send(
-            organization_group(org.organization.pk), {"type": "live.event", "event": event}
+            staff_group(org.organization.pk), {"type": "live.event", "event": event}
         )
         assert await communicator.receive_json_from(timeout=5) == event
         await communicator.disconnect()
@@ -69,10 +69,33 @@ def test_events_of_one_organization_do_not_reach_another(org, other_org):
         assert (await listener.connect())[0]
         await listener.receive_json_from(timeout=5)  # snapshot
         await get_channel_layer().group_send(
-            organization_group(org.organization.pk),
+            staff_group(org.organization.pk),
             {"type": "live.event", "event": {"type": "x", "at": "", "data": {}}},
         )
         assert await listener.receive_nothing(timeout=0.5)
         await listener.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_annotators_receive_their_own_events_and_not_the_staffs(org):
+    headers = session_headers(org.annotator_member.user)
+    event = {"type": "x", "at": "", "data": {}}
+
+    async def scenario():
+        annotator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=headers)
+        assert (await annotator.connect())[0]
+        snapshot = await annotator.receive_json_from(timeout=5)
+        assert snapshot["data"]["role"] == "annotator"
+        layer = get_channel_layer()
+        await layer.group_send(
+            staff_group(org.organization.pk), {"type": "live.event", "event": event}
+        )
+        assert await annotator.receive_nothing(timeout=0.5)
+        await layer.group_send(
+            member_group(org.annotator_member.pk), {"type": "live.event", "event": event}
+        )
+        assert await annotator.receive_json_from(timeout=5) == event
+        await annotator.disconnect()
 
     async_to_sync(scenario)()

@@ -28,11 +28,18 @@ def test_a_manager_watches_an_import_run_batch_by_batch(org):
         )[0]
 
     headers = session_headers(org.manager.user)
+    annotator_headers = session_headers(org.annotator_member.user)
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=headers)
         assert (await communicator.connect())[0]
         await communicator.receive_json_from(timeout=5)  # snapshot
+        # Imports are the staff's business: an annotator watching hears nothing of them.
+        annotator = WebsocketCommunicator(
+            application, "/ws/orgs/acme/", headers=annotator_headers
+        )
+        assert (await annotator.connect())[0]
+        await annotator.receive_json_from(timeout=5)  # snapshot
         job = await database_sync_to_async(upload)()
         seen = []
         while not seen or seen[-1]["status"] not in ("done", "failed"):
@@ -40,7 +47,9 @@ def test_a_manager_watches_an_import_run_batch_by_batch(org):
             assert event["type"] == "import.progressed"
             assert event["data"]["import"] == job.pk and event["data"]["project"] == project.pk
             seen.append(event["data"])
+        assert await annotator.receive_nothing(timeout=0.5)
         await communicator.disconnect()
+        await annotator.disconnect()
         return seen
 
     seen = async_to_sync(scenario)()

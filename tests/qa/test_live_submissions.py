@@ -49,6 +49,36 @@ def test_qa_lead_sees_a_submission_live(org, project):
     async_to_sync(scenario)()
 
 
+def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
+    other = org.add_annotator("acme-other")
+    staff(project, other)
+    lead, author, bystander = (
+        session_headers(user)
+        for user in (org.qa_lead.user, org.annotator_member.user, other.member.user)
+    )
+
+    async def connect(headers):
+        communicator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=headers)
+        assert (await communicator.connect())[0]
+        await communicator.receive_json_from(timeout=5)  # snapshot
+        return communicator
+
+    async def scenario():
+        lead_socket, author_socket, bystander_socket = [
+            await connect(headers) for headers in (lead, author, bystander)
+        ]
+        annotation = await database_sync_to_async(claim_and_submit)(org.annotator)
+        for watcher in (lead_socket, author_socket):
+            event = await watcher.receive_json_from(timeout=5)
+            assert event["type"] == "annotation.submitted"
+            assert event["data"]["annotation"] == annotation.pk
+        assert await bystander_socket.receive_nothing(timeout=0.5)
+        for communicator in (lead_socket, author_socket, bystander_socket):
+            await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_submission_is_kept_when_redis_is_down(org, project, settings, caplog):
     settings.CHANNEL_LAYERS = {
         "default": {
