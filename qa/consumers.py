@@ -4,7 +4,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from workforce.selectors import memberships_of
-
 from workforce.tenancy import STAFF
 
 from .live import live_event, member_group, staff_group

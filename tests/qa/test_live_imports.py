@@ -35,9 +35,7 @@ def test_a_manager_watches_an_import_run_batch_by_batch(org):
         assert (await communicator.connect())[0]
         await communicator.receive_json_from(timeout=5)  # snapshot
         # Imports are the staff's business: an annotator watching hears nothing of them.
-        annotator = WebsocketCommunicator(
-            application, "/ws/orgs/acme/", headers=annotator_headers
-        )
+        annotator = WebsocketCommunicator(application, "/ws/orgs/acme/", headers=annotator_headers)
         assert (await annotator.connect())[0]
         await annotator.receive_json_from(timeout=5)  # snapshot
         job = await database_sync_to_async(upload)()
