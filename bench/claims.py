@@ -20,8 +20,10 @@ slots each (the 10,000-task project would run dry otherwise), until its time is 
 clients keep their connections across its rounds and make ten untimed claims first, as a
 long-running server's connections have long since loaded their caches and plans. Only the claim
 itself is timed. Prints claims per second, p50 and p99 latency, the ratio against the bare
-SQL run with the same concurrency model, the targets, and where a claim's time goes (EXPLAIN
-ANALYZE and the queries of one request). Not part of the test suite.
+SQL run with the same concurrency model in the same pass, the targets, and where a claim's time
+goes (EXPLAIN ANALYZE and the queries of one request). The in-process modes run in three
+interleaved passes (``--repeat``) and each ratio is judged on its median: this machine's
+throughput drifts by 15 % or more between minutes. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import multiprocessing
 import os
 import queue
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,6 +120,7 @@ class Phase:
     empty: int = 0  # claims that found nothing (should stay 0)
     seconds: float = 0.0
     rounds: int = 0
+    repeat: int = 0  # which pass over the in-process modes this phase belongs to
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -535,7 +539,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="length of each phase (default 10)")
     parser.add_argument("--clients", type=int, default=HTTP_CLIENTS)
     parser.add_argument("--large", type=int, help="size of the large project (default 1,000,000)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="passes over the in-process modes, interleaved; ratios are their median (default 3)",
+    )
     args = parser.parse_args()
+    repeat = args.repeat or (1 if args.quick else 3)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     sizes = [10_000, args.large or (200_000 if args.quick else 1_000_000)]
 
@@ -547,7 +557,7 @@ def main() -> int:
             state = seed(sizes, args.clients, tmp_path)
             port = free_port()
             gunicorn = gunicorn_start(port, tmp_path / "gunicorn.log")
-            phases = measure(state, sizes, args.clients, seconds, port)
+            phases = measure(state, sizes, args.clients, seconds, port, repeat)
             report(phases, sizes, args.clients)
             diagnose(state, sizes)
             return 0
@@ -597,7 +607,9 @@ def seed(sizes: list[int], clients: int, tmp: Path) -> Seeded:
     return state
 
 
-def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port: int):
+def measure(
+    state: Seeded, sizes: list[int], clients: int, seconds: float, port: int, repeat: int
+) -> list[Phase]:
     from rest_framework.authtoken.models import Token
 
     # One login through the API shows it works; the other tokens are made directly (password
@@ -621,17 +633,21 @@ def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port:
             lambda g=state.tokens[size][i::clients]: http_client(port, g, state.organization)
             for i in range(clients)
         ]
-        plan = [
+        # This machine's throughput drifts by 15 % or more from one minute to the next, so the
+        # in-process modes run in several interleaved passes and each ratio compares phases of
+        # the same pass. HTTP is checked against absolute targets and runs once.
+        in_process = [
             (BARE, "threads", bare),
             (WRITES, "threads", writes),
             ("claim_next", "threads", service),
             (BARE, "processes", bare),
             (WRITES, "processes", writes),
             ("claim_next", "processes", service),
-            (HTTP, "threads", web),
         ]
-        for mode, model, makers in plan:
-            phase = Phase(size, mode, model, clients)
+        plan = [(n, *step) for n in range(repeat) for step in in_process]
+        plan.append((0, HTTP, "threads", web))
+        for n, mode, model, makers in plan:
+            phase = Phase(size, mode, model, clients, repeat=n)
             run_phase(phase, project_id, makers, seconds)
             phases.append(phase)
             print(f"  {size:>9,} {mode:<24}{model:<10} {phase.rate:8,.0f} claims/s "
@@ -644,30 +660,40 @@ def measure(state: Seeded, sizes: list[int], clients: int, seconds: float, port:
 def report(phases: list[Phase], sizes: list[int], clients: int) -> None:
     def baseline(phase: Phase, mode: str = BARE) -> Phase:
         return next(
-            p for p in phases if p.size == phase.size and p.mode == mode and p.model == phase.model
+            p
+            for p in phases
+            if (p.size, p.mode, p.model, p.repeat) == (phase.size, mode, phase.model, phase.repeat)
         )
 
+    def runs(size: int, mode: str, model: str) -> list[Phase]:
+        return [p for p in phases if (p.size, p.mode, p.model) == (size, mode, model)]
+
+    def pooled_p99(runs: list[Phase]) -> float:
+        return _setup.percentile(sorted(x for p in runs for x in p.latencies), 0.99) * 1000
+
     print()
-    print(f"{'size':>10}  {'mode':<24}{'clients':<18}{'claims/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'vs bare':>9}{'vs writes':>11}")  # fmt: skip
+    print(f"{'size':>10}  {'mode':<24}{'clients':<18}{'pass':>5}{'claims/s':>9}{'p50 ms':>9}"
+          f"{'p99 ms':>9}{'vs bare':>9}{'vs writes':>11}")  # fmt: skip
     for p in phases:
         who = f"{p.clients} {p.model}"
-        print(f"{p.size:>10,}  {p.mode:<24}{who:<18}{p.rate:>9,.0f}{p.p(0.5):>9.2f}"
-              f"{p.p(0.99):>9.2f}{p.rate / baseline(p).rate:>8.2f}x"
+        print(f"{p.size:>10,}  {p.mode:<24}{who:<18}{p.repeat + 1:>5}{p.rate:>9,.0f}"
+              f"{p.p(0.5):>9.2f}{p.p(0.99):>9.2f}{p.rate / baseline(p).rate:>8.2f}x"
               f"{p.rate / baseline(p, WRITES).rate:>10.2f}x")  # fmt: skip
 
     small, large = sizes
     checks = []
     for size in sizes:
         for model in ("threads", "processes"):
-            p = next(x for x in phases if (x.size, x.mode, x.model) == (size, "claim_next", model))
-            ratio = p.rate / baseline(p).rate
+            passes = runs(size, "claim_next", model)
+            ratios = sorted(p.rate / baseline(p).rate for p in passes)
+            ratio = statistics.median(ratios)
             checks.append((
                 f"claim_next ({model}) >= {IN_PROCESS_RATIO}x bare SQL at {size:,}",
                 ratio >= IN_PROCESS_RATIO,
-                f"{ratio:.2f}x ({p.rate:,.0f} vs {baseline(p).rate:,.0f}/s)",
+                f"{ratio:.2f}x, the median of {len(ratios)} passes "
+                f"({', '.join(f'{r:.2f}' for r in ratios)})",
             ))  # fmt: skip
-        web = next(x for x in phases if (x.size, x.mode) == (size, HTTP))
+        web = runs(size, HTTP, "threads")[0]
         checks.append((
             f"HTTP >= {HTTP_RATE:.0f}/s with p99 <= {HTTP_P99_MS:.0f} ms at {clients} clients, "
             f"{size:,} tasks",
@@ -679,13 +705,12 @@ def report(phases: list[Phase], sizes: list[int], clients: int) -> None:
         ("claim_next", "processes"),
         (HTTP, "threads"),
     ):
-        a = next(x for x in phases if (x.size, x.mode, x.model) == (small, mode, model))
-        b = next(x for x in phases if (x.size, x.mode, x.model) == (large, mode, model))
-        growth = b.p(0.99) / a.p(0.99)
+        # Every pass's claims together: one p99 per size.
+        a, b = pooled_p99(runs(small, mode, model)), pooled_p99(runs(large, mode, model))
         checks.append((
             f"{mode} ({model}) p99 at {large:,} <= {P99_GROWTH}x p99 at {small:,}",
-            growth <= P99_GROWTH,
-            f"{growth:.2f}x ({b.p(0.99):.2f} vs {a.p(0.99):.2f} ms)",
+            b / a <= P99_GROWTH,
+            f"{b / a:.2f}x ({b:.2f} vs {a:.2f} ms)",
         ))  # fmt: skip
     if any(p.empty for p in phases):
         checks.append(("no claim found the project empty", False, "some did"))
