@@ -266,13 +266,26 @@ def _enqueue(job: TaskImport) -> None:
         run_import.delay(job.pk)
     except OperationalError as exc:
         logger.exception("Import %s could not be queued", job.pk)
-        job.file.delete(save=False)
-        TaskImport.objects.filter(pk=job.pk, status=ImportStatus.QUEUED).update(
-            status=ImportStatus.FAILED,
-            error=f"The import could not be queued ({exc}); upload the file again.",
-            file="",
-            finished_at=timezone.now(),
-        )
+        error = f"The import could not be queued ({exc}); upload the file again."
+        with transaction.atomic():
+            # Should the message have reached a worker after all, its run is left alone.
+            queued = TaskImport.objects.select_for_update().filter(
+                pk=job.pk, status=ImportStatus.QUEUED
+            )
+            if queued := queued.first():
+                _end(queued, ImportStatus.FAILED, error=error)
+
+
+def _end(
+    job: TaskImport, status: str, *, error: str = "", report: ImportReport | None = None
+) -> None:
+    """Record how an import ended and tell whoever watches; its file goes, the report stays."""
+    job.file.delete(save=False)
+    job.status, job.error, job.file, job.finished_at = status, error[:2000], "", timezone.now()
+    if report is not None:
+        job.report, job.rows_read = report.as_dict(), report.rows
+    job.save(update_fields=["status", "error", "report", "rows_read", "file", "finished_at"])
+    events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
 
 
 def task_import_run(*, import_id: int) -> TaskImport | None:
@@ -298,6 +311,7 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
         TaskImport.objects.filter(pk=job.pk).update(rows_read=rows)
         events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
 
+    report, error = None, ""
     try:
         report = tasks_import(
             project=job.project,
@@ -309,15 +323,10 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
         )
     except Exception as exc:
         logger.exception("Import %s failed", job.pk)
-        job.status, job.error = ImportStatus.FAILED, str(exc)[:2000]
-    else:
-        job.status = ImportStatus.DONE if report.imported else ImportStatus.FAILED
-        job.report, job.rows_read = report.as_dict(), report.rows
+        error = str(exc)
     finally:
         for stream in opened:
             stream.close()
-    job.file.delete(save=False)  # the report says what it held
-    job.file, job.finished_at = "", timezone.now()
-    job.save(update_fields=["status", "error", "report", "rows_read", "file", "finished_at"])
-    events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
+    imported = report is not None and report.imported
+    _end(job, ImportStatus.DONE if imported else ImportStatus.FAILED, error=error, report=report)
     return job
