@@ -7,10 +7,15 @@ same table sizes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
 import resource
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,3 +181,50 @@ def percentile(ordered: list[float], q: float) -> float:
         return float("nan")
     rank = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
     return ordered[rank]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_start(port: int, log: Path, workers: int) -> subprocess.Popen:
+    """Serve the bench database with gunicorn's sync workers, as the README deploys them."""
+    env = {**os.environ, **django_environment()}
+    env.pop("REDIS_URL", None)
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(
+        [str(gunicorn), "config.wsgi:application", "-w", str(workers), "-k", "sync",
+         "-b", f"{HOST}:{port}", "--timeout", "300"],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start within 30 seconds")
+
+
+def login(port: int, username: str) -> str:
+    """Log in through the API with the bench password; return the token."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        body = json.dumps({"username": username, "password": PASSWORD})
+        conn.request(
+            "POST", "/api/v1/auth/token/", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"login of {username} answered {response.status}: {payload[:200]}")
+        return json.loads(payload)["token"]
+    finally:
+        conn.close()

@@ -33,13 +33,10 @@ import gc
 import http.client
 import io
 import itertools
-import json
 import multiprocessing
 import os
 import queue
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -341,51 +338,6 @@ def run_phase(phase: Phase, project_id: int, makers: list, seconds: float):
 # --- gunicorn ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((_setup.HOST, 0))
-        return s.getsockname()[1]
-
-
-def gunicorn_start(port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, **_setup.django_environment()}
-    env.pop("REDIS_URL", None)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "config.wsgi:application", "-w", str(WORKERS), "-k", "sync",
-         "-b", f"{_setup.HOST}:{port}", "--timeout", "60"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parent.parent,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection((_setup.HOST, port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("gunicorn did not start within 30 seconds")
-
-
-def login(port: int, username: str) -> str:
-    conn = http.client.HTTPConnection(_setup.HOST, port, timeout=30)
-    try:
-        body = json.dumps({"username": username, "password": _setup.PASSWORD})
-        conn.request(
-            "POST", "/api/v1/auth/token/", body=body, headers={"Content-Type": "application/json"}
-        )
-        response = conn.getresponse()
-        payload = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"login of {username} answered {response.status}: {payload[:200]}")
-        return json.loads(payload)["token"]
-    finally:
-        conn.close()
-
-
 # --- where the time goes -----------------------------------------------------------------------
 
 
@@ -555,8 +507,8 @@ def main() -> int:
         _setup.django_start()
         try:
             state = seed(sizes, args.clients, tmp_path)
-            port = free_port()
-            gunicorn = gunicorn_start(port, tmp_path / "gunicorn.log")
+            port = _setup.free_port()
+            gunicorn = _setup.gunicorn_start(port, tmp_path / "gunicorn.log", WORKERS)
             phases = measure(state, sizes, args.clients, seconds, port, repeat)
             report(phases, sizes, args.clients)
             diagnose(state, sizes)
@@ -614,7 +566,9 @@ def measure(
 
     # One login through the API shows it works; the other tokens are made directly (password
     # hashing would take minutes for hundreds of users).
-    state.tokens[sizes[0]] = [login(port, state.annotators[sizes[0]][0].member.user.username)]
+    state.tokens[sizes[0]] = [
+        _setup.login(port, state.annotators[sizes[0]][0].member.user.username)
+    ]
     for size in sizes:
         users = [a.member.user for a in state.annotators[size]]
         state.tokens[size] = [Token.objects.get_or_create(user=user)[0].key for user in users]

@@ -8,6 +8,9 @@ from tasks.kinds import get_kind
 from tasks.models import Annotation, Project
 
 CHUNK = 2_000
+# The text goes out in pieces of about this many characters: a kind's writer yields one line or
+# one image at a time, and a WSGI server makes a system call for every piece it is given.
+PIECE = 1 << 16
 
 
 def export_formats(project: Project) -> list[str]:
@@ -31,12 +34,25 @@ def _items(project: Project) -> Iterator[tuple[str, dict, object]]:
         yield external_id, data, payload
 
 
+def _pieces(chunks: Iterator[str]) -> Iterator[str]:
+    buffered: list[str] = []
+    size = 0
+    for chunk in chunks:
+        buffered.append(chunk)
+        size += len(chunk)
+        if size >= PIECE:
+            yield "".join(buffered)
+            buffered, size = [], 0
+    if buffered:
+        yield "".join(buffered)
+
+
 def export_project(project: Project, fmt: str) -> tuple[Iterator[str], str, str]:
     """Return (text chunks, media type, file name) for ``fmt``, one of the kind's formats."""
     kind = get_kind(project.kind)
     for export_format in kind.export_formats:
         if export_format.name == fmt:
-            chunks = export_format.write(_items(project), project.label_schema)
+            chunks = _pieces(export_format.write(_items(project), project.label_schema))
             name = f"project-{project.pk}.{export_format.extension}"
             return chunks, export_format.media_type, name
     raise ValidationFailed(

@@ -231,6 +231,28 @@ def test_export_jsonl_round_trips_what_was_submitted(org):
     ) == sorted(Task.objects.filter(project=project).values_list("data", flat=True), key=str)
 
 
+def test_an_export_goes_out_in_pieces_of_bounded_size(org, monkeypatch):
+    from tasks import exports
+
+    monkeypatch.setattr(exports, "PIECE", 300)
+    project = make_project(org)
+    import_rows(project, image_rows(12))
+    staff(project, org.annotator)
+    box = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+    annotate_all(project, [org.annotator], lambda task: box)
+    pieces = {fmt: list(exports.export_project(project, fmt)[0]) for fmt in ("jsonl", "coco")}
+    for chunks in pieces.values():
+        # Every piece but the last holds at least PIECE characters.
+        assert len(chunks) > 1 and all(len(piece) >= 300 for piece in chunks[:-1])
+    lines = "".join(pieces["jsonl"]).splitlines()
+    assert len(lines) == 12
+    # A piece ends with the first line that took it past PIECE: no line is held back longer.
+    longest = max(len(line) + 1 for line in lines)
+    assert all(len(piece) < 300 + longest for piece in pieces["jsonl"])
+    coco = json.loads("".join(pieces["coco"]))
+    assert len(coco["images"]) == len(coco["annotations"]) == 12
+
+
 def test_export_coco_merges_overlap_and_conll_for_ner(org):
     project = make_project(org, overlap=2)
     import_rows(project, image_rows(1))

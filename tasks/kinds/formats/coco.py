@@ -3,12 +3,16 @@
 Images are numbered 1..N in export order and carry the Assay `task_id`, because COCO ids must be
 integers and task ids need not be. Categories are numbered 1..K in schema order. Keypoint
 categories carry the keypoint names and the skeleton, converted to COCO's 1-based indices.
-A COCO file is a single JSON object, so it is built in memory; use JSONL to stream huge projects.
+
+A COCO file is one JSON object whose images and annotations are separate arrays. It is written
+as it is read: images go out as they come, while annotations wait in a temporary file until the
+images are done, so memory stays flat whatever the size of the project.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,14 +29,14 @@ _FILE_NAME_FIELDS = ("file_name", "image", "image_url", "url")
 AnnotationBuilder = Callable[[Payload, dict[str, int]], Iterable[dict[str, Any]]]
 
 
-def coco_dataset(
+def coco_chunks(
     items: Iterable[ExportItem],
     schema: Schema,
     build: AnnotationBuilder,
     *,
     with_keypoints: bool = False,
-) -> dict[str, Any]:
-    """Return the COCO dict {"images", "annotations", "categories"} for the exported tasks."""
+) -> Iterator[str]:
+    """Yield the COCO dataset {"images", "annotations", "categories"} as JSON text, in pieces."""
     category_ids = {label["name"]: n for n, label in enumerate(schema["labels"], start=1)}
     categories = []
     for name, category_id in category_ids.items():
@@ -41,21 +45,31 @@ def coco_dataset(
             category["keypoints"] = list(schema["keypoints"])
             category["skeleton"] = [[i + 1, j + 1] for i, j in schema.get("skeleton", ())]
         categories.append(category)
-    images, annotations = [], []
-    for image_id, (task_id, data, payload) in enumerate(items, start=1):
-        images.append(
-            {
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as annotations:
+        yield '{"images":['
+        annotation_id = 0
+        for image_id, (task_id, data, payload) in enumerate(items, start=1):
+            image = {
                 "id": image_id,
                 "width": data["width"],
                 "height": data["height"],
                 "file_name": _file_name(task_id, data),
                 "task_id": task_id,
             }
-        )
-        for annotation in build(payload, category_ids):
-            annotation.update(id=len(annotations) + 1, image_id=image_id, iscrowd=0)
-            annotations.append(annotation)
-    return {"images": images, "annotations": annotations, "categories": categories}
+            yield ("," if image_id > 1 else "") + _dumps(image)
+            for annotation in build(payload, category_ids):
+                annotation_id += 1
+                annotation.update(id=annotation_id, image_id=image_id, iscrowd=0)
+                annotations.write(("," if annotation_id > 1 else "") + _dumps(annotation))
+        yield '],"annotations":['
+        annotations.seek(0)
+        while chunk := annotations.read(1 << 16):
+            yield chunk
+        yield '],"categories":' + _dumps(categories) + "}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _file_name(task_id: Any, data: dict) -> str:
@@ -107,8 +121,7 @@ def coco_format(build: AnnotationBuilder, *, with_keypoints: bool = False) -> Ex
     """Wrap an annotation builder as the kind's "coco" export format."""
 
     def write(items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
-        dataset = coco_dataset(items, schema, build, with_keypoints=with_keypoints)
-        yield json.dumps(dataset, ensure_ascii=False, separators=(",", ":"))
+        return coco_chunks(items, schema, build, with_keypoints=with_keypoints)
 
     return ExportFormat("coco", "json", "application/json", write)
 

@@ -4,7 +4,7 @@ import types
 import pytest
 
 from tasks.kinds import KINDS, UnknownExportFormat
-from tasks.kinds.formats.coco import coco_dataset, keypoint_annotations
+from tasks.kinds.formats.coco import coco_chunks, keypoint_annotations
 from tests.tasks.kinds.strategies import IMAGE, KEYPOINT_SCHEMA, SCHEMA
 
 
@@ -74,12 +74,44 @@ def test_keypoints_export_coco_with_names_and_a_one_based_skeleton():
     assert annotation["area"] == 800
 
 
-def test_coco_dataset_numbers_annotations_across_images():
+def test_coco_numbers_annotations_across_images():
     payload = {"instances": [{"label": "car", "keypoints": [[1, 1, 2]] * 5, "bbox": [0, 0, 4, 4]}]}
-    dataset = coco_dataset(
-        [(1, IMAGE, payload), (2, IMAGE, payload)], KEYPOINT_SCHEMA, keypoint_annotations
-    )
-    assert [(a["id"], a["image_id"]) for a in dataset["annotations"]] == [(1, 1), (2, 2)]
+    empty = {"instances": []}
+    items = [
+        (1, IMAGE, payload),
+        (2, IMAGE, empty),
+        (3, IMAGE, {"instances": [payload["instances"][0]] * 2}),
+    ]
+    chunks = coco_chunks(items, KEYPOINT_SCHEMA, keypoint_annotations, with_keypoints=True)
+    dataset = json.loads("".join(chunks))
+    assert [image["id"] for image in dataset["images"]] == [1, 2, 3]
+    assert [(a["id"], a["image_id"]) for a in dataset["annotations"]] == [(1, 1), (2, 3), (3, 3)]
+    assert list(dataset) == ["images", "annotations", "categories"]
+
+
+def test_coco_streams_images_before_the_last_task_is_read():
+    payload = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 2, "h": 2}]}
+    read = []
+
+    def items():
+        for n in range(1, 4):
+            read.append(n)
+            yield n, IMAGE, payload
+
+    chunks = KINDS["bbox"].export("coco", items(), SCHEMA)
+    assert next(chunks) == '{"images":['
+    assert json.loads(next(chunks))["task_id"] == 1 and read == [1]
+    rest = "".join(chunks)
+    dataset = json.loads('{"images":[' + json.dumps({"id": 1}) + rest)
+    assert len(dataset["images"]) == 3 and len(dataset["annotations"]) == 3
+
+
+def test_coco_of_no_tasks_is_an_empty_dataset():
+    dataset = json.loads("".join(KINDS["bbox"].export("coco", [], SCHEMA)))
+    assert dataset["images"] == [] and dataset["annotations"] == []
+    assert [c["name"] for c in dataset["categories"]] == [
+        label["name"] for label in SCHEMA["labels"]
+    ]
 
 
 TEXT = "Ada Lovelace met Charles Babbage in London."
