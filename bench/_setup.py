@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -61,6 +62,19 @@ def django_environment(name: str = DB_NAME) -> dict[str, str]:
         "ALLOWED_HOSTS": HOST,
         "LOG_LEVEL": "WARNING",
     }
+
+
+@contextmanager
+def django_database(name: str = DB_NAME) -> Iterator[None]:
+    """A fresh, migrated database with Django set up on it for this run; dropped at the end."""
+    django_start(name)
+    try:
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        database_drop(name)
 
 
 def django_start(name: str = DB_NAME) -> None:
@@ -187,6 +201,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(log: Path, workers: int) -> Iterator[int]:
+    """gunicorn serving the bench database on a free port, for the ``with`` block; yields it."""
+    port = free_port()
+    process = gunicorn_start(port, log, workers)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(15)
 
 
 def gunicorn_start(port: int, log: Path, workers: int) -> subprocess.Popen:

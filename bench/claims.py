@@ -501,26 +501,13 @@ def main() -> int:
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     sizes = [10_000, args.large or (200_000 if args.quick else 1_000_000)]
 
-    with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp:
-        tmp_path = Path(tmp)
-        gunicorn = None
-        _setup.django_start()
-        try:
-            state = seed(sizes, args.clients, tmp_path)
-            port = _setup.free_port()
-            gunicorn = _setup.gunicorn_start(port, tmp_path / "gunicorn.log", WORKERS)
+    with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp, _setup.django_database():
+        state = seed(sizes, args.clients, Path(tmp))
+        with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
             phases = measure(state, sizes, args.clients, seconds, port, repeat)
-            report(phases, sizes, args.clients)
-            diagnose(state, sizes)
-            return 0
-        finally:
-            if gunicorn is not None:
-                gunicorn.terminate()
-                gunicorn.wait(15)
-            from django.db import connections
-
-            connections.close_all()
-            _setup.database_drop()
+        report(phases, sizes, args.clients)
+        diagnose(state, sizes)
+        return 0
 
 
 @dataclass
@@ -644,7 +631,7 @@ def report(phases: list[Phase], sizes: list[int], clients: int) -> None:
             checks.append((
                 f"claim_next ({model}) >= {IN_PROCESS_RATIO}x bare SQL at {size:,}",
                 ratio >= IN_PROCESS_RATIO,
-                f"{ratio:.2f}x, the median of {len(ratios)} passes "
+                f"{ratio:.2f}x, the median of {len(ratios)} pass{'es' * (len(ratios) > 1)} "
                 f"({', '.join(f'{r:.2f}' for r in ratios)})",
             ))  # fmt: skip
         web = runs(size, HTTP, "threads")[0]

@@ -89,20 +89,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
         path = Path(tmp) / "tasks.jsonl"
         _setup.write_image_rows(path, args.rows)
-        _setup.django_start()
-        gunicorn = None
-        try:
-            port = _setup.free_port()
-            gunicorn = _setup.gunicorn_start(port, Path(tmp) / "gunicorn.log", WORKERS)
+        with _setup.django_database(), _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
             return run(path, args.rows, port)
-        finally:
-            if gunicorn is not None:
-                gunicorn.terminate()
-                gunicorn.wait(15)
-            from django.db import connections
-
-            connections.close_all()
-            _setup.database_drop()
 
 
 def download(port: int, url: str, headers: dict) -> tuple[int, float, float]:

@@ -38,14 +38,8 @@ def main() -> int:
             f"{time.perf_counter() - started:.1f} s",
             flush=True,
         )
-        _setup.django_start()
-        try:
+        with _setup.django_database():
             return run(path, args.rows, args.on_error)
-        finally:
-            from django.db import connections
-
-            connections.close_all()
-            _setup.database_drop()
 
 
 def run(path: Path, rows: int, on_error: str) -> int:
