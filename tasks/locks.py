@@ -1,11 +1,46 @@
 """Row locks for task rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: annotator (workforce), slot, assignment,
-task. The claim locks the annotator then one slot; submit and release lock the slot, then the
-assignment, then the task. Taking them in this order everywhere means no deadlock.
+Order, whenever several are taken in one transaction: project, annotator (workforce), slot,
+assignment, task. The claim locks the annotator then one slot; submit and release lock the slot,
+then the assignment, then the task; writers of seats lock the project, then the slots of a range
+of tasks. Taking them in this order everywhere means no deadlock. An import's own row is locked
+alone.
 """
 
-from .models import Assignment, Slot, Task
+from .models import Assignment, Project, Slot, Task, TaskImport
+
+
+def lock_project(project_id: int) -> Project:
+    return Project.objects.select_for_update().get(pk=project_id)
+
+
+def lock_project_overlap(project_id: int) -> int:
+    """Lock the project's row against changes until the transaction ends; return its overlap.
+
+    Writers of seats (imports, ``project_seats_add``) hold it while they write, so that a raise
+    of the overlap and the seats it implies never miss each other. It does not block the claims'
+    foreign-key checks (``FOR NO KEY UPDATE``).
+    """
+    locked = Project.objects.select_for_update(no_key=True).values_list("overlap", flat=True)
+    return locked.get(pk=project_id)
+
+
+def lock_seats(project_id: int, first_task: int, last_task: int) -> list[tuple[int, int, str]]:
+    """Lock the slots of the project's tasks with ids in [first_task, last_task].
+
+    Returns (task id, seat, state) in seat order. Claims in flight are waited for, so each
+    slot's state is final until the transaction ends.
+    """
+    seats = Slot.objects.select_for_update().filter(
+        project_id=project_id, task_id__gte=first_task, task_id__lte=last_task
+    )
+    return list(seats.order_by("seat").values_list("task_id", "seat", "state"))
+
+
+def lock_import(import_id: int, **where) -> TaskImport | None:
+    """Lock an import (with its project) if it exists and matches ``where``; else None."""
+    jobs = TaskImport.objects.select_for_update(of=("self",)).select_related("project")
+    return jobs.filter(pk=import_id, **where).first()
 
 
 def lock_slot_of(assignment: Assignment) -> Slot | None:

@@ -15,8 +15,8 @@ from config.errors import ValidationFailed
 from tasks import events
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
+from tasks.locks import lock_import, lock_project_overlap
 from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
-from tasks.services.projects import project_lock_overlap
 from workforce.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _write(project: Project, rows: list[Row]) -> int:
     with transaction.atomic():
         # The overlap as it is now, held while the batch is written: a raise of the overlap waits
         # for the batch, and the seats it adds then reach these tasks too.
-        overlap = project_lock_overlap(project)
+        overlap = lock_project_overlap(project.pk)
         return writer(project, overlap, rows)
 
 
@@ -269,10 +269,7 @@ def _enqueue(job: TaskImport) -> None:
         error = f"The import could not be queued ({exc}); upload the file again."
         with transaction.atomic():
             # Should the message have reached a worker after all, its run is left alone.
-            queued = TaskImport.objects.select_for_update().filter(
-                pk=job.pk, status=ImportStatus.QUEUED
-            )
-            if queued := queued.first():
+            if queued := lock_import(job.pk, status=ImportStatus.QUEUED):
                 _end(queued, ImportStatus.FAILED, error=error)
 
 
@@ -294,8 +291,7 @@ def task_import_run(*, import_id: int) -> TaskImport | None:
     Returns None when the import is gone (its project was deleted before the job ran).
     """
     with transaction.atomic():
-        jobs = TaskImport.objects.select_for_update().select_related("project")
-        job = jobs.filter(pk=import_id).first()
+        job = lock_import(import_id)
         if job is None or job.status in (ImportStatus.DONE, ImportStatus.FAILED):
             return job
         job.status, job.started_at = ImportStatus.RUNNING, timezone.now()

@@ -7,13 +7,13 @@ from django.db.models import Max, Min
 from config.errors import Conflict, ValidationFailed
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
+from tasks.locks import lock_project, lock_project_overlap, lock_seats
 from tasks.models import (
     MAX_OVERLAP,
     Project,
     ProjectMember,
     ProjectRole,
     ProjectStatus,
-    Slot,
     SlotState,
     Task,
 )
@@ -107,7 +107,7 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
             "Unknown fields.", fields={f: ["Cannot be changed."] for f in unknown}
         )
     _validate(fields, project.kind)
-    project = Project.objects.select_for_update().get(pk=project.pk)
+    project = lock_project(project.pk)
     has_tasks = project.tasks.exists()
     frozen = [f for f in FROZEN_WITH_TASKS & set(fields) if fields[f] != getattr(project, f)]
     if frozen and has_tasks:
@@ -185,16 +185,6 @@ def project_members_add(
     return members
 
 
-def project_lock_overlap(project: Project) -> int:
-    """Lock the project's row against changes until the transaction ends; return its overlap.
-
-    Writers of seats (imports, ``project_seats_add``) hold it while they write, so that a raise
-    of the overlap and the seats it implies never miss each other.
-    """
-    locked = Project.objects.select_for_update(no_key=True).values_list("overlap", flat=True)
-    return locked.get(pk=project.pk)
-
-
 _INSERT_SEAT = (
     "INSERT INTO tasks_slot (task_id, project_id, seat, state, task_priority) "
     "VALUES (%s, %s, %s, %s, %s)"
@@ -219,7 +209,7 @@ def project_seats_add(*, project: Project) -> int:
     while first <= ids["last"]:
         after = first + SEATS_BATCH_SIZE - 1
         with transaction.atomic():
-            overlap = project_lock_overlap(project)
+            overlap = lock_project_overlap(project.pk)
             tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
             batch = dict(tasks.values_list("pk", "priority"))
             if not batch:
@@ -229,13 +219,8 @@ def project_seats_add(*, project: Project) -> int:
                 continue
             # Locked, waiting for claims in flight: a claim taking a task's last seat either
             # commits first (and its seat reads as taken here) or finds the new seat after.
-            seats = Slot.objects.select_for_update().filter(
-                project=project, task_id__gte=first, task_id__lte=after
-            )
-            seats = seats.order_by("seat")
-            last = {task: (seat, state) for task, seat, state in seats.values_list(
-                "task_id", "seat", "state"
-            )}  # fmt: skip
+            seats = lock_seats(project.pk, first, after)
+            last = {task: (seat, state) for task, seat, state in seats}
             new = [
                 (
                     task,

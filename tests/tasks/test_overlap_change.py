@@ -6,9 +6,10 @@ import pytest
 from django.db import connection, transaction
 from django.test import TestCase
 
+from tasks.locks import lock_project_overlap
 from tasks.models import Assignment, Project, Slot, SlotState, Task
 from tasks.services.claims import assignment_submit, claim_next
-from tasks.services.projects import project_lock_overlap, project_seats_add, project_update
+from tasks.services.projects import project_seats_add, project_update
 from tests.conftest import image_rows, import_rows, make_project, staff
 from tests.tasks.test_claim_concurrency import assert_invariants, run_claimers
 from workforce.models import Role
@@ -157,7 +158,7 @@ def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
     def import_batch() -> None:
         try:
             with transaction.atomic():
-                overlap = project_lock_overlap(project)
+                overlap = lock_project_overlap(project.pk)
                 locked.set()
                 finish.wait(10)
                 import_rows(project, image_rows(1, start=5))  # written with ``overlap`` seats
