@@ -8,11 +8,8 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
-from workforce import services
-from workforce.models import Annotator, Role
+from tests.helpers import Org
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -36,49 +33,6 @@ def pytest_configure(config):
                 "`make test` again.",
                 returncode=3,
             )
-
-
-class Org:
-    """A test organization with one member per role, built through the real services."""
-
-    def __init__(self, slug: str):
-        self.organization = services.organization_create(name=slug.title(), slug=slug)
-        self.manager = self.add(f"{slug}-manager", Role.MANAGER)
-        self.qa_lead = self.add(f"{slug}-qa", Role.QA_LEAD)
-        self.reviewer = self.add(f"{slug}-reviewer", Role.REVIEWER)
-        self.annotator_member = self.add(f"{slug}-annotator", Role.ANNOTATOR)
-        self.annotator = Annotator.objects.get(member=self.annotator_member)
-
-    def add(self, username: str, role: str, **profile):
-        return services.member_create(
-            organization=self.organization,
-            username=username,
-            role=role,
-            actor=None,
-            password="pw-long-enough",
-            profile=profile or None,
-        )
-
-    def add_annotator(self, username: str, **profile) -> Annotator:
-        return Annotator.objects.get(member=self.add(username, Role.ANNOTATOR, **profile))
-
-    def member(self, role: str):
-        return {
-            Role.MANAGER: self.manager,
-            Role.QA_LEAD: self.qa_lead,
-            Role.REVIEWER: self.reviewer,
-            Role.ANNOTATOR: self.annotator_member,
-        }[role]
-
-    def client(self, role: str) -> APIClient:
-        member = self.member(role)
-        # A real token, so that every API test goes through the authentication the API uses.
-        token, _ = Token.objects.get_or_create(user=member.user)
-        client = APIClient()
-        client.credentials(
-            HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_X_ORGANIZATION=self.organization.slug
-        )
-        return client
 
 
 @pytest.fixture
@@ -136,56 +90,3 @@ def eager_jobs_off():
     app.conf.task_always_eager = False
     yield
     app.conf.task_always_eager = True
-
-
-BBOX_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}]}
-
-
-def make_project(org: Org, *, kind: str = "bbox", schema: dict | None = None, **fields):
-    """An active project created through the service."""
-    from tasks.services.projects import project_create
-
-    fields.setdefault("status", "active")
-    return project_create(
-        organization=org.organization,
-        actor=org.manager.user,
-        name=fields.pop("name", f"{kind} project"),
-        kind=kind,
-        label_schema=BBOX_SCHEMA if schema is None else schema,
-        **fields,
-    )
-
-
-def import_rows(project, rows: list[dict], *, on_error: str = "abort"):
-    """Import rows as a JSON Lines file through the real import service."""
-    import io
-    import json
-
-    from tasks.services.imports import tasks_import
-
-    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
-    return tasks_import(
-        project=project, open_stream=lambda: io.BytesIO(body), fmt="jsonl", on_error=on_error
-    )
-
-
-def image_rows(count: int, *, start: int = 0, **extra) -> list[dict]:
-    return [
-        {
-            "external_id": f"img-{i}",
-            "data": {"image": f"s3://b/{i}.jpg", "width": 640, "height": 480},
-        }
-        | extra
-        for i in range(start, start + count)
-    ]
-
-
-def staff(project, *annotators, skill_level: int = 5):
-    """Make annotators project members with the skill the project needs."""
-    from tasks.services.projects import project_members_add
-
-    for annotator in annotators:
-        services.annotator_skill_set(
-            annotator=annotator, skill=project.kind, level=skill_level, source="manual", actor=None
-        )
-    project_members_add(project=project, annotators=list(annotators), role="annotator", actor=None)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tasks.services.claims import claim_next
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,20 +4,12 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
 from config.asgi import application
 from qa.live import member_group, staff_group
+from tests.helpers import session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
 
 
 def test_channel_layer_is_redis_in_tests():

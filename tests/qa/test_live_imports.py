@@ -10,8 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.asgi import application
 from tasks.services import imports
-from tests.conftest import image_rows, make_project
-from tests.qa.test_live_consumer import session_headers
+from tests.helpers import image_rows, make_project, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,7 @@ from channels.testing import WebsocketCommunicator
 from config.asgi import application
 from tasks.models import Annotation, Assignment
 from tasks.services.claims import assignment_submit, claim_next
-from tests.conftest import image_rows, import_rows, make_project, staff
-from tests.qa.test_live_consumer import session_headers
+from tests.helpers import image_rows, import_rows, make_project, session_headers, staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

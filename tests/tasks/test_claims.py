@@ -16,7 +16,7 @@ from tasks.services.claims import (
     claim_next,
 )
 from tasks.services.projects import project_update
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
 
 pytestmark = pytest.mark.django_db

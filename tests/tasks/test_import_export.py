@@ -11,7 +11,7 @@ from django.test import TestCase
 from tasks.models import Assignment, Slot, SlotState, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import tasks_import
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import Role
 
 pytestmark = pytest.mark.django_db

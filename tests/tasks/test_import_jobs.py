@@ -14,7 +14,7 @@ from django.test import TestCase
 
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services.imports import task_import_run, task_import_start
-from tests.conftest import image_rows, import_rows, make_project
+from tests.helpers import image_rows, import_rows, make_project
 from workforce.models import AuditEvent, Role
 
 pytestmark = pytest.mark.django_db

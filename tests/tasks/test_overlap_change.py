@@ -10,8 +10,14 @@ from tasks.locks import lock_project_overlap
 from tasks.models import Assignment, Project, Slot, SlotState, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.projects import project_seats_add, project_update
-from tests.conftest import image_rows, import_rows, make_project, staff
-from tests.tasks.test_claim_concurrency import assert_invariants, run_claimers
+from tests.helpers import (
+    assert_invariants,
+    image_rows,
+    import_rows,
+    make_project,
+    run_claimers,
+    staff,
+)
 from workforce.models import Role
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}

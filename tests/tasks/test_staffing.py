@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks.services.claims import claim_next
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
 from workforce.models import Certification, Role
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import Annotation, Assignment, Slot
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import Role
 
 pytestmark = pytest.mark.django_db

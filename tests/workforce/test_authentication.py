@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIClient
 
 from tasks.models import Assignment
-from tests.conftest import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import Member, Role
 from workforce.tenancy import MemberTokenAuthentication
 

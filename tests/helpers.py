@@ -1,0 +1,208 @@
+"""Helpers the tests share: organizations, projects and tasks built through the real services.
+
+Fixtures stay in ``conftest.py``; tests import plain helpers from here, never from
+``conftest`` or from another test module.
+"""
+
+import io
+import json
+import random
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tasks.models import Assignment, Slot, SlotState
+from tasks.services.claims import assignment_release, claim_next
+from tasks.services.imports import tasks_import
+from tasks.services.projects import project_create, project_members_add
+from workforce import services
+from workforce.models import Annotator, Role
+
+
+class Org:
+    """A test organization with one member per role, built through the real services."""
+
+    def __init__(self, slug: str):
+        self.organization = services.organization_create(name=slug.title(), slug=slug)
+        self.manager = self.add(f"{slug}-manager", Role.MANAGER)
+        self.qa_lead = self.add(f"{slug}-qa", Role.QA_LEAD)
+        self.reviewer = self.add(f"{slug}-reviewer", Role.REVIEWER)
+        self.annotator_member = self.add(f"{slug}-annotator", Role.ANNOTATOR)
+        self.annotator = Annotator.objects.get(member=self.annotator_member)
+
+    def add(self, username: str, role: str, **profile):
+        return services.member_create(
+            organization=self.organization,
+            username=username,
+            role=role,
+            actor=None,
+            password="pw-long-enough",
+            profile=profile or None,
+        )
+
+    def add_annotator(self, username: str, **profile) -> Annotator:
+        return Annotator.objects.get(member=self.add(username, Role.ANNOTATOR, **profile))
+
+    def member(self, role: str):
+        return {
+            Role.MANAGER: self.manager,
+            Role.QA_LEAD: self.qa_lead,
+            Role.REVIEWER: self.reviewer,
+            Role.ANNOTATOR: self.annotator_member,
+        }[role]
+
+    def client(self, role: str) -> APIClient:
+        member = self.member(role)
+        # A real token, so that every API test goes through the authentication the API uses.
+        token, _ = Token.objects.get_or_create(user=member.user)
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_X_ORGANIZATION=self.organization.slug
+        )
+        return client
+
+
+BBOX_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}]}
+
+
+def make_project(org: Org, *, kind: str = "bbox", schema: dict | None = None, **fields):
+    """An active project created through the service."""
+    fields.setdefault("status", "active")
+    return project_create(
+        organization=org.organization,
+        actor=org.manager.user,
+        name=fields.pop("name", f"{kind} project"),
+        kind=kind,
+        label_schema=BBOX_SCHEMA if schema is None else schema,
+        **fields,
+    )
+
+
+def import_rows(project, rows: list[dict], *, on_error: str = "abort"):
+    """Import rows as a JSON Lines file through the real import service."""
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return tasks_import(
+        project=project, open_stream=lambda: io.BytesIO(body), fmt="jsonl", on_error=on_error
+    )
+
+
+def image_rows(count: int, *, start: int = 0, **extra) -> list[dict]:
+    return [
+        {
+            "external_id": f"img-{i}",
+            "data": {"image": f"s3://b/{i}.jpg", "width": 640, "height": 480},
+        }
+        | extra
+        for i in range(start, start + count)
+    ]
+
+
+def staff(project, *annotators, skill_level: int = 5):
+    """Make annotators project members with the skill the project needs."""
+    for annotator in annotators:
+        services.annotator_skill_set(
+            annotator=annotator, skill=project.kind, level=skill_level, source="manual", actor=None
+        )
+    project_members_add(project=project, annotators=list(annotators), role="annotator", actor=None)
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    """WebSocket handshake headers carrying a logged-in session for ``user``."""
+    client = Client()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+
+
+def run_claimers(
+    annotators, project, *, seconds: float = 120, churn: float = 0.03
+) -> list[list[Assignment]]:
+    """Each thread claims until nothing is left, releasing and lapsing ``churn`` of its leases.
+
+    Returns each annotator's assignments, in the order they were claimed.
+    """
+    barrier = threading.Barrier(len(annotators))
+    claimed: list[list[Assignment]] = [[] for _ in annotators]
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + seconds
+
+    def worker(index: int) -> None:
+        rng = random.Random(index)
+        annotator = annotators[index]
+        try:
+            barrier.wait()
+            misses = 0
+            while time.monotonic() < deadline and misses < 3:
+                claim = claim_next(annotator=annotator, project_id=project.pk).claimed
+                if claim is None:
+                    # The rest may only be locked by other claimers for a moment.
+                    misses += 1
+                    time.sleep(0.01)
+                    continue
+                misses = 0
+                assignment = Assignment.objects.get(pk=claim.assignment_id)
+                claimed[index].append(assignment)
+                roll = rng.random()
+                if roll < churn:
+                    assignment_release(assignment=assignment)
+                elif roll < 2 * churn:
+                    # Let this lease lapse at once, so another claimer may take the slot over.
+                    past = timezone.now() - timedelta(seconds=1)
+                    Slot.objects.filter(assignment=assignment).update(lease_expires_at=past)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(annotators))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    return claimed
+
+
+def assert_invariants(project, claimed) -> None:
+    """Invariant 1 on ``project`` after ``run_claimers``: overlap held, no task twice."""
+    # Nobody was handed the same task twice.
+    for per_annotator in claimed:
+        tasks = [a.task_id for a in per_annotator]
+        assert len(tasks) == len(set(tasks))
+    assert not (
+        Assignment.objects.values("task_id", "annotator_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .exists()
+    )
+    # Every slot is held by at most one assignment, of its own task.
+    holders = Slot.objects.filter(project=project, assignment__isnull=False)
+    assert not holders.exclude(assignment__slot_id=F("pk")).exists()
+    assert holders.count() == holders.values("assignment_id").distinct().count()
+    # Per task, holders (leased or submitted) never exceed the overlap.
+    held = Counter(
+        Slot.objects.filter(
+            project=project, state__in=[SlotState.LEASED, SlotState.DONE]
+        ).values_list("task_id", flat=True)
+    )
+    assert max(held.values()) <= project.overlap
+    # Each live lease belongs to a distinct annotator on its task.
+    for task_id in list(held)[:2000]:
+        annotators = list(
+            Assignment.objects.filter(
+                pk__in=Slot.objects.filter(task_id=task_id).values("assignment_id")
+            ).values_list("annotator_id", flat=True)
+        )
+        assert len(annotators) == len(set(annotators))
+    # Every claim either still holds its slot, was released, or lost a lapsed lease.
+    total = sum(len(c) for c in claimed)
+    assert Assignment.objects.filter(project=project).count() == total
