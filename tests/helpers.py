@@ -206,3 +206,19 @@ def assert_invariants(project, claimed) -> None:
     # Every claim either still holds its slot, was released, or lost a lapsed lease.
     total = sum(len(c) for c in claimed)
     assert Assignment.objects.filter(project=project).count() == total
+
+
+def wait_for(condition, *, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    Fails the test when ``timeout`` seconds pass first, so a test waiting on a worker or a
+    server checks a real state instead of sleeping and hoping.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
+        time.sleep(interval)

@@ -70,7 +70,8 @@ def test_only_managers_create_and_change_projects(org):
     project = make_project(org)
     for role in (Role.QA_LEAD, Role.ANNOTATOR):
         response = org.client(role).patch(f"/api/v1/projects/{project.pk}/", {"priority": 9})
-        assert response.status_code in (403, 404)
+        assert response.status_code == 403, (role, response.content)
+        assert response.json()["error"]["code"] == "permission_denied"
     project.refresh_from_db()
     assert project.priority == 0
 

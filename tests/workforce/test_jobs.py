@@ -1,11 +1,11 @@
 """The certification expiry job on a real Celery worker over the Redis broker."""
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from tests.helpers import wait_for
 from workforce import services
 from workforce.jobs import expire_certifications
 from workforce.models import AuditEvent, Certification, CertificationStatus
@@ -13,11 +13,10 @@ from workforce.models import AuditEvent, Certification, CertificationStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_worker_runs_the_expiry_job_sent_through_the_broker(
-    org, celery_worker_process, eager_jobs_off
-):
+def lapsed_certification(org, slug: str) -> Certification:
+    """A certification issued two days ago whose expiry has just passed, still ``active``."""
     domain = services.domain_create(
-        organization=org.organization, slug="med", name="Med", description="", actor=None
+        organization=org.organization, slug=slug, name=slug.title(), description="", actor=None
     )
     certification = services.certification_issue(
         annotator=org.annotator,
@@ -29,14 +28,34 @@ def test_worker_runs_the_expiry_job_sent_through_the_broker(
     Certification.objects.filter(pk=certification.pk).update(
         issued_at=timezone.now() - timedelta(days=2), expires_at=timezone.now()
     )
+    return certification
+
+
+def expired(certification: Certification) -> bool:
+    certification.refresh_from_db()
+    return certification.status == CertificationStatus.EXPIRED
+
+
+def expiry_audits(certification: Certification) -> int:
+    return AuditEvent.objects.filter(
+        verb="certification.expired", target_type="certification", target_id=certification.pk
+    ).count()
+
+
+def test_worker_runs_the_expiry_job_sent_through_the_broker_and_a_second_run_records_nothing_twice(
+    org, celery_worker_process, eager_jobs_off
+):
+    first = lapsed_certification(org, "med")
     expire_certifications.delay()
-    expire_certifications.delay()  # delivered twice: still recorded once
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        certification.refresh_from_db()
-        if certification.status == CertificationStatus.EXPIRED:
-            break
-        time.sleep(0.2)
-    assert certification.status == CertificationStatus.EXPIRED
-    time.sleep(0.5)  # let the second delivery finish
-    assert AuditEvent.objects.filter(verb="certification.expired").count() == 1
+    wait_for(lambda: expired(first), timeout=20, what="the first delivery to expire it")
+
+    # Deliver the job again. Only this second run can expire ``second``: its expiry is set after
+    # the first run took its ``now``. So once ``second`` is expired the second run has done its
+    # work, and it must not have recorded ``first`` again.
+    second = lapsed_certification(org, "law")
+    expire_certifications.delay()
+    wait_for(lambda: expired(second), timeout=20, what="the second delivery to expire it")
+
+    assert expiry_audits(first) == 1
+    assert expiry_audits(second) == 1
+    assert AuditEvent.objects.filter(verb="certification.expired").count() == 2

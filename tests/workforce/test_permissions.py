@@ -34,47 +34,56 @@ def objects(org):
 
 future = (timezone.now() + timedelta(days=400)).isoformat()
 
-# (method, path, body, roles allowed)
+# (method, path, body, roles allowed, status an allowed role gets)
 MATRIX = [
-    ("get", "/api/v1/members/", None, EVERYONE),
-    ("post", "/api/v1/members/", {"username": "new", "role": "reviewer"}, {M}),
-    ("get", "/api/v1/skills/", None, EVERYONE),
-    ("get", "/api/v1/annotators/", None, EVERYONE),
-    ("get", "/api/v1/annotators/{annotator}/", None, {M, Q, A}),
-    ("patch", "/api/v1/annotators/{annotator}/", {"weekly_capacity_hours": 20}, {M}),
-    ("post", "/api/v1/annotators/{annotator}/suspend", {"reason": "r"}, {M, Q}),
-    ("post", "/api/v1/annotators/{annotator}/offboard", {"reason": "r"}, {M}),
-    ("put", "/api/v1/annotators/{annotator}/skills/bbox/", {"level": 2}, {M, Q}),
-    ("get", "/api/v1/domains/", None, EVERYONE),
-    ("post", "/api/v1/domains/", {"slug": "new", "name": "New"}, {M}),
-    ("get", "/api/v1/domains/{domain}/", None, EVERYONE),
-    ("patch", "/api/v1/domains/{domain}/", {"name": "Renamed"}, {M}),
-    ("delete", "/api/v1/domains/{domain}/", None, {M}),
-    ("get", "/api/v1/certifications/", None, EVERYONE),
-    ("post", "/api/v1/certifications/", {"annotator": 0, "domain": "spare", "evidence": "e"}, {Q}),
-    ("get", "/api/v1/certifications/{cert}/", None, {M, Q, A}),
-    ("post", "/api/v1/certifications/{cert}/suspend", {"reason": "r"}, {Q}),
-    ("post", "/api/v1/certifications/{cert}/revoke", {"reason": "r"}, {Q}),
-    ("post", "/api/v1/certifications/{cert}/renew", {"expires_at": future}, {Q}),
-    ("get", "/api/v1/audit-events/", None, {M, Q}),
+    ("get", "/api/v1/members/", None, EVERYONE, 200),
+    ("post", "/api/v1/members/", {"username": "new", "role": "reviewer"}, {M}, 201),
+    ("get", "/api/v1/skills/", None, EVERYONE, 200),
+    ("get", "/api/v1/annotators/", None, EVERYONE, 200),
+    ("get", "/api/v1/annotators/{annotator}/", None, {M, Q, A}, 200),
+    ("patch", "/api/v1/annotators/{annotator}/", {"weekly_capacity_hours": 20}, {M}, 200),
+    ("post", "/api/v1/annotators/{annotator}/suspend", {"reason": "r"}, {M, Q}, 200),
+    ("post", "/api/v1/annotators/{annotator}/offboard", {"reason": "r"}, {M}, 200),
+    ("put", "/api/v1/annotators/{annotator}/skills/bbox/", {"level": 2}, {M, Q}, 200),
+    ("get", "/api/v1/domains/", None, EVERYONE, 200),
+    ("post", "/api/v1/domains/", {"slug": "new", "name": "New"}, {M}, 201),
+    ("get", "/api/v1/domains/{domain}/", None, EVERYONE, 200),
+    ("patch", "/api/v1/domains/{domain}/", {"name": "Renamed"}, {M}, 200),
+    ("delete", "/api/v1/domains/{domain}/", None, {M}, 204),
+    ("get", "/api/v1/certifications/", None, EVERYONE, 200),
+    (
+        "post",
+        "/api/v1/certifications/",
+        {"annotator": 0, "domain": "spare", "evidence": "e"},
+        {Q},
+        201,
+    ),
+    ("get", "/api/v1/certifications/{cert}/", None, {M, Q, A}, 200),
+    ("post", "/api/v1/certifications/{cert}/suspend", {"reason": "r"}, {Q}, 200),
+    ("post", "/api/v1/certifications/{cert}/revoke", {"reason": "r"}, {Q}, 200),
+    ("post", "/api/v1/certifications/{cert}/renew", {"expires_at": future}, {Q}, 200),
+    ("get", "/api/v1/audit-events/", None, {M, Q}, 200),
 ]
 
 
 @pytest.mark.parametrize("role", [M, Q, R, A])
-@pytest.mark.parametrize(("method", "path", "body", "allowed"), MATRIX)
-def test_role_matrix(org, objects, role, method, path, body, allowed):
+@pytest.mark.parametrize(("method", "path", "body", "allowed", "success"), MATRIX)
+def test_role_matrix(org, objects, role, method, path, body, allowed, success):
     url = path.format(**objects)
     if body and body.get("annotator") == 0:
         body = {**body, "annotator": objects["annotator"]}
     response = getattr(org.client(role), method)(url, body, format="json")
     if role in allowed:
-        assert response.status_code < 400, (role, url, response.content)
+        assert response.status_code == success, (role, url, response.content)
     elif role == R and "{" in path and method == "get":
-        # Reviewers see only themselves, and they have no annotator profile.
-        assert response.status_code == 404
+        # Reviewers may read these endpoints but see only themselves, and they have no
+        # annotator profile: the object is not theirs to see.
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "not_found"
     else:
-        assert response.status_code in (403, 404), (role, url, response.content)
-        assert response.json()["error"]["code"] in ("permission_denied", "not_found")
+        # A role that may not call the endpoint is refused before any lookup.
+        assert response.status_code == 403, (role, url, response.content)
+        assert response.json()["error"]["code"] == "permission_denied"
 
 
 def test_annotators_see_only_themselves(org):
@@ -89,28 +98,29 @@ def test_annotators_see_only_themselves(org):
     ]
 
 
+# (method, path, body, roles that may call it)
 OBJECT_ENDPOINTS = [
-    ("get", "/api/v1/annotators/{annotator}/", None),
-    ("patch", "/api/v1/annotators/{annotator}/", {"weekly_capacity_hours": 1}),
-    ("post", "/api/v1/annotators/{annotator}/suspend", {"reason": "r"}),
-    ("post", "/api/v1/annotators/{annotator}/reinstate", {"reason": "r"}),
-    ("post", "/api/v1/annotators/{annotator}/offboard", {"reason": "r"}),
-    ("put", "/api/v1/annotators/{annotator}/skills/bbox/", {"level": 5}),
-    ("get", "/api/v1/domains/{domain}/", None),
-    ("patch", "/api/v1/domains/{domain}/", {"name": "Stolen"}),
-    ("delete", "/api/v1/domains/{domain}/", None),
-    ("get", "/api/v1/certifications/{cert}/", None),
-    ("post", "/api/v1/certifications/{cert}/suspend", {"reason": "r"}),
-    ("post", "/api/v1/certifications/{cert}/reinstate", {"reason": "r"}),
-    ("post", "/api/v1/certifications/{cert}/revoke", {"reason": "r"}),
-    ("post", "/api/v1/certifications/{cert}/renew", {"expires_at": future}),
+    ("get", "/api/v1/annotators/{annotator}/", None, EVERYONE),
+    ("patch", "/api/v1/annotators/{annotator}/", {"weekly_capacity_hours": 1}, {M}),
+    ("post", "/api/v1/annotators/{annotator}/suspend", {"reason": "r"}, {M, Q}),
+    ("post", "/api/v1/annotators/{annotator}/reinstate", {"reason": "r"}, {M, Q}),
+    ("post", "/api/v1/annotators/{annotator}/offboard", {"reason": "r"}, {M}),
+    ("put", "/api/v1/annotators/{annotator}/skills/bbox/", {"level": 5}, {M, Q}),
+    ("get", "/api/v1/domains/{domain}/", None, EVERYONE),
+    ("patch", "/api/v1/domains/{domain}/", {"name": "Stolen"}, {M}),
+    ("delete", "/api/v1/domains/{domain}/", None, {M}),
+    ("get", "/api/v1/certifications/{cert}/", None, EVERYONE),
+    ("post", "/api/v1/certifications/{cert}/suspend", {"reason": "r"}, {Q}),
+    ("post", "/api/v1/certifications/{cert}/reinstate", {"reason": "r"}, {Q}),
+    ("post", "/api/v1/certifications/{cert}/revoke", {"reason": "r"}, {Q}),
+    ("post", "/api/v1/certifications/{cert}/renew", {"expires_at": future}, {Q}),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), OBJECT_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), OBJECT_ENDPOINTS)
 @pytest.mark.parametrize("role", [M, Q])
 def test_objects_of_another_organization_answer_404_and_stay_unchanged(
-    org, other_org, role, method, path, body
+    org, other_org, role, method, path, body, allowed
 ):
     foreign_domain = services.domain_create(
         organization=other_org.organization,
@@ -133,10 +143,14 @@ def test_objects_of_another_organization_answer_404_and_stay_unchanged(
     }
     events_before = AuditEvent.objects.count()
     response = getattr(org.client(role), method)(path.format(**ids), body, format="json")
-    assert response.status_code in (403, 404), response.content
-    if response.status_code == 403:
-        # Only a role that may not call the endpoint at all is refused before the lookup.
-        assert method != "get"
+    if role in allowed:
+        # Another organization's object is not found: its existence is not revealed.
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "not_found"
+    else:
+        # A role that may not call the endpoint at all is refused before the lookup.
+        assert response.status_code == 403, response.content
+        assert response.json()["error"]["code"] == "permission_denied"
     other_org.annotator.refresh_from_db()
     foreign_cert.refresh_from_db()
     assert other_org.annotator.status == AnnotatorStatus.ACTIVE
