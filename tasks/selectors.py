@@ -1,5 +1,6 @@
 """Reads of projects, tasks, assignments and annotations, scoped to what the member may see."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,7 @@ from .models import (
     AssignmentStatus,
     Project,
     ProjectMember,
+    ProjectRole,
     Slot,
     SlotState,
     Task,
@@ -99,87 +101,39 @@ def project_members(*, project: Project) -> QuerySet[ProjectMember]:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimCandidate:
-    """One project an annotator works in, with what decides whether they may claim there."""
+class Qualification:
+    """What ``tasks_qualification`` says of one annotator and one project."""
 
-    id: int
-    kind: str
-    required_skill_level: int
-    max_concurrent_tasks: int
-    lease_seconds: int
-    skill_level: int  # the annotator's level in the project's kind, -1 if none
-    missing_domains: int  # required domains without a certification in force
-    live: int  # the annotator's unexpired leases in the project
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-    @property
-    def eligible(self) -> bool:
-        return (
-            self.skill_level >= self.required_skill_level
-            and not self.missing_domains
-            and self.live < self.max_concurrent_tasks
-        )
+    qualified: bool
+    skill_level: int | None  # the annotator's level in the project's kind; None without a row
+    unmet: dict[int, str | None]  # required domain id -> state of the certification held there
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimContext:
-    status: str
-    max_concurrent_tasks: int
-    live: int  # unexpired leases across all projects
-    candidates: list[ClaimCandidate]
-
-
-# The eligibility read of the ``tasks_claim`` PostgreSQL function (migration tasks 0002), for the
-# claim's Python path on SQLite; the claim tests run every rule through both. The certification
-# test mirrors ``CertificationQuerySet.in_force``.
-_CLAIM_CONTEXT_SQL = """
-WITH me AS (
-    SELECT w.id, w.status, w.max_concurrent_tasks FROM workforce_annotator w
-    WHERE w.id = %(annotator)s{lock}
-)
-SELECT me.status, me.max_concurrent_tasks,
-    (SELECT COUNT(*) FROM tasks_assignment a
-     WHERE a.annotator_id = me.id AND a.status = 'active' AND a.lease_expires_at > %(now)s),
-    p.id, p.kind, p.required_skill_level, p.max_concurrent_tasks, p.lease_seconds,
-    COALESCE((SELECT k.level FROM workforce_annotatorskill k
-              WHERE k.annotator_id = me.id AND k.skill = p.kind), -1),
-    (SELECT COUNT(*) FROM tasks_project_required_domains rd
-     WHERE rd.project_id = p.id AND NOT EXISTS (
-         SELECT 1 FROM workforce_certification c
-         WHERE c.annotator_id = me.id AND c.domain_id = rd.domain_id AND c.status = 'active'
-           AND (c.expires_at IS NULL OR c.expires_at > %(now)s))),
-    (SELECT COUNT(*) FROM tasks_assignment a
-     WHERE a.annotator_id = me.id AND a.project_id = p.id AND a.status = 'active'
-       AND a.lease_expires_at > %(now)s)
-FROM me
-LEFT JOIN tasks_projectmember m
-    ON m.annotator_id = me.id AND m.is_active AND m.role = 'annotator'
-LEFT JOIN tasks_project p
-    ON p.id = m.project_id AND p.status = 'active' {project_filter}
-ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
+_QUALIFICATIONS_SQL = """
+SELECT a.id, p.id, q.qualified, q.skill_level, q.unmet
+FROM unnest(%s::bigint[]) AS a(id)
+CROSS JOIN unnest(%s::bigint[]) AS p(id)
+CROSS JOIN LATERAL tasks_qualification(a.id, p.id, %s) AS q
 """
 
 
-def claim_context(*, annotator_id: int, now: datetime, project_id: int | None) -> ClaimContext:
-    """Lock the annotator's row and read everything a claim decides on, in one query.
+def qualifications(
+    *, annotator_ids: list[int], project_ids: list[int], now: datetime
+) -> dict[tuple[int, int], Qualification]:
+    """Read eligibility as the claim decides it, for every (annotator, project) pair given.
 
-    The lock serialises one annotator's concurrent claims so their limits hold; claims of
-    other annotators never touch the row. Projects come in claim order: priority, then
-    deadline (none last).
+    One query whatever the number of pairs; keys are ``(annotator id, project id)``.
     """
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    project_filter = "AND p.id = %(project)s" if project_id is not None else ""
-    sql = _CLAIM_CONTEXT_SQL.format(lock=lock, project_filter=project_filter)
-    params = {"annotator": annotator_id, "now": now, "project": project_id}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_QUALIFICATIONS_SQL, [annotator_ids, project_ids, now])
         rows = cursor.fetchall()
-    status, max_concurrent, live = rows[0][:3]
-    candidates = [ClaimCandidate(*row[3:]) for row in rows if row[3] is not None]
-    return ClaimContext(status, max_concurrent, live, candidates)
+    # Django leaves jsonb undecoded on raw cursors.
+    return {
+        (annotator, project): Qualification(
+            qualified, level, {int(domain): state for domain, state in json.loads(unmet).items()}
+        )
+        for annotator, project, qualified, level, unmet in rows
+    }
 
 
 def assignment_list(*, member: Member) -> QuerySet[Assignment]:
@@ -215,21 +169,26 @@ def annotation_list(*, member: Member) -> QuerySet[Annotation]:
 
 
 def staffing_candidates(*, project: Project, now: datetime) -> QuerySet[Annotator]:
-    """Every annotator of the project's organization with what staffing needs, in few queries."""
+    """Every annotator of the project's organization with what staffing needs, in few queries.
+
+    ``live`` counts unexpired leases everywhere, ``live_here`` those in the project, and
+    ``is_member`` says whether they are an active annotator on it, as the claim reads them.
+    """
+    live = Q(assignments__status=AssignmentStatus.ACTIVE) & Q(assignments__lease_expires_at__gt=now)
     return (
         Annotator.objects.filter(member__organization_id=project.organization_id)
         .exclude(member__role__in=[Role.MANAGER])
         .select_related("member__user")
-        .prefetch_related("skills", "certifications__domain")
+        .prefetch_related("certifications")
         .annotate(
-            live=Count(
-                "assignments",
-                filter=Q(assignments__status=AssignmentStatus.ACTIVE)
-                & Q(assignments__lease_expires_at__gt=now),
-            ),
+            live=Count("assignments", filter=live),
+            live_here=Count("assignments", filter=live & Q(assignments__project=project)),
             is_member=Exists(
                 ProjectMember.objects.filter(
-                    project=project, annotator=OuterRef("pk"), is_active=True
+                    project=project,
+                    annotator=OuterRef("pk"),
+                    is_active=True,
+                    role=ProjectRole.ANNOTATOR,
                 )
             ),
         )

@@ -1,138 +1,66 @@
 """Claiming work, keeping a lease alive, giving it back, and submitting it.
 
-A claim is one short transaction: lock the annotator's row (so one person's concurrent claims
-cannot exceed their limits), read which of their projects they are eligible for, then take one
-slot with ``SELECT … FOR UPDATE SKIP LOCKED`` through a partial index. Concurrent claimers never
-wait for each other's rows, and a lease that lapsed is claimable again without any sweeper.
+The claim is the PL/pgSQL function ``tasks_claim`` in ``claims.sql`` beside this module (the
+migration installs that file; a test pins the installed functions to it). One call, one short
+transaction:
+
+1. Lock the annotator's row (``FOR NO KEY UPDATE``), so one person's concurrent claims cannot
+   exceed their limits; nobody else's claims touch that row. Locks are then taken in the order
+   of ``tasks/locks.py``: annotator, then one slot.
+2. Refuse an annotator who is missing (``not_found``) or not active (``not_active``), and one
+   whose unexpired leases across all projects reach their own limit (``at_limit``).
+3. Walk the projects they are an active annotator member of, active ones only (or the one asked
+   for), by priority, deadline (none last), id. Skip a project they are not qualified for
+   (``tasks_qualification``, the eligibility staffing shows too) or whose own concurrency limit
+   they reach.
+4. In the first project that has one, take a slot with ``FOR UPDATE SKIP LOCKED``: a lapsed
+   lease first (earliest lapsed; its holder's assignment ends as ``expired``), else the open
+   slot of the task others started most (highest seat), then task priority, then the oldest
+   task; never a task they hold or held before. Rows other claimers hold are skipped, never
+   waited for. Insert the assignment, lease the slot, and open the task's next seat.
+5. Without a task, say the most hopeful thing found: ``none_available`` (a project they may
+   work in has nothing open now), ``at_limit`` (their limit in every such project),
+   ``not_qualified`` (with the projects, whose reasons staffing words), ``no_projects``.
+
+Expired leases are claimable again at once, so no sweeper is needed for correctness.
 """
 
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from enum import StrEnum
+from pathlib import Path
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.locks import lock_assignment, lock_slot_of, lock_task
-from tasks.models import (
-    Annotation,
-    Assignment,
-    AssignmentStatus,
-    Project,
-    Slot,
-    SlotState,
-    Task,
-)
-from tasks.selectors import ClaimCandidate, claim_context
-from workforce.models import Annotator, AnnotatorStatus
+from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of, lock_task
+from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState
+from tasks.staffing import project_gaps
+from workforce.models import Annotator
 
 # The longest a client may say it actively worked on one task: a day.
 MAX_ACTIVE_SECONDS = 86_400
 
-
-class ClaimRow(NamedTuple):
-    """What either implementation of the claim answers; ``outcome`` says which fields are set."""
-
-    outcome: str  # claimed, not_found, not_active, at_limit, no_projects, none_available
-    status: str | None = None  # the annotator's status
-    assignment_id: int | None = None
-    task_id: int | None = None
-    data: dict | None = None
-    project_id: int | None = None
-    project_name: str | None = None
-    kind: str | None = None
-    instructions: str | None = None
-    label_schema: dict | None = None
-    lease_expires_at: datetime | None = None
+SQL = Path(__file__).with_name("claims.sql")
 
 
-def _claim_postgresql(annotator_id: int, project_id: int | None, now: datetime) -> ClaimRow:
-    """Claim through the ``tasks_claim`` function (migration tasks 0002): one round trip."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM tasks_claim(%s, %s, %s)", [annotator_id, project_id, now])
-        row = ClaimRow(*cursor.fetchone())
-    if row.outcome != "claimed":
-        return row
-    # Django leaves jsonb undecoded on raw cursors; the JSON fields decode it on model reads.
-    return row._replace(data=json.loads(row.data), label_schema=json.loads(row.label_schema))
+class ClaimOutcome(StrEnum):
+    """What ``tasks_claim`` answers in ``r_outcome``."""
 
-
-def _claim_portable(annotator_id: int, project_id: int | None, now: datetime) -> ClaimRow:
-    """The steps of ``tasks_claim`` from Python, for the embedded SQLite database."""
-    with transaction.atomic():
-        context = claim_context(annotator_id=annotator_id, now=now, project_id=project_id)
-        if context.status != AnnotatorStatus.ACTIVE:
-            return ClaimRow("not_active", context.status)
-        if context.live >= context.max_concurrent_tasks:
-            return ClaimRow("at_limit", context.status)
-        for project in context.candidates:
-            row = _take_slot_portable(project, annotator_id, now) if project.eligible else None
-            if row is not None:
-                return row._replace(status=context.status)
-        return ClaimRow("none_available" if context.candidates else "no_projects", context.status)
-
-
-def _take_slot_portable(
-    project: ClaimCandidate, annotator_id: int, now: datetime
-) -> ClaimRow | None:
-    """Take one slot of the project as ``tasks_claim`` does, through the ORM.
-
-    SQLite serialises writers (transactions begin IMMEDIATE), so no row is taken twice.
-    """
-    held_before = Exists(
-        Assignment.objects.filter(task_id=OuterRef("task_id"), annotator_id=annotator_id)
-    )
-    base = Slot.objects.select_for_update(skip_locked=True).filter(project_id=project.pk)
-    base = base.exclude(held_before).only("id", "task_id", "seat", "assignment_id")
-    slot = (
-        base.filter(state=SlotState.LEASED, lease_expires_at__lte=now)
-        .order_by("lease_expires_at")
-        .first()
-    ) or base.filter(state=SlotState.OPEN).order_by("-seat", "-task_priority", "task_id").first()
-    if slot is None:
-        return None
-    if slot.assignment_id is not None:
-        # A lapsed lease taken over: its holder's assignment ends here.
-        Assignment.objects.filter(pk=slot.assignment_id, status=AssignmentStatus.ACTIVE).update(
-            status=AssignmentStatus.EXPIRED
-        )
-    expires = now + timedelta(seconds=project.lease_seconds)
-    assignment = Assignment.objects.create(
-        task_id=slot.task_id,
-        slot_id=slot.pk,
-        project_id=project.pk,
-        annotator_id=annotator_id,
-        leased_at=now,
-        lease_expires_at=expires,
-    )
-    Slot.objects.filter(pk=slot.pk).update(
-        state=SlotState.LEASED, assignment_id=assignment.pk, lease_expires_at=expires
-    )
-    Slot.objects.filter(task_id=slot.task_id, seat=slot.seat + 1, state=SlotState.WAITING).update(
-        state=SlotState.OPEN
-    )
-    data = Task.objects.values_list("data", flat=True).get(pk=slot.task_id)
-    fields = Project.objects.values_list("name", "kind", "instructions", "label_schema")
-    name, kind, instructions, schema = fields.get(pk=project.pk)
-    return ClaimRow(
-        outcome="claimed",
-        assignment_id=assignment.pk,
-        task_id=slot.task_id,
-        data=data,
-        project_id=project.pk,
-        project_name=name,
-        kind=kind,
-        instructions=instructions,
-        label_schema=schema,
-        lease_expires_at=expires,
-    )
+    CLAIMED = "claimed"
+    NOT_FOUND = "not_found"
+    NOT_ACTIVE = "not_active"
+    AT_LIMIT = "at_limit"
+    NO_PROJECTS = "no_projects"
+    NOT_QUALIFIED = "not_qualified"
+    NONE_AVAILABLE = "none_available"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,53 +81,80 @@ class ClaimedTask:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    claimed: ClaimedTask | None
-    reason: str = ""
+    """A claimed task, or the outcome that explains why there is none."""
+
+    outcome: ClaimOutcome
+    claimed: ClaimedTask | None = None
+    # For ``not_qualified``: each project with what keeps the annotator off it.
+    projects: list[dict] | None = None
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES.get(self.outcome, "")
 
 
 # Why a claim found nothing, as the annotator reads it.
-_NOTHING = {
-    "at_limit": "You hold as many tasks as you may at once.",
-    "no_projects": "You are not an active member of an active project.",
-    "none_available": "No task is available for you right now.",
+_MESSAGES = {
+    ClaimOutcome.AT_LIMIT: "You hold as many tasks as you may at once.",
+    ClaimOutcome.NO_PROJECTS: "You are not an active member of an active project.",
+    ClaimOutcome.NOT_QUALIFIED: "You are not qualified for any of your projects yet.",
+    ClaimOutcome.NONE_AVAILABLE: "No task is available for you right now.",
 }
 
 
-def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimResult:
-    """Lease the best task the annotator is eligible for, across their projects or in one.
+def _claim(annotator_id: int, project_id: int | None, now: datetime) -> dict:
+    """Call ``tasks_claim`` and return its row by column name, without the ``r_`` prefix."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM tasks_claim(%s, %s, %s)", [annotator_id, project_id, now])
+        row = cursor.fetchone()
+        names = [column.name.removeprefix("r_") for column in cursor.description]
+    return dict(zip(names, row, strict=True))
 
-    One short transaction: lock the annotator's row (so one person's concurrent claims cannot
-    exceed their limits), find the projects they may work in, in order of priority and
-    deadline, and take one slot with ``FOR UPDATE SKIP LOCKED`` through the partial index.
-    Returns an empty result with the reason when nothing is eligible.
+
+def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimResult:
+    """Lease the best task the annotator may work on, across their projects or in one.
+
+    The rules are those of ``tasks_claim`` (this module's docstring). An annotator who is not
+    active is refused; otherwise the result holds the task, or the outcome saying why none.
     """
     now = timezone.now()
-    claim = _claim_postgresql if connection.vendor == "postgresql" else _claim_portable
-    row = claim(annotator.pk, project_id, now)
-    if row.outcome in ("not_active", "not_found"):
+    row = _claim(annotator.pk, project_id, now)
+    outcome = ClaimOutcome(row["outcome"])
+    if outcome in (ClaimOutcome.NOT_ACTIVE, ClaimOutcome.NOT_FOUND):
         raise PermissionDenied(
-            f"Your annotator account is {row.status or 'missing'}.", code="annotator_not_active"
+            f"Your annotator account is {row['status'] or 'missing'}.", code="annotator_not_active"
         )
-    if row.outcome != "claimed":
-        return ClaimResult(None, _NOTHING[row.outcome])
+    if outcome == ClaimOutcome.NOT_QUALIFIED:
+        return ClaimResult(outcome, projects=project_gaps(annotator, row["unqualified"], now))
+    if outcome != ClaimOutcome.CLAIMED:
+        return ClaimResult(outcome)
     return ClaimResult(
+        outcome,
         ClaimedTask(
-            assignment_id=row.assignment_id,
-            task_id=row.task_id,
-            data=row.data,
-            project_id=row.project_id,
-            project_name=row.project_name,
-            kind=row.kind,
-            instructions=row.instructions,
-            label_schema=row.label_schema,
+            assignment_id=row["assignment"],
+            task_id=row["task"],
+            # Django leaves jsonb undecoded on raw cursors; its JSON fields decode on reads.
+            data=json.loads(row["data"]),
+            project_id=row["project"],
+            project_name=row["name"],
+            kind=row["kind"],
+            instructions=row["instructions"],
+            label_schema=json.loads(row["schema"]),
             leased_at=now,
-            lease_expires_at=row.lease_expires_at,
-        )
+            lease_expires_at=row["expires"],
+        ),
     )
 
 
-def _require_holder(slot: Slot | None) -> Slot:
-    """Refuse to act on an assignment whose slot another annotator has taken since."""
+def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
+    """Refuse to act on work that was handed in, given back, or taken over by someone else.
+
+    Read under the slot's and the assignment's locks, so the answer is the state that stands.
+    """
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        raise Conflict("This work was already submitted.", code="already_submitted")
+    if assignment.status == AssignmentStatus.RELEASED:
+        raise Conflict("You released this task.", code="released")
     if slot is None or slot.state != SlotState.LEASED:
         raise Conflict("Your lease expired and the task went to someone else.", code="lease_lost")
     return slot
@@ -207,29 +162,35 @@ def _require_holder(slot: Slot | None) -> Slot:
 
 @transaction.atomic
 def assignment_heartbeat(*, assignment: Assignment) -> Assignment:
-    """Extend the lease by the project's lease length, while the annotator still holds it."""
+    """Extend the lease by the project's lease length, while the annotator still holds it.
+
+    A lease that lapsed but that nobody has taken over is the annotator's again.
+    """
     now = timezone.now()
-    slot = _require_holder(lock_slot_of(assignment))
+    slot = lock_slot_of(assignment)
     assignment = lock_assignment(assignment.pk)
+    slot = _require_holder(assignment, slot)
     expires = now + timedelta(seconds=assignment.project.lease_seconds)
     slot.lease_expires_at = expires
     slot.save(update_fields=["lease_expires_at"])
     assignment.lease_expires_at = expires
-    assignment.status = AssignmentStatus.ACTIVE
-    assignment.save(update_fields=["lease_expires_at", "status"])
+    assignment.status, assignment.ended_at = AssignmentStatus.ACTIVE, None
+    assignment.save(update_fields=["lease_expires_at", "status", "ended_at"])
     return assignment
 
 
 @transaction.atomic
 def assignment_release(*, assignment: Assignment) -> Assignment:
-    """Give the task back: its slot opens for someone else (never again for this annotator)."""
+    """Give the task back: its slot opens for someone else (never again for this annotator).
+
+    Releasing again answers the released assignment, so a retried request is harmless.
+    """
     now = timezone.now()
+    slot = lock_slot_of(assignment)
+    assignment = lock_assignment(assignment.pk)
     if assignment.status == AssignmentStatus.RELEASED:
         return assignment
-    if assignment.status == AssignmentStatus.SUBMITTED:
-        raise Conflict("This assignment was already submitted.", code="already_submitted")
-    slot = _require_holder(lock_slot_of(assignment))
-    assignment = lock_assignment(assignment.pk)
+    slot = _require_holder(assignment, slot)
     slot.state, slot.assignment, slot.lease_expires_at = SlotState.OPEN, None, None
     slot.save(update_fields=["state", "assignment", "lease_expires_at"])
     assignment.status, assignment.ended_at = AssignmentStatus.RELEASED, now
@@ -288,9 +249,7 @@ def assignment_submit(
             "This assignment was already submitted with a different payload.",
             code="already_submitted",
         )
-    if assignment.status == AssignmentStatus.RELEASED:
-        raise Conflict("You released this task.", code="released")
-    slot = _require_holder(slot)
+    slot = _require_holder(assignment, slot)
     annotation = Annotation.objects.create(
         assignment=assignment,
         task_id=assignment.task_id,
@@ -313,15 +272,22 @@ def assignment_submit(
     return annotation, True
 
 
-def assignments_expire(*, now: datetime | None = None) -> int:
-    """Record lapsed leases as expired, for reporting. Claims never depend on it.
+def assignments_expire(*, now: datetime | None = None, batch_size: int = 1_000) -> int:
+    """Record lapsed leases as expired, for reporting; return how many. Claims never need it.
 
-    Lapsed leases are found through their slots (``slot_leased_idx``); a lease that another
-    annotator has taken over was recorded as expired by that claim. The slot is left alone:
-    its holder may still submit until someone else claims it.
+    Lapsed leases are found through their slots, which are locked first (the order of
+    ``tasks/locks.py``), skipping any a heartbeat, submit or claim holds: a lease extended
+    meanwhile is read as extended, never overwritten. The slot stays leased, so its holder may
+    still submit, or heartbeat it back to life, until someone else claims it. ``ended_at`` is
+    when the lease lapsed. Safe to run twice or concurrently.
     """
     now = now or timezone.now()
-    lapsed = Slot.objects.filter(state=SlotState.LEASED, lease_expires_at__lte=now)
-    return Assignment.objects.filter(
-        pk__in=lapsed.values("assignment_id"), status=AssignmentStatus.ACTIVE
-    ).update(status=AssignmentStatus.EXPIRED)
+    expired = 0
+    while True:
+        with transaction.atomic():
+            holders = lock_lapsed_slots(now=now, limit=batch_size)
+            if not holders:
+                return expired
+            expired += Assignment.objects.filter(
+                pk__in=holders, status=AssignmentStatus.ACTIVE
+            ).update(status=AssignmentStatus.EXPIRED, ended_at=F("lease_expires_at"))

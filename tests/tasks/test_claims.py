@@ -12,27 +12,16 @@ from tasks.services.claims import (
     assignment_heartbeat,
     assignment_release,
     assignment_submit,
+    ClaimOutcome,
     assignments_expire,
     claim_next,
 )
-from tasks.services.projects import project_update
+from tasks.services.projects import project_members_add, project_update
+from tasks.staffing import staffing_rank
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True, params=["postgresql", "portable"])
-def claim_path(request, monkeypatch):
-    """Run every claim test through both implementations of the claim.
-
-    The ``tasks_claim`` PostgreSQL function serves production; the Python steps serve the
-    embedded SQLite database, and are checked here on PostgreSQL.
-    """
-    if request.param == "portable":
-        from tasks.services import claims
-
-        monkeypatch.setattr(claims, "_claim_postgresql", claims._claim_portable)
 
 
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 20, "h": 20}]}
@@ -364,3 +353,88 @@ def test_expiry_job_marks_lapsed_assignments_and_holder_can_still_submit(org, pr
     assert assignment.status == AssignmentStatus.EXPIRED
     annotation, created = assignment_submit(assignment=assignment, payload=BOX)
     assert created and annotation.assignment_id == assignment.pk
+
+
+# What an annotator without work learns ------------------------------------------------------
+
+
+def test_level_zero_needs_no_skill_row_for_the_claim_or_for_staffing(org):
+    project = make_project(org, kind="classification", schema={"labels": [{"name": "ok"}, {"name": "spam"}]})
+    import_rows(project, [{"external_id": "t1", "data": {"text": "hello"}}])
+    newcomer = org.add_annotator("newcomer")
+    project_members_add(project=project, annotators=[newcomer], role="annotator", actor=None)
+    assert not newcomer.skills.exists()
+    row = next(
+        r
+        for r in staffing_rank(project=project, now=timezone.now())
+        if r["annotator"] == newcomer.pk
+    )
+    assert row["qualified"] and row["reasons"] == [] and row["skill_level"] is None
+    assert claim(newcomer) is not None
+
+
+def test_not_qualified_says_why_for_each_project(org, project):
+    other = make_project(org, name="other", required_skill_level=5)
+    staff(other, org.annotator, skill_level=1)
+    services.annotator_skill_set(
+        annotator=org.annotator, skill="bbox", level=1, source="manual", actor=None
+    )
+    result = claim_next(annotator=org.annotator)
+    assert result.claimed is None and result.outcome == ClaimOutcome.NOT_QUALIFIED
+    assert [(p["project"], p["reasons"]) for p in result.projects] == [
+        (project.pk, ["skill bbox level 1 < 3"]),
+        (other.pk, ["skill bbox level 1 < 5"]),
+    ]
+    assert not Assignment.objects.exists()
+
+
+def test_at_limit_and_none_available_are_told_apart(org, project):
+    project_update(project=project, actor=None, max_concurrent_tasks=1)
+    assert claim(org.annotator) is not None
+    assert claim_next(annotator=org.annotator).outcome == ClaimOutcome.AT_LIMIT
+    quiet = make_project(org, name="quiet")
+    staff(quiet, org.annotator)
+    # A project they may work in with nothing open outranks the limit elsewhere.
+    assert claim_next(annotator=org.annotator).outcome == ClaimOutcome.NONE_AVAILABLE
+
+
+def test_no_projects_when_not_an_active_annotator_member(org, project):
+    loner = org.add_annotator("loner")
+    assert claim_next(annotator=loner).outcome == ClaimOutcome.NO_PROJECTS
+    project_members_add(project=project, annotators=[loner], role="reviewer", actor=None)
+    assert claim_next(annotator=loner).outcome == ClaimOutcome.NO_PROJECTS
+
+
+# Lease state --------------------------------------------------------------------------------
+
+
+def test_heartbeat_and_release_after_submit_say_it_was_submitted(org, project):
+    assignment = claim(org.annotator)
+    assignment_submit(assignment=assignment, payload=BOX)
+    for action in (assignment_heartbeat, assignment_release):
+        with pytest.raises(Conflict) as error:
+            action(assignment=assignment)
+        assert error.value.code == "already_submitted"
+    assignment.refresh_from_db()
+    assert assignment.status == AssignmentStatus.SUBMITTED
+
+
+def test_expired_assignments_record_when_the_lease_ended(org, project):
+    lapsed, taken_over = claim(org.annotator), claim(org.annotator)
+    expire(lapsed)
+    expire(taken_over)
+    assert assignments_expire() == 2
+    lapsed.refresh_from_db()
+    assert lapsed.status == AssignmentStatus.EXPIRED
+    assert lapsed.ended_at == lapsed.lease_expires_at
+    # The holder heartbeats a lapsed lease nobody took: it is theirs again, not ended.
+    revived = assignment_heartbeat(assignment=lapsed)
+    assert revived.status == AssignmentStatus.ACTIVE and revived.ended_at is None
+    other = org.add_annotator("b")
+    staff(project, other)
+    expire(taken_over)
+    Assignment.objects.filter(pk=taken_over.pk).update(status=AssignmentStatus.ACTIVE)
+    assert claim(other).task_id == taken_over.task_id
+    taken_over.refresh_from_db()
+    assert taken_over.status == AssignmentStatus.EXPIRED
+    assert taken_over.ended_at == taken_over.lease_expires_at

@@ -1,0 +1,154 @@
+-- Who may work on a project, and the claim. The algorithm is told in tasks/services/claims.py;
+-- the migration installs this file as it is, and a test fails when the installed functions
+-- differ from it.
+
+
+-- Whether an annotator is qualified for a project at a moment, and what keeps them off it.
+--
+-- The one definition of eligibility: the claim reads ``qualified``, staffing reads every column
+-- and words the reasons. Qualified means: the annotator is active; their level in the project's
+-- kind is at least the required level (no skill row counts as level 0, so level 0 needs none);
+-- and every required domain has a certification in force. ``unmet`` maps each required domain
+-- without one to the state of the certification held there (null when none is held).
+-- Plain SQL, stable and not strict, so the planner inlines it into the claim's query.
+CREATE OR REPLACE FUNCTION tasks_qualification(
+    p_annotator bigint, p_project bigint, p_now timestamptz
+) RETURNS TABLE (qualified boolean, skill_level smallint, unmet jsonb)
+LANGUAGE sql STABLE
+AS $$
+SELECT w.status = 'active'
+        AND COALESCE(k.level, 0) >= p.required_skill_level
+        AND u.unmet = '{}'::jsonb,
+    k.level,
+    u.unmet
+FROM tasks_project p
+JOIN workforce_annotator w ON w.id = p_annotator
+LEFT JOIN workforce_annotatorskill k ON k.annotator_id = w.id AND k.skill = p.kind
+CROSS JOIN LATERAL (
+    SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb) AS unmet
+    FROM tasks_project_required_domains rd
+    LEFT JOIN LATERAL (
+        SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
+        FROM workforce_certification c
+        WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
+    ) held ON true
+    WHERE rd.project_id = p.id AND held.state IS DISTINCT FROM 'active'
+) u
+WHERE p.id = p_project
+$$;
+
+
+-- Lease the best task an annotator may work on, in one short transaction; see claim_next.
+CREATE OR REPLACE FUNCTION tasks_claim(p_annotator bigint, p_project bigint, p_now timestamptz)
+RETURNS TABLE (
+    r_outcome text, r_status text, r_assignment bigint, r_task bigint, r_data jsonb,
+    r_project bigint, r_name text, r_kind text, r_instructions text, r_schema jsonb,
+    r_expires timestamptz, r_unqualified bigint[]
+)
+LANGUAGE plpgsql VOLATILE
+-- Plans are made once per connection, often while a table is still small; without this they
+-- would keep sequential scans while the tables grow, and every claim would read every row.
+SET enable_seqscan = off
+AS $$
+DECLARE
+    me record;
+    live_total bigint;
+    live_by_project jsonb;
+    cand record;
+    picked record;
+BEGIN
+    -- Serialises this annotator's claims so their limits hold; nobody else's claims wait.
+    -- FOR NO KEY UPDATE: the assignment inserted below only needs the row to stay.
+    SELECT w.status, w.max_concurrent_tasks INTO me
+    FROM workforce_annotator w WHERE w.id = p_annotator FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        r_outcome := 'not_found'; RETURN NEXT; RETURN;
+    END IF;
+    r_status := me.status;
+    IF me.status <> 'active' THEN
+        r_outcome := 'not_active'; RETURN NEXT; RETURN;
+    END IF;
+    -- The annotator's unexpired leases, per project, in one pass.
+    SELECT COALESCE(SUM(n), 0), COALESCE(jsonb_object_agg(project_id, n), '{}')
+    INTO live_total, live_by_project
+    FROM (SELECT a.project_id, COUNT(*) AS n FROM tasks_assignment a
+          WHERE a.annotator_id = p_annotator AND a.status = 'active'
+            AND a.lease_expires_at > p_now
+          GROUP BY a.project_id) AS live;
+    IF live_total >= me.max_concurrent_tasks THEN
+        r_outcome := 'at_limit'; RETURN NEXT; RETURN;
+    END IF;
+
+    -- Without a task, the outcome says the most hopeful thing found: nothing open now in a
+    -- project they may work in, else their limit there, else that they are not qualified.
+    r_outcome := 'no_projects';
+    FOR cand IN
+        SELECT p.id, p.lease_seconds, p.name, p.kind, p.instructions, p.label_schema,
+            q.qualified,
+            COALESCE((live_by_project ->> p.id::text)::bigint, 0)
+                < p.max_concurrent_tasks AS has_room
+        FROM tasks_projectmember m
+        JOIN tasks_project p ON p.id = m.project_id
+        CROSS JOIN LATERAL tasks_qualification(p_annotator, p.id, p_now) q
+        WHERE m.annotator_id = p_annotator AND m.is_active AND m.role = 'annotator'
+          AND p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
+        ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
+    LOOP
+        IF NOT cand.qualified THEN
+            IF r_outcome = 'no_projects' THEN r_outcome := 'not_qualified'; END IF;
+            r_unqualified := array_append(r_unqualified, cand.id);
+            CONTINUE;
+        END IF;
+        IF NOT cand.has_room THEN
+            IF r_outcome <> 'none_available' THEN r_outcome := 'at_limit'; END IF;
+            CONTINUE;
+        END IF;
+        r_outcome := 'none_available';
+        -- A lapsed lease first (its task started earliest), then the best open slot:
+        -- tasks others started (higher seats), task priority, age. Rows other claimers
+        -- hold are skipped, never waited for.
+        SELECT s.id, s.task_id, s.seat, s.assignment_id AS previous INTO picked FROM tasks_slot s
+        WHERE s.project_id = cand.id AND s.state = 'leased' AND s.lease_expires_at <= p_now
+          AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                          WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
+        ORDER BY s.lease_expires_at
+        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            SELECT s.id, s.task_id, s.seat, NULL::bigint AS previous INTO picked FROM tasks_slot s
+            WHERE s.project_id = cand.id AND s.state = 'open'
+              AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                              WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
+            ORDER BY s.seat DESC, s.task_priority DESC, s.task_id
+            LIMIT 1 FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+        END IF;
+        r_expires := p_now + make_interval(secs => cand.lease_seconds);
+        INSERT INTO tasks_assignment
+            (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+        VALUES (picked.task_id, picked.id, cand.id, p_annotator, 'active', p_now, r_expires)
+        RETURNING id INTO r_assignment;
+        UPDATE tasks_slot SET state = 'leased', assignment_id = r_assignment,
+            lease_expires_at = r_expires
+        WHERE id = picked.id;
+        -- A lapsed lease taken over: its holder's assignment ends here.
+        IF picked.previous IS NOT NULL THEN
+            UPDATE tasks_assignment SET status = 'expired', ended_at = lease_expires_at
+            WHERE id = picked.previous AND status = 'active';
+        END IF;
+        -- The next seat opens once this one is taken.
+        UPDATE tasks_slot SET state = 'open'
+        WHERE task_id = picked.task_id AND seat = picked.seat + 1 AND state = 'waiting';
+        SELECT t.data INTO r_data FROM tasks_task t WHERE t.id = picked.task_id;
+        r_outcome := 'claimed';
+        r_task := picked.task_id;
+        r_project := cand.id;
+        r_name := cand.name;
+        r_kind := cand.kind;
+        r_instructions := cand.instructions;
+        r_schema := cand.label_schema;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
+    RETURN NEXT;
+END;
+$$;
