@@ -316,9 +316,40 @@ class ProjectExportApi(OrganizationApi):
         return response
 
 
+NoClaimOut = inline_serializer(
+    "NoClaim",
+    {
+        "outcome": serializers.ChoiceField(
+            choices=[
+                claims.ClaimOutcome.AT_LIMIT,
+                claims.ClaimOutcome.NOT_QUALIFIED,
+                claims.ClaimOutcome.NO_PROJECTS,
+            ]
+        ),
+        "message": serializers.CharField(),
+        "projects": inline_serializer(
+            "NoClaimProject",
+            {
+                "project": serializers.IntegerField(),
+                "name": serializers.CharField(),
+                "reasons": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
 class ClaimApi(OrganizationApi):
-    """Claim the best task you are eligible for; 204 when there is none."""
+    """Claim the best task you may work on.
+
+    201 with the task; 204 when nothing is open for you right now (the ``X-Reason`` header
+    says so); 200 with ``outcome`` and ``message`` when you cannot claim at all: you hold as
+    many tasks as you may (``at_limit``), you are not qualified for any of your projects
+    (``not_qualified``, each project with the reasons), or you are on no active project
+    (``no_projects``).
+    """
 
     roles = {"POST": ANNOTATOR}
     parser_classes = [JSONParser, FormParser]
@@ -326,16 +357,23 @@ class ClaimApi(OrganizationApi):
     class ClaimInput(serializers.Serializer):
         project = serializers.IntegerField(required=False, allow_null=True)
 
-    @extend_schema(request=ClaimInput, responses={201: ClaimOut, 204: None})
+    @extend_schema(request=ClaimInput, responses={201: ClaimOut, 200: NoClaimOut, 204: None})
     def post(self, request):
         data = self.ClaimInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = claims.claim_next(
             annotator=_annotator_of(self.member), project_id=data.validated_data.get("project")
         )
-        if result.claimed is None:
-            return Response(status=status.HTTP_204_NO_CONTENT, headers={"X-Reason": result.reason})
-        return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)
+        if result.claimed is not None:
+            return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)
+        if result.outcome == claims.ClaimOutcome.NONE_AVAILABLE:
+            return Response(status=status.HTTP_204_NO_CONTENT, headers={"X-Reason": result.message})
+        body = {
+            "outcome": result.outcome,
+            "message": result.message,
+            "projects": result.projects or [],
+        }
+        return Response(body, status=status.HTTP_200_OK)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])

@@ -9,10 +9,10 @@ from config.errors import Conflict, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState, Task
 from tasks.services.claims import (
+    ClaimOutcome,
     assignment_heartbeat,
     assignment_release,
     assignment_submit,
-    ClaimOutcome,
     assignments_expire,
     claim_next,
 )
@@ -359,7 +359,9 @@ def test_expiry_job_marks_lapsed_assignments_and_holder_can_still_submit(org, pr
 
 
 def test_level_zero_needs_no_skill_row_for_the_claim_or_for_staffing(org):
-    project = make_project(org, kind="classification", schema={"labels": [{"name": "ok"}, {"name": "spam"}]})
+    project = make_project(
+        org, kind="classification", schema={"labels": [{"name": "ok"}, {"name": "spam"}]}
+    )
     import_rows(project, [{"external_id": "t1", "data": {"text": "hello"}}])
     newcomer = org.add_annotator("newcomer")
     project_members_add(project=project, annotators=[newcomer], role="annotator", actor=None)
