@@ -5,10 +5,12 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.asgi import application
+from qa.live import member_group
 from tasks.services import imports
 from tests.helpers import image_rows, make_project, session_headers
 
@@ -44,7 +46,12 @@ def test_a_manager_watches_an_import_run_batch_by_batch(org):
             assert event["type"] == "import.progressed"
             assert event["data"]["import"] == job.pk and event["data"]["project"] == project.pk
             seen.append(event["data"])
-        assert await annotator.receive_nothing(timeout=0.5)
+        # Delivered in the order sent: an import event would reach the annotator first.
+        sentinel = {"type": "sentinel", "at": "", "data": {}}
+        await get_channel_layer().group_send(
+            member_group(org.annotator_member.pk), {"type": "live.event", "event": sentinel}
+        )
+        assert await annotator.receive_json_from(timeout=5) == sentinel
         await communicator.disconnect()
         await annotator.disconnect()
         return seen

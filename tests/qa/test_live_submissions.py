@@ -5,9 +5,11 @@ import logging
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
+from qa.live import member_group
 from tasks.models import Annotation, Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, session_headers, staff
@@ -15,6 +17,7 @@ from tests.helpers import image_rows, import_rows, make_project, session_headers
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+SENTINEL = {"type": "sentinel", "at": "", "data": {}}
 
 
 def claim_and_submit(annotator):
@@ -71,7 +74,11 @@ def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
             event = await watcher.receive_json_from(timeout=5)
             assert event["type"] == "annotation.submitted"
             assert event["data"]["annotation"] == annotation.pk
-        assert await bystander_socket.receive_nothing(timeout=0.5)
+        # Delivered in the order sent: a submission event would reach the bystander first.
+        await get_channel_layer().group_send(
+            member_group(other.member.pk), {"type": "live.event", "event": SENTINEL}
+        )
+        assert await bystander_socket.receive_json_from(timeout=5) == SENTINEL
         for communicator in (lead_socket, author_socket, bystander_socket):
             await communicator.disconnect()
 

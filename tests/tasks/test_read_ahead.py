@@ -1,11 +1,11 @@
 """Reading rows ahead of the writes: order, errors where they happen, and no reader left behind."""
 
 import threading
-import time
 
 import pytest
 
 from tasks.imports import read_ahead
+from tests.helpers import wait_for
 
 
 def test_yields_every_item_in_order_across_chunks():
@@ -27,17 +27,25 @@ def test_an_error_while_reading_is_raised_after_the_items_before_it():
 
 def test_reads_at_most_depth_chunks_ahead():
     produced = []
+    overran = threading.Event()
 
     def items():
         for i in range(1000):
             produced.append(i)
+            # One chunk handed over, two waiting in the queue, and one being filled.
+            if len(produced) > 10 * 4:
+                overran.set()
             yield i
 
     reader = read_ahead(items(), chunk=10, depth=2)
     assert next(reader) == 0
-    time.sleep(0.3)
-    # One chunk handed over, two waiting in the queue, and one being filled.
-    assert len(produced) <= 10 * 4 + 1
+    # The reader does read ahead: the two chunks the queue holds are filled...
+    wait_for(lambda: len(produced) >= 10 * 3, timeout=10, what="the reader to fill the queue")
+    # ...and it then stops at the bound instead of reading on.
+    assert not overran.wait(0.3), len(produced)
+    # Taking the rest of the first chunk and the next lets it read on.
+    assert [next(reader) for _ in range(19)] == list(range(1, 20))
+    wait_for(lambda: len(produced) >= 10 * 5, timeout=10, what="the reader to go on")
     reader.close()
 
 
@@ -52,5 +60,7 @@ def test_a_caller_that_stops_early_stops_the_reader():
 
     reader = read_ahead(endless(), chunk=5)
     assert [next(reader) for _ in range(7)] == list(range(7))
+    started = [t for t in threading.enumerate() if t.ident not in before]
+    assert [t.name for t in started] == ["read-ahead"]
     reader.close()
     assert not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]

@@ -81,13 +81,15 @@ def test_staffing_query_count_does_not_grow_with_the_organization(org, setup):
 
     def count():
         with CaptureQueriesContext(connection) as queries:
-            client.get(f"/api/v1/projects/{project.pk}/staffing")
-        return len(queries)
+            response = client.get(f"/api/v1/projects/{project.pk}/staffing")
+        assert response.status_code == 200, response.content
+        return len(queries), len(response.json())
 
-    baseline = count()
+    baseline, rows = count()
     for i in range(10):
         org.add_annotator(f"extra{i}")
-    assert count() == baseline
+    # Ten more rows, and not one more query.
+    assert count() == (baseline, rows + 10)
 
 
 def test_staffing_post_adds_members_and_only_managers_may(org, setup):

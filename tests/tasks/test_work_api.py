@@ -183,8 +183,9 @@ def test_assignment_and_annotation_lists_do_not_grow_in_queries(org, project):
         found = []
         for url in ("/api/v1/assignments/", "/api/v1/annotations/"):
             with CaptureQueriesContext(connection) as queries:
-                assert manager.get(url).status_code == 200
-            found.append(len(queries))
+                response = manager.get(url)
+            assert response.status_code == 200, response.content
+            found.append((len(queries), len(response.json()["results"])))
         return found
 
     def work(n):
@@ -196,5 +197,7 @@ def test_assignment_and_annotation_lists_do_not_grow_in_queries(org, project):
 
     work(1)
     baseline = counts()
+    assert [rows for _, rows in baseline] == [1, 1]
     work(4)
-    assert counts() == baseline
+    # Five rows on each page now, and not one more query.
+    assert counts() == [(queries, 5) for queries, _ in baseline]
