@@ -17,6 +17,7 @@ from tests.helpers import (
     make_project,
     run_claimers,
     staff,
+    wait_for,
 )
 from workforce.models import Role
 
@@ -27,6 +28,34 @@ def seats(task_id: int) -> list[str]:
     return list(
         Slot.objects.filter(task_id=task_id).order_by("seat").values_list("state", flat=True)
     )
+
+
+def backend_pid() -> int:
+    """The PostgreSQL backend of this thread's connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def someone_waits_on(pid: int) -> bool:
+    """Whether another backend is waiting for a lock that backend ``pid`` holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)))",
+            [pid],
+        )
+        return cursor.fetchone()[0]
+
+
+def waits_on(thread: threading.Thread, pid: int) -> bool:
+    """Wait until ``thread`` blocks on a lock of backend ``pid`` or ends; say which."""
+    wait_for(
+        lambda: someone_waits_on(pid) or not thread.is_alive(),
+        timeout=10,
+        interval=0.01,
+        what="a lock wait or the end of the thread",
+    )
+    return thread.is_alive() and someone_waits_on(pid)
 
 
 @pytest.mark.django_db
@@ -82,6 +111,7 @@ def test_raising_through_the_api_adds_seats_and_lowering_is_refused(org):
     assert seats(Task.objects.get(external_id="img-10").pk) == ["open", "waiting"]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_raising_the_overlap_while_claimers_race_leaves_no_seat_behind(org, monkeypatch):
     """Seats added while 16 claimers take the last ones: none stays waiting behind a taken one."""
@@ -93,17 +123,38 @@ def test_raising_the_overlap_while_claimers_race_leaves_no_seat_behind(org, monk
     annotators = [org.add_annotator(f"c{i}", max_concurrent_tasks=1000) for i in range(16)]
     staff(project, *annotators)
 
+    errors: list[BaseException] = []
+
     def raise_overlap() -> None:
         try:
+            # Raise once a third of the first seats are taken: the claimers are at work.
+            wait_for(
+                lambda: (
+                    Slot.objects.filter(project=project).exclude(state=SlotState.OPEN).count()
+                    >= 500
+                ),
+                timeout=60,
+                interval=0.01,
+                what="the claimers to take 500 seats",
+            )
             # Outside a transaction the job runs at once, here, in batches of 100 tasks.
             project_update(project=project, actor=None, overlap=3)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
         finally:
             connection.close()
 
-    raiser = threading.Timer(0.2, raise_overlap)
+    raiser = threading.Thread(target=raise_overlap)
     raiser.start()
     claimed = run_claimers(annotators, project, seconds=120, churn=0.02)
     raiser.join()
+    assert not errors, errors
+    # The raise did race the claimers: they took new seats before they ran out of work.
+    assert (
+        Slot.objects.filter(project=project, seat__gt=0)
+        .exclude(state__in=[SlotState.OPEN, SlotState.WAITING])
+        .exists()
+    )
     # Seats opened late may have been left; a last pass by everyone takes them.
     for index, annotator in enumerate(annotators):
         while claim := claim_next(annotator=annotator, project_id=project.pk).claimed:
@@ -123,20 +174,27 @@ def test_seats_are_added_after_a_claim_in_flight_on_the_last_seat_commits(org):
     import_rows(project, image_rows(1))
     slot = Slot.objects.get(project=project)
     locked, finish = threading.Event(), threading.Event()
+    holder: list[int] = []
+    errors: list[BaseException] = []
 
     def claim_in_flight() -> None:
         try:
             with transaction.atomic():
                 Slot.objects.select_for_update().get(pk=slot.pk)
+                holder.append(backend_pid())
                 locked.set()
                 finish.wait(10)
                 Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
         finally:
             connection.close()
 
     def add_seats() -> None:
         try:
             project_seats_add(project=project)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
         finally:
             connection.close()
 
@@ -146,11 +204,12 @@ def test_seats_are_added_after_a_claim_in_flight_on_the_last_seat_commits(org):
     Project.objects.filter(pk=project.pk).update(overlap=2)
     adder = threading.Thread(target=add_seats)
     adder.start()
-    adder.join(0.5)
-    assert adder.is_alive()  # waiting for the claim's lock on the last seat
+    waiting = waits_on(adder, holder[0])
     finish.set()
     claimer.join(10)
     adder.join(10)
+    assert not errors, errors
+    assert waiting, "seats were added without waiting for the claim's lock on the last seat"
     assert seats(slot.task_id) == ["done", "open"]
 
 
@@ -160,21 +219,28 @@ def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
     project = make_project(org)
     import_rows(project, image_rows(2))
     locked, finish = threading.Event(), threading.Event()
+    holder: list[int] = []
+    overlaps: list[int] = []
+    errors: list[BaseException] = []
 
     def import_batch() -> None:
         try:
             with transaction.atomic():
-                overlap = lock_project_overlap(project.pk)
+                overlaps.append(lock_project_overlap(project.pk))
+                holder.append(backend_pid())
                 locked.set()
                 finish.wait(10)
-                import_rows(project, image_rows(1, start=5))  # written with ``overlap`` seats
-                assert overlap == 1
+                import_rows(project, image_rows(1, start=5))  # written with the overlap read
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
         finally:
             connection.close()
 
     def raise_overlap() -> None:
         try:
             project_update(project=project, actor=None, overlap=2)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
         finally:
             connection.close()
 
@@ -183,11 +249,13 @@ def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
     assert locked.wait(10)
     raiser = threading.Thread(target=raise_overlap)
     raiser.start()
-    raiser.join(0.5)
-    assert raiser.is_alive()  # waiting for the batch
+    waiting = waits_on(raiser, holder[0])
     finish.set()
     batch.join(10)
     raiser.join(10)
+    assert not errors, errors
+    assert waiting, "the overlap was raised without waiting for the import batch"
+    assert overlaps == [1]
     assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 3
 
 
