@@ -23,6 +23,7 @@ def rows(count: int) -> list[dict]:
     return [{"external_id": str(i), "data": {"width": 10, "height": 10}} for i in range(count)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("overlap", "tasks"), [(1, 10_500), (3, 3_500)])
 def test_concurrent_claimers_never_break_overlap_or_repeat_a_task(org, overlap, tasks):
     project = make_project(org, overlap=overlap, max_concurrent_tasks=1000)
