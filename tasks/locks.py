@@ -1,17 +1,26 @@
 """Row locks for task rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: project, annotator (workforce), slot,
-assignment, task. The claim locks the annotator then one slot; submit and release lock the slot,
-then the assignment, then the task; writers of seats lock the project, then the slots of a range
-of tasks. Taking them in this order everywhere means no deadlock. An import's own row is locked
-alone.
+Order, whenever several are taken in one transaction: project, annotator then certification
+(workforce, ``workforce/locks.py``), slot, assignment, task. The claim locks the annotator then
+one slot; submit and release lock the slot, then the assignment, then the task; writers of seats
+lock the project, then the slots of a range of tasks. Taking them in this order everywhere means
+no deadlock. An import's own row is locked alone.
+
+Each helper locks its own table's rows only (``FOR NO KEY UPDATE OF`` that table): rows it joins
+for the caller are read, not locked, so that no helper takes a lock its caller's place in the
+order does not allow. ``NO KEY`` because no service changes a key (the id, or a column under a
+unique constraint) of a row it locks: other writers of the row wait, while inserts that merely
+reference it (a slot's task, an assignment's annotator) do not. A helper for a transaction that
+changes a key must take plain ``FOR UPDATE`` instead.
 """
 
-from .models import Assignment, Project, Slot, Task, TaskImport
+from .models import Assignment, AssignmentStatus, Project, Slot, SlotState, Task, TaskImport
 
 
 def lock_project(project_id: int) -> Project:
-    return Project.objects.select_for_update().get(pk=project_id)
+    """Lock a project's row for a change of its settings; its organization is read along."""
+    locked = Project.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("organization").get(pk=project_id)
 
 
 def lock_project_overlap(project_id: int) -> int:
@@ -21,7 +30,8 @@ def lock_project_overlap(project_id: int) -> int:
     of the overlap and the seats it implies never miss each other. It does not block the claims'
     foreign-key checks (``FOR NO KEY UPDATE``).
     """
-    locked = Project.objects.select_for_update(no_key=True).values_list("overlap", flat=True)
+    locked = Project.objects.select_for_update(of=("self",), no_key=True)
+    locked = locked.values_list("overlap", flat=True)
     return locked.get(pk=project_id)
 
 
@@ -31,7 +41,7 @@ def lock_seats(project_id: int, first_task: int, last_task: int) -> list[tuple[i
     Returns (task id, seat, state) in seat order. Claims in flight are waited for, so each
     slot's state is final until the transaction ends.
     """
-    seats = Slot.objects.select_for_update().filter(
+    seats = Slot.objects.select_for_update(of=("self",), no_key=True).filter(
         project_id=project_id, task_id__gte=first_task, task_id__lte=last_task
     )
     return list(seats.order_by("seat").values_list("task_id", "seat", "state"))
@@ -39,26 +49,40 @@ def lock_seats(project_id: int, first_task: int, last_task: int) -> list[tuple[i
 
 def lock_import(import_id: int, **where) -> TaskImport | None:
     """Lock an import (with its project) if it exists and matches ``where``; else None."""
-    jobs = TaskImport.objects.select_for_update(of=("self",)).select_related("project")
+    jobs = TaskImport.objects.select_for_update(of=("self",), no_key=True)
+    jobs = jobs.select_related("project")
     return jobs.filter(pk=import_id, **where).first()
 
 
 def lock_slot_of(assignment: Assignment) -> Slot | None:
     """Lock the slot an assignment holds, or return None when it no longer holds it."""
     return (
-        Slot.objects.select_for_update()
+        Slot.objects.select_for_update(of=("self",), no_key=True)
         .filter(pk=assignment.slot_id, assignment_id=assignment.pk)
         .first()
     )
 
 
 def lock_assignment(assignment_id: int) -> Assignment:
+    """Lock an assignment; its project and task are read along."""
     return (
-        Assignment.objects.select_for_update(of=("self",))
+        Assignment.objects.select_for_update(of=("self",), no_key=True)
         .select_related("project", "task")
         .get(pk=assignment_id)
     )
 
 
 def lock_task(task_id: int) -> Task:
-    return Task.objects.select_for_update().get(pk=task_id)
+    """Lock a task's row, to record that it is complete."""
+    return Task.objects.select_for_update(of=("self",), no_key=True).get(pk=task_id)
+
+
+def lock_lapsed_slots(*, now, limit: int) -> list[int]:
+    """Lock up to ``limit`` slots whose lease lapsed while their holder's assignment is still
+    active, skipping slots others hold; return the holders' assignment ids, in slot order."""
+    lapsed = Slot.objects.select_for_update(of=("self",), no_key=True, skip_locked=True).filter(
+        state=SlotState.LEASED,
+        lease_expires_at__lte=now,
+        assignment__status=AssignmentStatus.ACTIVE,
+    )
+    return list(lapsed.order_by("pk").values_list("assignment_id", flat=True)[:limit])

@@ -1,17 +1,59 @@
-"""Row locks for workforce rows. Take them only through these helpers, in primary-key order."""
+"""Row locks for workforce rows. Take them only through these helpers.
 
-from .models import Annotator, Certification
+Each helper locks its own table's rows and nothing else (``FOR NO KEY UPDATE OF`` that table).
+Rows it joins for the caller (the annotator's member, a certification's domain) are read in the
+same query but not locked: locking them too would make every writer of any row sharing them
+wait, in an order no caller chose. That is how a re-issue holding the annotator and a
+suspension holding the certification (and waiting for the annotator it had joined) deadlocked.
+
+``NO KEY`` because no workforce service changes a key (the id, or a column under a unique
+constraint) of a row it locks: other writers of the row still wait, while inserts that merely
+reference it (an audit event, a skill, an assignment) do not. A helper for a transaction that
+changes a key must take plain ``FOR UPDATE`` instead.
+
+Order, whenever several are taken in one transaction: annotator, then certification. Among all
+row locks (``tasks/locks.py``) they come after the project and before the slot.
+"""
+
+from datetime import datetime
+
+from .models import Annotator, Certification, CertificationStatus
 
 
 def lock_annotator(annotator_id: int) -> Annotator:
-    """Lock one annotator row so concurrent status or skill changes serialise."""
-    return Annotator.objects.select_for_update().select_related("member").get(pk=annotator_id)
+    """Lock one annotator row so concurrent status, profile or skill changes serialise.
+
+    The member, its user and its organization, which the services audit with, are read along.
+    """
+    return (
+        Annotator.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("member__user", "member__organization")
+        .get(pk=annotator_id)
+    )
 
 
 def lock_certification(certification_id: int) -> Certification:
-    """Lock one certification row so concurrent suspend/revoke/renew see each other's result."""
+    """Lock one certification row so concurrent issue/suspend/revoke/renew see each other's result.
+
+    Its domain with the domain's organization, and its annotator, are read along for the audit.
+    """
     return (
-        Certification.objects.select_for_update()
-        .select_related("domain", "annotator__member")
+        Certification.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("domain__organization", "annotator")
         .get(pk=certification_id)
     )
+
+
+def lock_certifications_to_expire(*, now: datetime, limit: int) -> list[Certification]:
+    """Lock up to ``limit`` active certifications past their expiry, in primary-key order.
+
+    Rows another transaction holds are skipped, not waited for: concurrent expiry runs take
+    disjoint batches, and a certification being renewed right now is left to the next run.
+    """
+    lapsed = (
+        Certification.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+        .select_related("domain__organization", "annotator")
+        .filter(status=CertificationStatus.ACTIVE, expires_at__lte=now)
+        .order_by("pk")
+    )
+    return list(lapsed[:limit])

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, ValidationFailed
 
-from .locks import lock_annotator, lock_certification
+from .locks import lock_annotator, lock_certification, lock_certifications_to_expire
 from .models import (
     MAX_SKILL_LEVEL,
     Annotator,
@@ -500,12 +500,7 @@ def certifications_expire(*, now: datetime | None = None, batch_size: int = 500)
     changed = 0
     while True:
         with transaction.atomic():
-            batch = list(
-                Certification.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("domain__organization", "annotator")
-                .filter(status=CertificationStatus.ACTIVE, expires_at__lte=now)
-                .order_by("pk")[:batch_size]
-            )
+            batch = lock_certifications_to_expire(now=now, limit=batch_size)
             if not batch:
                 return changed
             for certification in batch:

@@ -107,3 +107,154 @@ def test_concurrent_expiry_jobs_record_each_lapse_exactly_once(org):
     assert sum(results) == 40
     assert Certification.objects.filter(status=CertificationStatus.EXPIRED).count() == 40
     assert AuditEvent.objects.filter(verb="certification.expired").count() == 40
+
+
+ROUNDS = 30
+
+
+def _certification_row(certification: Certification) -> dict:
+    """The certification's stored state in the form its audit events record it."""
+    row = Certification.objects.get(pk=certification.pk)
+    return {
+        "status": row.status,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    }
+
+
+def _events_since(certification: Certification, mark: int) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(
+            target_type="certification", target_id=certification.pk, pk__gt=mark
+        ).order_by("pk")
+    )
+
+
+def _start_round(certification: Certification, annotator, domain, *, state: str) -> None:
+    """Leave the certification revoked, active, or active past its expiry, through the services.
+
+    Expiry is the one change made directly: the round needs it now, not in a day.
+    """
+    certification.refresh_from_db()
+    if certification.effective_status() != CertificationStatus.REVOKED:
+        services.certification_set_status(
+            certification=certification, action="revoke", actor=None, reason="next round"
+        )
+    if state == CertificationStatus.REVOKED:
+        return
+    now = timezone.now()
+    services.certification_issue(
+        annotator=annotator,
+        domain=domain,
+        issued_by=None,
+        evidence="exam",
+        expires_at=now + timedelta(days=30),
+    )
+    if state == CertificationStatus.EXPIRED:
+        Certification.objects.filter(pk=certification.pk).update(
+            issued_at=now - timedelta(days=2), expires_at=now - timedelta(seconds=1)
+        )
+
+
+def _assert_audit_chain(certification: Certification, events: list[AuditEvent], start: str):
+    """Each committed change has one event; each saw what the one before it left."""
+    assert events, "a round without any committed change"
+    assert events[0].before["status"] == start
+    for previous, current in itertools.pairwise(events):
+        assert current.before == previous.after
+    final = _certification_row(certification)
+    assert {k: events[-1].after[k] for k in final} == final
+
+
+@pytest.fixture
+def certified(org):
+    """The annotator, a domain, and their certification in it (member rows read up front)."""
+    domain = services.domain_create(
+        organization=org.organization, slug="legal", name="Legal", description="", actor=None
+    )
+    annotator = type(org.annotator).objects.select_related("member__user").get(pk=org.annotator.pk)
+    certification = services.certification_issue(
+        annotator=annotator, domain=domain, issued_by=None, evidence="exam", expires_at=None
+    )
+    return annotator, domain, certification
+
+
+def test_reissue_racing_a_suspension_neither_deadlocks_nor_loses_an_audit_event(certified, org):
+    annotator, domain, certification = certified
+    failures = []
+    for round_ in range(ROUNDS):
+        start = CertificationStatus.EXPIRED if round_ % 2 else CertificationStatus.REVOKED
+        _start_round(certification, annotator, domain, state=start)
+        certification.refresh_from_db()
+        stored_start = certification.status
+        mark = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+
+        def race(i):
+            if i == 0:
+                return services.certification_issue(
+                    annotator=annotator,
+                    domain=domain,
+                    issued_by=org.qa_lead.user,
+                    evidence=f"exam {round_}",
+                    expires_at=timezone.now() + timedelta(days=30),
+                )
+            return services.certification_set_status(
+                certification=certification, action="suspend", actor=None, reason="rule"
+            )
+
+        issued, suspended = run_concurrently(race, 2)
+        if not isinstance(issued, Certification) or not isinstance(
+            suspended, Certification | Conflict
+        ):
+            failures.append((round_, issued, suspended))
+            continue
+        events = _events_since(certification, mark)
+        if isinstance(suspended, Conflict):
+            # The suspension came first and found nothing in force to suspend.
+            assert suspended.code == "invalid_status"
+            assert [e.verb for e in events] == ["certification.issued"]
+        else:
+            # The re-issue came first; the suspension applied to what it issued.
+            assert [e.verb for e in events] == ["certification.issued", "certification.suspend"]
+        _assert_audit_chain(certification, events, stored_start)
+    assert not failures, f"{len(failures)} of {ROUNDS} rounds failed: {failures[:3]}"
+
+
+def test_renewal_racing_a_suspension_neither_deadlocks_nor_loses_an_audit_event(certified):
+    annotator, domain, certification = certified
+    failures = []
+    for round_ in range(ROUNDS):
+        start = CertificationStatus.EXPIRED if round_ % 2 else CertificationStatus.ACTIVE
+        _start_round(certification, annotator, domain, state=start)
+        certification.refresh_from_db()
+        stored_start = certification.status
+        mark = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+        renewed_until = timezone.now() + timedelta(days=60 + round_)
+
+        def race(i):
+            if i == 0:
+                return services.certification_renew(
+                    certification=certification, expires_at=renewed_until, actor=None
+                )
+            return services.certification_set_status(
+                certification=certification, action="suspend", actor=None, reason="rule"
+            )
+
+        renewed, suspended = run_concurrently(race, 2)
+        if not isinstance(renewed, Certification) or not isinstance(
+            suspended, Certification | Conflict
+        ):
+            failures.append((round_, renewed, suspended))
+            continue
+        events = _events_since(certification, mark)
+        verbs = [e.verb for e in events]
+        if isinstance(suspended, Conflict):
+            # Only an expired certification refuses a suspension, and only before its renewal.
+            assert start == CertificationStatus.EXPIRED
+            assert verbs == ["certification.renewed"]
+        else:
+            assert sorted(verbs) == ["certification.renewed", "certification.suspend"]
+            # Whichever came first, a suspension holds: a renewal never lifts it.
+            assert events[-1].after["status"] == CertificationStatus.SUSPENDED
+        assert _certification_row(certification)["expires_at"] == renewed_until.isoformat()
+        _assert_audit_chain(certification, events, stored_start)
+    assert not failures, f"{len(failures)} of {ROUNDS} rounds failed: {failures[:3]}"
