@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, ValidationFailed
@@ -15,6 +15,7 @@ from workforce.models import (
     AuditEvent,
     Certification,
     CertificationStatus,
+    Domain,
     Role,
 )
 
@@ -126,7 +127,7 @@ def test_skill_set_rejects_bad_input_and_changes_nothing(org, skill, level, fiel
 
 
 def test_the_database_refuses_a_skill_level_above_five(org):
-    with pytest.raises(DatabaseError), transaction.atomic():
+    with pytest.raises(IntegrityError, match="skill_level_0_5"), transaction.atomic():
         AnnotatorSkill.objects.create(
             annotator=org.annotator, skill="bbox", level=9, source="manual"
         )
@@ -305,6 +306,7 @@ def test_domain_with_certifications_cannot_be_deleted(org, domain):
     issue(org, domain)
     with pytest.raises(Conflict):
         services.domain_delete(domain=domain, actor=org.manager.user)
+    assert Domain.objects.filter(pk=domain.pk).exists()
 
 
 def test_audit_events_cannot_be_changed_or_deleted(org):
@@ -315,9 +317,9 @@ def test_audit_events_cannot_be_changed_or_deleted(org):
     with pytest.raises(ValueError):
         event.delete()
     # Not through a bulk update either: the database itself refuses.
-    with pytest.raises(DatabaseError), transaction.atomic():
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(reason="rewritten")
-    with pytest.raises(DatabaseError), transaction.atomic():
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).delete()
     event.refresh_from_db()
     assert event.reason == ""
