@@ -154,18 +154,25 @@ def test_members_are_added_and_listed(org):
 
 def test_projects_of_another_organization_answer_404(org, other_org):
     foreign = make_project(other_org)
+    own = make_project(org, name="own")
     client = org.client(Role.MANAGER)
     for method, path in [
-        ("get", f"/api/v1/projects/{foreign.pk}/"),
-        ("patch", f"/api/v1/projects/{foreign.pk}/"),
-        ("get", f"/api/v1/projects/{foreign.pk}/members/"),
-        ("post", f"/api/v1/projects/{foreign.pk}/members/"),
-        ("get", f"/api/v1/projects/{foreign.pk}/staffing/"),
-        ("post", f"/api/v1/projects/{foreign.pk}/tasks/import"),
-        ("get", f"/api/v1/projects/{foreign.pk}/export?format=jsonl"),
+        ("get", "/api/v1/projects/{}/"),
+        ("patch", "/api/v1/projects/{}/"),
+        ("get", "/api/v1/projects/{}/members/"),
+        ("post", "/api/v1/projects/{}/members/"),
+        ("get", "/api/v1/projects/{}/staffing/"),
+        ("post", "/api/v1/projects/{}/tasks/import"),
+        ("get", "/api/v1/projects/{}/export"),
     ]:
-        response = getattr(client, method)(path, {"annotators": [org.annotator.pk]}, format="json")
+        body = {"annotators": [org.annotator.pk]} if method != "get" else None
+        # The same call on a project of one's own is answered: the 404 is the tenancy's.
+        answered = getattr(client, method)(path.format(own.pk), body, format="json")
+        assert answered.status_code != 404, (method, path, answered.content)
+        response = getattr(client, method)(path.format(foreign.pk), body, format="json")
         assert response.status_code == 404, (method, path, response.status_code)
+        assert response.json()["error"]["code"] == "not_found", response.content
+    assert not foreign.members.exists()
     # Nor can a foreign annotator be added to one's own project.
     mine = make_project(org)
     response = client.post(
