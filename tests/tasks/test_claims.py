@@ -242,8 +242,13 @@ def test_heartbeat_extends_and_a_lost_lease_is_a_409(org):
     b = org.add_annotator("b")
     staff(project, org.annotator, b)
     mine = claim(org.annotator)
-    before = mine.lease_expires_at
-    assert assignment_heartbeat(assignment=mine).lease_expires_at >= before
+    # Let the lease run down to a few seconds, so that an extension shows.
+    soon = timezone.now() + timedelta(seconds=5)
+    Slot.objects.filter(assignment=mine).update(lease_expires_at=soon)
+    Assignment.objects.filter(pk=mine.pk).update(lease_expires_at=soon)
+    extended = assignment_heartbeat(assignment=mine).lease_expires_at
+    assert extended > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
+    assert Slot.objects.get(assignment=mine).lease_expires_at == extended
     expire(mine)
     # Lapsed but nobody took it: the holder may still heartbeat and submit.
     assignment_heartbeat(assignment=mine)
