@@ -32,13 +32,15 @@ def lock_annotator(annotator_id: int) -> Annotator:
     )
 
 
-def lock_certification(certification_id: int) -> Certification:
+def lock_certification(certification_id: int, *, at: datetime) -> Certification:
     """Lock one certification row so concurrent issue/suspend/revoke/renew see each other's result.
 
-    Its domain with the domain's organization, and its annotator, are read along for the audit.
+    Its domain with the domain's organization, and its annotator, are read along for the audit;
+    ``state`` is its status as it stands at ``at``, read under the lock.
     """
     return (
-        Certification.objects.select_for_update(of=("self",), no_key=True)
+        Certification.objects.with_state(at)
+        .select_for_update(of=("self",), no_key=True)
         .select_related("domain__organization", "annotator")
         .get(pk=certification_id)
     )
@@ -51,9 +53,10 @@ def lock_certifications_to_expire(*, now: datetime, limit: int) -> list[Certific
     disjoint batches, and a certification being renewed right now is left to the next run.
     """
     lapsed = (
-        Certification.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+        Certification.objects.with_state(now)
+        .select_for_update(of=("self",), no_key=True, skip_locked=True)
         .select_related("domain__organization", "annotator")
-        .filter(status=CertificationStatus.ACTIVE, expires_at__lte=now)
+        .filter(status=CertificationStatus.ACTIVE, state=CertificationStatus.EXPIRED)
         .order_by("pk")
     )
     return list(lapsed[:limit])

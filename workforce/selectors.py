@@ -34,7 +34,9 @@ def annotator_list(*, member: Member) -> QuerySet[Annotator]:
             Prefetch("skills", queryset=AnnotatorSkill.objects.order_by("skill")),
             Prefetch(
                 "certifications",
-                queryset=Certification.objects.select_related("domain").order_by("domain__slug"),
+                queryset=Certification.objects.with_state()
+                .select_related("domain")
+                .order_by("domain__slug"),
             ),
         )
     )
@@ -77,9 +79,12 @@ def domain_get(*, member: Member, domain_id: int) -> Domain:
 
 
 def certification_list(*, member: Member) -> QuerySet[Certification]:
-    qs = Certification.objects.filter(
-        annotator__member__organization=member.organization
-    ).select_related("domain", "annotator__member__user", "issued_by")
+    """Certifications the member may see, each with its ``state`` as it stands now."""
+    qs = (
+        Certification.objects.with_state()
+        .filter(annotator__member__organization=member.organization)
+        .select_related("domain", "annotator__member__user", "issued_by")
+    )
     if member.role not in STAFF:
         qs = qs.filter(annotator__member=member)
     return qs

@@ -44,7 +44,7 @@ class CertificationOut(serializers.ModelSerializer):
         ]
 
     def get_status(self, obj: Certification) -> str:
-        return obj.effective_status()
+        return obj.state
 
 
 class AnnotatorCertificationOut(serializers.ModelSerializer):
@@ -56,7 +56,7 @@ class AnnotatorCertificationOut(serializers.ModelSerializer):
         fields = ["id", "domain", "status", "issued_at", "expires_at"]
 
     def get_status(self, obj: Certification) -> str:
-        return obj.effective_status()
+        return obj.state
 
 
 class AnnotatorOut(serializers.ModelSerializer):

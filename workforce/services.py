@@ -390,8 +390,8 @@ def certification_issue(
     existing = Certification.objects.filter(annotator=annotator, domain=domain).first()
     before = None
     if existing is not None:
-        existing = lock_certification(existing.pk)
-        state = existing.effective_status(now)
+        existing = lock_certification(existing.pk, at=now)
+        state = existing.state
         if state in (CertificationStatus.ACTIVE, CertificationStatus.SUSPENDED):
             raise Conflict(
                 f"{annotator} already holds a {state} certification in {domain.slug}.",
@@ -438,8 +438,8 @@ def certification_set_status(
     _require_reason(reason)
     allowed_from, target = _CERTIFICATION_TRANSITIONS[action]
     now = timezone.now()
-    certification = lock_certification(certification.pk)
-    state = certification.effective_status(now)
+    certification = lock_certification(certification.pk, at=now)
+    state = certification.state
     if state not in allowed_from:
         raise Conflict(f"Cannot {action} a certification that is {state}.", code="invalid_status")
     if (
@@ -472,13 +472,13 @@ def certification_renew(
     """Extend a certification. An expired one becomes active; a suspended one stays suspended."""
     now = timezone.now()
     _check_expiry(expires_at, now)
-    certification = lock_certification(certification.pk)
+    certification = lock_certification(certification.pk, at=now)
     if certification.status == CertificationStatus.REVOKED:
         raise Conflict(
             "A revoked certification cannot be renewed; issue a new one.", code="revoked"
         )
     before = _certification_snapshot(certification)
-    if certification.effective_status(now) == CertificationStatus.EXPIRED:
+    if certification.state == CertificationStatus.EXPIRED:
         certification.status = CertificationStatus.ACTIVE
     certification.expires_at = expires_at
     if evidence.strip():

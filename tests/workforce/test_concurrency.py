@@ -137,8 +137,8 @@ def _start_round(certification: Certification, annotator, domain, *, state: str)
 
     Expiry is the one change made directly: the round needs it now, not in a day.
     """
-    certification.refresh_from_db()
-    if certification.effective_status() != CertificationStatus.REVOKED:
+    certification = Certification.objects.with_state().get(pk=certification.pk)
+    if certification.state != CertificationStatus.REVOKED:
         services.certification_set_status(
             certification=certification, action="revoke", actor=None, reason="next round"
         )
