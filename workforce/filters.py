@@ -28,9 +28,9 @@ class AnnotatorFilter(django_filters.FilterSet):
         return annotators_certified_in(queryset, domain_slug=value)
 
     def filter_language(self, queryset, name, value):
-        # Languages are a JSON list of codes; matching the quoted code works on both
-        # PostgreSQL and SQLite and cannot match a longer code such as "pt-BR" for "pt".
-        return queryset.filter(languages__icontains=f'"{value}"')
+        # Languages are a JSON list of codes: containment matches the whole code, never a
+        # longer one such as "pt-BR" for "pt".
+        return queryset.filter(languages__contains=[value])
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)

@@ -134,7 +134,7 @@ class MemberTokenAuthentication(TokenAuthentication):
 def _instances(row) -> list:
     """Split one row of ``_loaded_sql`` into its model instances, in ``_LOADED`` order."""
     instances, start = [], 0
-    for model, names, converted in _readers(connection.vendor):
+    for model, names, converted in _readers():
         values = list(row[start : start + len(names)])
         for i, column, converters in converted:
             for convert in converters:
@@ -145,9 +145,9 @@ def _instances(row) -> list:
 
 
 @functools.cache
-def _readers(vendor: str) -> list:
+def _readers() -> list:
     """Per model of ``_LOADED``: its field names, and the fields the ORM converts when reading
-    them (JSON, and dates on SQLite) with their position, column and converters."""
+    them (JSON) with their position, column and converters."""
     readers = []
     for model, alias in _LOADED:
         fields = model._meta.concrete_fields

@@ -17,15 +17,6 @@ from workforce.models import Role
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True, params=["postgresql", "portable"])
-def writer(request, monkeypatch):
-    """Run every import test through the PostgreSQL writer and the ORM one used on SQLite."""
-    if request.param == "portable":
-        from tasks.services import imports
-
-        monkeypatch.setattr(imports, "_write_postgresql", imports._write_portable)
-
-
 NER_SCHEMA = {"labels": [{"name": "PER"}, {"name": "ORG"}]}
 
 
