@@ -222,6 +222,7 @@ class TaskImportApi(OrganizationApi):
     the valid rows and reports the others. Rows whose ``external_id`` exists are left unchanged,
     so re-importing is safe. The answer is 202 with the import, which
     ``GET /api/v1/projects/{id}/imports/{import}`` follows until it is ``done`` or ``failed``.
+    While the job broker is down the import stays ``queued``; it runs once the broker is back.
     """
 
     roles = {"POST": MANAGER}

@@ -274,3 +274,30 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only.")
+
+
+class PendingJob(models.Model):
+    """A job the broker refused, kept until ``workforce.requeue_pending_jobs`` sends it again.
+
+    Written by ``workforce.queue.enqueue`` when publishing fails, so that a broker outage delays
+    derived work and loses none. A job's arguments are ids, so one row per job and arguments is
+    enough: any run that starts after the refusal reads the same rows.
+    """
+
+    name = models.CharField(max_length=200)  # the job's registered name, e.g. tasks.run_import
+    args = models.JSONField(default=list)
+    error = models.TextField(blank=True)  # why the broker refused it last
+    attempts = models.PositiveIntegerField(default=1)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "args"], name="pending_job_once"),
+        ]
+        indexes = [models.Index(fields=["next_attempt_at"], name="pending_job_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{tuple(self.args)}"

@@ -216,6 +216,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.expire_assignments",
         "schedule": 300.0,
     },
+    "requeue-pending-jobs": {
+        "task": "workforce.requeue_pending_jobs",
+        # Jobs the broker refused go out within half a minute of its return. A run that waited
+        # longer than that in the queue is dropped: the next one does the same work.
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
 }
 
 LOGGING = {

@@ -9,7 +9,6 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from config.errors import ValidationFailed
 from tasks import events
@@ -17,6 +16,7 @@ from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_project_overlap
 from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
+from workforce.queue import enqueue
 from workforce.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -254,23 +254,12 @@ def task_import_start(
         target=project,
         after={"import": job.pk, "format": fmt, "on_error": on_error},
     )
-    transaction.on_commit(lambda: _enqueue(job))
-    return job, None
-
-
-def _enqueue(job: TaskImport) -> None:
-    """Send the job to the workers; if the broker cannot take it, the import says so."""
+    # Imported here: the jobs module imports these services.
     from tasks.jobs import run_import
 
-    try:
-        run_import.delay(job.pk)
-    except OperationalError as exc:
-        logger.exception("Import %s could not be queued", job.pk)
-        error = f"The import could not be queued ({exc}); upload the file again."
-        with transaction.atomic():
-            # Should the message have reached a worker after all, its run is left alone.
-            if queued := lock_import(job.pk, status=ImportStatus.QUEUED):
-                _end(queued, ImportStatus.FAILED, error=error)
+    # With the broker down the import stays queued and runs once it is back.
+    enqueue(run_import, job.pk)
+    return job, None
 
 
 def _end(

@@ -18,6 +18,7 @@ from tasks.models import (
     Task,
 )
 from workforce.models import Annotator, AnnotatorStatus, Domain, Organization
+from workforce.queue import enqueue
 from workforce.services import audit_record
 
 # Fields a project update may change, and those frozen once the project has tasks.
@@ -99,7 +100,8 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
     """Change a project's settings.
 
     Once tasks exist the overlap can only grow: the job ``tasks.add_overlap_seats`` then gives
-    every task its new seats. Fewer would take seats from work already started.
+    every task its new seats (once the broker is back, should it be down). Fewer would take
+    seats from work already started.
     """
     unknown = set(fields) - EDITABLE
     if unknown:
@@ -124,9 +126,10 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
             fields={"overlap": [f"Tasks have {project.overlap} seats each; it cannot go lower."]},
         )
     if has_tasks and overlap > project.overlap:
+        # Imported here: the jobs module imports these services.
         from tasks.jobs import add_overlap_seats
 
-        transaction.on_commit(lambda: add_overlap_seats.delay(project.pk))
+        enqueue(add_overlap_seats, project.pk)
     if "status" in fields and fields["status"] not in ProjectStatus.values:
         raise ValidationFailed("Unknown status.", fields={"status": ["Unknown status."]})
     before = {f: str(getattr(project, f)) for f in fields if f != "required_domains"}

@@ -15,7 +15,8 @@ from django.test import TestCase
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services.imports import task_import_run, task_import_start
 from tests.helpers import image_rows, import_rows, make_project
-from workforce.models import AuditEvent, Role
+from workforce.models import AuditEvent, PendingJob, Role
+from workforce.queue import pending_jobs_requeue
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +148,7 @@ def test_a_real_worker_imports_an_upload_sent_through_the_broker(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_import_the_broker_cannot_take_fails_and_says_so(org):
+def test_an_import_the_broker_cannot_take_stays_queued_and_runs_once_it_is_back(org):
     """A process whose broker is down (nothing listens on its port) queues an import."""
     from django.db import connection
 
@@ -178,5 +179,11 @@ def test_an_import_the_broker_cannot_take_fails_and_says_so(org):
     )
     assert done.returncode == 0, done.stderr
     job = TaskImport.objects.get()
-    assert job.status == ImportStatus.FAILED and "could not be queued" in job.error
-    assert job.file.name == "" and not Task.objects.exists()
+    assert (job.status, job.error) == (ImportStatus.QUEUED, "")
+    assert default_storage.exists(job.file.name) and not Task.objects.exists()
+    assert PendingJob.objects.get().args == [job.pk]
+    # The broker is back. Jobs run in-process here, so the requeue runs the import itself.
+    assert pending_jobs_requeue() == 1
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and Task.objects.count() == 2
+    assert not PendingJob.objects.exists()
