@@ -4,13 +4,20 @@ No task is ever held by more annotators than its overlap, and no annotator gets 
 twice, while claimers race, release work, and let leases lapse for others to take over.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentStatus, Slot, SlotState, Task
-from tasks.services.claims import claim_next
+from tasks.services.claims import (
+    assignment_heartbeat,
+    assignment_submit,
+    assignments_expire,
+    claim_next,
+)
 from tests.helpers import assert_invariants, import_rows, make_project, run_claimers, staff
 from workforce import services
 
@@ -63,3 +70,45 @@ def test_claimers_racing_a_lapsing_lease_take_it_exactly_once(org):
     # The winner's claim recorded the takeover: the lapsed holder's assignment has ended.
     assert Assignment.objects.get(pk=original.pk).status == AssignmentStatus.EXPIRED
     services.annotator_set_status(annotator=first, action="suspend", actor=None, reason="done")
+
+
+def test_the_expiry_job_never_overwrites_a_lease_a_heartbeat_just_extended(org):
+    """Heartbeat and expiry race on a lapsed lease: the extended lease must stand as active."""
+    project = make_project(org, overlap=1)
+    import_rows(project, rows(40))
+    staff(project, org.annotator)
+    for _ in range(40):
+        assignment = Assignment.objects.get(
+            pk=claim_next(annotator=org.annotator).claimed.assignment_id
+        )
+        past = timezone.now() - timedelta(seconds=1)
+        Slot.objects.filter(assignment=assignment).update(lease_expires_at=past)
+        Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=past)
+        start = threading.Barrier(2)
+
+        def heartbeat(assignment=assignment, start=start):
+            start.wait()
+            try:
+                assignment_heartbeat(assignment=assignment)
+            finally:
+                connection.close()
+
+        def expire(start=start):
+            start.wait()
+            try:
+                assignments_expire()
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=heartbeat), threading.Thread(target=expire)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assignment.refresh_from_db()
+        slot = Slot.objects.get(assignment=assignment)
+        assert slot.lease_expires_at > timezone.now()
+        assert assignment.status == AssignmentStatus.ACTIVE, "an extended lease was expired"
+        assert assignment.ended_at is None
+        assert assignment.lease_expires_at == slot.lease_expires_at
+        assignment_submit(assignment=assignment, payload={"boxes": []})
