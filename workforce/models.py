@@ -1,5 +1,7 @@
 """Organizations, members and roles, annotators, skills, domains, certifications, audit log."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -167,16 +169,35 @@ class CertificationStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-class CertificationQuerySet(models.QuerySet):
-    def in_force(self, at=None) -> "CertificationQuerySet":
-        """Keep certifications that let their holder work now: active and not past expiry.
+class CertificationState(models.Func):
+    """A certification's status as it stands at a moment, expiry counted.
 
-        The stored status lags expiry until the beat job runs; this filter never does.
-        """
-        at = at or timezone.now()
-        return self.filter(status=CertificationStatus.ACTIVE).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+    ``workforce_certification_state`` in ``certifications.sql`` is the one definition of a
+    certification in force; the claim's qualification calls it too.
+    """
+
+    function = "workforce_certification_state"
+    output_field = models.CharField()
+
+    def __init__(self, at: datetime):
+        super().__init__(
+            models.F("status"),
+            models.F("expires_at"),
+            models.Value(at, output_field=models.DateTimeField()),
         )
+
+
+class CertificationQuerySet(models.QuerySet):
+    def with_state(self, at: datetime | None = None) -> "CertificationQuerySet":
+        """Annotate ``state``: the status as it stands at ``at`` (now), expiry counted.
+
+        The stored status lags expiry until the beat job records it; ``state`` never does.
+        """
+        return self.annotate(state=CertificationState(at or timezone.now()))
+
+    def in_force(self, at: datetime | None = None) -> "CertificationQuerySet":
+        """Keep certifications that let their holder work at ``at`` (now)."""
+        return self.with_state(at).filter(state=CertificationStatus.ACTIVE)
 
 
 class Certification(TimeStamped):
@@ -219,17 +240,6 @@ class Certification(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.annotator_id}:{self.domain_id}:{self.status}"
-
-    def effective_status(self, at=None) -> str:
-        """Return the status as it stands now, counting expiry the beat job has not recorded."""
-        at = at or timezone.now()
-        if (
-            self.status == CertificationStatus.ACTIVE
-            and self.expires_at is not None
-            and self.expires_at <= at
-        ):
-            return CertificationStatus.EXPIRED
-        return self.status
 
 
 class AuditEvent(models.Model):

@@ -15,7 +15,7 @@ from tasks import events
 from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_project_overlap
-from tasks.models import ImportStatus, Project, Slot, SlotState, Task, TaskImport
+from tasks.models import ImportStatus, Project, TaskImport
 from workforce.queue import enqueue
 from workforce.services import audit_record
 
@@ -56,7 +56,7 @@ class ImportReport:
         }
 
 
-_INSERT_POSTGRESQL = """
+_INSERT = """
 WITH rows AS (
     SELECT * FROM unnest(%(ext)b::text[], %(data)b::text[], %(prio)b::int[], %(gold)b::text[])
         AS r(external_id, data, priority, gold_answer)
@@ -78,11 +78,11 @@ SELECT count(*) FROM inserted
 """
 
 
-def _write_postgresql(project: Project, overlap: int, rows: list[Row]) -> int:
+def _insert(project: Project, overlap: int, rows: list[Row]) -> int:
     """Insert a batch and its slots in one statement; existing external ids are left alone."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT_POSTGRESQL,
+            _INSERT,
             {
                 "ext": [r.external_id for r in rows],
                 "data": [r.data_json for r in rows],
@@ -96,53 +96,14 @@ def _write_postgresql(project: Project, overlap: int, rows: list[Row]) -> int:
         return cursor.fetchone()[0]
 
 
-def _write_portable(project: Project, overlap: int, rows: list[Row]) -> int:
-    """The same as ``_write_postgresql`` through the ORM, for the embedded SQLite database."""
-    ids = {r.external_id for r in rows}
-    seen = set(
-        Task.objects.filter(project=project, external_id__in=ids).values_list(
-            "external_id", flat=True
-        )
-    )
-    new = []
-    for r in rows:
-        if r.external_id not in seen:
-            seen.add(r.external_id)
-            new.append(r)
-    tasks = Task.objects.bulk_create(
-        Task(
-            project=project,
-            external_id=r.external_id,
-            data=r.data,
-            priority=r.priority,
-            is_gold=r.gold_answer is not None,
-            gold_answer=r.gold_answer,
-        )
-        for r in new
-    )
-    Slot.objects.bulk_create(
-        Slot(
-            task=task,
-            project=project,
-            seat=seat,
-            state=SlotState.OPEN if seat == 0 else SlotState.WAITING,
-            task_priority=task.priority,
-        )
-        for task in tasks
-        for seat in range(overlap)
-    )
-    return len(tasks)
-
-
 def _write(project: Project, rows: list[Row]) -> int:
-    writer = _write_postgresql if connection.vendor == "postgresql" else _write_portable
     # Each batch commits on its own: a long transaction on the task tables would hold back
     # vacuum and slow every claim. A re-run resumes where a failed import stopped.
     with transaction.atomic():
         # The overlap as it is now, held while the batch is written: a raise of the overlap waits
         # for the batch, and the seats it adds then reach these tasks too.
         overlap = lock_project_overlap(project.pk)
-        return writer(project, overlap, rows)
+        return _insert(project, overlap, rows)
 
 
 def _check_mode(fmt: str, on_error: str) -> None:
