@@ -6,14 +6,14 @@ broker refuses it (down, unreachable, out of memory, read-only), the job is reco
 the job only derives work from rows. The beat job ``workforce.requeue_pending_jobs`` sends
 pending jobs again once the broker takes messages, so an outage delays derived work and loses
 none. Every job sent this way must be safe to run twice (DESIGN: jobs take ids, re-fetch their
-rows and are guarded by state); a message the broker took but never acknowledged is recorded as
-refused, and then runs twice.
+rows and are guarded by state): a publish whose answer timed out may have reached the broker
+all the same, and the requeue sends it again.
 
-A refusal costs the caller little. A publish is tried once: redis-py reconnects a dropped
-connection by itself, and a broker that refuses connections fails in about a millisecond. A
-broker that cannot be reached, or accepts a connection and never answers, costs the socket
-timeouts set on the transport in ``config/celery.py`` (1 s to connect, 2 s to answer).
-Celery's default retries, or ``retry=False``, wait up to 6 s more.
+A refusal costs the caller little. A publish is tried once (redis-py reconnects a dropped
+connection by itself): a broker that refuses connections fails it in a few milliseconds, one
+that cannot be reached or never answers in the socket timeouts set in ``config/celery.py``
+(1 s to connect, 2 s to answer). Celery's own retries wait 0.6 s on a refused connection, and
+``retry=False`` about 6 s: it falls back to the connection's retries, 2 s apart.
 
 With eager jobs (the embedded demo, most tests) the job runs in-process after commit instead.
 """
