@@ -1,63 +1,70 @@
+"""The admin reads projects and their work; it writes nothing the services must write.
+
+Project settings and members are audited by the services; a task's priority is copied to its
+slots (which the claim reads), and slots, assignments and annotations keep invariant 1 only
+through the claim. Every page here is read-only, for superusers too.
+"""
+
 from django.contrib import admin
 
-from workforce.admin import ReadOnlyAdmin
+from workforce.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Annotation, Assignment, Project, ProjectMember, Slot, Task, TaskImport
 
 
-class ProjectMemberInline(admin.TabularInline):
+class ProjectMemberInline(ReadOnlyInline):
     model = ProjectMember
-    extra = 0
-    raw_id_fields = ["annotator"]
+    fields = ["annotator", "role", "is_active", "created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("annotator__member__user")
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(ReadOnlyAdmin):
     list_display = ["name", "organization", "kind", "status", "overlap", "priority", "deadline"]
     list_filter = ["status", "kind", "organization"]
     search_fields = ["name", "client"]
-    filter_horizontal = ["required_domains"]
+    list_select_related = ["organization"]
     inlines = [ProjectMemberInline]
-    # Overlap and kind shape the stored slots; they change through the API's checks only.
-    readonly_fields = ["kind", "overlap"]
 
 
 @admin.register(ProjectMember)
-class ProjectMemberAdmin(admin.ModelAdmin):
+class ProjectMemberAdmin(ReadOnlyAdmin):
     list_display = ["project", "annotator", "role", "is_active"]
     list_filter = ["role", "is_active"]
+    search_fields = ["project__name", "annotator__member__user__username"]
     list_select_related = ["project", "annotator__member__user"]
-    raw_id_fields = ["annotator", "project"]
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "project", "priority", "is_gold", "created_at", "completed_at"]
     list_filter = ["is_gold", "project"]
     search_fields = ["external_id"]
     list_select_related = ["project"]
-    raw_id_fields = ["project"]
-    # Tables of millions of rows: no COUNT(*) for the paginator.
-    show_full_result_count = False
 
 
-# Claim state changes only through the claim services, which keep invariant 1.
 @admin.register(Slot)
 class SlotAdmin(ReadOnlyAdmin):
-    list_display = ["task", "seat", "state", "assignment", "lease_expires_at"]
+    list_display = ["task", "seat", "state", "task_priority", "assignment", "lease_expires_at"]
     list_filter = ["state"]
+    search_fields = ["task__external_id"]
+    list_select_related = ["task", "assignment"]
 
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "annotator", "status", "leased_at", "lease_expires_at"]
     list_filter = ["status"]
+    search_fields = ["task__external_id", "annotator__member__user__username"]
     list_select_related = ["task", "annotator__member__user"]
 
 
 @admin.register(Annotation)
 class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "annotator", "version", "submitted_at", "duration_seconds"]
+    search_fields = ["task__external_id", "annotator__member__user__username"]
     list_select_related = ["task", "annotator__member__user"]
 
 

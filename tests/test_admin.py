@@ -1,51 +1,184 @@
-"""Every model has an admin page that loads; the audit log cannot be changed there."""
+"""The admin reads every model and writes none that the services must write."""
+
+import io
 
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.files import File
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+from rest_framework.authtoken.models import Token, TokenProxy
 
-from tasks.services.claims import claim_next
-from tests.helpers import image_rows, import_rows, make_project, staff
-from workforce.models import AuditEvent
+from tasks.services.claims import assignment_submit, claim_next
+from tasks.services.imports import task_import_start
+from tests.helpers import Org, image_rows, import_rows, make_project, staff
+from workforce import services
+from workforce.models import Organization, PendingJob
 
 pytestmark = pytest.mark.django_db
 
+User = get_user_model()
 
-def test_every_model_of_ours_is_registered_and_its_pages_load(client, org):
-    project = make_project(org)
-    import_rows(project, image_rows(2))
-    staff(project, org.annotator)
+# The models a superuser may edit in the admin, and why that is safe. Every other registered
+# model must be read-only there.
+SAFE_TO_EDIT = {
+    Organization: "the tenant's name and slug: nothing is audited or copied from them "
+    "(deleting one is refused)",
+    User: "accounts, passwords and staff flags; a person's role and status live on Member, "
+    "which is read-only (deleting a user is refused: it would drop memberships unaudited)",
+    Group: "Django permission groups, which Assay's roles do not use",
+    TokenProxy: "API tokens: issuing and revoking credentials is what the admin is for",
+    PeriodicTask: "when beat queues a job; jobs are idempotent and audit their own changes",
+    IntervalSchedule: "a beat schedule",
+    CrontabSchedule: "a beat schedule",
+    SolarSchedule: "a beat schedule",
+    ClockedSchedule: "a beat schedule",
+}
+
+# A changelist's queries: session, user, the page, its count, and one per filter or date level.
+MAX_CHANGELIST_QUERIES = 10
+# A change page's: the row, each related row it names, each inline.
+MAX_CHANGE_QUERIES = 12
+
+
+def build_world(slug: str) -> None:
+    """At least one row of every registered model, through the services where they exist."""
+    org = Org(slug)
+    domain = services.domain_create(
+        organization=org.organization, slug="legal", name="Legal", description="", actor=None
+    )
+    services.certification_issue(
+        annotator=org.annotator,
+        domain=domain,
+        issued_by=org.qa_lead.user,
+        evidence="exam",
+        expires_at=None,
+    )
+    project = make_project(org, overlap=2)
+    import_rows(project, image_rows(3))
+    second = org.add_annotator(f"{slug}-second")
+    staff(project, org.annotator, second)
+    for annotator in (org.annotator, second):
+        claimed = claim_next(annotator=annotator).claimed
+        assignment = project.assignments.get(pk=claimed.assignment_id)
+        payload = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 30, "h": 40}]}
+        assignment_submit(assignment=assignment, payload=payload)
     claim_next(annotator=org.annotator)
-    superuser = get_user_model().objects.create_superuser("root", "r@example.com", "pw-123456")
-    client.force_login(superuser)
-    ours = [m for m in admin.site._registry if m._meta.app_label in ("workforce", "tasks")]
-    expected = [
-        m
-        for app in ("workforce", "tasks")
-        for m in apps.get_app_config(app).get_models()
-        if not m._meta.auto_created
-    ]
-    assert set(expected) <= set(ours)
-    for model in ours:
-        opts = model._meta
-        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-        assert client.get(url).status_code == 200, url
-        obj = model.objects.first()
-        if obj is not None:
-            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-            assert client.get(change).status_code == 200, change
+    upload = File(io.BytesIO(b'{"external_id": "late", "data": {"width": 1, "height": 1}}\n'))
+    task_import_start(project=project, upload=upload, fmt="jsonl", actor=org.manager.user)
+    Token.objects.create(user=org.manager.user)
+    # As the queue records a job the broker refused.
+    PendingJob.objects.create(name="tasks.add_overlap_seats", args=[project.pk], error="down")
+    # Configuration rows of Django and celery beat, made as their own admins would.
+    Group.objects.create(name=f"{slug}-auditors")
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    PeriodicTask.objects.create(name=f"{slug} expiry", task="noop", interval=every_hour)
+    CrontabSchedule.objects.create(minute="5")
+    SolarSchedule.objects.create(event="sunrise", latitude=org.organization.pk % 90, longitude=11)
+    ClockedSchedule.objects.create(clocked_time=timezone.now())
 
 
-def test_audit_log_is_read_only_in_the_admin(client, org):
-    superuser = get_user_model().objects.create_superuser("root", "r@example.com", "pw-123456")
+@pytest.fixture
+def superuser_client(client):
+    superuser = User.objects.create_superuser("root", "root@example.com", "pw-123456")
     client.force_login(superuser)
-    event = AuditEvent.objects.first()
-    change = reverse("admin:workforce_auditevent_change", args=[event.pk])
-    response = client.post(change, {"reason": "rewritten"})
-    assert response.status_code == 403
-    delete = reverse("admin:workforce_auditevent_delete", args=[event.pk])
-    assert client.post(delete, {"post": "yes"}).status_code == 403
-    event.refresh_from_db()
-    assert event.reason == ""
+    return client
+
+
+def _url(model, view: str, *args) -> str:
+    opts = model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def _rows(model) -> list[dict]:
+    return list(model._default_manager.order_by("pk").values())
+
+
+def _count_queries(client, url: str) -> tuple[int, object]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    return len(queries), response
+
+
+def test_every_model_of_ours_is_in_the_admin():
+    registered = set(admin.site._registry)
+    ours = {
+        model
+        for app in ("workforce", "tasks", "qa")
+        for model in apps.get_app_config(app).get_models()
+    }
+    assert ours <= registered, sorted(m.__name__ for m in ours - registered)
+
+
+def test_every_admin_model_is_read_only_unless_listed_as_safe_to_edit(superuser_client):
+    build_world("acme")
+    read_only = [model for model in admin.site._registry if model not in SAFE_TO_EDIT]
+    assert read_only
+    for model in read_only:
+        obj = model._default_manager.order_by("pk").first()
+        assert obj is not None, f"no {model.__name__} row to try to change"
+        before = _rows(model)
+        edits = {
+            field.attname: "changed"
+            for field in model._meta.concrete_fields
+            if not field.primary_key
+        }
+        attempts = {
+            "add": (_url(model, "add"), edits),
+            "change": (_url(model, "change", obj.pk), edits),
+            "delete": (_url(model, "delete", obj.pk), {"post": "yes"}),
+        }
+        for view, (url, data) in attempts.items():
+            assert superuser_client.post(url, data).status_code == 403, (model.__name__, view)
+        # Nor can the list's bulk actions delete: the action is not offered.
+        superuser_client.post(
+            _url(model, "changelist"),
+            {"action": "delete_selected", ACTION_CHECKBOX_NAME: [obj.pk], "post": "yes"},
+        )
+        assert _rows(model) == before, model.__name__
+
+
+def test_deleting_a_user_or_an_organization_is_refused(superuser_client):
+    build_world("acme")
+    user = User.objects.get(username="acme-manager")
+    organization = Organization.objects.get(slug="acme")
+    assert superuser_client.post(_url(User, "delete", user.pk), {"post": "yes"}).status_code == 403
+    url = _url(Organization, "delete", organization.pk)
+    assert superuser_client.post(url, {"post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=user.pk).exists()
+    assert Organization.objects.filter(pk=organization.pk).exists()
+
+
+def test_every_admin_page_renders_with_a_bounded_number_of_queries(superuser_client):
+    build_world("acme")
+    counts = {}
+    for model in admin.site._registry:
+        obj = model._default_manager.order_by("pk").first()
+        assert obj is not None, f"no {model.__name__} row to show"
+        queries, response = _count_queries(superuser_client, _url(model, "changelist"))
+        assert response.status_code == 200, model.__name__
+        assert response.context["cl"].result_count >= 1, model.__name__
+        assert queries <= MAX_CHANGELIST_QUERIES, (model.__name__, queries)
+        counts[model] = queries
+        queries, response = _count_queries(superuser_client, _url(model, "change", obj.pk))
+        assert response.status_code == 200, model.__name__
+        assert queries <= MAX_CHANGE_QUERIES, (model.__name__, queries)
+    # More rows on every page, the same queries: no list reads a related row per row.
+    build_world("globex")
+    grown = {
+        model: _count_queries(superuser_client, _url(model, "changelist"))[0] for model in counts
+    }
+    assert grown == counts
