@@ -17,7 +17,7 @@ row locks (``tasks/locks.py``) they come after the project and before the slot.
 
 from datetime import datetime
 
-from .models import Annotator, Certification, CertificationStatus
+from .models import Annotator, Certification, CertificationStatus, PendingJob
 
 
 def lock_annotator(annotator_id: int) -> Annotator:
@@ -57,6 +57,22 @@ def lock_certifications_to_expire(*, now: datetime, limit: int) -> list[Certific
         .select_for_update(of=("self",), no_key=True, skip_locked=True)
         .select_related("domain__organization", "annotator")
         .filter(status=CertificationStatus.ACTIVE, state=CertificationStatus.EXPIRED)
+        # Implied by the state; said so that the (status, expires_at) index finds the rows.
+        .filter(expires_at__lte=now)
         .order_by("pk")
     )
     return list(lapsed[:limit])
+
+
+def lock_due_pending_jobs(*, now: datetime, limit: int) -> list[PendingJob]:
+    """Lock up to ``limit`` pending jobs that are due, oldest first.
+
+    Rows another requeue run holds are skipped, not waited for: concurrent runs take disjoint
+    batches, so no row is sent twice by two runs. Plain ``FOR UPDATE``: a row sent is deleted.
+    """
+    due = (
+        PendingJob.objects.select_for_update(skip_locked=True)
+        .filter(next_attempt_at__lte=now)
+        .order_by("pk")
+    )
+    return list(due[:limit])

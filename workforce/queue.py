@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from config.celery import app
 
+from .locks import lock_due_pending_jobs
 from .models import PendingJob
 
 logger = logging.getLogger(__name__)
@@ -80,20 +81,6 @@ def _record_refused(name: str, args: list[int], exc: Exception) -> None:
             unique_fields=["name", "args"],
             update_fields=["error", "updated_at"],
         )
-
-
-def lock_due_pending_jobs(*, now: datetime, limit: int) -> list[PendingJob]:
-    """Lock up to ``limit`` pending jobs that are due, oldest first.
-
-    Rows another requeue run holds are skipped, not waited for: concurrent runs take disjoint
-    batches, so no row is sent twice by two runs. Plain ``FOR UPDATE``: a row sent is deleted.
-    """
-    due = (
-        PendingJob.objects.select_for_update(skip_locked=True)
-        .filter(next_attempt_at__lte=now)
-        .order_by("pk")
-    )
-    return list(due[:limit])
 
 
 def pending_jobs_requeue(*, batch_size: int = REQUEUE_BATCH_SIZE) -> int:

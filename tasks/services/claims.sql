@@ -112,14 +112,14 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
                           WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
         ORDER BY s.lease_expires_at
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
             SELECT s.id, s.task_id, s.seat, NULL::bigint AS previous INTO picked FROM tasks_slot s
             WHERE s.project_id = cand.id AND s.state = 'open'
               AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
                               WHERE a.task_id = s.task_id AND a.annotator_id = p_annotator)
             ORDER BY s.seat DESC, s.task_priority DESC, s.task_id
-            LIMIT 1 FOR UPDATE SKIP LOCKED;
+            LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;
         END IF;
         r_expires := p_now + make_interval(secs => cand.lease_seconds);
