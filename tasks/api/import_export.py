@@ -1,0 +1,122 @@
+"""Task imports and the project's export over REST."""
+
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from config.errors import ValidationFailed
+from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+from tasks import selectors
+from tasks.exports import export_project
+from tasks.imports import FORMATS, guess_format
+from tasks.serializers import TaskImportOut
+from tasks.services import imports
+from workforce.tenancy import MANAGER, STAFF
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskImportApi(OrganizationApi):
+    """Import tasks from an uploaded JSON array, JSON Lines or CSV file, in the background.
+
+    ``on_error=abort`` (default) imports nothing if any row is invalid: every row is checked
+    before the answer, and a file with an invalid row is a 400 naming the rows. ``skip`` imports
+    the valid rows and reports the others. Rows whose ``external_id`` exists are left unchanged,
+    so re-importing is safe. The answer is 202 with the import, which
+    ``GET /api/v1/projects/{id}/imports/{import}`` follows until it is ``done`` or ``failed``.
+    While the job broker is down the import stays ``queued``; it runs once the broker is back.
+    """
+
+    roles = {"POST": MANAGER}
+    parser_classes = [MultiPartParser, FormParser]
+
+    class TaskImportInput(serializers.Serializer):
+        file = serializers.FileField()
+        format = serializers.ChoiceField(choices=FORMATS, required=False)
+        on_error = serializers.ChoiceField(
+            choices=[imports.OnError.ABORT, imports.OnError.SKIP], default=imports.OnError.ABORT
+        )
+
+    @extend_schema(request={"multipart/form-data": TaskImportInput}, responses={202: TaskImportOut})
+    def post(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        data = self.TaskImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        fmt = data.validated_data.get("format") or guess_format(upload.name)
+        if fmt is None:
+            raise ValidationFailed(
+                "Cannot tell the file's format.",
+                fields={"format": ["Say json, jsonl or csv, or name the file with that suffix."]},
+            )
+        job, refused = imports.task_import_start(
+            project=project,
+            upload=upload,
+            fmt=fmt,
+            on_error=data.validated_data["on_error"],
+            actor=request.user,
+        )
+        if refused is not None:
+            error = {
+                "code": "invalid_rows",
+                "message": f"{refused.invalid} of {refused.rows} rows are invalid; "
+                "nothing was imported.",
+                "fields": {
+                    "file": [f"row {e.row}: {e.field}: {e.message}" for e in refused.errors[:50]]
+                },
+            }
+            return Response(
+                {"error": error, "report": refused.as_dict()}, status=status.HTTP_400_BAD_REQUEST
+            )
+        # Without a broker the job ran already (the embedded defaults): answer with its outcome.
+        job.refresh_from_db()
+        location = reverse("project-import-detail", kwargs={"pk": pk, "import_id": job.pk})
+        return Response(
+            TaskImportOut(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskImportListApi(OrganizationApi):
+    """The project's imports, newest first."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(responses=TaskImportOut(many=True))
+    def get(self, request, pk: int):
+        jobs = selectors.task_import_list(member=self.member, project_id=pk)
+        return self.paginated(jobs, TaskImportOut)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskImportDetailApi(OrganizationApi):
+    """One import: its progress while it runs, its report once it is done."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(responses=TaskImportOut)
+    def get(self, request, pk: int, import_id: int):
+        job = selectors.task_import_get(member=self.member, project_id=pk, import_id=import_id)
+        return Response(TaskImportOut(job).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class ProjectExportApi(OrganizationApi):
+    """Stream the project's annotated tasks in one of its kind's formats."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, description="jsonl, coco, conll, spacy")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        fmt = request.query_params.get("format", "jsonl")
+        chunks, media_type, filename = export_project(project, fmt)
+        response = StreamingHttpResponse(chunks, content_type=media_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

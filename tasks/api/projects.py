@@ -1,0 +1,190 @@
+"""Projects, their members and staffing over REST."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from config.errors import ValidationFailed
+from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+from tasks import selectors
+from tasks.models import ProjectRole, ProjectStatus
+from tasks.serializers import AnnotatorProjectOut, ProjectMemberOut, ProjectOut
+from tasks.services import projects
+from tasks.staffing import staffing_rank
+from workforce.models import Skill
+from workforce.selectors import annotator_list
+from workforce.tenancy import ANYONE, MANAGER, STAFF
+
+
+class ProjectFields(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    client = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    instructions = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Skill.choices)
+    label_schema = serializers.JSONField(required=False)
+    required_skill_level = serializers.IntegerField(required=False, min_value=0, max_value=5)
+    required_domains = serializers.ListField(child=serializers.SlugField(), required=False)
+    overlap = serializers.IntegerField(required=False)
+    gold_rate = serializers.FloatField(required=False)
+    lease_seconds = serializers.IntegerField(required=False)
+    max_concurrent_tasks = serializers.IntegerField(required=False)
+    priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
+    deadline = serializers.DateTimeField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=ProjectStatus.choices, required=False)
+
+
+class ProjectUpdateFields(ProjectFields):
+    kind = None
+    name = serializers.CharField(max_length=200, required=False)
+
+
+PROJECT_EXAMPLE = OpenApiExample(
+    "Street scenes",
+    request_only=True,
+    value={
+        "name": "Street scenes batch 7",
+        "client": "Acme Mobility",
+        "kind": "bbox",
+        "label_schema": {"labels": [{"name": "car"}, {"name": "pedestrian"}]},
+        "required_skill_level": 3,
+        "required_domains": ["autonomous-driving"],
+        "overlap": 3,
+        "gold_rate": 0.05,
+        "lease_seconds": 1800,
+        "priority": 10,
+        "deadline": "2027-01-31T00:00:00Z",
+        "status": "active",
+    },
+)
+
+
+def _project_serializer(member):
+    return ProjectOut if member.role in STAFF else AnnotatorProjectOut
+
+
+def _project_out(member, pk: int) -> dict:
+    project = selectors.project_get(member=member, project_id=pk)
+    progress = selectors.project_progress([project.pk])
+    return _project_serializer(member)(project, context={"progress": progress}).data
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectListApi(OrganizationApi):
+    """Projects with their progress; annotators see the projects they belong to."""
+
+    roles = {"GET": ANYONE, "POST": MANAGER}
+
+    @extend_schema(responses=ProjectOut(many=True))
+    def get(self, request):
+        return self.paginated(
+            selectors.project_list(member=self.member),
+            _project_serializer(self.member),
+            lambda page: {"progress": selectors.project_progress([p.pk for p in page])},
+        )
+
+    @extend_schema(request=ProjectFields, responses={201: ProjectOut}, examples=[PROJECT_EXAMPLE])
+    def post(self, request):
+        data = ProjectFields(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = projects.project_create(
+            organization=self.member.organization, actor=request.user, **data.validated_data
+        )
+        return Response(_project_out(self.member, project.pk), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectDetailApi(OrganizationApi):
+    """A project with its progress. ``PATCH`` changes its settings.
+
+    Once the project has tasks its overlap can be raised but not lowered (409). A background
+    job then gives every task the new seats, so ``annotations_needed`` grows as it runs.
+    """
+
+    roles = {"GET": ANYONE, "PATCH": MANAGER}
+
+    @extend_schema(responses=ProjectOut)
+    def get(self, request, pk: int):
+        return Response(_project_out(self.member, pk))
+
+    @extend_schema(request=ProjectUpdateFields, responses=ProjectOut)
+    def patch(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        data = ProjectUpdateFields(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        projects.project_update(project=project, actor=request.user, **data.validated_data)
+        return Response(_project_out(self.member, pk))
+
+
+class MembersInput(serializers.Serializer):
+    annotators = serializers.ListField(child=serializers.IntegerField(), min_length=1)
+    role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.ANNOTATOR)
+
+
+def _add_members(view: OrganizationApi, project_id: int):
+    project = selectors.project_get(member=view.member, project_id=project_id)
+    data = MembersInput(data=view.request.data)
+    data.is_valid(raise_exception=True)
+    ids = set(data.validated_data["annotators"])
+    found = list(annotator_list(member=view.member).filter(pk__in=ids))
+    missing = sorted(ids - {a.pk for a in found})
+    if missing:
+        raise ValidationFailed(
+            "Unknown annotator.", fields={"annotators": [f"Unknown annotator {missing[0]}."]}
+        )
+    members = projects.project_members_add(
+        project=project, annotators=found, role=data.validated_data["role"], actor=view.request.user
+    )
+    return Response(ProjectMemberOut(members, many=True).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectMembersApi(OrganizationApi):
+    roles = {"GET": STAFF, "POST": MANAGER}
+
+    @extend_schema(responses=ProjectMemberOut(many=True))
+    def get(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        return self.paginated(selectors.project_members(project=project), ProjectMemberOut)
+
+    @extend_schema(
+        request=MembersInput,
+        responses={201: ProjectMemberOut(many=True)},
+        examples=[OpenApiExample("Add", value={"annotators": [4, 5], "role": "annotator"})],
+    )
+    def post(self, request, pk: int):
+        return _add_members(self, pk)
+
+
+StaffingRow = inline_serializer(
+    "StaffingRow",
+    {
+        "annotator": serializers.IntegerField(),
+        "username": serializers.CharField(),
+        "name": serializers.CharField(),
+        "status": serializers.CharField(),
+        "qualified": serializers.BooleanField(),
+        "reasons": serializers.ListField(child=serializers.CharField()),
+        "skill_level": serializers.IntegerField(allow_null=True),
+        "is_member": serializers.BooleanField(),
+        "load": serializers.DictField(),
+        "accuracy": serializers.FloatField(allow_null=True),
+    },
+    many=True,
+)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectStaffingApi(OrganizationApi):
+    """Annotators ranked for the project: qualified first, with the reasons others are not."""
+
+    roles = {"GET": STAFF, "POST": MANAGER}
+
+    @extend_schema(responses=StaffingRow)
+    def get(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        return Response(staffing_rank(project=project, now=timezone.now()))
+
+    @extend_schema(request=MembersInput, responses={201: ProjectMemberOut(many=True)})
+    def post(self, request, pk: int):
+        return _add_members(self, pk)

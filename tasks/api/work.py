@@ -1,0 +1,182 @@
+"""Claims, assignments and annotations over REST: an annotator's work."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.response import Response
+
+from config.errors import NotFound
+from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+from tasks import selectors
+from tasks.filters import AnnotationFilter, AssignmentFilter
+from tasks.serializers import AnnotationOut, AssignmentOut, ClaimOut
+from tasks.services import claims
+from workforce.models import Annotator
+from workforce.tenancy import ANNOTATOR, ANYONE
+
+
+def _annotator_of(member) -> Annotator:
+    annotator = getattr(member, "annotator", None)
+    if annotator is None:
+        raise NotFound("You have no annotator profile.", code="no_annotator_profile")
+    return annotator
+
+
+NoClaimOut = inline_serializer(
+    "NoClaim",
+    {
+        "outcome": serializers.ChoiceField(
+            choices=[
+                claims.ClaimOutcome.AT_LIMIT,
+                claims.ClaimOutcome.NOT_QUALIFIED,
+                claims.ClaimOutcome.NO_PROJECTS,
+            ]
+        ),
+        "message": serializers.CharField(),
+        "projects": inline_serializer(
+            "NoClaimProject",
+            {
+                "project": serializers.IntegerField(),
+                "name": serializers.CharField(),
+                "reasons": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class ClaimApi(OrganizationApi):
+    """Claim the best task you may work on.
+
+    201 with the task; 204 when nothing is open for you right now (the ``X-Reason`` header
+    says so); 200 with ``outcome`` and ``message`` when you cannot claim at all: you hold as
+    many tasks as you may (``at_limit``), you are not qualified for any of your projects
+    (``not_qualified``, each project with the reasons), or you are on no active project
+    (``no_projects``).
+    """
+
+    roles = {"POST": ANNOTATOR}
+    parser_classes = [JSONParser, FormParser]
+
+    class ClaimInput(serializers.Serializer):
+        project = serializers.IntegerField(required=False, allow_null=True)
+
+    @extend_schema(request=ClaimInput, responses={201: ClaimOut, 200: NoClaimOut, 204: None})
+    def post(self, request):
+        data = self.ClaimInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = claims.claim_next(
+            annotator=_annotator_of(self.member), project_id=data.validated_data.get("project")
+        )
+        if result.claimed is not None:
+            return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)
+        if result.outcome == claims.ClaimOutcome.NONE_AVAILABLE:
+            return Response(status=status.HTTP_204_NO_CONTENT, headers={"X-Reason": result.message})
+        body = {
+            "outcome": result.outcome,
+            "message": result.message,
+            "projects": result.projects or [],
+        }
+        return Response(body, status=status.HTTP_200_OK)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AssignmentListApi(OrganizationApi):
+    roles = {"GET": ANYONE}
+    filterset_class = AssignmentFilter
+
+    @extend_schema(responses=AssignmentOut(many=True), filters=True)
+    def get(self, request):
+        return self.paginated(
+            self.filtered(selectors.assignment_list(member=self.member)), AssignmentOut
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AssignmentDetailApi(OrganizationApi):
+    roles = {"GET": ANYONE}
+
+    @extend_schema(responses=AssignmentOut)
+    def get(self, request, pk: int):
+        return Response(
+            AssignmentOut(selectors.assignment_get(member=self.member, assignment_id=pk)).data
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AssignmentHeartbeatApi(OrganizationApi):
+    """Extend your lease; 409 if it lapsed and the task went to someone else."""
+
+    roles = {"POST": ANNOTATOR}
+
+    @extend_schema(request=None, responses=AssignmentOut)
+    def post(self, request, pk: int):
+        assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
+        assignment = claims.assignment_heartbeat(assignment=assignment)
+        return Response(AssignmentOut(assignment).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AssignmentReleaseApi(OrganizationApi):
+    """Give the task back for someone else; you will not be offered it again."""
+
+    roles = {"POST": ANNOTATOR}
+
+    @extend_schema(request=None, responses=AssignmentOut)
+    def post(self, request, pk: int):
+        assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
+        assignment = claims.assignment_release(assignment=assignment)
+        return Response(AssignmentOut(assignment).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AssignmentSubmitApi(OrganizationApi):
+    """Submit your work. Sending the same payload again returns the same annotation."""
+
+    roles = {"POST": ANNOTATOR}
+    parser_classes = [JSONParser]
+
+    class SubmitInput(serializers.Serializer):
+        payload = serializers.JSONField()
+        active_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+    @extend_schema(
+        request=SubmitInput,
+        responses={201: AnnotationOut, 200: AnnotationOut},
+        examples=[
+            OpenApiExample(
+                "Boxes",
+                value={
+                    "payload": {"boxes": [{"label": "car", "x": 10, "y": 20, "w": 50, "h": 30}]},
+                    "active_seconds": 42,
+                },
+            )
+        ],
+    )
+    def post(self, request, pk: int):
+        assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
+        data = self.SubmitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation, created = claims.assignment_submit(
+            assignment=assignment, actor=request.user, **data.validated_data
+        )
+        return Response(
+            AnnotationOut(annotation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
+class AnnotationListApi(OrganizationApi):
+    """Annotations: annotators see their own, managers and QA leads the organization's."""
+
+    roles = {"GET": ANYONE}
+    filterset_class = AnnotationFilter
+
+    @extend_schema(responses=AnnotationOut(many=True), filters=True)
+    def get(self, request):
+        return self.paginated(
+            self.filtered(selectors.annotation_list(member=self.member)), AnnotationOut
+        )
