@@ -12,9 +12,9 @@ from config.errors import ValidationFailed
 from config.views import ORGANIZATION_PARAMETER, OrganizationApi
 from tasks import selectors
 from tasks.exports import export_project
-from tasks.imports import FORMATS, guess_format
 from tasks.serializers import TaskImportOut
 from tasks.services import imports
+from tasks.task_files import FORMATS, guess_format
 from workforce.tenancy import MANAGER, STAFF
 
 

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from config.errors import ValidationFailed
 from tasks import events
-from tasks.imports import FORMATS, Row, RowError, read_ahead, read_rows
 from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_project_overlap
 from tasks.models import ImportStatus, Project, TaskImport
+from tasks.task_files import FORMATS, Row, RowError, read_ahead, read_rows
 from workforce.queue import enqueue
 from workforce.services import audit_record
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from tasks.imports import read_ahead
+from tasks.task_files import read_ahead
 from tests.helpers import wait_for
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tasks.imports import FORMATS, guess_format
 from tasks.models import Project
 from tasks.services.imports import OnError, tasks_import
+from tasks.task_files import FORMATS, guess_format
 
 
 class Command(BaseCommand):
