@@ -1,4 +1,9 @@
-"""Exporting a project's annotated tasks through its kind's exporters, streamed."""
+"""Exporting a project's annotated tasks through its kind's exporters, streamed.
+
+Each task goes out once, its annotations merged by the kind when several annotators worked on
+it, and is known in every format by the client's id, ``external_id`` (the id it was imported
+with), never by Assay's own task id.
+"""
 
 from collections.abc import Iterator
 from itertools import groupby

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 Payload = Any
 Schema = dict[str, Any]
 TaskData = dict[str, Any]
-# One exported task: (task id, task data, annotation payload).
+# One exported task: (the client's external id, task data, annotation payload).
 ExportItem = tuple[Any, TaskData, Payload]
 
 # A geometric or span cluster is kept when its supporters weigh more than this share of the total
@@ -97,9 +97,9 @@ class UnknownExportFormat(KeyError):
 
 
 def write_jsonl(items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
-    """Yield one JSON line per task: {"task_id", "data", "annotation"}."""
-    for task_id, data, payload in items:
-        record = {"task_id": task_id, "data": data, "annotation": payload}
+    """Yield one JSON line per task: {"external_id", "data", "annotation"}."""
+    for external_id, data, payload in items:
+        record = {"external_id": external_id, "data": data, "annotation": payload}
         yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -166,7 +166,7 @@ class Kind(ABC):
             raise PayloadInvalid(issues)
 
     def export(self, fmt: str, items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
-        """Stream the export `fmt` of (task_id, data, payload) items as text chunks."""
+        """Stream the export `fmt` of (external_id, data, payload) items as text chunks."""
         for export_format in self.export_formats:
             if export_format.name == fmt:
                 return export_format.write(items, schema)

@@ -212,11 +212,13 @@ def test_export_jsonl_round_trips_what_was_submitted(org):
     response = org.client(Role.MANAGER).get(f"/api/v1/projects/{project.pk}/export?format=jsonl")
     assert response.status_code == 200
     lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
-    assert {line["task_id"]: line["annotation"] for line in lines} == payloads
-    # The exported lines import back as tasks of a new project, unchanged.
+    assert {line["external_id"]: line["annotation"] for line in lines} == payloads
+    # The exported lines import back as they are: the same client ids and data, in a new project.
     copy = make_project(org, name="copy")
-    rows = [{"external_id": line["task_id"], "data": line["data"]} for line in lines]
-    assert import_rows(copy, rows).created == 3
+    assert import_rows(copy, lines).created == 3
+    assert sorted(
+        Task.objects.filter(project=copy).values_list("external_id", flat=True)
+    ) == sorted(payloads)
     assert sorted(
         Task.objects.filter(project=copy).values_list("data", flat=True), key=str
     ) == sorted(Task.objects.filter(project=project).values_list("data", flat=True), key=str)
@@ -256,6 +258,7 @@ def test_export_coco_merges_overlap_and_conll_for_ner(org):
         b"".join(client.get(f"/api/v1/projects/{project.pk}/export?format=coco").streaming_content)
     )
     assert len(coco["images"]) == 1 and len(coco["annotations"]) == 1
+    assert coco["images"][0]["external_id"] == "img-0"
     assert coco["annotations"][0]["bbox"] == [10, 10, 20, 20]
     assert client.get(f"/api/v1/projects/{project.pk}/export?format=conll").status_code == 400
 
@@ -269,13 +272,13 @@ def test_export_coco_merges_overlap_and_conll_for_ner(org):
     conll = b"".join(
         client.get(f"/api/v1/projects/{ner.pk}/export?format=conll").streaming_content
     ).decode()
+    assert conll.startswith("# external_id = t1\n")
     assert "Ada B-PER" in conll and "IBM B-ORG" in conll
     out = io.StringIO()
     call_command("export_tasks", ner.pk, "--format", "spacy", stdout=out)
-    assert json.loads(out.getvalue().splitlines()[0])["entities"] == [
-        [0, 3, "PER"],
-        [13, 16, "ORG"],
-    ]
+    record = json.loads(out.getvalue().splitlines()[0])
+    assert record["entities"] == [[0, 3, "PER"], [13, 16, "ORG"]]
+    assert record["meta"] == {"external_id": "t1"}
 
 
 def test_export_slot_state_after_annotation(org):

@@ -1,7 +1,8 @@
 """COCO JSON (https://cocodataset.org/#format-data) for bbox, polygon and keypoints.
 
-Images are numbered 1..N in export order and carry the Assay `task_id`, because COCO ids must be
-integers and task ids need not be. Categories are numbered 1..K in schema order. Keypoint
+Images are numbered 1..N in export order, because COCO ids must be integers and the client's
+ids need not be; each image carries the client's id as `external_id`, and as its `file_name` when
+the task's data names no file. Categories are numbered 1..K in schema order. Keypoint
 categories carry the keypoint names and the skeleton, converted to COCO's 1-based indices.
 
 A COCO file is one JSON object whose images and annotations are separate arrays. It is written
@@ -48,13 +49,13 @@ def coco_chunks(
     with tempfile.TemporaryFile("w+", encoding="utf-8") as annotations:
         yield '{"images":['
         annotation_id = 0
-        for image_id, (task_id, data, payload) in enumerate(items, start=1):
+        for image_id, (external_id, data, payload) in enumerate(items, start=1):
             image = {
                 "id": image_id,
                 "width": data["width"],
                 "height": data["height"],
-                "file_name": _file_name(task_id, data),
-                "task_id": task_id,
+                "file_name": _file_name(external_id, data),
+                "external_id": external_id,
             }
             yield ("," if image_id > 1 else "") + _dumps(image)
             for annotation in build(payload, category_ids):
@@ -72,11 +73,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _file_name(task_id: Any, data: dict) -> str:
+def _file_name(external_id: Any, data: dict) -> str:
     for key in _FILE_NAME_FIELDS:
         if isinstance(data.get(key), str):
             return data[key]
-    return str(task_id)
+    return str(external_id)
 
 
 def bbox_annotations(payload: Payload, category_ids: dict[str, int]) -> Iterator[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """CoNLL-style BIO token tags for ner, streamed one line at a time.
 
-Each task becomes a block: a `# task_id = ...` comment line, one `token TAG` line per token
+Each task becomes a block: a `# external_id = ...` comment line (the client's id), one `token TAG` line per token
 (tags B-label, I-label, O) and a blank line. Tokens are runs of word characters or single
 punctuation marks. BIO cannot express overlapping spans: the earliest span wins (the longest on a
 tie) and spans overlapping a kept one are left out. A span that cuts a token tags the whole token.
@@ -40,10 +40,10 @@ def bio_tags(tokens: Sequence[tuple[int, int]], spans: Iterable[dict]) -> list[s
 
 def write_conll(items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
     """Yield the BIO lines of every task, one line per chunk."""
-    for task_id, data, payload in items:
+    for external_id, data, payload in items:
         text = data["text"]
         tokens = tokenize(text)
-        yield f"# task_id = {task_id}\n"
+        yield f"# external_id = {external_id}\n"
         for (start, end), tag in zip(tokens, bio_tags(tokens, payload["spans"]), strict=True):
             yield f"{text[start:end]} {tag}\n"
         yield "\n"

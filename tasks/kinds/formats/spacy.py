@@ -1,7 +1,7 @@
 """spaCy-style JSONL for ner: {"text", "entities": [[start, end, label], ...], "meta"}.
 
 This is the character-offset layout spaCy's training examples are built from
-(`Doc.char_span(start, end, label)`); `meta.task_id` leads back to the Assay task.
+(`Doc.char_span(start, end, label)`); `meta.external_id` is the client's id of the task.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from typing import Any
 from tasks.kinds.base import ExportFormat, ExportItem, Payload, Schema
 
 
-def spacy_record(task_id: Any, text: str, payload: Payload) -> dict[str, Any]:
+def spacy_record(external_id: Any, text: str, payload: Payload) -> dict[str, Any]:
     spans = sorted(payload["spans"], key=lambda s: (s["start"], s["end"], s["label"]))
     return {
         "text": text,
         "entities": [[s["start"], s["end"], s["label"]] for s in spans],
-        "meta": {"task_id": task_id},
+        "meta": {"external_id": external_id},
     }
 
 
 def write_spacy(items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
-    for task_id, data, payload in items:
-        record = spacy_record(task_id, data["text"], payload)
+    for external_id, data, payload in items:
+        record = spacy_record(external_id, data["text"], payload)
         yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 

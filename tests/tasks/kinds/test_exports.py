@@ -1,7 +1,11 @@
+import contextlib
+import io
 import json
 import types
 
 import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from tasks.kinds import KINDS, UnknownExportFormat
 from tasks.kinds.formats.coco import coco_chunks, keypoint_annotations
@@ -14,8 +18,8 @@ def test_jsonl_streams_one_object_per_task():
     assert isinstance(chunks, types.GeneratorType)
     lines = list(chunks)
     assert [json.loads(line) for line in lines] == [
-        {"task_id": 1, "data": {"text": "a"}, "annotation": {"label": "car"}},
-        {"task_id": "t-2", "data": {}, "annotation": {"label": "dog"}},
+        {"external_id": 1, "data": {"text": "a"}, "annotation": {"label": "car"}},
+        {"external_id": "t-2", "data": {}, "annotation": {"label": "dog"}},
     ]
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
 
@@ -35,8 +39,8 @@ def test_bbox_exports_coco():
         "bbox", [("task-9", IMAGE, payload), (10, {**IMAGE, "file_name": "b.jpg"}, {"boxes": []})]
     )
     assert dataset["images"] == [
-        {"id": 1, "width": 640, "height": 480, "file_name": "street.jpg", "task_id": "task-9"},
-        {"id": 2, "width": 640, "height": 480, "file_name": "b.jpg", "task_id": 10},
+        {"id": 1, "width": 640, "height": 480, "file_name": "street.jpg", "external_id": "task-9"},
+        {"id": 2, "width": 640, "height": 480, "file_name": "b.jpg", "external_id": 10},
     ]
     assert dataset["annotations"] == [
         {
@@ -50,6 +54,31 @@ def test_bbox_exports_coco():
     ]
     assert [c["name"] for c in dataset["categories"]] == ["car", "person", "dog"]
     assert [c["id"] for c in dataset["categories"]] == [1, 2, 3]
+
+
+def test_coco_names_an_image_by_the_client_id_when_its_data_names_no_file():
+    payload = {"boxes": [{"label": "car", "x": 10, "y": 20, "w": 30, "h": 40}]}
+    dataset = coco("bbox", [("scan-1", {"width": 640, "height": 480}, payload)])
+    assert dataset["images"] == [
+        {"id": 1, "width": 640, "height": 480, "file_name": "scan-1", "external_id": "scan-1"}
+    ]
+
+
+def test_pycocotools_reads_the_coco_export_as_ground_truth():
+    boxes = [{"label": "car", "x": 10, "y": 20, "w": 30, "h": 40}]
+    items = [("a", IMAGE, {"boxes": boxes}), (2, {**IMAGE, "file_name": "b.jpg"}, {"boxes": []})]
+    dataset = coco("bbox", items)
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = dataset
+        truth.createIndex()
+        detections = truth.loadRes([{**a, "score": 1.0} for a in dataset["annotations"]])
+        evaluator = COCOeval(truth, detections, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    assert [image["external_id"] for image in truth.loadImgs([1, 2])] == ["a", 2]
+    assert evaluator.stats[0] == pytest.approx(1.0)  # the export scored against itself
 
 
 def test_polygon_exports_coco_segmentation_with_its_area_and_bounds():
@@ -100,7 +129,7 @@ def test_coco_streams_images_before_the_last_task_is_read():
 
     chunks = KINDS["bbox"].export("coco", items(), SCHEMA)
     assert next(chunks) == '{"images":['
-    assert json.loads(next(chunks))["task_id"] == 1 and read == [1]
+    assert json.loads(next(chunks))["external_id"] == 1 and read == [1]
     rest = "".join(chunks)
     dataset = json.loads('{"images":[' + json.dumps({"id": 1}) + rest)
     assert len(dataset["images"]) == 3 and len(dataset["annotations"]) == 3
@@ -129,7 +158,7 @@ def test_ner_exports_conll_bio_lines_lazily():
     chunks = KINDS["ner"].export("conll", iter([(7, {"text": TEXT}, payload)]), SCHEMA)
     assert isinstance(chunks, types.GeneratorType)
     assert "".join(chunks) == (
-        "# task_id = 7\n"
+        "# external_id = 7\n"
         "Ada B-person\nLovelace I-person\nmet O\nCharles B-person\nBabbage I-person\n"
         "in O\nLondon B-dog\n. O\n\n"
     )
@@ -143,5 +172,5 @@ def test_ner_exports_spacy_style_json_lines():
     assert json.loads(line) == {
         "text": TEXT,
         "entities": [[0, 3, "car"], [36, 42, "dog"]],
-        "meta": {"task_id": 7},
+        "meta": {"external_id": 7},
     }
