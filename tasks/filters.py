@@ -1,4 +1,7 @@
-"""Query-string filters for task lists; bad values answer 400 naming the parameter."""
+"""Query-string filters of the assignment and annotation lists.
+
+A bad value answers 400 naming the parameter (``OrganizationApi.filtered``).
+"""
 
 import django_filters
 

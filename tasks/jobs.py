@@ -1,4 +1,9 @@
-"""Background jobs of projects and tasks."""
+"""Celery jobs of projects and tasks: thin, by id, safe to run twice.
+
+Services queue ``run_import`` and ``add_overlap_seats`` after commit through
+``workforce.queue.enqueue``, which keeps a message the broker refused and sends it again, so
+either may run twice. Beat runs ``expire_assignments`` (``CELERY_BEAT_SCHEDULE``).
+"""
 
 from celery import shared_task
 
@@ -15,8 +20,8 @@ def expire_assignments() -> int:
 @shared_task(name="tasks.run_import")
 def run_import(import_id: int) -> str | None:
     """Import an uploaded file of tasks; delivered twice, the second run finds it finished."""
-    job = imports.task_import_run(import_id=import_id)
-    return job.status if job else None
+    task_import = imports.task_import_run(import_id=import_id)
+    return task_import.status if task_import else None
 
 
 @shared_task(name="tasks.add_overlap_seats")

@@ -1,3 +1,5 @@
+"""The tasks app's REST routes under ``/api/v1/``; the views are in ``tasks/api/``."""
+
 from django.urls import re_path
 
 from .api import import_export, projects, work

@@ -52,7 +52,7 @@ class TaskImportApi(OrganizationApi):
                 "Cannot tell the file's format.",
                 fields={"format": ["Say json, jsonl or csv, or name the file with that suffix."]},
             )
-        job, refused = imports.task_import_start(
+        task_import, refused = imports.task_import_start(
             project=project,
             upload=upload,
             fmt=fmt,
@@ -72,10 +72,12 @@ class TaskImportApi(OrganizationApi):
                 {"error": error, "report": refused.as_dict()}, status=status.HTTP_400_BAD_REQUEST
             )
         # Without a broker the job ran already (the embedded defaults): answer with its outcome.
-        job.refresh_from_db()
-        location = reverse("project-import-detail", kwargs={"pk": pk, "import_id": job.pk})
+        task_import.refresh_from_db()
+        location = reverse("project-import-detail", kwargs={"pk": pk, "import_id": task_import.pk})
         return Response(
-            TaskImportOut(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+            TaskImportOut(task_import).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": location},
         )
 
 
@@ -87,8 +89,8 @@ class TaskImportListApi(OrganizationApi):
 
     @extend_schema(responses=TaskImportOut(many=True))
     def get(self, request, pk: int):
-        jobs = selectors.task_import_list(member=self.member, project_id=pk)
-        return self.paginated(jobs, TaskImportOut)
+        task_imports = selectors.task_import_list(member=self.member, project_id=pk)
+        return self.paginated(task_imports, TaskImportOut)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
@@ -99,8 +101,10 @@ class TaskImportDetailApi(OrganizationApi):
 
     @extend_schema(responses=TaskImportOut)
     def get(self, request, pk: int, import_id: int):
-        job = selectors.task_import_get(member=self.member, project_id=pk, import_id=import_id)
-        return Response(TaskImportOut(job).data)
+        task_import = selectors.task_import_get(
+            member=self.member, project_id=pk, import_id=import_id
+        )
+        return Response(TaskImportOut(task_import).data)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])

@@ -8,7 +8,10 @@ from tasks.models import Project
 
 
 class Command(BaseCommand):
-    help = "Export a project's annotated tasks (jsonl, coco, conll or spacy, by kind), streamed."
+    help = (
+        "Export a project's annotated tasks (jsonl, coco, conll or spacy, by kind), streamed; "
+        "every format names a task by its external_id."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("project", type=int, help="Project id.")
