@@ -18,22 +18,26 @@ LANGUAGE sql STABLE
 AS $$
 SELECT w.status = 'active'
         AND COALESCE(k.level, 0) >= p.required_skill_level
-        AND u.unmet = '{}'::jsonb,
+        AND NOT EXISTS (
+            SELECT 1 FROM tasks_project_required_domains rd
+            WHERE rd.project_id = p.id AND NOT EXISTS (
+                SELECT 1 FROM workforce_certification c
+                WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
+                  AND workforce_certification_state(c.status, c.expires_at, p_now) = 'active')),
     k.level,
-    u.unmet
+    -- The same test, domain by domain. A column of its own: the claim reads only
+    -- ``qualified``, and the planner drops this subquery from its plan.
+    (SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb)
+     FROM tasks_project_required_domains rd
+     LEFT JOIN LATERAL (
+         SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
+         FROM workforce_certification c
+         WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
+     ) held ON true
+     WHERE rd.project_id = p.id AND held.state IS DISTINCT FROM 'active')
 FROM tasks_project p
 JOIN workforce_annotator w ON w.id = p_annotator
 LEFT JOIN workforce_annotatorskill k ON k.annotator_id = w.id AND k.skill = p.kind
-CROSS JOIN LATERAL (
-    SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb) AS unmet
-    FROM tasks_project_required_domains rd
-    LEFT JOIN LATERAL (
-        SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
-        FROM workforce_certification c
-        WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
-    ) held ON true
-    WHERE rd.project_id = p.id AND held.state IS DISTINCT FROM 'active'
-) u
 WHERE p.id = p_project
 $$;
 

@@ -99,6 +99,8 @@ def _enum_of(source: str, start: int):
     """Find what the literal at ``start`` is compared with or assigned to."""
     before = source[:start]
     line = before[before.rfind("\n") + 1 :]
+    if re.search(r"workforce_certification_state\([^)]*\)\s*(?:=|<>)\s*$", line):
+        return CertificationStatus
     if match := re.search(r"(\w+)\s*(?::=|=|<>)\s*$", line):
         name = match.group(1)
         if name in OUTPUTS:
