@@ -1,4 +1,7 @@
-# Assay: `make run` starts the demo on SQLite; `make test` runs the suite on PostgreSQL and Redis.
+# Assay: `make run` serves the demo on an embedded PostgreSQL (data in var/postgres) unless
+# DATABASE_URL is set; `make test` runs the suite on the PostgreSQL and Redis at DATABASE_URL and
+# REDIS_URL, or on embedded ones it starts itself when nothing answers there. Neither needs an
+# installed service.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,12 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput -v0
-	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/python manage.py seed_demo
-	@echo "Assay is at http://127.0.0.1:8000  (API docs: /api/docs/, admin: /admin/)"
-	$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port 8000
+	$(BIN)/python manage.py run_demo
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

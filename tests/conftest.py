@@ -1,38 +1,73 @@
-"""Shared fixtures. The suite runs on PostgreSQL and Redis; it stops at once if either is down."""
+"""Shared fixtures. The suite runs on PostgreSQL and Redis: the ones at DATABASE_URL and
+REDIS_URL when they answer, else embedded ones that the session starts and stops."""
 
 import os
-import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.helpers import Org
+from tests.helpers import Org, database_url
 
-
-def _reachable(url: str, default_port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=2):
-            return True
-    except OSError:
-        return False
+services_key = pytest.StashKey[str]()
 
 
 def pytest_configure(config):
-    checks = [
-        ("PostgreSQL", os.environ.get("DATABASE_URL", "postgres://127.0.0.1:5432"), 5432),
-        ("Redis", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"), 6379),
-    ]
-    for name, url, port in checks:
-        if not _reachable(url, port):
-            pytest.exit(
-                f"{name} is not reachable at {urlparse(url).netloc or url}: start it and run "
-                "`make test` again.",
-                returncode=3,
-            )
+    """Use the PostgreSQL and Redis the settings name, or start embedded ones for the session.
+
+    pytest-django loads the settings before this runs, so an embedded server's address is
+    written into them (and into the environment, for the processes tests start).
+    """
+    from django.conf import settings
+
+    from config import embedded
+
+    scratch = None
+
+    def scratch_dir() -> Path:
+        nonlocal scratch
+        if scratch is None:
+            scratch = Path(tempfile.mkdtemp(prefix="assay-test-"))
+            config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        return scratch
+
+    used = []
+    database = settings.DATABASES["default"]
+    if embedded.answers(database["HOST"], database["PORT"], default_port=5432):
+        used.append(f"PostgreSQL at {database['HOST']}:{database['PORT'] or 5432}")
+    else:
+        server = embedded.postgres_start(scratch_dir() / "postgres", durable=False)
+        config.add_cleanup(server.stop)
+        database.update(HOST=str(server.data), PORT="", USER=embedded.SUPERUSER, PASSWORD="")
+        os.environ["DATABASE_URL"] = server.url(database["NAME"])
+        used.append(f"embedded PostgreSQL in {server.data}")
+
+    redis_url = urlparse(settings.REDIS_URL)
+    if not settings.REDIS_URL:
+        used.append("no Redis")
+    elif embedded.answers(redis_url.hostname or "localhost", redis_url.port, default_port=6379):
+        used.append(f"Redis at {redis_url.netloc}")
+    else:
+        from config.celery import app
+
+        redis = embedded.redis_start(scratch_dir() / "redis")
+        config.add_cleanup(redis.stop)
+        url = redis.url(int(redis_url.path.strip("/") or 0))
+        settings.REDIS_URL = url
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+        settings.CELERY_BROKER_URL = app.conf.broker_url = url
+        os.environ["REDIS_URL"] = url
+        used.append(f"embedded Redis at 127.0.0.1:{redis.port}")
+    config.stash[services_key] = "services: " + ", ".join(used)
+
+
+def pytest_report_header(config):
+    return config.stash.get(services_key, None)
 
 
 @pytest.fixture
@@ -46,21 +81,20 @@ def other_org(db) -> Org:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
+def celery_worker_process(django_db_setup):
     """A real Celery worker on the Redis broker, using the test database.
 
     Tests that use it must commit their data (``transaction=True``) and send jobs with
     ``eager_jobs_off``.
     """
-    from django.db import connection
+    from django.conf import settings
 
     from config.celery import app
 
-    with django_db_blocker.unblock():
-        name = connection.settings_dict["NAME"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "CELERY_TASK_ALWAYS_EAGER": "0",
     }

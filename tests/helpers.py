@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -222,3 +223,18 @@ def wait_for(condition, *, timeout: float = 30, interval: float = 0.1, what: str
         if time.monotonic() >= deadline:
             raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
         time.sleep(interval)
+
+
+def database_url() -> str:
+    """The URL of the database the tests run on, for the processes they start.
+
+    Built from the settings in force (the test database's name once it exists), so that it
+    names the embedded PostgreSQL the session may have started as well as a given server.
+    """
+    database = connection.settings_dict
+    password = f":{quote(database['PASSWORD'], safe='')}" if database["PASSWORD"] else ""
+    port = f":{database['PORT']}" if database["PORT"] else ""
+    return (
+        f"postgres://{quote(database['USER'], safe='')}{password}"
+        f"@{quote(database['HOST'], safe='')}{port}/{database['NAME']}"
+    )

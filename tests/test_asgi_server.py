@@ -17,11 +17,10 @@ import httpx
 import pytest
 import websockets
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import database_url, image_rows, import_rows, make_project, staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +38,8 @@ def server():
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
         "ALLOWED_HOSTS": "127.0.0.1",
     }
     process = subprocess.Popen(

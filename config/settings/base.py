@@ -1,14 +1,17 @@
 """Settings for every environment, read from the process environment.
 
-With nothing set, Assay runs on one machine with no services: a SQLite file, an in-memory
-channel layer and Celery jobs run in-process. Set ``DATABASE_URL`` and ``REDIS_URL`` for
-PostgreSQL and Redis.
+With nothing set, Assay runs on one machine with no installed services: the embedded PostgreSQL
+that ``manage.py run_demo`` (``make run``) starts with its data in ``var/postgres``, an in-memory
+channel layer, and Celery jobs run in-process. Set ``DATABASE_URL`` for another PostgreSQL and
+``REDIS_URL`` for Redis. The database is PostgreSQL in every case.
 """
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -83,9 +86,12 @@ TEMPLATES = [
     },
 ]
 
+# Without DATABASE_URL, the database is the embedded PostgreSQL of this directory. It listens on
+# a Unix socket there and on no TCP port (config/embedded.py).
+EMBEDDED_POSTGRES_DIR = BASE_DIR / "var" / "postgres"
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'var' / 'assay.sqlite3'}",
+        default=f"postgres://postgres@{quote(str(EMBEDDED_POSTGRES_DIR), safe='')}/assay",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
         # A health check would cost every request one more round trip. Without it, a request
         # that finds its connection broken (the database restarted) fails once, and Django
@@ -93,21 +99,19 @@ DATABASES = {
         conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
-if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # Send parameters apart from the query text and let psycopg prepare a statement the fifth
-    # time a connection runs it: the hot ones (the request's member, the claim) are then parsed
-    # and planned once per connection. Planning the member lookup took ten times its execution.
-    # Behind a pooler in transaction mode, set DB_PREPARE_THRESHOLD empty to prepare nothing.
-    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": True, "prepare_threshold": int(threshold) if threshold else None}
-    )
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Take SQLite's write lock when a transaction begins, so concurrent requests of the embedded
-    # server queue up instead of failing with "database is locked" halfway through a claim.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    )
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database.")
+# Send parameters apart from the query text and let psycopg prepare a statement the fifth time a
+# connection runs it: the hot ones (the request's member, the claim) are then parsed and planned
+# once per connection. Planning the member lookup took ten times its execution. Behind a pooler
+# in transaction mode, set DB_PREPARE_THRESHOLD empty to prepare nothing.
+_prepare_threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    {
+        "server_side_binding": True,
+        "prepare_threshold": int(_prepare_threshold) if _prepare_threshold else None,
+    }
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,8 @@
-"""Settings for the test suite: PostgreSQL and Redis on localhost unless told otherwise."""
+"""Settings for the test suite: PostgreSQL and Redis on localhost unless told otherwise.
+
+When nothing answers at these addresses, the test session starts an embedded PostgreSQL and
+Redis and points these settings at them (``tests/conftest.py``).
+"""
 
 import os
 

@@ -14,7 +14,7 @@ from django.test import TestCase
 
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services.imports import task_import_run, task_import_start
-from tests.helpers import image_rows, import_rows, make_project
+from tests.helpers import database_url, image_rows, import_rows, make_project
 from workforce.models import AuditEvent, PendingJob, Role
 from workforce.queue import pending_jobs_requeue
 
@@ -150,8 +150,6 @@ def test_a_real_worker_imports_an_upload_sent_through_the_broker(
 @pytest.mark.django_db(transaction=True)
 def test_an_import_the_broker_cannot_take_stays_queued_and_runs_once_it_is_back(org):
     """A process whose broker is down (nothing listens on its port) queues an import."""
-    from django.db import connection
-
     project = make_project(org)
     script = (
         "from django.core.files.uploadedfile import SimpleUploadedFile\n"
@@ -164,7 +162,7 @@ def test_an_import_the_broker_cannot_take_stays_queued_and_runs_once_it_is_back(
     )
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "REDIS_URL": "redis://127.0.0.1:9/0",
         "CELERY_TASK_ALWAYS_EAGER": "0",
