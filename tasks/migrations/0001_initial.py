@@ -567,5 +567,5 @@ class Migration(migrations.Migration):
                 fields=["annotator", "-submitted_at"], name="annotation_annotator_idx"
             ),
         ),
-        InstallSQL("tasks/services/claims.sql", "6c352b88a4bc06f2"),
+        InstallSQL("tasks/services/claims.sql", "408d2dc85333ab3f"),
     ]

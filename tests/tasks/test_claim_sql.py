@@ -85,6 +85,7 @@ COLUMNS = {
 NAMES = {
     "a": "tasks_assignment",
     "s": "tasks_slot",
+    "o": "tasks_slot",
     "m": "tasks_projectmember",
     "p": "tasks_project",
     "w": "workforce_annotator",

@@ -445,3 +445,31 @@ def test_expired_assignments_record_when_the_lease_ended(org, project):
     taken_over.refresh_from_db()
     assert taken_over.status == AssignmentStatus.EXPIRED
     assert taken_over.ended_at == taken_over.lease_expires_at
+
+
+def test_an_annotator_far_ahead_gets_fresh_work_then_any_open_seat(org):
+    """Past the first 64 open slots, a fresh task; past the fresh tasks, any open seat."""
+    project = make_project(org, overlap=2, max_concurrent_tasks=1000)
+    import_rows(project, image_rows(80))
+    ahead = org.add_annotator("ahead", max_concurrent_tasks=1000)
+    behind = org.add_annotator("behind", max_concurrent_tasks=1000)
+    staff(project, ahead, behind)
+    done = [claim(ahead) for _ in range(70)]
+    for assignment in done:
+        assignment_submit(assignment=assignment, payload=BOX)
+    # 70 started tasks wait for a second seat, all of them ahead's own: the next is fresh.
+    fresh = claim(ahead).task_id
+    assert fresh not in {a.task_id for a in done}
+    # Everybody else takes the started tasks first.
+    assert claim(behind).task_id == done[0].task_id
+    later = [fresh]
+    while (assignment := claim(ahead)) is not None:
+        assert assignment.task_id not in {a.task_id for a in done}
+        later.append(assignment.task_id)
+    assert len(later) == 10  # every fresh task
+    # Only seats of ahead's own tasks are left, and behind finds every one, past the window.
+    taken = []
+    while (assignment := claim(behind)) is not None:
+        taken.append(assignment.task_id)
+    assert sorted(taken) == sorted([a.task_id for a in done[1:]] + later)
+    assert not Slot.objects.filter(project=project, state=SlotState.OPEN).exists()
