@@ -21,7 +21,8 @@ from tasks.services.claims import (
 from tests.helpers import assert_invariants, import_rows, make_project, run_claimers, staff
 from workforce import services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test here races threads on PostgreSQL for seconds: slow.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 CLAIMERS = 32
 
@@ -30,7 +31,6 @@ def rows(count: int) -> list[dict]:
     return [{"external_id": str(i), "data": {"width": 10, "height": 10}} for i in range(count)]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("overlap", "tasks"), [(1, 10_500), (3, 3_500)])
 def test_concurrent_claimers_never_break_overlap_or_repeat_a_task(org, overlap, tasks):
     project = make_project(org, overlap=overlap, max_concurrent_tasks=1000)
@@ -85,18 +85,23 @@ def test_the_expiry_job_never_overwrites_a_lease_a_heartbeat_just_extended(org):
         Slot.objects.filter(assignment=assignment).update(lease_expires_at=past)
         Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=past)
         start = threading.Barrier(2)
+        errors: list[BaseException] = []
 
-        def heartbeat(assignment=assignment, start=start):
-            start.wait()
+        def heartbeat(assignment=assignment, start=start, errors=errors):
             try:
+                start.wait()
                 assignment_heartbeat(assignment=assignment)
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
             finally:
                 connection.close()
 
-        def expire(start=start):
-            start.wait()
+        def expire(start=start, errors=errors):
             try:
+                start.wait()
                 assignments_expire()
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
             finally:
                 connection.close()
 
@@ -105,6 +110,9 @@ def test_the_expiry_job_never_overwrites_a_lease_a_heartbeat_just_extended(org):
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
+        # Neither side may fail, a deadlock or a lock timeout included.
+        assert not errors, errors
+        assert not any(thread.is_alive() for thread in threads)
         assignment.refresh_from_db()
         slot = Slot.objects.get(assignment=assignment)
         assert slot.lease_expires_at > timezone.now()
