@@ -99,11 +99,13 @@ def test_a_submission_over_http_reaches_the_qa_leads_websocket(org, server):
 
 def test_the_server_refuses_an_anonymous_websocket(org, server):
     async def scenario():
-        with pytest.raises(websockets.exceptions.WebSocketException):
+        # The consumer closes before accepting, so the server refuses the handshake itself.
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
             async with websockets.connect(
                 f"ws://127.0.0.1:{server}/ws/orgs/acme/",
                 additional_headers={"Origin": "http://127.0.0.1"},
             ) as socket_:
                 await asyncio.wait_for(socket_.recv(), 10)
+        assert refused.value.response.status_code == 403
 
     asyncio.run(scenario())
