@@ -1,4 +1,4 @@
-"""Task import (JSON, JSONL, CSV; API and command) and export (JSONL, COCO, CoNLL)."""
+"""Task import (JSON, JSONL, CSV; API and command) and export (JSONL, COCO, CoNLL, spaCy)."""
 
 import io
 import json
