@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from django.test import TestCase
 
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services.imports import task_import_run, task_import_start
-from tests.helpers import database_url, image_rows, import_rows, make_project
+from tests.helpers import database_url, image_rows, import_rows, make_project, wait_for
 from workforce.models import AuditEvent, PendingJob, Role
 from workforce.queue import pending_jobs_requeue
 
@@ -137,12 +136,12 @@ def test_a_real_worker_imports_an_upload_sent_through_the_broker(
         format="multipart",
     )
     assert response.status_code == 202 and response.json()["status"] == "queued"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def finished() -> dict | None:
         job = client.get(response["Location"]).json()
-        if job["status"] in ("done", "failed"):
-            break
-        time.sleep(0.2)
+        return job if job["status"] in ("done", "failed") else None
+
+    job = wait_for(finished, timeout=60, interval=0.2, what="the worker to finish the import")
     assert job["status"] == "done", job
     assert job["report"]["created"] == 120 and Task.objects.filter(project=project).count() == 120
 
