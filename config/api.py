@@ -7,7 +7,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError
+from config.errors import DomainError, ErrorCode
 
 
 class Pagination(PageNumberPagination):
@@ -33,7 +33,30 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def _body(code: str, message: str, fields: dict | None = None) -> dict:
+# DRF's own exceptions, as the codes this API answers with. A subclass of one of them answers
+# with the code of the nearest class listed.
+_DRF_CODES: dict[type[exceptions.APIException], ErrorCode] = {
+    exceptions.ValidationError: ErrorCode.INVALID_INPUT,
+    exceptions.ParseError: ErrorCode.PARSE_ERROR,
+    exceptions.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    exceptions.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
+    exceptions.NotAuthenticated: ErrorCode.NOT_AUTHENTICATED,
+    exceptions.AuthenticationFailed: ErrorCode.AUTHENTICATION_FAILED,
+    exceptions.PermissionDenied: ErrorCode.PERMISSION_DENIED,
+    exceptions.NotFound: ErrorCode.NOT_FOUND,
+    exceptions.MethodNotAllowed: ErrorCode.METHOD_NOT_ALLOWED,
+    exceptions.Throttled: ErrorCode.THROTTLED,
+}
+
+
+def _drf_code(exc: exceptions.APIException) -> ErrorCode:
+    for cls in type(exc).__mro__:
+        if cls in _DRF_CODES:
+            return _DRF_CODES[cls]
+    return ErrorCode.SERVER_ERROR
+
+
+def _body(code: ErrorCode, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -51,10 +74,8 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         summary = "; ".join(f"{field}: {' '.join(reasons)}" for field, reasons in fields.items())
-        response.data = _body("invalid", f"Invalid input. {summary}", fields)
+        response.data = _body(_drf_code(exc), f"Invalid input. {summary}", fields)
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        response.data = _body(str(code), str(detail))
+        response.data = _body(_drf_code(exc), str(exc.detail))
     return response

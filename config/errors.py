@@ -1,15 +1,65 @@
-"""Domain errors. Services raise these; one DRF exception handler turns them into HTTP."""
+"""Domain errors and the codes every error answer carries.
 
+Services raise these; one DRF exception handler (``config.api``) turns them, and DRF's own
+exceptions, into ``{"error": {"code", "message", "fields"}}``.
+"""
+
+from enum import StrEnum
 from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Every code an error answer can carry; clients branch on them.
+
+    Each is snake_case and names what stopped the request: a past participle (``lease_lost``,
+    ``already_submitted``) or a noun phrase (``parse_error``, ``invalid_rows``), never a verb.
+    A test fails when code raises a code not listed here, or when one listed here is unused.
+    """
+
+    # The request itself, answered by the exception handler (DRF's own exceptions among them).
+    INVALID_INPUT = "invalid_input"  # input failed validation; ``fields`` names each bad field
+    PARSE_ERROR = "parse_error"  # the body is not well-formed for its content type
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # the endpoint does not read that type
+    NOT_ACCEPTABLE = "not_acceptable"  # the Accept header asks for a format it cannot answer in
+    NOT_AUTHENTICATED = "not_authenticated"  # no credentials were sent
+    AUTHENTICATION_FAILED = "authentication_failed"  # the credentials are wrong or inactive
+    PERMISSION_DENIED = "permission_denied"  # the caller's role does not allow this
+    NOT_FOUND = "not_found"  # no such object, or none the caller may see
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # the endpoint has no such HTTP method
+    THROTTLED = "throttled"  # too many requests; the Retry-After header says when to retry
+    SERVER_ERROR = "server_error"  # an API exception of no kind listed here: a bug
+
+    # Which organization a request acts in.
+    ORGANIZATION_REQUIRED = "organization_required"  # several memberships and no header
+    ORGANIZATION_NOT_FOUND = "organization_not_found"  # the header names no membership's slug
+    NO_MEMBERSHIP = "no_membership"  # the user belongs to no organization
+    NO_ANNOTATOR_PROFILE = "no_annotator_profile"  # an annotator's endpoint; caller has no profile
+
+    # The workforce registry.
+    CONFLICT = "conflict"  # the change does not fit the object's current state
+    ALREADY_MEMBER = "already_member"  # the user is a member of the organization already
+    INVALID_STATUS = "invalid_status"  # a status action that does not apply to the status now
+    IN_USE = "in_use"  # a domain someone was certified in cannot be deleted
+    ALREADY_CERTIFIED = "already_certified"  # a certification in force or suspended exists
+    CERTIFICATION_EXPIRED = "certification_expired"  # reinstating it needs a renewal instead
+    CERTIFICATION_REVOKED = "certification_revoked"  # renewing it needs a new issue instead
+
+    # Projects, imports and work.
+    FROZEN = "frozen"  # a project setting fixed once tasks exist (the kind; a lower overlap)
+    INVALID_ROWS = "invalid_rows"  # an all-or-nothing import found invalid rows; nothing kept
+    ANNOTATOR_NOT_ACTIVE = "annotator_not_active"  # a suspended or offboarded annotator claims
+    ALREADY_SUBMITTED = "already_submitted"  # the assignment's work was handed in already
+    ALREADY_RELEASED = "already_released"  # the annotator gave the task back already
+    LEASE_LOST = "lease_lost"  # the lease lapsed and someone else took the task
 
 
 class DomainError(Exception):
     """A rule of the domain refused the operation."""
 
     status_code = 400
-    code = "invalid"
+    code = ErrorCode.INVALID_INPUT
 
-    def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None):
+    def __init__(self, message: str, *, code: ErrorCode | None = None, fields: dict | None = None):
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -21,21 +71,21 @@ class ValidationFailed(DomainError):
     """Input is malformed; ``fields`` names each bad field and why."""
 
     status_code = 400
-    code = "invalid"
+    code = ErrorCode.INVALID_INPUT
 
 
 class PermissionDenied(DomainError):
     status_code = 403
-    code = "permission_denied"
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class NotFound(DomainError):
     status_code = 404
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 class Conflict(DomainError):
     """The operation does not fit the object's current state."""
 
     status_code = 409
-    code = "conflict"
+    code = ErrorCode.CONFLICT

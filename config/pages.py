@@ -1,15 +1,7 @@
-"""Project-level pages: the landing page and a health check."""
+"""Project-level pages: a health check."""
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-
-from workforce.selectors import memberships_of
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    memberships = memberships_of(user=request.user) if request.user.is_authenticated else []
-    return render(request, "home.html", {"memberships": memberships})
+from django.http import HttpRequest, JsonResponse
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
-from config.views import ORGANIZATION_PARAMETER, OrganizationApi
 
 from . import selectors, services
+from .api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from .filters import AnnotatorFilter, AuditEventFilter, CertificationFilter
 from .models import MAX_SKILL_LEVEL, Role, Skill, SkillSource
 from .serializers import (

@@ -242,6 +242,35 @@ class Certification(TimeStamped):
         return f"{self.annotator_id}:{self.domain_id}:{self.status}"
 
 
+class AuditVerb(models.TextChoices):
+    """What an audit event says happened: ``<noun>.<past participle>``.
+
+    One tense throughout (``skill.set`` too: "set" is its own past participle). The database
+    refuses a verb not listed here, and a test fails when one listed here is never written.
+    """
+
+    MEMBER_CREATED = "member.created"
+    ANNOTATOR_UPDATED = "annotator.updated"
+    ANNOTATOR_SUSPENDED = "annotator.suspended"
+    ANNOTATOR_REINSTATED = "annotator.reinstated"
+    ANNOTATOR_OFFBOARDED = "annotator.offboarded"
+    SKILL_SET = "skill.set"
+    DOMAIN_CREATED = "domain.created"
+    DOMAIN_UPDATED = "domain.updated"
+    DOMAIN_DELETED = "domain.deleted"
+    CERTIFICATION_ISSUED = "certification.issued"
+    CERTIFICATION_SUSPENDED = "certification.suspended"
+    CERTIFICATION_REINSTATED = "certification.reinstated"
+    CERTIFICATION_REVOKED = "certification.revoked"
+    CERTIFICATION_RENEWED = "certification.renewed"
+    CERTIFICATION_EXPIRED = "certification.expired"
+    PROJECT_CREATED = "project.created"
+    PROJECT_UPDATED = "project.updated"
+    PROJECT_MEMBER_ADDED = "project.member_added"
+    PROJECT_TASKS_IMPORT_QUEUED = "project.tasks_import_queued"
+    PROJECT_TASKS_IMPORTED = "project.tasks_imported"
+
+
 class AuditEvent(models.Model):
     """One append-only line of who changed what about a person, when and why.
 
@@ -255,7 +284,7 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    verb = models.CharField(max_length=64)
+    verb = models.CharField(max_length=64, choices=AuditVerb.choices)
     target_type = models.CharField(max_length=64)
     target_id = models.BigIntegerField()
     target_repr = models.CharField(max_length=200)
@@ -272,6 +301,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["organization", "-at"], name="audit_org_at_idx"),
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(verb__in=AuditVerb.values), name="audit_verb_known"),
         ]
 
     def __str__(self) -> str:

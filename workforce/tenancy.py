@@ -13,7 +13,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import BasePermission
 
-from config.errors import NotFound, ValidationFailed
+from config.errors import ErrorCode, NotFound, ValidationFailed
 
 from .models import Annotator, Member, Organization, Role
 
@@ -45,15 +45,19 @@ def request_member(request: HttpRequest) -> Member:
         member = memberships.filter(organization__slug=slug).first()
         if member is None:
             # Another organization's existence is not confirmed to outsiders.
-            raise NotFound(f"Organization {slug!r} not found.", code="organization_not_found")
+            raise NotFound(
+                f"Organization {slug!r} not found.", code=ErrorCode.ORGANIZATION_NOT_FOUND
+            )
     else:
         found = list(memberships[:2])
         if not found:
-            raise NotFound("You are not a member of any organization.", code="no_membership")
+            raise NotFound(
+                "You are not a member of any organization.", code=ErrorCode.NO_MEMBERSHIP
+            )
         if len(found) > 1:
             raise ValidationFailed(
                 f"You belong to several organizations; send the {ORGANIZATION_HEADER} header.",
-                code="organization_required",
+                code=ErrorCode.ORGANIZATION_REQUIRED,
                 fields={ORGANIZATION_HEADER: ["Required: the slug of the organization."]},
             )
         member = found[0]

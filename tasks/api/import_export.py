@@ -8,13 +8,13 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from config.errors import ValidationFailed
-from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+from config.errors import ErrorCode, ValidationFailed
 from tasks import selectors
 from tasks.exports import export_project
 from tasks.serializers import TaskImportOut
 from tasks.services import imports
 from tasks.task_files import FORMATS, guess_format
+from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from workforce.tenancy import MANAGER, STAFF
 
 
@@ -61,7 +61,7 @@ class TaskImportApi(OrganizationApi):
         )
         if refused is not None:
             error = {
-                "code": "invalid_rows",
+                "code": ErrorCode.INVALID_ROWS,
                 "message": f"{refused.invalid} of {refused.rows} rows are invalid; "
                 "nothing was imported.",
                 "fields": {

@@ -6,12 +6,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.errors import ValidationFailed
-from config.views import ORGANIZATION_PARAMETER, OrganizationApi
 from tasks import selectors
 from tasks.models import ProjectRole, ProjectStatus
 from tasks.serializers import AnnotatorProjectOut, ProjectMemberOut, ProjectOut
 from tasks.services import projects
 from tasks.staffing import staffing_rank
+from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from workforce.models import Skill
 from workforce.selectors import annotator_list
 from workforce.tenancy import ANYONE, MANAGER, STAFF

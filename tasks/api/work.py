@@ -5,12 +5,12 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 
-from config.errors import NotFound
-from config.views import ORGANIZATION_PARAMETER, OrganizationApi
+from config.errors import ErrorCode, NotFound
 from tasks import selectors
 from tasks.filters import AnnotationFilter, AssignmentFilter
 from tasks.serializers import AnnotationOut, AssignmentOut, ClaimOut
 from tasks.services import claims
+from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from workforce.models import Annotator
 from workforce.tenancy import ANNOTATOR, ANYONE
 
@@ -18,7 +18,7 @@ from workforce.tenancy import ANNOTATOR, ANYONE
 def _annotator_of(member) -> Annotator:
     annotator = getattr(member, "annotator", None)
     if annotator is None:
-        raise NotFound("You have no annotator profile.", code="no_annotator_profile")
+        raise NotFound("You have no annotator profile.", code=ErrorCode.NO_ANNOTATOR_PROFILE)
     return annotator
 
 

@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import Conflict, PermissionDenied, ValidationFailed
+from config.errors import Conflict, ErrorCode, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
@@ -122,7 +122,8 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
     outcome = ClaimOutcome(row["outcome"])
     if outcome in (ClaimOutcome.NOT_ACTIVE, ClaimOutcome.NOT_FOUND):
         raise PermissionDenied(
-            f"Your annotator account is {row['status'] or 'missing'}.", code="annotator_not_active"
+            f"Your annotator account is {row['status'] or 'missing'}.",
+            code=ErrorCode.ANNOTATOR_NOT_ACTIVE,
         )
     if outcome == ClaimOutcome.NOT_QUALIFIED:
         return ClaimResult(outcome, projects=project_gaps(annotator, row["unqualified"], now))
@@ -152,11 +153,13 @@ def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
     Read under the slot's and the assignment's locks, so the answer is the state that stands.
     """
     if assignment.status == AssignmentStatus.SUBMITTED:
-        raise Conflict("This work was already submitted.", code="already_submitted")
+        raise Conflict("This work was already submitted.", code=ErrorCode.ALREADY_SUBMITTED)
     if assignment.status == AssignmentStatus.RELEASED:
-        raise Conflict("You released this task.", code="released")
+        raise Conflict("You released this task.", code=ErrorCode.ALREADY_RELEASED)
     if slot is None or slot.state != SlotState.LEASED:
-        raise Conflict("Your lease expired and the task went to someone else.", code="lease_lost")
+        raise Conflict(
+            "Your lease expired and the task went to someone else.", code=ErrorCode.LEASE_LOST
+        )
     return slot
 
 
@@ -247,7 +250,7 @@ def assignment_submit(
             return existing, False
         raise Conflict(
             "This assignment was already submitted with a different payload.",
-            code="already_submitted",
+            code=ErrorCode.ALREADY_SUBMITTED,
         )
     slot = _require_holder(assignment, slot)
     annotation = Annotation.objects.create(

@@ -16,6 +16,7 @@ from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_project_overlap
 from tasks.models import ImportStatus, Project, TaskImport
 from tasks.task_files import FORMATS, Row, RowError, read_ahead, read_rows
+from workforce.models import AuditVerb
 from workforce.queue import enqueue
 from workforce.services import audit_record
 
@@ -174,7 +175,7 @@ def tasks_import(
     audit_record(
         organization=project.organization,
         actor=actor,
-        verb="project.tasks_imported",
+        verb=AuditVerb.PROJECT_TASKS_IMPORTED,
         target=project,
         after={k: v for k, v in report.as_dict().items() if k != "errors"},
     )
@@ -211,7 +212,7 @@ def task_import_start(
     audit_record(
         organization=project.organization,
         actor=actor,
-        verb="project.tasks_import_queued",
+        verb=AuditVerb.PROJECT_TASKS_IMPORT_QUEUED,
         target=project,
         after={"import": job.pk, "format": fmt, "on_error": on_error},
     )

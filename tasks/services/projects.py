@@ -4,7 +4,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, ErrorCode, ValidationFailed
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_project, lock_project_overlap, lock_seats
@@ -17,9 +17,9 @@ from tasks.models import (
     SlotState,
     Task,
 )
-from workforce.models import Annotator, AnnotatorStatus, Domain, Organization
+from workforce.models import Annotator, AnnotatorStatus, AuditVerb, Domain, Organization
 from workforce.queue import enqueue
-from workforce.services import audit_record
+from workforce.services import audit_record, changed_fields, field_values
 
 # Fields a project update may change, and those frozen once the project has tasks.
 EDITABLE = {
@@ -88,7 +88,7 @@ def project_create(
     audit_record(
         organization=organization,
         actor=actor,
-        verb="project.created",
+        verb=AuditVerb.PROJECT_CREATED,
         target=project,
         after={"name": name, "kind": kind, "overlap": project.overlap},
     )
@@ -115,14 +115,14 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
     if frozen and has_tasks:
         raise Conflict(
             f"{frozen[0]} cannot change once the project has tasks.",
-            code="frozen",
+            code=ErrorCode.FROZEN,
             fields={frozen[0]: ["Fixed once tasks are imported."]},
         )
     overlap = fields.get("overlap", project.overlap)
     if has_tasks and overlap < project.overlap:
         raise Conflict(
             "The overlap can only grow once the project has tasks.",
-            code="frozen",
+            code=ErrorCode.FROZEN,
             fields={"overlap": [f"Tasks have {project.overlap} seats each; it cannot go lower."]},
         )
     if has_tasks and overlap > project.overlap:
@@ -132,21 +132,22 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
         enqueue(add_overlap_seats, project.pk)
     if "status" in fields and fields["status"] not in ProjectStatus.values:
         raise ValidationFailed("Unknown status.", fields={"status": ["Unknown status."]})
-    before = {f: str(getattr(project, f)) for f in fields if f != "required_domains"}
+    before = field_values(project, fields)
     domains = fields.pop("required_domains", None)
     for name, value in fields.items():
         setattr(project, name, value)
     project.save()
     if domains is not None:
         project.required_domains.set(_domains(project.organization, domains))
-    audit_record(
-        organization=project.organization,
-        actor=actor,
-        verb="project.updated",
-        target=project,
-        before=before,
-        after={f: str(getattr(project, f)) for f in before},
-    )
+    changes = changed_fields(project, before)
+    if changes:
+        audit_record(
+            organization=project.organization,
+            actor=actor,
+            verb=AuditVerb.PROJECT_UPDATED,
+            target=project,
+            changes=changes,
+        )
     return project
 
 
@@ -180,7 +181,7 @@ def project_members_add(
         audit_record(
             organization=project.organization,
             actor=actor,
-            verb="project.member_added",
+            verb=AuditVerb.PROJECT_MEMBER_ADDED,
             target=project,
             annotator=annotator,
             after={"project": project.pk, "role": role},

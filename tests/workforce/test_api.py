@@ -289,7 +289,7 @@ def test_audit_log_lists_and_filters_but_offers_no_way_to_change_it(org, domain)
     )
     client = org.client(Role.QA_LEAD)
     events = client.get(f"/api/v1/audit-events/?annotator={org.annotator.pk}").json()["results"]
-    assert events[0]["verb"] == "annotator.suspend"
+    assert events[0]["verb"] == "annotator.suspended"
     assert events[0]["actor"] == org.qa_lead.user.username
     assert events[0]["reason"] == "low gold"
     system = client.get("/api/v1/audit-events/?system=true").json()["results"]

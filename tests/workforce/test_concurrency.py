@@ -69,7 +69,7 @@ def test_concurrent_suspensions_apply_once(org):
     assert sum(not isinstance(r, Exception) for r in results) == 1
     # The others were told it is already suspended, not failed some other way.
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception)), results
-    assert AuditEvent.objects.filter(verb="annotator.suspend").count() == 1
+    assert AuditEvent.objects.filter(verb="annotator.suspended").count() == 1
 
 
 def test_concurrent_skill_changes_leave_an_audit_chain_without_gaps(org):
@@ -217,7 +217,7 @@ def test_reissue_racing_a_suspension_neither_deadlocks_nor_loses_an_audit_event(
             assert [e.verb for e in events] == ["certification.issued"]
         else:
             # The re-issue came first; the suspension applied to what it issued.
-            assert [e.verb for e in events] == ["certification.issued", "certification.suspend"]
+            assert [e.verb for e in events] == ["certification.issued", "certification.suspended"]
         _assert_audit_chain(certification, events, stored_start)
     assert not failures, f"{len(failures)} of {ROUNDS} rounds failed: {failures[:3]}"
 
@@ -255,7 +255,7 @@ def test_renewal_racing_a_suspension_neither_deadlocks_nor_loses_an_audit_event(
             assert start == CertificationStatus.EXPIRED
             assert verbs == ["certification.renewed"]
         else:
-            assert sorted(verbs) == ["certification.renewed", "certification.suspend"]
+            assert sorted(verbs) == ["certification.renewed", "certification.suspended"]
             # Whichever came first, a suspension holds: a renewal never lifts it.
             assert events[-1].after["status"] == CertificationStatus.SUSPENDED
         assert _certification_row(certification)["expires_at"] == renewed_until.isoformat()

@@ -159,9 +159,9 @@ def test_annotator_status_transitions_are_audited_with_reason(org):
         .values_list("verb", "before__status", "after__status", "reason")
     )
     assert verbs == [
-        ("annotator.suspend", "active", "suspended", "Low accuracy"),
-        ("annotator.reinstate", "suspended", "active", "Retrained"),
-        ("annotator.offboard", "active", "offboarded", "Left"),
+        ("annotator.suspended", "active", "suspended", "Low accuracy"),
+        ("annotator.reinstated", "suspended", "active", "Retrained"),
+        ("annotator.offboarded", "active", "offboarded", "Left"),
     ]
 
 
@@ -208,10 +208,10 @@ def test_certification_lifecycle_is_audited(org, domain):
     )
     assert verbs == [
         "certification.issued",
-        "certification.suspend",
-        "certification.reinstate",
+        "certification.suspended",
+        "certification.reinstated",
         "certification.renewed",
-        "certification.revoke",
+        "certification.revoked",
         "certification.issued",
     ]
     assert all(

@@ -1,4 +1,9 @@
-"""Base API view: authenticated, role-checked, acting inside one organization."""
+"""The base of every API view: authenticated, role-checked, acting inside one organization.
+
+Which organization that is, and who may call what, is ``workforce.tenancy``'s to say. This
+module is apart from it because DRF reads the authentication class of ``tenancy`` while it
+defines ``APIView``, which this module needs.
+"""
 
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import IsAuthenticated
@@ -7,9 +12,11 @@ from rest_framework.views import APIView
 
 from config.api import Pagination
 from config.errors import ValidationFailed
-from workforce.models import Member
-from workforce.tenancy import ORGANIZATION_HEADER, HasRole, request_member
 
+from .models import Member
+from .tenancy import ORGANIZATION_HEADER, HasRole, request_member
+
+# The organization header, as the OpenAPI schema documents it on every view.
 ORGANIZATION_PARAMETER = OpenApiParameter(
     ORGANIZATION_HEADER,
     str,

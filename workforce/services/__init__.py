@@ -1,0 +1,35 @@
+"""Every write to the workforce registry. Each one validates, writes, and audits.
+
+One module per noun; the services are re-exported here, so callers write
+``services.member_create(...)``.
+"""
+
+from .annotators import annotator_set_status, annotator_skill_set, annotator_update
+from .audit import audit_record, changed_fields, field_values
+from .certifications import (
+    certification_issue,
+    certification_renew,
+    certification_set_status,
+    certifications_expire,
+)
+from .domains import domain_create, domain_delete, domain_update
+from .members import member_create
+from .organizations import organization_create
+
+__all__ = [
+    "annotator_set_status",
+    "annotator_skill_set",
+    "annotator_update",
+    "audit_record",
+    "certification_issue",
+    "certification_renew",
+    "certification_set_status",
+    "certifications_expire",
+    "changed_fields",
+    "domain_create",
+    "domain_delete",
+    "domain_update",
+    "field_values",
+    "member_create",
+    "organization_create",
+]

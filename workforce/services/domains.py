@@ -1,0 +1,72 @@
+"""The subject areas annotators are certified in."""
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+
+from config.errors import Conflict, ErrorCode, ValidationFailed
+from workforce.models import AuditVerb, Domain, Organization
+
+from .audit import audit_record, changed_fields, field_values
+
+
+@transaction.atomic
+def domain_create(
+    *, organization: Organization, slug: str, name: str, description: str, actor: AbstractBaseUser
+) -> Domain:
+    """Add a subject area annotators can be certified in."""
+    if Domain.objects.filter(organization=organization, slug=slug).exists():
+        raise ValidationFailed(
+            f"Domain {slug!r} exists.", fields={"slug": ["A domain with this slug exists."]}
+        )
+    domain = Domain.objects.create(
+        organization=organization, slug=slug, name=name, description=description
+    )
+    audit_record(
+        organization=organization,
+        actor=actor,
+        verb=AuditVerb.DOMAIN_CREATED,
+        target=domain,
+        after={"slug": slug, "name": name},
+    )
+    return domain
+
+
+@transaction.atomic
+def domain_update(*, domain: Domain, actor: AbstractBaseUser, **fields) -> Domain:
+    """Rename or redescribe a domain; its slug is its identity and stays.
+
+    Only what changed is saved and audited; a change to nothing writes no event.
+    """
+    editable = [name for name in ("name", "description") if name in fields]
+    before = field_values(domain, editable)
+    for name in editable:
+        setattr(domain, name, fields[name])
+    changes = changed_fields(domain, before)
+    if changes:
+        domain.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            organization=domain.organization,
+            actor=actor,
+            verb=AuditVerb.DOMAIN_UPDATED,
+            target=domain,
+            changes=changes,
+        )
+    return domain
+
+
+@transaction.atomic
+def domain_delete(*, domain: Domain, actor: AbstractBaseUser) -> None:
+    """Delete a domain nobody has ever been certified in."""
+    if domain.certifications.exists():
+        raise Conflict(
+            f"Domain {domain.slug!r} has certifications; it cannot be deleted.",
+            code=ErrorCode.IN_USE,
+        )
+    audit_record(
+        organization=domain.organization,
+        actor=actor,
+        verb=AuditVerb.DOMAIN_DELETED,
+        target=domain,
+        before={"slug": domain.slug, "name": domain.name},
+    )
+    domain.delete()
