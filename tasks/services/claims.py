@@ -13,11 +13,14 @@ transaction:
    for), by priority, deadline (none last), id. Skip a project they are not qualified for
    (``tasks_qualification``, the eligibility staffing shows too) or whose own concurrency limit
    they reach.
-4. In the first project that has one, take a slot with ``FOR UPDATE SKIP LOCKED``: a lapsed
-   lease first (earliest lapsed; its holder's assignment ends as ``expired``), else the open
-   slot of the task others started most (highest seat), then task priority, then the oldest
-   task; never a task they hold or held before. Rows other claimers hold are skipped, never
-   waited for. Insert the assignment, lease the slot, and open the task's next seat.
+4. In the first project that has one, take a slot with ``FOR NO KEY UPDATE SKIP LOCKED``,
+   never of a task they hold or held before: a lapsed lease first (earliest lapsed; its
+   holder's assignment ends as ``expired``); else, among the first 64 open slots, the one of
+   the task others started most (highest seat), then task priority, then the oldest task;
+   else a fresh task (seat 0) by priority and age; else any open slot. The window keeps an
+   annotator far ahead of everyone else, who did every started task, from passing thousands
+   of their own at each claim. Rows other claimers hold are skipped, never waited for.
+   Insert the assignment, lease the slot, and open the task's next seat.
 5. Without a task, say the most hopeful thing found: ``none_available`` (a project they may
    work in has nothing open now), ``at_limit`` (their limit in every such project),
    ``not_qualified`` (with the projects, whose reasons staffing words), ``no_projects``.
