@@ -4,7 +4,15 @@ import django_filters
 
 from config.errors import ValidationFailed
 
-from .models import MAX_SKILL_LEVEL, Annotator, AnnotatorStatus, AuditEvent, Certification, Skill
+from .models import (
+    MAX_SKILL_LEVEL,
+    Annotator,
+    AnnotatorStatus,
+    AuditEvent,
+    AuditVerb,
+    Certification,
+    Skill,
+)
 from .models import CertificationStatus as CS
 from .selectors import annotators_certified_in, annotators_with_skill
 
@@ -66,7 +74,7 @@ class CertificationFilter(django_filters.FilterSet):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    verb = django_filters.CharFilter()
+    verb = django_filters.ChoiceFilter(choices=AuditVerb.choices)
     verb_prefix = django_filters.CharFilter(field_name="verb", lookup_expr="startswith")
     actor = django_filters.NumberFilter(field_name="actor_id")
     system = django_filters.BooleanFilter(field_name="actor", lookup_expr="isnull")

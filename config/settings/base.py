@@ -184,6 +184,7 @@ SPECTACULAR_SETTINGS = {
         "CertificationStatusEnum": "workforce.models.CertificationStatus.choices",
         "ProjectStatusEnum": "tasks.models.ProjectStatus.choices",
         "AssignmentStatusEnum": "tasks.models.AssignmentStatus.choices",
+        "AuditVerbEnum": "workforce.models.AuditVerb.choices",
     },
 }
 
