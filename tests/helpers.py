@@ -6,13 +6,21 @@ Fixtures stay in ``conftest.py``; tests import plain helpers from here, never fr
 
 import io
 import json
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F
@@ -238,3 +246,54 @@ def database_url() -> str:
         f"postgres://{quote(database['USER'], safe='')}{password}"
         f"@{quote(database['HOST'], safe='')}{port}/{database['NAME']}"
     )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def asgi_server(*, allowed_hosts: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the app on uvicorn at a free local port, against the test database and Redis.
+
+    Yields the server's base URL once it answers ``/healthz``, and stops it on exit. The
+    server is another process: it sees only committed rows, so the tests that use it run with
+    ``transaction=True``.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "ALLOWED_HOSTS": allowed_hosts,
+    }
+    # The server keeps Django's async-safety check, whatever the test process allows itself.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"uvicorn exited with code {process.returncode} before serving.")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers, timeout=30, interval=0.1, what="uvicorn to answer /healthz")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
