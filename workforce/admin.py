@@ -21,6 +21,11 @@ from .models import (
 )
 
 
+admin.site.site_header = "Assay administration"
+admin.site.site_title = "Assay"
+admin.site.index_title = "Records (read-only where the services audit)"
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows that change only through the services, which keep the invariants and audit."""
 
