@@ -3,10 +3,12 @@ REDIS_URL when they answer, else embedded ones that the session starts and stops
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -98,20 +100,28 @@ def celery_worker_process(django_db_setup):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "CELERY_TASK_ALWAYS_EAGER": "0",
     }
+    # A queue and a name of this session's own: a worker another run left behind on the same
+    # broker neither takes these jobs nor answers for this one.
+    name = f"assay-test-{uuid.uuid4().hex[:12]}"
+    env["CELERY_TASK_DEFAULT_QUEUE"] = name
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+         "-Q", name, "-n", f"{name}@%h",
          "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING"],
         env=env,
     )  # fmt: skip
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = name
     # The worker is ready once it answers a ping through the broker.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=0.5):
+        if app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=0.5):
             break
     else:
         process.terminate()
         pytest.fail("The Celery worker did not start within 30 seconds.")
     yield process
+    app.conf.task_default_queue = default_queue
     process.terminate()
     process.wait(timeout=15)
 

@@ -15,6 +15,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Jobs run eagerly in the test process; the worker fixture starts a real worker with this off.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)  # noqa: F405
 CELERY_TASK_EAGER_PROPAGATES = True
+# The worker fixture gives each test session a queue of its own, for its worker and the jobs
+# that worker sends in turn, so that no other session's worker on the same broker takes them.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 # Serve static files straight from the apps, as the docs test needs, without collectstatic.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
