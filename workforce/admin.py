@@ -20,7 +20,6 @@ from .models import (
     PendingJob,
 )
 
-
 admin.site.site_header = "Assay administration"
 admin.site.site_title = "Assay"
 admin.site.index_title = "Records (read-only where the services audit)"
