@@ -19,7 +19,7 @@ from tasks.models import (
 )
 from workforce.models import Annotator, AnnotatorStatus, AuditVerb, Domain, Organization
 from workforce.queue import enqueue
-from workforce.services import audit_record, changed_fields, field_values
+from workforce.services import audit_record, model_update
 
 # Fields a project update may change, and those frozen once the project has tasks.
 EDITABLE = {
@@ -132,14 +132,9 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
         enqueue(add_overlap_seats, project.pk)
     if "status" in fields and fields["status"] not in ProjectStatus.values:
         raise ValidationFailed("Unknown status.", fields={"status": ["Unknown status."]})
-    before = field_values(project, fields)
-    domains = fields.pop("required_domains", None)
-    for name, value in fields.items():
-        setattr(project, name, value)
-    project.save()
-    if domains is not None:
-        project.required_domains.set(_domains(project.organization, domains))
-    changes = changed_fields(project, before)
+    if "required_domains" in fields:
+        fields["required_domains"] = _domains(project.organization, fields["required_domains"])
+    changes = model_update(project, fields)
     if changes:
         audit_record(
             organization=project.organization,

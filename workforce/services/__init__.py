@@ -5,7 +5,7 @@ One module per noun; the services are re-exported here, so callers write
 """
 
 from .annotators import annotator_set_status, annotator_skill_set, annotator_update
-from .audit import audit_record, changed_fields, field_values
+from .audit import audit_record, changed_fields, field_values, model_update
 from .certifications import (
     certification_issue,
     certification_renew,
@@ -31,5 +31,6 @@ __all__ = [
     "domain_update",
     "field_values",
     "member_create",
+    "model_update",
     "organization_create",
 ]

@@ -19,7 +19,7 @@ from workforce.models import (
     SkillSource,
 )
 
-from .audit import audit_record, changed_fields, field_values, require_reason
+from .audit import audit_record, model_update, require_reason
 
 # BCP 47 primary language with an optional region, e.g. "en", "pt-BR".
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
@@ -66,12 +66,8 @@ def annotator_update(
         )
     validate_profile(fields)
     annotator = lock_annotator(annotator.pk)
-    before = field_values(annotator, fields)
-    for name, value in fields.items():
-        setattr(annotator, name, value)
-    changes = changed_fields(annotator, before)
+    changes = model_update(annotator, fields)
     if changes:
-        annotator.save(update_fields=[*changes, "updated_at"])
         audit_record(
             organization=annotator.member.organization,
             actor=actor,

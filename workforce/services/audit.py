@@ -102,6 +102,28 @@ def field_values(instance: Model, fields: Iterable[str]) -> dict[str, Any]:
     return values
 
 
+def model_update(instance: Model, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Set ``values`` on ``instance``, save the fields that changed, and return the changes.
+
+    A many-to-many field takes a list of related rows. Only changed columns are written, with
+    ``updated_at``; the result (from ``changed_fields``) is what ``audit_record`` records.
+    """
+    before = field_values(instance, values)
+    related = {}
+    for name, value in values.items():
+        if instance._meta.get_field(name).many_to_many:
+            related[name] = value
+        else:
+            setattr(instance, name, value)
+    for name, rows in related.items():
+        getattr(instance, name).set(rows)
+    changes = changed_fields(instance, before)
+    columns = [name for name in changes if name not in related]
+    if columns:
+        instance.save(update_fields=[*columns, "updated_at"])
+    return changes
+
+
 def changed_fields(instance: Model, before: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{field: (before, after)}`` for each field of ``before`` whose value changed since.
 

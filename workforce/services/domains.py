@@ -6,7 +6,7 @@ from django.db import transaction
 from config.errors import Conflict, ErrorCode, ValidationFailed
 from workforce.models import AuditVerb, Domain, Organization
 
-from .audit import audit_record, changed_fields, field_values
+from .audit import audit_record, model_update
 
 
 @transaction.atomic
@@ -37,13 +37,9 @@ def domain_update(*, domain: Domain, actor: AbstractBaseUser, **fields) -> Domai
 
     Only what changed is saved and audited; a change to nothing writes no event.
     """
-    editable = [name for name in ("name", "description") if name in fields]
-    before = field_values(domain, editable)
-    for name in editable:
-        setattr(domain, name, fields[name])
-    changes = changed_fields(domain, before)
+    editable = {name: fields[name] for name in ("name", "description") if name in fields}
+    changes = model_update(domain, editable)
     if changes:
-        domain.save(update_fields=[*changes, "updated_at"])
         audit_record(
             organization=domain.organization,
             actor=actor,
