@@ -6,6 +6,7 @@ channel layer, and Celery jobs run in-process. Set ``DATABASE_URL`` for another 
 ``REDIS_URL`` for Redis. The database is PostgreSQL in every case.
 """
 
+import hashlib
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -188,9 +189,27 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Redis is optional: without it the channel layer lives in memory and jobs run in-process.
+# What tells this deployment's keys apart from another's on a shared Redis: its database.
+DEPLOYMENT_KEY = (
+    os.environ.get("DEPLOYMENT_KEY")
+    or hashlib.sha256("{HOST}:{PORT}/{NAME}".format(**DATABASES["default"]).encode()).hexdigest()[
+        :12
+    ]
+)
+
+# Redis is optional: without it the channel layer and the cache live in memory and jobs run
+# in-process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": DEPLOYMENT_KEY,
+            # A Redis that stops answering costs a request half a second, never a hang.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer fans out to large groups far faster than the default one.
@@ -201,13 +220,18 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
 
 CELERY_TASK_IGNORE_RESULT = True
+# A job's message is acknowledged when the job ends, and given back to the broker when the process
+# running it dies (the OOM killer, a deploy): every job is safe to run twice (its docstring says
+# how), so a job in flight is never lost.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -227,6 +251,17 @@ CELERY_BEAT_SCHEDULE = {
         # longer than that in the queue is dropped: the next one does the same work.
         "schedule": 30.0,
         "options": {"expires": 30.0},
+    },
+    "recover-imports": {
+        "task": "tasks.recover_imports",
+        # An import whose worker died stops beating; within two minutes it runs again or fails.
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "prune-live-events": {
+        "task": "qa.prune_live_events",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
     },
 }
 
