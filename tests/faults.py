@@ -1,0 +1,64 @@
+"""Faults the hardening tests inject into real processes: a Redis of the test's own that can be
+hung (``SIGSTOP``), resumed, or killed, and a PostgreSQL session holding a lock."""
+
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from config import embedded
+from tests.helpers import database_url
+
+
+class PrivateRedis:
+    """A redis-server only this test talks to."""
+
+    def __init__(self, server: embedded.Redis):
+        self.server = server
+
+    def url(self, db: int = 0) -> str:
+        return self.server.url(db)
+
+    def hang(self) -> None:
+        """Stop answering without refusing: connections open, nothing comes back."""
+        os.kill(self.server.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.server.process.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.resume()
+        self.server.stop()
+
+
+@contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    with tempfile.TemporaryDirectory(prefix="assay-redis-") as directory:
+        redis = PrivateRedis(embedded.redis_start(Path(directory)))
+        try:
+            yield redis
+        finally:
+            redis.kill()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    with private_redis() as redis:
+        yield redis
+
+
+@contextmanager
+def lock_held(sql: str, params: tuple = ()) -> Iterator[psycopg.Connection]:
+    """Run ``sql`` (a ``SELECT ... FOR UPDATE``, a ``LOCK TABLE``) in a transaction of another
+    session, as psql would, and hold its locks until the block ends."""
+    with psycopg.connect(database_url(), autocommit=False) as connection:
+        connection.execute(sql, params)
+        try:
+            yield connection
+        finally:
+            connection.rollback()
