@@ -72,9 +72,9 @@ def lock_assignment(assignment_id: int) -> Assignment:
     )
 
 
-def lock_task(task_id: int) -> Task:
-    """Lock a task's row, to record that it is complete."""
-    return Task.objects.select_for_update(of=("self",), no_key=True).get(pk=task_id)
+def lock_task(task_id: int) -> None:
+    """Lock a task's row, to decide whether it is complete; its data is not read."""
+    Task.objects.select_for_update(of=("self",), no_key=True).values_list("pk").get(pk=task_id)
 
 
 def lock_lapsed_slots(*, now, limit: int) -> list[int]:

@@ -44,7 +44,7 @@ from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of, lock_task
-from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState
+from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState, Task
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
 
@@ -270,10 +270,13 @@ def assignment_submit(
     assignment.save(update_fields=["status", "ended_at"])
     slot.state, slot.lease_expires_at = SlotState.DONE, None
     slot.save(update_fields=["state", "lease_expires_at"])
+    # The task is locked before its other slots are looked at: when the last seats are submitted
+    # at once, each submit waits here for the others to commit, and the last one through sees
+    # every slot done (each statement reads what has committed). Looking first would let each
+    # see the other's slot still leased, and nobody would complete the task.
+    lock_task(assignment.task_id)
     if not Slot.objects.filter(task_id=assignment.task_id).exclude(state=SlotState.DONE).exists():
-        task = lock_task(assignment.task_id)
-        task.completed_at = now
-        task.save(update_fields=["completed_at"])
+        Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
     events.publish(events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk)
     return annotation, True
 
