@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, ErrorCode
+from config.middleware import RETRY_AFTER_SECONDS, database_timeout
 
 
 class Pagination(PageNumberPagination):
@@ -64,6 +65,13 @@ def exception_handler(exc, context):
     """Answer every error as ``{"error": {"code", "message", "fields"}}``."""
     if isinstance(exc, DomainError):
         return Response(_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if database_timeout(exc):
+        # lock_timeout or statement_timeout (settings): another transaction holds the rows.
+        return Response(
+            _body(ErrorCode.TIMED_OUT, "The database is busy with this data; try again shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

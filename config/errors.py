@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # no such object, or none the caller may see
     METHOD_NOT_ALLOWED = "method_not_allowed"  # the endpoint has no such HTTP method
     THROTTLED = "throttled"  # too many requests; the Retry-After header says when to retry
+    PAYLOAD_TOO_LARGE = "payload_too_large"  # the body is over the limit the message names (413)
+    TIMED_OUT = "timed_out"  # a lock held elsewhere or a slow statement; retry after Retry-After
     SERVER_ERROR = "server_error"  # an API exception of no kind listed here: a bug
 
     # Which organization a request acts in.
@@ -82,6 +84,13 @@ class PermissionDenied(DomainError):
 class NotFound(DomainError):
     status_code = 404
     code = ErrorCode.NOT_FOUND
+
+
+class PayloadTooLarge(DomainError):
+    """The request body is larger than the server reads."""
+
+    status_code = 413
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class Conflict(DomainError):

@@ -55,6 +55,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First after security: an oversized body, a NUL in the query or an id beyond bigint is
+    # refused before sessions or authentication touch the database; timeouts answer 503.
+    "config.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -113,6 +116,43 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
         "prepare_threshold": int(_prepare_threshold) if _prepare_threshold else None,
     }
 )
+
+
+def env_seconds_ms(name: str, default: float) -> int:
+    """A duration in seconds from the environment, in milliseconds (0 turns a timeout off)."""
+    return round(float(os.environ.get(name, default)) * 1000)
+
+
+def _celery_worker() -> bool:
+    """Tell whether this process is a Celery worker (``celery -A config worker``), whose jobs
+    run under their own timeouts; ``DB_TIMEOUTS=worker`` or ``web`` says so explicitly."""
+    import sys
+
+    explicit = os.environ.get("DB_TIMEOUTS")
+    if explicit:
+        return explicit == "worker"
+    return "celery" in os.path.basename(sys.argv[0]) + sys.argv[0] and "worker" in sys.argv[1:]
+
+
+# No request waits on another transaction's locks for long, runs a statement for ever, or holds
+# a transaction open while it is idle: one lock holder must not take every web worker with it
+# (a transaction holding one project's rows for 60 s once stopped every tenant's requests).
+# A request that hits a timeout answers 503 with Retry-After (config.middleware).
+# Jobs are not on anyone's request path: an all-or-nothing import writes a whole file in one
+# transaction, parsing between statements, and a job may wait its turn for a lock.
+if _celery_worker():
+    DB_LOCK_TIMEOUT_MS = env_seconds_ms("WORKER_DB_LOCK_TIMEOUT", 60)
+    DB_STATEMENT_TIMEOUT_MS = env_seconds_ms("WORKER_DB_STATEMENT_TIMEOUT", 1800)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_seconds_ms("WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT", 600)
+else:
+    DB_LOCK_TIMEOUT_MS = env_seconds_ms("DB_LOCK_TIMEOUT", 3)
+    DB_STATEMENT_TIMEOUT_MS = env_seconds_ms("DB_STATEMENT_TIMEOUT", 15)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_seconds_ms("DB_IDLE_IN_TRANSACTION_TIMEOUT", 60)
+# Sent as startup parameters of each connection: no round trip per request.
+DATABASES["default"]["OPTIONS"]["options"] = (
+    f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS} "
+    f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -142,7 +182,21 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
+# The largest body read outside uploaded files (multipart files stream to disk; task files have
+# their own limit). It fits the largest payloads the kinds accept, written by an ordinary
+# client (full-precision floats, json.dumps' spacing): 200,000 video-track boxes are about
+# 24 MB, 200,000 polygon points or keypoints about 9 MB (tests/test_request_limits.py builds
+# them). A body over it answers 413 (config.middleware, config.parsers).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024))
+
 REST_FRAMEWORK = {
+    # Bodies are parsed within the size limit, and refused when they hold what PostgreSQL will
+    # not store or nest deeper than any payload needs (config/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "config.parsers.FormParser",
+        "config.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workforce.tenancy.MemberTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

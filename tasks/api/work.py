@@ -2,10 +2,11 @@
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 
 from config.errors import ErrorCode, NotFound
+from config.parsers import FormParser, JSONParser
+from config.storable import BIGINT_MAX
 from tasks import selectors
 from tasks.filters import AnnotationFilter, AssignmentFilter
 from tasks.serializers import AnnotationOut, AssignmentOut, ClaimOut
@@ -61,7 +62,10 @@ class ClaimApi(OrganizationApi):
     parser_classes = [JSONParser, FormParser]
 
     class ClaimInput(serializers.Serializer):
-        project = serializers.IntegerField(required=False, allow_null=True)
+        # Passed to the claim's SQL function as a bigint: a larger number would not match it.
+        project = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=BIGINT_MAX
+        )
 
     @extend_schema(request=ClaimInput, responses={201: ClaimOut, 200: NoClaimOut, 204: None})
     def post(self, request):

@@ -1,0 +1,125 @@
+"""Request guards every view shares, DRF's and plain Django's alike.
+
+- A body declared larger than the limit is refused with 413 before anything reads it
+  (multipart forms aside: their files stream to disk, and their parser counts the other fields).
+- A query string carrying a NUL character is refused with 400 naming the parameter:
+  PostgreSQL stores no NUL, and every filter ends in a query.
+- An id in the path that no ``bigint`` can hold names no object: 404.
+- A request that waited past ``lock_timeout`` or ran past ``statement_timeout`` answers 503 with
+  ``Retry-After``, never a hang and never a 500.
+
+Every refusal is the API's error envelope, ``{"error": {"code", "message", "fields"}}``.
+"""
+
+from collections.abc import Callable
+
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from psycopg import errors as pg_errors
+
+from config.errors import ErrorCode
+from config.parsers import BODY_FIELD, body_limit
+from config.storable import bigint_problem, text_problem
+
+# A lock held elsewhere is usually let go within seconds (a claim's transaction is short).
+RETRY_AFTER_SECONDS = 2
+
+
+def error_response(
+    status: int, code: ErrorCode, message: str, fields: dict | None = None, **headers
+) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": code, "message": message, "fields": fields or {}}}, status=status
+    )
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def database_timeout(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is PostgreSQL giving up on a lock wait or a statement."""
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+    return isinstance(cause, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
+
+
+def timed_out_response() -> JsonResponse:
+    return error_response(
+        503,
+        ErrorCode.TIMED_OUT,
+        "The database is busy with this data; try again shortly.",
+        Retry_After=str(RETRY_AFTER_SECONDS),
+    )
+
+
+class RequestGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = self._body_refused(request) or self._query_refused(request)
+        if refused is not None:
+            return refused
+        return self.get_response(request)
+
+    def _body_refused(self, request: HttpRequest) -> JsonResponse | None:
+        if request.content_type == "multipart/form-data":
+            return None
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(declared)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return error_response(
+                400,
+                ErrorCode.PARSE_ERROR,
+                "Content-Length is not a byte count.",
+                {"Content-Length": ["Must be a non-negative integer."]},
+            )
+        limit = body_limit()
+        if length > limit:
+            return error_response(
+                413,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"The request body is larger than {limit} bytes.",
+                {BODY_FIELD: [f"At most {limit} bytes; this one has {length}."]},
+            )
+        return None
+
+    def _query_refused(self, request: HttpRequest) -> JsonResponse | None:
+        if "%00" not in request.META.get("QUERY_STRING", "") and "\x00" not in str(
+            request.META.get("QUERY_STRING", "")
+        ):
+            return None
+        fields: dict[str, list[str]] = {}
+        for key, values in request.GET.lists():
+            shown = key.replace("\x00", "\\x00")
+            if reason := text_problem(key):
+                fields.setdefault(shown, []).append(f"the parameter's name {reason}")
+            for value in values:
+                if reason := text_problem(value):
+                    fields.setdefault(shown, []).append(reason)
+        if not fields:
+            return None
+        return error_response(
+            400, ErrorCode.INVALID_INPUT, "Invalid query parameter.", fields=fields
+        )
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        """An id in the path beyond ``bigint`` names nothing: 404, as an unknown id does."""
+        for name, value in view_kwargs.items():
+            if isinstance(value, str) and value.isdigit() and _beyond_bigint(value):
+                return error_response(
+                    404, ErrorCode.NOT_FOUND, "Not found.", {name: ["No such object."]}
+                )
+        return None
+
+    def process_exception(self, request, exception):
+        if database_timeout(exception):
+            return timed_out_response()
+        return None
+
+
+def _beyond_bigint(digits: str) -> bool:
+    # Compare lengths first: int() of thousands of digits is refused by Python itself.
+    return len(digits) > 19 or bigint_problem(int(digits)) is not None

@@ -1,0 +1,160 @@
+"""The parsers of every API request body: JSON, URL-encoded forms and multipart forms.
+
+DRF's own parsers read a body whole whatever its size, crash on JSON nested about a thousand deep
+(``RecursionError``, which their ``except ValueError`` lets through) and hand on values that
+PostgreSQL refuses later, halfway through a request. These read at most
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (413 beyond it), and answer 400 naming each field whose
+value ``config.storable`` says the database would not store: a NUL character or a lone surrogate
+in any key or value, a non-finite number, nesting deeper than ``MAX_JSON_DEPTH``, or an integer
+outside ``bigint``. Nothing after the parser sees such a value.
+"""
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import QueryDict
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+from config.errors import PayloadTooLarge, ValidationFailed
+from config.storable import MAX_JSON_DEPTH, bigint_problem, json_problems, text_problem
+
+# Where a problem in the body as a whole is reported, as DRF names errors of no single field.
+BODY_FIELD = "non_field_errors"
+# Only a run of this many digits can spell an integer outside bigint (2**63 has 19 digits).
+_LONG_INTEGER = re.compile(rb"\d{19}")
+
+
+def body_limit() -> int:
+    """The most bytes a request body may have outside its uploaded files."""
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than {limit} bytes.",
+        fields={BODY_FIELD: [f"At most {limit} bytes."]},
+    )
+
+
+def read_limited(stream) -> bytes:
+    """Read the body, refusing it as soon as it is known to be over the limit.
+
+    The middleware refuses a declared ``Content-Length`` over the limit before anything is read;
+    this bounds a body whose length was not declared.
+    """
+    limit = body_limit()
+    body = stream.read(limit + 1) if stream is not None else b""
+    if len(body) > limit:
+        raise too_large(limit)
+    return body
+
+
+def _fields(problems: list[tuple[str, str]]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for path, reason in problems:
+        fields.setdefault(path or BODY_FIELD, []).append(reason)
+    return fields
+
+
+def refuse(problems: list[tuple[str, str]]) -> None:
+    """Raise a 400 naming each path of ``problems``, when there are any."""
+    if problems:
+        fields = _fields(problems)
+        summary = "; ".join(f"{path}: {' '.join(reasons)}" for path, reasons in fields.items())
+        raise ValidationFailed(f"Invalid input. {summary}", fields=fields)
+
+
+def _integer_problems(value: Any, limit: int = 20) -> list[tuple[str, str]]:
+    """Integers anywhere in ``value`` that no ``bigint`` column or parameter can hold."""
+    problems: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack and len(problems) < limit:
+        item, path = stack.pop()
+        if type(item) is int:
+            if reason := bigint_problem(item):
+                problems.append((path, f"{reason} (a 64-bit integer)"))
+        elif isinstance(item, dict):
+            stack.extend((child, f"{path}.{key}" if path else key) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return problems
+
+
+def storable_json(raw: bytes, encoding: str) -> Any:
+    """Parse ``raw`` as JSON and return it, or raise a 400 saying what PostgreSQL would refuse."""
+    try:
+        text = raw.decode(encoding)
+        # Strict: NaN and the infinities are not JSON, and jsonb refuses them.
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        # The C decoder gives up at the interpreter's recursion limit (about a thousand levels)
+        # at once, whatever the body's size: nesting of any depth costs no more than that.
+        refuse([("", f"nests deeper than {MAX_JSON_DEPTH} levels")])
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
+        raise ParseError(f"JSON parse error - {exc}") from exc
+    problems = json_problems(value)
+    if not problems and _LONG_INTEGER.search(raw):
+        problems = _integer_problems(value)
+    refuse(problems)
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class JSONParser(parsers.JSONParser):
+    """JSON bodies within the size limit, holding only what PostgreSQL stores."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = parsers.get_encoding(parser_context or {})
+        return storable_json(read_limited(stream), encoding)
+
+
+def _form_problems(data: QueryDict, files=None) -> list[tuple[str, str]]:
+    problems = []
+    for key, values in data.lists():
+        shown = key.replace("\x00", "\\x00")
+        if reason := text_problem(key):
+            problems.append((shown, f"the field's name {reason}"))
+        problems.extend((shown, reason) for v in values if (reason := text_problem(v)))
+    for key, uploads in files.lists() if files is not None else ():
+        shown = key.replace("\x00", "\\x00")
+        problems.extend(
+            (shown, f"the file name {reason}")
+            for upload in uploads
+            if (reason := text_problem(upload.name or ""))
+        )
+    return problems
+
+
+class FormParser(parsers.FormParser):
+    """URL-encoded forms within the size limit, holding no NUL character."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = parsers.get_encoding(parser_context or {})
+        try:
+            data = QueryDict(read_limited(stream), encoding=encoding)
+        except TooManyFieldsSent as exc:
+            raise ParseError(str(exc)) from exc
+        refuse(_form_problems(data))
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """Multipart forms: files stream to disk as Django's upload handlers write them; the other
+    fields count against the size limit and hold no NUL character."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            result = super().parse(stream, media_type, parser_context)
+        except RequestDataTooBig as exc:
+            raise too_large(body_limit()) from exc
+        except (TooManyFieldsSent, TooManyFilesSent) as exc:
+            raise ParseError(str(exc)) from exc
+        refuse(_form_problems(result.data, result.files))
+        return result
