@@ -11,6 +11,7 @@ from tasks.models import Project
 from tasks.services.imports import tasks_import
 from tasks.services.projects import project_create, project_members_add
 from workforce.models import Annotator, Organization
+from workforce.services import member_login
 
 PROJECTS = [
     {
@@ -76,7 +77,10 @@ def seed_projects(organization: Organization) -> list[Project]:
         body = "".join(json.dumps(make_row(i)) + "\n" for i in range(count)).encode()
         tasks_import(project=project, open_stream=lambda body=body: io.BytesIO(body), fmt="jsonl")
         annotators = Annotator.objects.filter(
-            member__organization=organization, member__user__username__in=members
+            member__organization=organization,
+            member__user__username__in=[
+                member_login(organization=organization, username=name) for name in members
+            ],
         )
         project_members_add(
             project=project, annotators=list(annotators), role="annotator", actor=None

@@ -153,7 +153,7 @@ def test_every_admin_model_is_read_only_unless_listed_as_safe_to_edit(superuser_
 
 def test_deleting_a_user_or_an_organization_is_refused(superuser_client):
     build_world("acme")
-    user = User.objects.get(username="acme-manager")
+    user = User.objects.get(username="acme-manager@acme")
     organization = Organization.objects.get(slug="acme")
     assert superuser_client.post(_url(User, "delete", user.pk), {"post": "yes"}).status_code == 403
     url = _url(Organization, "delete", organization.pk)

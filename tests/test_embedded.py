@@ -28,7 +28,7 @@ SCRIPT = """
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 client = Client()
-token = client.post("/api/v1/auth/token/", {"username": "ana", "password": "assay-demo-2026"})
+token = client.post("/api/v1/auth/token/", {"username": "ana@northwind", "password": "assay-demo-2026"})
 auth = {"HTTP_AUTHORIZATION": "Token " + token.json()["token"]}
 claim = client.post("/api/v1/claims/", {}, content_type="application/json", **auth)
 assert claim.status_code == 201, claim.content
@@ -44,7 +44,7 @@ assert submit.status_code == 201, submit.content
 docs = client.get("/api/docs/")
 assert docs.status_code == 200
 # Without a broker the import job runs within the upload's request.
-token = client.post("/api/v1/auth/token/", {"username": "maria", "password": "assay-demo-2026"})
+token = client.post("/api/v1/auth/token/", {"username": "maria@northwind", "password": "assay-demo-2026"})
 auth = {"HTTP_AUTHORIZATION": "Token " + token.json()["token"]}
 rows = b'{"external_id": "e1", "image": "a.jpg", "width": 640, "height": 480}\\n'
 upload = SimpleUploadedFile("more.jsonl", rows)

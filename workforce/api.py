@@ -86,7 +86,10 @@ class MemberListApi(OrganizationApi):
     roles = {"GET": ANYONE, "POST": MANAGER}
 
     class MemberCreateInput(serializers.Serializer):
-        username = serializers.RegexField(r"^[\w.@+-]{1,150}$")
+        username = serializers.CharField(
+            max_length=150,
+            help_text="Logs in as <username>@<organization slug>; letters, digits, . + - _.",
+        )
         role = serializers.ChoiceField(choices=Role.choices)
         email = serializers.EmailField(required=False, default="")
         password = serializers.CharField(required=False, write_only=True, min_length=8)

@@ -41,13 +41,20 @@ ANNOTATORS = [
 
 @transaction.atomic
 def seed_demo() -> tuple[Organization, list[tuple[str, str]]]:
-    """Create the demo organization if missing; return it and its logins (username, role)."""
+    """Create the demo organization if missing; return it and its logins (login, role).
+
+    A member logs in as ``<username>@northwind`` (``maria@northwind``); the superuser as
+    ``admin``.
+    """
     organization = Organization.objects.filter(slug=DEMO_ORG["slug"]).first()
     if organization is None:
         organization = services.organization_create(**DEMO_ORG)
-    existing = set(
-        Member.objects.filter(organization=organization).values_list("user__username", flat=True)
-    )
+    existing = {
+        member.username
+        for member in Member.objects.filter(organization=organization).select_related(
+            "user", "organization"
+        )
+    }
     for username, role, first, last in STAFF:
         if username not in existing:
             services.member_create(
@@ -103,6 +110,7 @@ def seed_demo() -> tuple[Organization, list[tuple[str, str]]]:
     User = get_user_model()
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "admin@northwind.example", DEMO_PASSWORD)
+    # What each person types to log in: a member's account carries the organization's slug.
     logins = [
         ("admin", "superuser (Django admin)"),
         *list(

@@ -54,6 +54,10 @@ class Organization(TimeStamped):
         return self.name
 
 
+# Separates an account's name from its organization's slug in the login: ``alice@acme``.
+LOGIN_SEPARATOR = "@"
+
+
 class Member(TimeStamped):
     """A user's place in one organization, with exactly one role there."""
 
@@ -73,6 +77,17 @@ class Member(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.user.get_username()} ({self.role}) @ {self.organization_id}"
+
+    @property
+    def username(self) -> str:
+        """The name the organization knows the member by: the login without ``@<slug>``.
+
+        An account made outside the organization (a global account that joined it) is known by
+        its whole login.
+        """
+        login = self.user.get_username()
+        suffix = f"{LOGIN_SEPARATOR}{self.organization.slug}"
+        return login.removesuffix(suffix)
 
 
 class AnnotatorStatus(models.TextChoices):

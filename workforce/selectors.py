@@ -19,7 +19,9 @@ def memberships_of(*, user) -> QuerySet[Member]:
 
 
 def member_list(*, member: Member) -> QuerySet[Member]:
-    qs = Member.objects.filter(organization=member.organization).select_related("user")
+    qs = Member.objects.filter(organization=member.organization).select_related(
+        "user", "organization"
+    )
     if member.role not in STAFF:
         qs = qs.filter(pk=member.pk)
     return qs

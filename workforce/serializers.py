@@ -6,14 +6,15 @@ from .models import Annotator, AnnotatorSkill, AuditEvent, Certification, Domain
 
 
 class MemberOut(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username")
+    username = serializers.CharField(help_text="The name in this organization, as given.")
+    login = serializers.CharField(source="user.username", help_text="What the person logs in as.")
     email = serializers.CharField(source="user.email")
     name = serializers.CharField(source="user.get_full_name")
     organization = serializers.CharField(source="organization.slug")
 
     class Meta:
         model = Member
-        fields = ["id", "username", "email", "name", "organization", "role", "is_active"]
+        fields = ["id", "username", "login", "email", "name", "organization", "role", "is_active"]
 
 
 class SkillOut(serializers.ModelSerializer):

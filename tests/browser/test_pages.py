@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from workforce import services
 from workforce.models import Role
 
 # The server is another process: it sees only what the test has committed.
@@ -31,12 +32,14 @@ def test_a_member_logs_in_through_the_form_and_sees_their_organizations_and_role
     org, other_org, tab
 ):
     # A QA lead at Acme who also annotates for Globex, as people at vendors do.
-    other_org.add(org.qa_lead.user.username, Role.ANNOTATOR)
+    services.member_join(
+        organization=other_org.organization, user=org.qa_lead.user, role=Role.ANNOTATOR, actor=None
+    )
     page = tab.page
     page.goto("/")
     page.get_by_role("main").get_by_role("link", name="Log in").click()
     expect(page).to_have_url(f"{tab.origin}/accounts/login/")
-    page.get_by_label("Username").fill("acme-qa")
+    page.get_by_label("Username").fill("acme-qa@acme")
     page.get_by_label("Password").fill(PASSWORD)
     tab.screenshot("login")
 
@@ -44,7 +47,7 @@ def test_a_member_logs_in_through_the_form_and_sees_their_organizations_and_role
 
     expect(page).to_have_url(f"{tab.origin}/")
     banner = page.get_by_role("banner")
-    expect(banner).to_contain_text("acme-qa")
+    expect(banner).to_contain_text("acme-qa@acme")
     log_out = banner.get_by_role("button", name="Log out")
     expect(log_out).to_be_visible()
     # The session controls sit on the header's line, not below it.
@@ -62,7 +65,7 @@ def test_a_member_logs_in_through_the_form_and_sees_their_organizations_and_role
 def test_a_wrong_password_shows_the_forms_error_and_logs_nobody_in(org, tab):
     page = tab.page
     page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("acme-qa")
+    page.get_by_label("Username").fill("acme-qa@acme")
     page.get_by_label("Password").fill("not-the-password")
 
     page.get_by_role("button", name="Log in").click()
@@ -70,7 +73,7 @@ def test_a_wrong_password_shows_the_forms_error_and_logs_nobody_in(org, tab):
     expect(page.locator(".error")).to_have_text("Your username and password didn't match.")
     expect(page).to_have_url(f"{tab.origin}/accounts/login/")
     # The username stays filled in for another try.
-    expect(page.get_by_label("Username")).to_have_value("acme-qa")
+    expect(page.get_by_label("Username")).to_have_value("acme-qa@acme")
     tab.screenshot("login-wrong-password")
     cookies = {cookie["name"] for cookie in page.context.cookies()}
     assert settings.SESSION_COOKIE_NAME not in cookies

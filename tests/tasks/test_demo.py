@@ -22,12 +22,12 @@ def test_seed_demo_twice_creates_everything_once_and_ana_can_claim():
     call_command("seed_demo", stdout=io.StringIO())
     assert (Member.objects.count(), Project.objects.count(), Task.objects.count()) == counts
     assert AuditEvent.objects.count() == events
-    assert "maria" in out.getvalue() and "quentin" in out.getvalue()
-    ana = Annotator.objects.get(member__user__username="ana")
+    assert "maria@northwind" in out.getvalue() and "quentin@northwind" in out.getvalue()
+    ana = Annotator.objects.get(member__user__username="ana@northwind")
     claimed = claim_next(annotator=ana).claimed
     assert claimed is not None and claimed.kind == "bbox"
     # dana has no legal certification: the contract project is not hers to claim.
-    dana = Annotator.objects.get(member__user__username="dana")
+    dana = Annotator.objects.get(member__user__username="dana@northwind")
     assert claim_next(annotator=dana).claimed.kind == "classification"
 
 

@@ -46,7 +46,10 @@ def test_token_login_then_api_access():
         organization=org_data, username="solo", role=Role.MANAGER, actor=None, password="pw-123456"
     )
     client = APIClient()
-    response = client.post("/api/v1/auth/token/", {"username": "solo", "password": "pw-123456"})
+    # The account carries its organization in its login.
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "solo@solo", "password": "pw-123456"}
+    )
     assert response.status_code == 200
     client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
     # A single membership needs no organization header.
@@ -68,9 +71,9 @@ def test_anonymous_requests_are_refused(org):
 
 
 def test_a_user_in_two_organizations_must_name_one(org, other_org):
-    services.member_create(
+    services.member_join(
         organization=other_org.organization,
-        username=org.manager.user.username,
+        user=org.manager.user,
         role=Role.ANNOTATOR,
         actor=None,
     )
@@ -99,7 +102,7 @@ def test_manager_adds_an_annotator_with_a_profile(org):
         format="json",
     )
     assert response.status_code == 201, response.content
-    annotators = org.client(Role.MANAGER).get("/api/v1/annotators/?username=ana").json()
+    annotators = org.client(Role.MANAGER).get("/api/v1/annotators/?username=ana@acme").json()
     assert annotators["results"][0]["timezone"] == "America/Sao_Paulo"
 
 
@@ -251,13 +254,14 @@ def test_annotator_filters(org, domain):
         assert response.status_code == 200, response.content
         return sorted(a["username"] for a in response.json()["results"])
 
-    assert usernames("skill=bbox&min_level=3") == ["skilled"]
-    assert usernames("skill=bbox&min_level=2") == ["acme-annotator", "skilled"]
-    assert usernames("domain=legal") == ["skilled"]
-    assert usernames("language=ja") == ["skilled"]
+    # Annotators are listed by login.
+    assert usernames("skill=bbox&min_level=3") == ["skilled@acme"]
+    assert usernames("skill=bbox&min_level=2") == ["acme-annotator@acme", "skilled@acme"]
+    assert usernames("domain=legal") == ["skilled@acme"]
+    assert usernames("language=ja") == ["skilled@acme"]
     assert usernames("language=j") == []
     services.annotator_set_status(annotator=skilled, action="suspend", actor=None, reason="x")
-    assert usernames("status=suspended") == ["skilled"]
+    assert usernames("status=suspended") == ["skilled@acme"]
     assert_error(client.get("/api/v1/annotators/?min_level=3"), 400, "skill")
     assert_error(client.get("/api/v1/annotators/?skill=lidar"), 400, "skill")
     assert_error(client.get("/api/v1/annotators/?status=sleeping"), 400, "status")

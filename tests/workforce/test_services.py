@@ -85,7 +85,7 @@ def test_member_create_twice_in_the_same_organization_conflicts(org):
     with pytest.raises(Conflict):
         services.member_create(
             organization=org.organization,
-            username=org.manager.user.username,
+            username=org.manager.username,
             role=Role.QA_LEAD,
             actor=None,
         )

@@ -13,7 +13,7 @@ from .certifications import (
     certifications_expire,
 )
 from .domains import domain_create, domain_delete, domain_update
-from .members import member_create
+from .members import member_create, member_join, member_login
 from .organizations import organization_create
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "domain_update",
     "field_values",
     "member_create",
+    "member_join",
+    "member_login",
     "model_update",
     "organization_create",
 ]

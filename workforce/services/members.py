@@ -1,16 +1,50 @@
-"""Adding people to an organization."""
+"""Adding people to an organization.
+
+An account a manager creates belongs to that organization: its login name carries the
+organization's slug (``alice`` in ``acme`` logs in as ``alice@acme``). ``alice`` in ``globex`` is
+another account, so a manager can neither reach nor detect an account of another tenant: the
+name is looked up nowhere but in the manager's own organization, and every request does the
+same work whoever else exists. A name a manager types cannot contain ``@``, so no typed name is
+another organization's login. Accounts made outside the API (``createsuperuser``, the admin)
+keep the login they were given.
+"""
+
+import re
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, ErrorCode, ValidationFailed
-from workforce.models import Annotator, AuditVerb, Member, Organization, Role
+from workforce.models import LOGIN_SEPARATOR, Annotator, AuditVerb, Member, Organization, Role
 
 from .annotators import PROFILE_FIELDS, validate_profile
 from .audit import audit_record, field_values
 
 User = get_user_model()
+
+# What a manager may type as a username: Django's username characters without ``@``, which
+# separates the name from the organization in the login.
+USERNAME_RE = re.compile(r"^[\w.+-]+\Z")
+
+
+def member_login(*, organization: Organization, username: str) -> str:
+    """The login name of the account ``username`` in ``organization``: ``alice@acme``."""
+    return f"{username}{LOGIN_SEPARATOR}{organization.slug}"
+
+
+def validate_username(*, organization: Organization, username: str) -> None:
+    """Refuse a name that is not a plain username or makes a login too long for an account."""
+    longest = User._meta.get_field(User.USERNAME_FIELD).max_length - len(organization.slug) - 1
+    if LOGIN_SEPARATOR in username:
+        reason = "Must not contain '@': the login adds '@' and the organization itself."
+    elif not USERNAME_RE.match(username):
+        reason = "Use letters, digits and . + - _ only."
+    elif len(username) > longest:
+        reason = f"At most {longest} characters in this organization."
+    else:
+        return
+    raise ValidationFailed(f"Invalid username {username!r}.", fields={"username": [reason]})
 
 
 @transaction.atomic
@@ -26,10 +60,56 @@ def member_create(
     last_name: str = "",
     profile: dict | None = None,
 ) -> Member:
-    """Add a person to an organization; an annotator also gets a working profile.
+    """Create an account of the organization, with its membership; an annotator also gets a
+    working profile.
 
-    An existing user (matched by username) joins with the new role; otherwise a user is
-    created. Without a password the user cannot log in until one is set.
+    The account logs in as ``<username>@<organization slug>``. Without a password it cannot log
+    in until one is set. A username already used in this organization is a conflict; one used
+    in another organization is no concern of this one (it is another login).
+    """
+    if role not in Role.values:
+        raise ValidationFailed(
+            f"Unknown role {role!r}.",
+            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
+        )
+    validate_username(organization=organization, username=username)
+    profile = profile or {}
+    validate_profile(profile)
+    login = member_login(organization=organization, username=username)
+    user = User(username=login, email=email, first_name=first_name, last_name=last_name)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    try:
+        # A savepoint: a name taken (even by a concurrent request) is a conflict, not a 500.
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{username} is already a member of this organization.",
+            code=ErrorCode.ALREADY_MEMBER,
+            fields={"username": ["Already taken in this organization."]},
+        ) from exc
+    return _member_add(
+        organization=organization, user=user, role=role, actor=actor, profile=profile
+    )
+
+
+@transaction.atomic
+def member_join(
+    *,
+    organization: Organization,
+    user: AbstractBaseUser,
+    role: str,
+    actor: AbstractBaseUser | None,
+    profile: dict | None = None,
+) -> Member:
+    """Add an existing account to an organization, as its owner agreed to.
+
+    For a person who works for several organizations. No API lets a manager name an account to
+    attach: callers are the operator's tools acting on the person's request. The person keeps
+    their login; the organization sees the whole login as their username.
     """
     if role not in Role.values:
         raise ValidationFailed(
@@ -38,20 +118,25 @@ def member_create(
         )
     profile = profile or {}
     validate_profile(profile)
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        user = User(username=username, email=email, first_name=first_name, last_name=last_name)
-        if password:
-            user.set_password(password)
-        else:
-            user.set_unusable_password()
-        user.save()
-    elif Member.objects.filter(user=user, organization=organization).exists():
+    if Member.objects.filter(user=user, organization=organization).exists():
         raise Conflict(
-            f"{username} is already a member of this organization.",
+            f"{user.get_username()} is already a member of this organization.",
             code=ErrorCode.ALREADY_MEMBER,
             fields={"username": ["Already a member."]},
         )
+    return _member_add(
+        organization=organization, user=user, role=role, actor=actor, profile=profile
+    )
+
+
+def _member_add(
+    *,
+    organization: Organization,
+    user: AbstractBaseUser,
+    role: str,
+    actor: AbstractBaseUser | None,
+    profile: dict,
+) -> Member:
     member = Member.objects.create(user=user, organization=organization, role=role)
     annotator = None
     if role == Role.ANNOTATOR:
@@ -62,7 +147,7 @@ def member_create(
         verb=AuditVerb.MEMBER_CREATED,
         target=member,
         annotator=annotator,
-        after={"username": username, "role": role}
+        after={"username": member.username, "role": role}
         | (field_values(annotator, ["status", *PROFILE_FIELDS]) if annotator else {}),
     )
     return member

@@ -14,5 +14,5 @@ class Command(BaseCommand):
         if projects:
             self.stdout.write(f"Sample projects created: {', '.join(p.name for p in projects)}")
         self.stdout.write(f"Demo logins (password {DEMO_PASSWORD}):")
-        for username, role in logins:
-            self.stdout.write(f"  {username:<10} {role}")
+        for login, role in logins:
+            self.stdout.write(f"  {login:<18} {role}")

@@ -1,0 +1,140 @@
+"""Who can be made a member: a manager creates accounts of their own organization only.
+
+A username that exists in another organization must be indistinguishable from a free one, and
+nobody outside an organization can be attached to it by a manager's word.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from config.errors import Conflict
+from workforce import services
+from workforce.models import AuditEvent, Member, Role
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def create(org, client=None, **body):
+    body = {"role": "annotator", "password": "pw-long-enough"} | body
+    client = client or org.client(Role.MANAGER)
+    return client.post("/api/v1/members/", body, format="json")
+
+
+def token_for(login: str, password: str = "pw-long-enough"):
+    return APIClient().post("/api/v1/auth/token/", {"username": login, "password": password})
+
+
+def shape(body: dict) -> dict:
+    """The answer with what differs between any two fresh accounts left out."""
+    return {key: value for key, value in body.items() if key not in ("id", "username", "login")}
+
+
+def test_a_username_of_another_organization_gives_a_new_account_of_ones_own(org, other_org):
+    theirs = other_org.add("alice", Role.MANAGER)
+    their_user = User.objects.get(pk=theirs.user_id)
+    their_user.email, their_user.first_name = "alice@globex.example", "Alice"
+    their_user.save()
+
+    response = create(org, username="alice", email="a2@acme.example", first_name="Al")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["username"] == "alice" and body["login"] == "alice@acme"
+    # Nothing of globex's alice: the email and name are the ones sent.
+    assert body["email"] == "a2@acme.example" and body["name"] == "Al"
+    assert body["organization"] == "acme"
+    created = Member.objects.get(pk=body["id"])
+    assert created.user_id != their_user.pk
+    # globex's alice still belongs to globex alone, and her single-organization client works.
+    assert list(Member.objects.filter(user=their_user).values_list("organization__slug")) == [
+        ("globex",)
+    ]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for('alice@globex').json()['token']}")
+    assert client.get("/api/v1/annotators/").status_code == 200
+    # The sent password is the new account's.
+    assert token_for("alice@acme").status_code == 200
+
+
+def test_a_name_taken_elsewhere_answers_exactly_as_a_free_one(org, other_org):
+    other_org.add("taken", Role.ANNOTATOR)
+    answers, queries = {}, {}
+    client = org.client(Role.MANAGER)
+    for name in ("taken", "free"):
+        with CaptureQueriesContext(connection) as captured:
+            answers[name] = create(org, client, username=name, email="x@acme.example")
+        queries[name] = len(captured)
+    assert answers["taken"].status_code == answers["free"].status_code == 201
+    assert shape(answers["taken"].json()) == shape(answers["free"].json())
+    assert answers["taken"].json()["login"] == "taken@acme"
+    # The same work either way (no lookup outside the organization), so the same time.
+    assert queries["taken"] == queries["free"]
+
+
+def test_a_username_with_an_at_sign_is_refused_naming_the_field(org, other_org):
+    members, events = Member.objects.count(), AuditEvent.objects.count()
+    for name in ("globex-manager@globex", "x@", "@acme"):
+        response = create(org, username=name)
+        assert response.status_code == 400, response.content
+        assert "username" in response.json()["error"]["fields"]
+    assert (Member.objects.count(), AuditEvent.objects.count()) == (members, events)
+    assert other_org.manager.user.memberships.count() == 1
+
+
+def test_a_username_too_long_for_a_login_is_refused(org):
+    response = create(org, username="a" * (150 - len("@acme") + 1))
+    assert response.status_code == 400
+    assert "username" in response.json()["error"]["fields"]
+    assert create(org, username="a" * (150 - len("@acme"))).status_code == 201
+
+
+def test_the_same_username_twice_in_one_organization_conflicts(org):
+    assert create(org, username="bob").status_code == 201
+    response = create(org, username="bob")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "already_member"
+    assert User.objects.filter(username="bob@acme").count() == 1
+
+
+def test_a_global_account_keeps_its_login_and_its_name_is_free_in_every_organization(org):
+    root = User.objects.create_superuser("alice", "root@example.com", "root-password")
+    assert token_for("alice", "root-password").status_code == 200
+    response = create(org, username="alice")
+    assert response.status_code == 201
+    assert User.objects.get(pk=root.pk).memberships.count() == 0
+    assert token_for("alice", "root-password").status_code == 200
+
+
+def test_the_member_list_shows_only_the_organizations_people(org, other_org):
+    services.member_join(
+        organization=other_org.organization, user=org.qa_lead.user, role=Role.ANNOTATOR, actor=None
+    )
+    listed = org.client(Role.MANAGER).get("/api/v1/members/?page_size=500").json()["results"]
+    assert {m["organization"] for m in listed} == {"acme"}
+    assert {m["login"].split("@")[1] for m in listed} == {"acme"}
+    theirs = other_org.client(Role.MANAGER).get("/api/v1/members/").json()["results"]
+    by_login = {m["login"]: m for m in theirs}
+    # In globex, the person who joined from acme is known by their whole login.
+    assert by_login["acme-qa@acme"]["username"] == "acme-qa@acme"
+    assert by_login["acme-qa@acme"]["role"] == "annotator"
+    assert by_login["globex-manager@globex"]["username"] == "globex-manager"
+    assert {m["organization"] for m in theirs} == {"globex"}
+
+
+def test_joining_an_organization_twice_conflicts(org, other_org):
+    services.member_join(
+        organization=other_org.organization, user=org.qa_lead.user, role=Role.ANNOTATOR, actor=None
+    )
+    with pytest.raises(Conflict) as error:
+        services.member_join(
+            organization=other_org.organization,
+            user=org.qa_lead.user,
+            role=Role.REVIEWER,
+            actor=None,
+        )
+    assert error.value.code == "already_member"
