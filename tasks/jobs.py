@@ -2,7 +2,8 @@
 
 Services queue ``run_import`` and ``add_overlap_seats`` after commit through
 ``workforce.queue.enqueue``, which keeps a message the broker refused and sends it again, so
-either may run twice. Beat runs ``expire_assignments`` (``CELERY_BEAT_SCHEDULE``).
+either may run twice. Beat runs ``expire_assignments`` and ``recover_imports``
+(``CELERY_BEAT_SCHEDULE``).
 """
 
 from celery import shared_task
@@ -22,6 +23,12 @@ def run_import(import_id: int) -> str | None:
     """Import an uploaded file of tasks; delivered twice, the second run finds it finished."""
     task_import = imports.task_import_run(import_id=import_id)
     return task_import.status if task_import else None
+
+
+@shared_task(name="tasks.recover_imports")
+def recover_imports() -> int:
+    """Queue again the imports whose worker stopped (their heartbeat did), or fail them."""
+    return imports.task_imports_recover()
 
 
 @shared_task(name="tasks.add_overlap_seats")

@@ -14,6 +14,8 @@ reference it (a slot's task, an assignment's annotator) do not. A helper for a t
 changes a key must take plain ``FOR UPDATE`` instead.
 """
 
+from django.db import connection
+
 from .models import Assignment, AssignmentStatus, Project, Slot, SlotState, Task, TaskImport
 
 
@@ -52,6 +54,23 @@ def lock_import(import_id: int, **where) -> TaskImport | None:
     jobs = TaskImport.objects.select_for_update(of=("self",), no_key=True)
     jobs = jobs.select_related("project")
     return jobs.filter(pk=import_id, **where).first()
+
+
+# Advisory lock keys of import runs: this base plus the import's id, in a range no other lock
+# of Assay's uses.
+IMPORT_RUN_LOCK_BASE = 0x4153_5341_0000_0000
+
+
+def try_lock_import_run(import_id: int) -> bool:
+    """Take the run lock of an import for this session, unless another session holds it.
+
+    A session advisory lock, not a row lock: it lasts until the connection closes (or its
+    process dies, when PostgreSQL ends the session), so it marks a live run of the import
+    across its many transactions. It is never released otherwise: close the connection.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [IMPORT_RUN_LOCK_BASE + import_id])
+        return cursor.fetchone()[0]
 
 
 def lock_slot_of(assignment: Assignment) -> Slot | None:

@@ -304,9 +304,13 @@ class TaskImport(models.Model):
 
     ``on_error`` and the report mean what they mean for ``tasks_import``. A job delivered again
     (after a worker stopped halfway) imports the same file again, which creates only what the
-    first run did not. Batches commit one by one, so a job that failed on an error of the
-    database may have imported part of its file: ``error`` says why, and uploading the same file
-    again imports the rest.
+    first run did not. In ``skip`` mode batches commit one by one, so a job that failed on an
+    error of the database may have imported part of its file: ``error`` says why, and uploading
+    the same file again imports the rest; an ``abort`` import writes all of its file or nothing.
+
+    ``heartbeat_at`` is kept fresh while a run is alive; ``attempts`` counts the runs started
+    (``tasks.services.imports`` says how a stalled import is queued again, and when it fails).
+    ``rows_read`` only ever grows.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
@@ -325,6 +329,8 @@ class TaskImport(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]

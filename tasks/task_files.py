@@ -4,7 +4,21 @@ A row is either ``{"external_id", "data": {...}, "priority", "gold_answer"}`` or
 ``data`` key, an object whose other keys are the data (the shape most tools export). A row
 without ``external_id`` gets one from a hash of its data, so importing the same file twice
 changes nothing either way. In CSV, a ``data`` column holds JSON; otherwise every column but
-the reserved ones is a data field, and whole numbers are read as numbers.
+the reserved ones is a data field, and a cell of ASCII digits with an optional sign that fits a
+``bigint`` is read as a number (any other cell, ``²``, Arabic-Indic digits or ``--1`` among them, is text).
+
+An external id is text. An integer id is its decimal text, so ``77`` and ``"77"`` are the same
+id; a CSV cell is the id as written (``007`` stays ``007``). An id that appears twice in one file
+makes the second row invalid (field ``external_id``, naming the first row), whatever else the
+rows hold; rows without an id that have the same data are duplicates in the same way.
+
+Nothing a file holds reaches an exception that is not a row error. A row that PostgreSQL would
+refuse (NUL characters, lone surrogates, non-finite numbers, in values and keys alike), that
+nests deeper than ``MAX_JSON_DEPTH`` or that is not valid UTF-8 is a row error with its number,
+and reading goes on with the next row. Two faults end the file instead, with a row error naming
+where: a row larger than ``MAX_ROW_BYTES`` in a JSON array or CSV file (a JSON Lines file skips
+to the next line), and a JSON array or CSV file that stops being well-formed, after which no
+later row can be told apart.
 """
 
 import csv
@@ -12,13 +26,16 @@ import hashlib
 import io
 import json
 import queue
+import re
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import ijson
 
+from config.storable import MAX_JSON_DEPTH, bigint_problem, json_problems, text_problem
 from tasks.kinds import Kind
 from tasks.kinds.base import ValidationIssue
 
@@ -27,6 +44,20 @@ RESERVED = {"external_id", "data", "priority", "gold_answer"}
 MAX_EXTERNAL_ID = 200
 # Task priority is stored as a smallint.
 PRIORITY_RANGE = (-32768, 32767)
+# The largest row a file may hold: a gold answer at the kinds' limits (a 200,000-point polygon
+# is about 4 MB of JSON) fits twice. A row is parsed whole, and its Python objects take several
+# times its size, so this bounds a reader's memory whatever the file holds.
+MAX_ROW_BYTES = 8 * 2**20
+# A CSV cell can be as large as a row (a ``data`` column holding JSON); the module's default
+# limit (128 KiB) would end the file at a legitimate large cell. The limit is process-wide and
+# only ever raised here.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_ROW_BYTES))
+# A row is an object holding data, so it may nest one level deeper than its data.
+MAX_ROW_DEPTH = MAX_JSON_DEPTH + 1
+_BOM = b"\xef\xbb\xbf"
+# Whole numbers in CSV cells: ASCII digits only (``str.isdigit`` accepts ``²``
+# and Arabic-Indic digits, which ``int`` then refuses or reads as another number).
+_WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 T = TypeVar("T")
 
@@ -54,76 +85,284 @@ class RowError:
         return {"row": self.row, "field": self.field, "message": self.message}
 
 
+class _FieldError(ValueError):
+    """What is wrong with one field of a raw row, found while reading it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class _RowTooLarge(Exception):
+    pass
+
+
 def guess_format(filename: str) -> str | None:
     suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     return {"json": "json", "jsonl": "jsonl", "ndjson": "jsonl", "csv": "csv"}.get(suffix)
 
 
+def file_problem(stream: BinaryIO, fmt: str) -> str | None:
+    """Why a file cannot be read as ``fmt`` at all (empty, or JSON that is not an array), or
+    None. Reads the first few KB only and leaves the stream where it was."""
+    start = stream.tell()
+    head = stream.read(4096)
+    stream.seek(start)
+    head = head.removeprefix(_BOM).lstrip()
+    if not head:
+        return "The file is empty."
+    if fmt == "json" and head[:1] != b"[":
+        return "The file must be a JSON array of objects."
+    return None
+
+
+def _skip_bom(stream: BinaryIO) -> None:
+    start = stream.tell()
+    if stream.read(len(_BOM)) != _BOM:
+        stream.seek(start)
+
+
+def _too_large(what: str = "the row") -> str:
+    return f"{what} is larger than {MAX_ROW_BYTES // 2**20} MB"
+
+
 def _raw_rows(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
     """Yield (row number, parsed object or an exception) from a binary stream."""
     if fmt == "jsonl":
-        for number, line in enumerate(stream, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except ValueError as exc:
-                    yield number, exc
+        yield from _jsonl_rows(stream)
     elif fmt == "json":
-        number = 0
-        if _first_byte(stream) != b"[":
-            yield 1, ValueError("the file must be a JSON array of objects")
-            return
-        try:
-            for number, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):
-                yield number, item
-        except ijson.JSONError as exc:
-            yield number + 1, ValueError(f"the file is not a JSON array of objects ({exc})")
+        yield from _json_rows(stream)
     elif fmt == "csv":
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        try:
-            # Row 1 is the header, so data rows are numbered as a spreadsheet shows them.
-            for number, record in enumerate(csv.DictReader(text), start=2):
-                yield number, _csv_record(record)
-        finally:
-            text.detach()
+        yield from _csv_rows(stream)
     else:
         raise ValueError(f"Unknown format {fmt!r}")
 
 
-def _first_byte(stream: BinaryIO) -> bytes:
-    """Return the first byte that is not white space, leaving the stream where it was."""
-    start = stream.tell()
-    chunk = stream.read(4096).lstrip()
-    stream.seek(start)
-    return chunk[:1]
+def _loads(text: str | bytes) -> Any:
+    """``json.loads``, with a nesting too deep for its recursion as a ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels") from exc
+
+
+def _jsonl_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    _skip_bom(stream)
+    number = 0
+    # Lines are read with a bound, so one huge line never sits in memory whole.
+    while line := stream.readline(MAX_ROW_BYTES + 1):
+        number += 1
+        if len(line) > MAX_ROW_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(2**20)) and not rest.endswith(b"\n"):
+                pass
+            yield number, ValueError(_too_large())
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield number, _loads(line)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
+            yield number, exc
+
+
+class _BoundedReader:
+    """A binary stream that refuses to read more than ``MAX_ROW_BYTES`` past a row's start.
+
+    ijson reads 64 KB at a time and holds a token being parsed whole (a string of hundreds of
+    MB, say), so the bound is kept here, where the bytes come in.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.read_so_far = 0
+        self.row_start = 0
+
+    def row_started(self) -> None:
+        self.row_start = self.read_so_far
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size if size >= 0 else 2**16)
+        self.read_so_far += len(chunk)
+        if self.read_so_far - self.row_start > MAX_ROW_BYTES + 2**16:
+            raise _RowTooLarge
+        return chunk
+
+
+_OPEN = {"start_map", "start_array"}
+_CLOSE = {"end_map", "end_array"}
+
+
+def _json_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSON array, built from the parser's events.
+
+    ``ijson.items`` builds a prefix string per nesting level, which costs time and memory
+    quadratic in the depth (100,000 nested ``[`` took 20 GB); events cost nothing per level,
+    and a row deeper than ``MAX_ROW_DEPTH`` is skipped by counting its brackets.
+    """
+    _skip_bom(stream)
+    reader = _BoundedReader(stream)
+    events = ijson.basic_parse(reader, use_float=True)
+    number, in_row = 0, False
+    try:
+        first = next(events, None)
+        if first is None or first[0] != "start_array":
+            yield 1, ValueError("the file must be a JSON array of objects")
+            return
+        for event, value in events:
+            if event == "end_array":  # the end of the file's array
+                break
+            number += 1
+            reader.row_started()
+            in_row = True
+            row = _build(event, value, events)
+            in_row = False
+            yield number, row
+        for _ in events:  # anything after the array is an error of the parser
+            pass
+    except _RowTooLarge:
+        yield (
+            number + (not in_row),
+            ValueError(_too_large() + "; the rest of the file was not read"),
+        )
+    except (ijson.JSONError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        yield (
+            number + (not in_row),
+            ValueError(f"the file is not a JSON array of objects ({reason})"),
+        )
+
+
+def _build(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
+    """Build one value from its first event and the events after it, without recursion."""
+    if event not in _OPEN:
+        return value
+    root: Any = {} if event == "start_map" else []
+    stack: list[Any] = [root]
+    key = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event in _CLOSE:
+            stack.pop()
+            if not stack:
+                return root
+            continue
+        child: Any = value
+        if event in _OPEN:
+            child = {} if event == "start_map" else []
+        parent = stack[-1]
+        if type(parent) is list:
+            parent.append(child)
+        else:
+            parent[key] = child
+        if event in _OPEN:
+            if len(stack) >= MAX_ROW_DEPTH:
+                _skip(events, open_levels=len(stack) + 1)
+                return ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+            stack.append(child)
+    raise ValueError("the file ends inside a row")
+
+
+def _skip(events: Iterator[tuple[str, Any]], *, open_levels: int) -> None:
+    """Read past the rest of a value that ``open_levels`` containers are still open in."""
+    for event, _ in events:
+        if event in _OPEN:
+            open_levels += 1
+        elif event in _CLOSE:
+            open_levels -= 1
+            if not open_levels:
+                return
+    raise ValueError("the file ends inside a row")
+
+
+class _CsvLines:
+    """The lines of a CSV text, each read with a bound, counting the characters of a record."""
+
+    def __init__(self, text: io.TextIOBase):
+        self.text = text
+        self.record = 0
+
+    def __iter__(self) -> "_CsvLines":
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(MAX_ROW_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self.record += len(line)
+        if self.record > MAX_ROW_BYTES:
+            raise _RowTooLarge
+        return line
+
+
+def _csv_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    # Bytes that are not UTF-8 become lone surrogates (U+DC80-U+DCFF), which no UTF-8 text
+    # decodes to: the row that holds them is then a row error, and reading goes on.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _CsvLines(text)
+    # Row 1 is the header, so data rows are numbered as a spreadsheet shows them.
+    number = 1
+    try:
+        reader = csv.DictReader(lines)
+        header = reader.fieldnames or []
+        for problem in filter(None, map(text_problem, header)):
+            yield 1, ValueError(f"the header {_csv_problem(problem)}")
+            return
+        for number, record in enumerate(reader, start=2):
+            lines.record = 0
+            yield number, _csv_record(record)
+    except _RowTooLarge:
+        yield number + 1, ValueError(_too_large() + "; the rest of the file was not read")
+    except csv.Error as exc:
+        yield number + 1, ValueError(f"the file is not valid CSV ({exc})")
+    finally:
+        text.detach()
+
+
+def _csv_problem(problem: str) -> str:
+    # The only lone surrogates decoding can produce stand for bytes that are not UTF-8.
+    return "is not valid UTF-8 text" if "surrogate" in problem else problem
 
 
 def _csv_value(value: str) -> Any:
     stripped = value.strip()
-    if stripped.lstrip("-").isdigit():
-        return int(stripped)
+    if _WHOLE.fullmatch(stripped) and len(stripped) <= 20:
+        number = int(stripped)
+        if not bigint_problem(number):
+            return number
     return value
 
 
 def _csv_record(record: dict) -> Any:
     if None in record:  # more cells than header columns
         return ValueError("the row has more cells than the header")
+    for column, value in record.items():
+        if value is not None and (problem := text_problem(value)):
+            field = column if column in RESERVED or "data" in record else f"data.{column}"
+            return _FieldError(field, _csv_problem(problem))
     if "data" in record:
         try:
-            data = json.loads(record["data"])
+            data = _loads(record["data"] or "")
         except ValueError as exc:
-            return ValueError(f"data: not valid JSON ({exc})")
+            return _FieldError("data", f"not valid JSON ({exc})")
         out = {"data": data}
     else:
         out = {"data": {k: _csv_value(v) for k, v in record.items() if k not in RESERVED}}
-    for key in ("external_id", "priority"):
-        if record.get(key) not in (None, ""):
-            out[key] = _csv_value(record[key])
+    if record.get("external_id") not in (None, ""):
+        out["external_id"] = record["external_id"]
+    if record.get("priority") not in (None, ""):
+        cell = record["priority"].strip()
+        if not _WHOLE.fullmatch(cell):
+            return _FieldError("priority", "must be a whole number")
+        if len(cell) > 10:  # far out of range: never hand int() thousands of digits
+            return _FieldError("priority", f"must be within {PRIORITY_RANGE}")
+        out["priority"] = int(cell)
     if record.get("gold_answer"):
         try:
-            out["gold_answer"] = json.loads(record["gold_answer"])
+            out["gold_answer"] = _loads(record["gold_answer"])
         except ValueError as exc:
-            return ValueError(f"gold_answer: not valid JSON ({exc})")
+            return _FieldError("gold_answer", f"not valid JSON ({exc})")
     return out
 
 
@@ -132,48 +371,129 @@ def _hash_id(data: Any) -> str:
     return "sha1:" + hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
 
 
+class SeenIds:
+    """The external ids one file has had so far, each with the first row that had it.
+
+    An open-addressing table of 64-bit hashes and row numbers in two arrays: 12 bytes a slot,
+    at most half full, so about 24 MB for a million ids, where a ``dict`` of strings would take
+    hundreds. Python's string hash is keyed per process, so a file cannot be made to collide;
+    the chance that two different ids of a million-row file share a hash is about 3 in 10^8.
+    """
+
+    def __init__(self, capacity: int = 1024):
+        self._hashes = array("Q", bytes(8 * capacity))
+        self._rows = array("I", bytes(4 * capacity))
+        self._used = 0
+
+    def add(self, external_id: str, row: int) -> int | None:
+        """Remember ``external_id`` at ``row``; return the earlier row that had it, if any."""
+        key = (hash(external_id) & 0xFFFF_FFFF_FFFF_FFFF) or 1  # 0 marks a free slot
+        slot = self._find(key)
+        if self._hashes[slot] == key:
+            return self._rows[slot]
+        self._hashes[slot], self._rows[slot] = key, row
+        self._used += 1
+        if self._used * 2 > len(self._hashes):
+            self._grow()
+        return None
+
+    def _find(self, key: int) -> int:
+        hashes, mask = self._hashes, len(self._hashes) - 1
+        slot = key & mask
+        while hashes[slot] and hashes[slot] != key:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        hashes, rows = self._hashes, self._rows
+        capacity = 2 * len(hashes)
+        self._hashes = array("Q", bytes(8 * capacity))
+        self._rows = array("I", bytes(4 * capacity))
+        for index, key in enumerate(hashes):
+            if key:
+                slot = self._find(key)
+                self._hashes[slot], self._rows[slot] = key, rows[index]
+
+
 def read_rows(
     stream: BinaryIO, fmt: str, *, kind: Kind, schema: dict
 ) -> Iterator[Row | list[RowError]]:
     """Yield each row as a ``Row`` or as the list of everything wrong with it."""
+    seen = SeenIds()
     for number, raw in _raw_rows(stream, fmt):
+        if isinstance(raw, _FieldError):
+            yield [RowError(number, raw.field, str(raw))]
+            continue
         if isinstance(raw, Exception):
             yield [RowError(number, "", str(raw))]
             continue
         if not isinstance(raw, dict):
             yield [RowError(number, "", "a row must be a JSON object")]
             continue
-        errors: list[RowError] = []
-        data = raw["data"] if "data" in raw else {k: v for k, v in raw.items() if k not in RESERVED}
-        if not isinstance(data, dict):
-            yield [RowError(number, "data", "must be a JSON object")]
-            continue
-        external_id = raw.get("external_id")
-        if external_id is None:
-            external_id = _hash_id(data)
-        elif isinstance(external_id, bool) or not isinstance(external_id, str | int):
-            errors.append(RowError(number, "external_id", "must be a string or an integer"))
-        elif not 0 < len(str(external_id)) <= MAX_EXTERNAL_ID:
-            errors.append(RowError(number, "external_id", f"must be 1 to {MAX_EXTERNAL_ID} long"))
-        priority = raw.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            errors.append(RowError(number, "priority", "must be a whole number"))
-        elif not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
-            errors.append(RowError(number, "priority", f"must be within {PRIORITY_RANGE}"))
+        yield _row(number, raw, seen, kind=kind, schema=schema)
+
+
+def _row(
+    number: int, raw: dict, seen: SeenIds, *, kind: Kind, schema: dict
+) -> Row | list[RowError]:
+    errors: list[RowError] = []
+    data = raw["data"] if "data" in raw else {k: v for k, v in raw.items() if k not in RESERVED}
+    if not isinstance(data, dict):
+        return [RowError(number, "data", "must be a JSON object")]
+    external_id, id_problem = _external_id(raw.get("external_id"))
+    if id_problem:
+        errors.append(RowError(number, "external_id", id_problem))
+    priority = raw.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        errors.append(RowError(number, "priority", "must be a whole number"))
+    elif not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+        errors.append(RowError(number, "priority", f"must be within {PRIORITY_RANGE}"))
+    # What the database would refuse is checked first: the kind's validation, hashing and
+    # serialising then only ever see values of bounded depth.
+    data_problems = json_problems(data, path="data")
+    errors.extend(RowError(number, path, reason) for path, reason in data_problems)
+    gold = raw.get("gold_answer")
+    gold_problems = json_problems(gold, path="gold_answer") if gold is not None else []
+    errors.extend(RowError(number, path, reason) for path, reason in gold_problems)
+    if not data_problems:
         data_issues = kind.validate_task_data(data)
         errors.extend(_row_errors(number, "data", data_issues))
-        gold = raw.get("gold_answer")
-        if gold is not None and not data_issues:
+        if gold is not None and not data_issues and not gold_problems:
             errors.extend(
                 _row_errors(number, "gold_answer", kind.validate_payload(gold, schema, data))
             )
-        data_json, gold_json = _to_json(data, number, "data", errors), None
-        if gold is not None:
-            gold_json = _to_json(gold, number, "gold_answer", errors)
-        if errors:
-            yield errors
-        else:
-            yield Row(number, str(external_id), data, priority, gold, data_json, gold_json)
+        if external_id is None and not id_problem:
+            external_id = _hash_id(data)
+    if external_id is not None and (first := seen.add(external_id, number)) is not None:
+        message = f"duplicates row {first}"
+        if "external_id" not in raw:
+            message = f"has the same data as row {first}, and neither has an external_id"
+        errors.append(RowError(number, "external_id", message))
+    if errors:
+        return errors
+    data_json = _to_json(data, number, "data", errors)
+    gold_json = _to_json(gold, number, "gold_answer", errors) if gold is not None else None
+    if errors:
+        return errors
+    return Row(number, external_id, data, priority, gold, data_json, gold_json)
+
+
+def _external_id(value: Any) -> tuple[str | None, str | None]:
+    """The external id as text and None, or None and why it is not one; (None, None) if absent."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None, "must be a string or an integer"
+    if isinstance(value, int):
+        # More than 200 digits for certain; never turned into text.
+        if value.bit_length() > 700:
+            return None, f"must be 1 to {MAX_EXTERNAL_ID} characters long"
+        value = str(value)
+    if not 0 < len(value) <= MAX_EXTERNAL_ID:
+        return None, f"must be 1 to {MAX_EXTERNAL_ID} characters long"
+    if problem := text_problem(value):
+        return None, problem
+    return value, None
 
 
 def _row_errors(number: int, prefix: str, issues: Iterable[ValidationIssue]) -> list[RowError]:
@@ -181,15 +501,12 @@ def _row_errors(number: int, prefix: str, issues: Iterable[ValidationIssue]) -> 
 
 
 def _to_json(value: Any, number: int, field: str, errors: list[RowError]) -> str:
-    """Serialise for PostgreSQL's jsonb, which refuses NaN, infinities and NUL characters."""
+    """Serialise for PostgreSQL's jsonb; ``json_problems`` has already passed the value."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        errors.append(RowError(number, field, "NaN and infinite numbers are not valid JSON"))
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:  # an integer too long to write out, say
+        errors.append(RowError(number, field, f"cannot be stored as JSON ({exc})"))
         return ""
-    if "\\u0000" in text:
-        errors.append(RowError(number, field, "contains a NUL character"))
-    return text
 
 
 _END = object()

@@ -1,21 +1,39 @@
-"""Importing tasks in bulk: streamed, validated row by row, idempotent by external id."""
+"""Importing tasks in bulk: streamed, validated row by row, idempotent by external id.
+
+What a file may hold, and how a bad row is reported, is ``tasks.task_files``'s to say.
+
+``abort`` (all or nothing) writes the whole file in one transaction: an invalid row, an error
+of the database or a worker killed halfway leave nothing behind. ``skip`` commits batch by batch,
+so a long import never holds one transaction open on the task tables; a run that stopped
+halfway is resumed by running it again, since rows whose external id exists are left alone.
+
+A running import has a heartbeat (``heartbeat_at``, kept fresh from a thread with a database
+connection of its own, which also holds the import's run lock). The beat job
+``tasks.recover_imports`` queues again an import whose heartbeat stopped (its worker was killed,
+say, and the broker will not give the message back for an hour), at most
+``MAX_IMPORT_ATTEMPTS`` runs in all; then it fails, saying why.
+"""
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
 from config.errors import ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
-from tasks.locks import lock_import, lock_project_overlap
+from tasks.locks import lock_import, lock_project_overlap, try_lock_import_run
 from tasks.models import ImportStatus, Project, TaskImport
-from tasks.task_files import FORMATS, Row, RowError, read_ahead, read_rows
+from tasks.task_files import FORMATS, Row, RowError, file_problem, read_ahead, read_rows
 from workforce.models import AuditVerb
 from workforce.queue import enqueue
 from workforce.services import audit_record
@@ -25,6 +43,16 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 5_000
 # Errors listed in a report; the count covers them all.
 MAX_REPORTED_ERRORS = 1_000
+# A running import's heartbeat is written at least this often (and after every batch)...
+HEARTBEAT_EVERY = timedelta(seconds=5)
+# ...so one this old means its worker is gone: far longer than any pause of a live worker
+# (a batch takes well under a second), short enough that a killed import resumes within minutes.
+IMPORT_STALLED_AFTER = timedelta(seconds=90)
+# Runs an import may start, counting deliveries after a worker died: a file that kills its
+# worker each time (out of memory, say) fails after this many instead of looping forever.
+MAX_IMPORT_ATTEMPTS = 3
+# Stalled imports handled by one run of the recovery job.
+RECOVER_BATCH_SIZE = 100
 
 
 class OnError:
@@ -98,8 +126,8 @@ def _insert(project: Project, overlap: int, rows: list[Row]) -> int:
 
 
 def _write(project: Project, rows: list[Row]) -> int:
-    # Each batch commits on its own: a long transaction on the task tables would hold back
-    # vacuum and slow every claim. A re-run resumes where a failed import stopped.
+    # In skip mode each batch commits on its own: a long transaction on the task tables would
+    # hold back vacuum and slow every claim. A re-run resumes where a failed import stopped.
     with transaction.atomic():
         # The overlap as it is now, held while the batch is written: a raise of the overlap waits
         # for the batch, and the seats it adds then reach these tasks too.
@@ -143,20 +171,79 @@ def tasks_import(
 ) -> ImportReport:
     """Import tasks from a file in ``fmt`` (json, jsonl or csv), streamed in batches.
 
-    ``open_stream`` returns the file, seekable, from its start; with ``on_error="abort"`` it is read twice,
-    first to validate every row (nothing is written if one is invalid), then to write.
+    ``open_stream`` returns the file from its start; it is read once. With ``on_error="abort"``
+    every row is written in one transaction, rolled back if any row is invalid (the report then
+    lists them, with ``imported`` false) or anything fails; with ``skip`` each batch commits.
     Rows whose external id the project already has are counted as existing and left unchanged.
+    ``progress`` is called with the rows read so far after every batch.
     """
     _check_mode(fmt, on_error)
-    kind = get_kind(project.kind)
+    rows = read_rows(open_stream(), fmt, kind=get_kind(project.kind), schema=project.label_schema)
+    rows = read_ahead(rows, chunk=batch_size)
     if on_error == OnError.ABORT:
-        checked = tasks_validate(project=project, stream=open_stream(), fmt=fmt)
-        if not checked.imported:
-            return checked
+        report = _import_all_or_nothing(project, rows, batch_size, progress, actor)
+    else:
+        report = _import_valid_rows(project, rows, batch_size, progress, actor)
+    return report
+
+
+class _RolledBack(Exception):
+    """Ends an all-or-nothing import's transaction when a row is invalid."""
+
+
+def _import_all_or_nothing(
+    project: Project,
+    rows: Iterator[Row | list[RowError]],
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    actor: AbstractBaseUser | None,
+) -> ImportReport:
+    report = ImportReport()
+    try:
+        # One transaction for the file: a later batch's failure (or a killed worker) must not
+        # leave the earlier ones. It holds the project's overlap for its length (claims go on:
+        # the lock is FOR NO KEY UPDATE), and its dead rows wait for it to end; measured at
+        # 100,000 rows it costs no more than committing batch by batch (bench/import.py).
+        with transaction.atomic():
+            overlap = lock_project_overlap(project.pk)
+            batch: list[Row] = []
+            for row in rows:
+                report.rows += 1
+                if isinstance(row, list):
+                    report.add_errors(row)
+                    batch = []
+                elif not report.invalid:  # after an invalid row nothing more is written
+                    batch.append(row)
+                    if len(batch) >= batch_size:
+                        report.created += _insert(project, overlap, batch)
+                        batch = []
+                if progress and report.rows % batch_size == 0:
+                    progress(report.rows)
+            if report.invalid:
+                raise _RolledBack
+            if not report.rows:
+                raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
+            if batch:
+                report.created += _insert(project, overlap, batch)
+            if progress:
+                progress(report.rows)
+            report.existing = report.rows - report.created
+            _audit_imported(project, actor, report)
+    except _RolledBack:
+        report.created, report.imported = 0, False
+    return report
+
+
+def _import_valid_rows(
+    project: Project,
+    rows: Iterator[Row | list[RowError]],
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    actor: AbstractBaseUser | None,
+) -> ImportReport:
     report = ImportReport()
     batch: list[Row] = []
-    rows = read_rows(open_stream(), fmt, kind=kind, schema=project.label_schema)
-    for row in read_ahead(rows, chunk=batch_size):
+    for row in rows:
         report.rows += 1
         if isinstance(row, list):
             report.add_errors(row)
@@ -172,6 +259,11 @@ def tasks_import(
     if progress:
         progress(report.rows)
     report.existing = report.rows - report.invalid - report.created
+    _audit_imported(project, actor, report)
+    return report
+
+
+def _audit_imported(project: Project, actor: AbstractBaseUser | None, report: ImportReport) -> None:
     audit_record(
         organization=project.organization,
         actor=actor,
@@ -179,7 +271,6 @@ def tasks_import(
         target=project,
         after={k: v for k, v in report.as_dict().items() if k != "errors"},
     )
-    return report
 
 
 def task_import_start(
@@ -193,11 +284,14 @@ def task_import_start(
     """Keep an uploaded file and queue the job that imports it; return (job, None).
 
     In all-or-nothing mode every row is checked first, so a file with an invalid row is refused
-    at once with its report, (None, report), and nothing is kept or queued.
+    at once with its report, (None, report), and nothing is kept or queued. An empty file, or a
+    JSON file that is not an array, is refused in either mode.
     """
     _check_mode(fmt, on_error)
+    upload.seek(0)
+    if problem := file_problem(upload, fmt):
+        raise ValidationFailed(problem, fields={"file": [problem]})
     if on_error == OnError.ABORT:
-        upload.seek(0)
         checked = tasks_validate(project=project, stream=upload, fmt=fmt)
         if not checked.imported:
             return None, checked
@@ -227,53 +321,219 @@ def task_import_start(
 def _end(
     job: TaskImport, status: str, *, error: str = "", report: ImportReport | None = None
 ) -> None:
-    """Record how an import ended and tell whoever watches; its file goes, the report stays."""
-    job.file.delete(save=False)
+    """Record how an import ended and tell whoever watches; its file goes, the report stays.
+
+    Inside a transaction (an all-or-nothing import's), all of it happens when that commits.
+    """
+    name, storage = job.file.name, job.file.storage
     job.status, job.error, job.file, job.finished_at = status, error[:2000], "", timezone.now()
+    fields = ["status", "error", "file", "finished_at"]
     if report is not None:
-        job.report, job.rows_read = report.as_dict(), report.rows
-    job.save(update_fields=["status", "error", "report", "rows_read", "file", "finished_at"])
+        job.report = report.as_dict()
+        fields.append("report")
+    job.save(update_fields=fields)
+    if report is not None:
+        # Progress never goes backwards, whichever run of the import wrote it last.
+        TaskImport.objects.filter(pk=job.pk).update(
+            rows_read=Greatest(F("rows_read"), Value(report.rows))
+        )
+    job.refresh_from_db(fields=["rows_read"])
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
     events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
+
+
+class _Heartbeat:
+    """A running import's heartbeat and progress, written from a thread of its own.
+
+    The thread has its own database connection: an all-or-nothing import writes in one long
+    transaction, in which neither would be seen before the end. That connection also holds the
+    import's run lock (a session advisory lock), which PostgreSQL lets go when the connection
+    closes or its process dies, so another delivery of the job can tell a live run from a dead one.
+    """
+
+    def __init__(self, import_id: int):
+        self.import_id = import_id
+        self.rows = 0
+        self._published = 0
+        self._locked = False
+        self._failure: BaseException | None = None
+        self._ready = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"import-{import_id}-heartbeat", daemon=True
+        )
+
+    def start(self) -> bool:
+        """Take the import's run lock and start beating; False when another run holds it."""
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            self._thread.join()
+            raise self._failure
+        if not self._locked:
+            self._thread.join()
+        return self._locked
+
+    def progress(self, rows: int) -> None:
+        self.rows = max(self.rows, rows)
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            try:
+                self._locked = try_lock_import_run(self.import_id)
+            except BaseException as exc:  # handed to start(), which raises it
+                self._failure = exc
+                return
+            finally:
+                self._ready.set()
+            if not self._locked:
+                return
+            while not self._stopping.is_set():
+                self._wake.wait(HEARTBEAT_EVERY.total_seconds())
+                self._wake.clear()
+                if not self._stopping.is_set():
+                    self._beat()
+        finally:
+            # Closing the connection lets the run lock go.
+            connection.close()
+
+    def _beat(self) -> None:
+        try:
+            TaskImport.objects.filter(pk=self.import_id, status=ImportStatus.RUNNING).update(
+                heartbeat_at=Now(), rows_read=Greatest(F("rows_read"), Value(self.rows))
+            )
+            if self.rows != self._published:
+                self._published = self.rows
+                events.publish(events.IMPORT_PROGRESSED, import_id=self.import_id)
+        except Exception:
+            # A missed beat is retried at the next; the import itself goes on.
+            logger.exception("The heartbeat of import %s failed", self.import_id)
 
 
 def task_import_run(*, import_id: int) -> TaskImport | None:
     """Import the job's file and record the outcome; a finished job is left as it is.
 
-    Returns None when the import is gone (its project was deleted before the job ran).
+    A delivery while another run of the same import is alive returns at once (the live run holds
+    the run lock). A run after one that died resumes it: an all-or-nothing import starts again
+    from nothing (the dead run's transaction was rolled back), a skip import writes only the
+    rows the dead run did not. Returns None when the import is gone (its project was deleted
+    before the job ran).
     """
+    heartbeat = _Heartbeat(import_id)
+    if not heartbeat.start():
+        return TaskImport.objects.filter(pk=import_id).first()
+    try:
+        job = _import_begin(import_id)
+        if job is not None and job.status == ImportStatus.RUNNING:
+            _import_execute(job, heartbeat)
+        return job
+    finally:
+        heartbeat.stop()
+
+
+def _import_begin(import_id: int) -> TaskImport | None:
+    """Mark the import running and count the attempt; fail it once it had all its attempts."""
     with transaction.atomic():
         job = lock_import(import_id)
         if job is None or job.status in (ImportStatus.DONE, ImportStatus.FAILED):
             return job
-        job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
+        if job.attempts >= MAX_IMPORT_ATTEMPTS:
+            _end(job, ImportStatus.FAILED, error=_gave_up(job))
+            return job
+        job.status, job.attempts = ImportStatus.RUNNING, job.attempts + 1
+        job.started_at = job.started_at or timezone.now()
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at"])
         events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
+    return job
+
+
+def _gave_up(job: TaskImport) -> str:
+    kept = (
+        "nothing was imported"
+        if job.on_error == OnError.ABORT
+        else "rows written so far are kept, and importing the same file again adds the rest"
+    )
+    return f"The import was started {job.attempts} times and its worker stopped each time; {kept}."
+
+
+def _import_execute(job: TaskImport, heartbeat: _Heartbeat) -> None:
     opened: list[BinaryIO] = []
 
     def open_stream() -> BinaryIO:
         opened.append(job.file.storage.open(job.file.name, "rb"))
         return opened[-1]
 
-    def progress(rows: int) -> None:
-        TaskImport.objects.filter(pk=job.pk).update(rows_read=rows)
-        events.publish(events.IMPORT_PROGRESSED, import_id=job.pk)
-
-    report, error = None, ""
-    try:
-        report = tasks_import(
+    def run() -> ImportReport:
+        return tasks_import(
             project=job.project,
             open_stream=open_stream,
             fmt=job.format,
             on_error=job.on_error,
             actor=job.created_by,
-            progress=progress,
+            progress=heartbeat.progress,
         )
+
+    def end(report: ImportReport) -> None:
+        _end(job, ImportStatus.DONE if report.imported else ImportStatus.FAILED, report=report)
+
+    try:
+        if job.on_error == OnError.ABORT:
+            # The rows and the import's end commit together: a worker killed in between would
+            # otherwise leave every row written and the import running.
+            with transaction.atomic():
+                end(run())
+        else:
+            end(run())
     except Exception as exc:
         logger.exception("Import %s failed", job.pk)
-        error = str(exc)
+        _end(job, ImportStatus.FAILED, error=str(exc))
     finally:
         for stream in opened:
             stream.close()
-    imported = report is not None and report.imported
-    _end(job, ImportStatus.DONE if imported else ImportStatus.FAILED, error=error, report=report)
-    return job
+
+
+def task_imports_recover(*, stalled_after: timedelta = IMPORT_STALLED_AFTER) -> int:
+    """Queue again the imports whose heartbeat stopped, or fail those out of attempts.
+
+    An import counts as stalled when it is running (or was queued again by this job) and its
+    heartbeat is older than ``stalled_after``. It is set back to queued, with a fresh heartbeat,
+    so that it is queued again only if no worker takes it up in time. A stalled import whose
+    worker is in fact alive loses nothing: its run still holds the run lock, so the new delivery
+    returns at once. Returns how many imports were queued again or failed.
+    """
+    stalled = {
+        "status__in": [ImportStatus.RUNNING, ImportStatus.QUEUED],
+        "heartbeat_at__lt": Now() - stalled_after,
+    }
+    # A queued import that never ran has no heartbeat: the broker (or PendingJob) has it.
+    ids = list(
+        TaskImport.objects.filter(**stalled)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:RECOVER_BATCH_SIZE]
+    )
+    handled = 0
+    from tasks.jobs import run_import  # the jobs module imports these services
+
+    for import_id in ids:
+        with transaction.atomic():
+            job = lock_import(import_id, **stalled)
+            if job is None:
+                continue
+            handled += 1
+            if job.attempts >= MAX_IMPORT_ATTEMPTS:
+                _end(job, ImportStatus.FAILED, error=_gave_up(job))
+                continue
+            logger.warning("Import %s stalled; queued again", job.pk)
+            job.status, job.heartbeat_at = ImportStatus.QUEUED, timezone.now()
+            job.save(update_fields=["status", "heartbeat_at"])
+            enqueue(run_import, job.pk)
+    return handled

@@ -41,7 +41,9 @@ def test_a_job_imports_its_file_reports_and_removes_the_file(org):
     assert job.status == ImportStatus.QUEUED and default_storage.exists(stored)
     assert not Task.objects.exists()  # nothing before the job runs
 
-    job = task_import_run(import_id=job.pk)
+    # The file goes once the outcome is committed.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        job = task_import_run(import_id=job.pk)
     assert job.status == ImportStatus.DONE and job.rows_read == 5
     assert (job.report["created"], job.report["invalid"]) == (4, 1)
     assert job.report["errors"] == [
