@@ -12,5 +12,11 @@ class QaConfig(AppConfig):
 
         from . import reactions
 
-        events.subscribe(events.ANNOTATION_SUBMITTED, reactions.on_annotation_submitted)
-        events.subscribe(events.IMPORT_PROGRESSED, reactions.on_import_progressed)
+        events.subscribe(
+            events.ANNOTATION_SUBMITTED,
+            reactions.on_annotation_submitted,
+            phase=events.IN_TRANSACTION,
+        )
+        events.subscribe(
+            events.IMPORT_PROGRESSED, reactions.on_import_progressed, phase=events.AFTER_COMMIT
+        )

@@ -1,22 +1,33 @@
-"""Domain events that ``tasks`` publishes for other apps, after the transaction commits.
+"""Domain events that ``tasks`` publishes for other apps.
 
 ``tasks`` never imports ``qa``; ``qa`` subscribes in its ``AppConfig.ready()``. The events:
 
 ``annotation_submitted(annotation_id: int)``
-    An annotator's submission was stored. Sent once per annotation.
+    An annotator's submission was stored. Published once per annotation, inside the
+    submission's transaction.
 
 ``import_progressed(import_id: int)``
     An import job started, wrote a batch of rows, or finished (``status`` says which).
 
-A handler that fails is logged and does not affect the publisher or other handlers: the
-submission is already committed, and derived work catches up from the database.
+A handler runs in one of two phases, chosen when it subscribes:
+
+``IN_TRANSACTION``
+    At once, inside the publisher's transaction, on its connection: what the handler writes
+    commits or rolls back with the change that caused it (the live-event outbox, a gold score).
+    A handler that raises fails the whole write. ``publish()`` must then be called inside
+    ``transaction.atomic()``; it refuses otherwise, since nothing would be atomic.
+
+``AFTER_COMMIT`` (the default)
+    Once the publisher's transaction commits. A handler that fails is logged and does not
+    affect the publisher or other handlers: the write is already committed, and derived work
+    catches up from the database.
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -24,25 +35,47 @@ ANNOTATION_SUBMITTED = "annotation_submitted"
 IMPORT_PROGRESSED = "import_progressed"
 EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED})
 
+IN_TRANSACTION = "in_transaction"
+AFTER_COMMIT = "after_commit"
+PHASES = (IN_TRANSACTION, AFTER_COMMIT)
+
+# After-commit handlers, per event; in-transaction ones apart, so that each phase is one list.
 _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
+_in_transaction: dict[str, list[Callable[..., None]]] = defaultdict(list)
 
 
-def subscribe(event: str, handler: Callable[..., None]) -> None:
-    """Call ``handler(**payload)`` after every commit that publishes ``event``."""
+def _registry(phase: str) -> dict[str, list[Callable[..., None]]]:
+    if phase not in PHASES:
+        raise ValueError(f"Unknown phase {phase!r}")
+    return _in_transaction if phase == IN_TRANSACTION else _handlers
+
+
+def subscribe(event: str, handler: Callable[..., None], *, phase: str = AFTER_COMMIT) -> None:
+    """Call ``handler(**payload)`` whenever ``event`` is published, in ``phase``."""
     if event not in EVENTS:
         raise ValueError(f"Unknown event {event!r}")
-    if handler not in _handlers[event]:
-        _handlers[event].append(handler)
+    registry = _registry(phase)
+    if handler not in registry[event]:
+        registry[event].append(handler)
 
 
-def handlers(event: str) -> list[Callable[..., None]]:
-    return list(_handlers[event])
+def handlers(event: str, *, phase: str = AFTER_COMMIT) -> list[Callable[..., None]]:
+    return list(_registry(phase)[event])
 
 
 def publish(event: str, **payload) -> None:
-    """Deliver ``event`` to its handlers once the current transaction commits."""
+    """Run ``event``'s in-transaction handlers now, and its other handlers after commit."""
     if event not in EVENTS:
         raise ValueError(f"Unknown event {event!r}")
+    in_transaction = _in_transaction[event]
+    if in_transaction:
+        if not connection.in_atomic_block:
+            raise RuntimeError(
+                f"{event} has in-transaction handlers: publish it inside transaction.atomic()."
+            )
+        for handler in in_transaction:
+            # Not caught: a handler that fails fails the write that published the event.
+            handler(**payload)
 
     def deliver() -> None:
         for handler in _handlers[event]:
@@ -52,4 +85,5 @@ def publish(event: str, **payload) -> None:
                 # The write is committed; derived work is recomputed later from the database.
                 logger.exception("Handler %r failed for %s %r", handler, event, payload)
 
-    transaction.on_commit(deliver)
+    if _handlers[event]:
+        transaction.on_commit(deliver)

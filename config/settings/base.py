@@ -264,11 +264,14 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
+    # Live events do not use the channel layer (the outbox and each ASGI process's relay carry
+    # them, qa/relay.py). It stays for messages between processes, under this deployment's own
+    # prefix: pub/sub channels are global to a Redis server, whatever database the URL names.
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer fans out to large groups far faster than the default one.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"assay.{DEPLOYMENT_KEY}."},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -1,0 +1,71 @@
+"""Quality tables. The live-event outbox: every live event is a row, written in the transaction
+of the change it tells about, and delivered to sockets by each ASGI process's relay
+(``qa/relay.py``)."""
+
+from django.db import models
+
+from workforce.models import Member, Organization
+
+
+class LiveEventType(models.TextChoices):
+    """Events kept in the outbox; ``qa.live.SCHEMAS`` gives each one's ``data``."""
+
+    ANNOTATION_SUBMITTED = "annotation.submitted"
+    IMPORT_PROGRESSED = "import.progressed"
+
+
+class CurrentTransactionId(models.Func):
+    """The writing transaction's id as a bigint (``xid8`` has no cast to it but through text).
+
+    The relay reads it to find rows whose transaction was still open when it last looked:
+    ids come from a sequence when a row is inserted, and rows become visible when their
+    transaction commits, so a row may appear below ids already delivered.
+    """
+
+    function = "pg_current_xact_id"
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = super().as_sql(compiler, connection, **extra_context)
+        return f"({sql})::text::bigint", params
+
+
+class LiveEvent(models.Model):
+    """One live event and its audience: the organization's staff, and/or one member.
+
+    No foreign-key constraints: checking them would lock the organization and member rows
+    (``FOR KEY SHARE``) in every submission's transaction for nothing. Rows live for
+    ``qa.live.RETENTION`` and are pruned by ``qa.prune_live_events``; a deleted organization's
+    rows go with them.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # Catch-up reads go by id, never by organization or member: no index on either.
+    # The one member, besides staff, who may see the event (the annotator whose work it is).
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
+    )
+    staff = models.BooleanField(default=True)
+    type = models.CharField(max_length=64, choices=LiveEventType.choices)
+    data = models.JSONField()
+    created_at = models.DateTimeField(db_default=models.functions.Now())
+    xid = models.BigIntegerField(db_default=CurrentTransactionId())
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["xid"], name="qa_liveevent_xid")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
