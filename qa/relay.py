@@ -262,6 +262,14 @@ class Relay:
     # -- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._poll()
+        except asyncio.CancelledError:
+            # The event loop is closing (a server stopping, a test's loop): let the connection go.
+            await self._shut_down()
+            raise
+
+    async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
         next_check = loop.time() + ACCESS_CHECK_SECONDS
         while True:
