@@ -1,5 +1,7 @@
 """Workforce REST API: thin views that parse, check the role, call a service, serialize."""
 
+from collections.abc import Mapping
+
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from drf_spectacular.utils import (
@@ -11,13 +13,14 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
 
-from . import selectors, services
+from . import selectors, services, throttles
 from .api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from .filters import AnnotatorFilter, AuditEventFilter, CertificationFilter
 from .models import MAX_SKILL_LEVEL, Role, Skill, SkillSource
@@ -33,7 +36,11 @@ from .tenancy import ANYONE, MANAGER, QA_LEAD, STAFF
 
 
 class TokenCreateApi(APIView):
-    """Exchange a username and password for an API token."""
+    """Exchange a login and password for an API token.
+
+    Wrong passwords are throttled per address and per account (``workforce.throttles``): past
+    the budget the answer is 429 with ``Retry-After``, and no password is checked.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -41,12 +48,22 @@ class TokenCreateApi(APIView):
     @extend_schema(
         request=AuthTokenSerializer,
         responses={200: inline_serializer("Token", {"token": serializers.CharField()})},
-        examples=[OpenApiExample("Login", value={"username": "qa", "password": "secret"})],
+        examples=[OpenApiExample("Login", value={"username": "qa@acme", "password": "secret"})],
         tags=["auth"],
     )
     def post(self, request):
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-        serializer.is_valid(raise_exception=True)
+        fields = request.data if isinstance(request.data, Mapping) else {}
+        username, password = fields.get("username"), fields.get("password")
+        if not (username and password):
+            # No password to check: the serializer names what is missing, at no cost.
+            serializer.is_valid(raise_exception=True)
+        try:
+            with throttles.password_check(request, str(username)) as attempt:
+                serializer.is_valid(raise_exception=True)
+                attempt.succeeded()
+        except throttles.TooManyAttempts as exc:
+            raise Throttled(wait=exc.wait, detail=str(exc)) from None
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
 

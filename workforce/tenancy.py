@@ -11,10 +11,12 @@ from django.db import connection
 from django.http import HttpRequest
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import BasePermission
 
 from config.errors import ErrorCode, NotFound, ValidationFailed
 
+from . import throttles
 from .models import Annotator, Member, Organization, Role
 
 # Who may call a method, as used in the views' ``roles`` maps.
@@ -108,7 +110,16 @@ class MemberTokenAuthentication(TokenAuthentication):
     def authenticate(self, request):
         self.slug = request.headers.get(ORGANIZATION_HEADER)
         self.member = None
-        result = super().authenticate(request)
+        try:
+            result = super().authenticate(request)
+        except AuthenticationFailed:
+            # Counted after the lookup, so that a valid token costs no cache call; past the
+            # address's budget an unknown token answers 429 instead of 401.
+            try:
+                throttles.token_failed(request)
+            except throttles.TooManyAttempts as exc:
+                raise Throttled(wait=exc.wait, detail=str(exc)) from None
+            raise
         if self.member is not None:
             request._request._assay_member = self.member
         return result
