@@ -1,0 +1,204 @@
+"""The outbox and its relay: rows in commit order, catch-up, bounds, the in-transaction hook."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import psycopg
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery import app
+from qa import live, relay
+from qa.models import LiveEvent
+from qa.selectors import LiveAccess, SocketKey
+from tasks import events
+from tasks.models import Annotation, Assignment
+from tasks.services.claims import assignment_submit, claim_next
+from tests.helpers import database_url, image_rows, import_rows, make_project, session_headers
+from tests.helpers import staff as staff_project
+from tests.qa.live_helpers import open_socket, receive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INSERT = (
+    "INSERT INTO qa_liveevent (organization_id, member_id, staff, type, data) "
+    "VALUES (%s, %s, true, 'import.progressed', %s) RETURNING id"
+)
+
+
+def progress(status: str) -> str:
+    return json.dumps({"import": 1, "project": 1, "status": status, "rows_read": 0,
+                       "created": None, "invalid": None})  # fmt: skip
+
+
+def write(org, status: str, *, member=None, staff: bool = True) -> int:
+    return LiveEvent.objects.create(
+        organization=org.organization, member=member, staff=staff,
+        type="import.progressed", data=json.loads(progress(status)),
+    ).pk  # fmt: skip
+
+
+def test_a_row_committed_late_is_delivered_and_holds_nothing_back(org):
+    headers = session_headers(org.qa_lead.user)
+    # Another session takes an id and keeps its transaction open, as a long import would.
+    late = psycopg.connect(database_url())
+    late_id = late.execute(INSERT, (org.organization.pk, None, progress("late"))).fetchone()[0]
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        after = await database_sync_to_async(write)(org, "after")
+        assert after > late_id
+        message = await receive(socket)
+        assert (message["id"], message["seq"]) == (after, 2)  # not held back by the open one
+        await asyncio.get_running_loop().run_in_executor(None, late.commit)
+        message = await receive(socket)
+        assert (message["id"], message["data"]["status"], message["seq"]) == (late_id, "late", 3)
+        # Delivered once.
+        assert await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+
+    try:
+        async_to_sync(scenario)()
+    finally:
+        late.close()
+
+
+def test_reads_past_the_limit_deliver_every_row_once_in_order(org, monkeypatch):
+    monkeypatch.setattr(relay, "READ_LIMIT", 3)
+    headers = session_headers(org.manager.user)
+    open_ = psycopg.connect(database_url())
+    open_id = open_.execute(INSERT, (org.organization.pk, None, progress("open"))).fetchone()[0]
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        written = await database_sync_to_async(lambda: [write(org, str(i)) for i in range(10)])()
+        await asyncio.get_running_loop().run_in_executor(None, open_.commit)
+        seen = [(await receive(socket))["id"] for _ in range(11)]
+        assert sorted(seen) == sorted([*written, open_id])
+        assert await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+
+    try:
+        async_to_sync(scenario)()
+    finally:
+        open_.close()
+
+
+def test_a_reconnecting_client_gets_what_it_missed_and_only_what_it_may_see(org):
+    annotator = org.annotator_member
+    headers = session_headers(annotator.user)
+    LiveEvent.objects.all().delete()
+    seen = write(org, "seen", member=annotator, staff=False)
+    missed = [
+        write(org, "staff only"),
+        write(org, "mine", member=annotator, staff=False),
+        write(org, "mine too", member=annotator),
+    ]
+
+    async def scenario():
+        socket, snapshot = await open_socket(headers, f"/ws/orgs/acme/?after={seen}")
+        assert snapshot["data"]["cursor"] == missed[-1]
+        caught_up = [await receive(socket) for _ in range(2)]
+        assert [(m["id"], m["seq"]) for m in caught_up] == [(missed[1], 2), (missed[2], 3)]
+        live_id = await database_sync_to_async(write)(org, "live", member=annotator)
+        message = await receive(socket)
+        assert (message["id"], message["seq"]) == (live_id, 4)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_cursor_older_than_the_outbox_keeps_gets_resync(org):
+    headers = session_headers(org.manager.user)
+    old = write(org, "old")
+    kept = write(org, "kept")
+    LiveEvent.objects.filter(pk=old).update(created_at=timezone.now() - live.RETENTION * 2)
+    assert live.live_events_prune() == 1
+
+    async def scenario():
+        socket, snapshot = await open_socket(headers, f"/ws/orgs/acme/?after={old - 1}")
+        assert snapshot["data"]["cursor"] == kept
+        message = await receive(socket)
+        assert (message["type"], message["data"], message["seq"]) == (
+            "resync",
+            {"reason": "cursor_expired"},
+            2,
+        )
+        # The socket goes on from the snapshot.
+        live_id = await database_sync_to_async(write)(org, "live")
+        assert (await receive(socket))["id"] == live_id
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_socket_that_falls_behind_is_told_to_resync_and_closed():
+    sent, closed, unblock = [], [], asyncio.Event
+
+    async def scenario():
+        gate = unblock()
+
+        async def send(message):
+            await gate.wait()  # a client that does not read
+            sent.append(message)
+
+        async def close(code):
+            closed.append(code)
+
+        socket = relay.LiveSocket(
+            key=SocketKey(1, "acme", None), access=LiveAccess(1, 1, "manager"),
+            organization="acme", send=send, close=close, max_queued=5,
+        )  # fmt: skip
+        socket.start()
+        for i in range(50):
+            socket.push(live.message("import.progressed", {"n": i}))
+            await asyncio.sleep(0)
+            assert len(socket._queue) <= 6  # the bound, and the close behind it
+        gate.set()
+        for _ in range(100):
+            if closed:
+                break
+            await asyncio.sleep(0.01)
+
+    async_to_sync(scenario)()
+    # The first message was already being sent; then the resync, then the close.
+    assert [m["type"] for m in sent] == ["import.progressed", "resync"]
+    assert [m["seq"] for m in sent] == [1, 2] and sent[1]["data"] == {"reason": "too_slow"}
+    assert closed == [relay.CLOSE_TOO_SLOW]
+
+
+def test_a_handler_in_the_transaction_that_fails_fails_the_write(org, monkeypatch):
+    project = make_project(org)
+    import_rows(project, image_rows(1))
+    staff_project(project, org.annotator)
+    claimed = claim_next(annotator=org.annotator).claimed
+
+    def refuse(**payload):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setitem(events._in_transaction, events.ANNOTATION_SUBMITTED, [refuse])
+    assignment = Assignment.objects.get(pk=claimed.assignment_id)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        assignment_submit(assignment=assignment, payload={"boxes": []})
+    assert not Annotation.objects.exists()
+    # Published outside a transaction, in-transaction handlers would be atomic with nothing.
+    with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"):
+        events.publish(events.ANNOTATION_SUBMITTED, annotation_id=1)
+    with transaction.atomic(), pytest.raises(RuntimeError, match="scoring failed"):
+        events.publish(events.ANNOTATION_SUBMITTED, annotation_id=1)
+
+
+def test_the_prune_job_deletes_what_is_older_than_the_retention(org):
+    rows = [write(org, str(i)) for i in range(5)]
+    LiveEvent.objects.filter(pk__in=rows[:3]).update(
+        created_at=timezone.now() - live.RETENTION - timedelta(minutes=1)
+    )
+    app.loader.import_default_modules()
+    job = app.tasks["qa.prune_live_events"]  # the name the beat schedule gives
+    assert job.apply().get() == 3
+    assert list(LiveEvent.objects.values_list("pk", flat=True)) == rows[3:]
+    assert job.apply().get() == 0
