@@ -56,7 +56,10 @@ def read_limited(stream) -> bytes:
 def _fields(problems: list[tuple[str, str]]) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for path, reason in problems:
-        fields.setdefault(path or BODY_FIELD, []).append(reason)
+        # A path runs through the client's keys, which may hold the very surrogate refused:
+        # written as its escape, the answer can still be encoded.
+        shown = path.encode("utf-8", "backslashreplace").decode() if path else BODY_FIELD
+        fields.setdefault(shown, []).append(reason)
     return fields
 
 
