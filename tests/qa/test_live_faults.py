@@ -1,0 +1,191 @@
+"""Live events under faults: Redis hung or killed, access that ends while a socket is open,
+deployments that share a Redis."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import websockets
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from rest_framework.authtoken.models import Token
+
+from qa import relay
+from qa.models import LiveEvent
+from tests.faults import own_redis  # noqa: F401  (a fixture)
+from tests.helpers import (
+    ROOT,
+    asgi_server,
+    image_rows,
+    import_rows,
+    make_project,
+    session_headers,
+    staff,
+)
+from tests.qa.live_helpers import closed_with, open_socket, receive
+from workforce.models import Annotator, Member
+from workforce.services import annotator_set_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+
+
+def write(org, status: str, *, member=None, staff: bool = True) -> int:
+    return LiveEvent.objects.create(
+        organization=org.organization, member=member, staff=staff, type="import.progressed",
+        data={"import": 1, "project": 1, "status": status, "rows_read": 0, "created": None,
+              "invalid": None},
+    ).pk  # fmt: skip
+
+
+def session_key(headers) -> str:
+    cookie = dict(headers)[b"cookie"].decode()
+    return cookie.split("=", 1)[1]
+
+
+def deactivate_membership(org, member, headers):
+    Member.objects.filter(pk=member.pk).update(is_active=False)
+
+
+def deactivate_user(org, member, headers):
+    get_user_model().objects.filter(pk=member.user_id).update(is_active=False)
+
+
+def offboard(org, member, headers):
+    annotator = Annotator.objects.get(member=member)
+    annotator_set_status(annotator=annotator, action="offboard", actor=None, reason="left")
+
+
+def log_out(org, member, headers):
+    Session.objects.filter(session_key=session_key(headers)).delete()
+
+
+@pytest.mark.parametrize(
+    ("role", "change"),
+    [
+        ("manager", deactivate_membership),
+        ("qa_lead", deactivate_user),
+        ("annotator", offboard),
+        ("manager", log_out),
+    ],
+)
+def test_a_socket_whose_access_ends_is_closed_within_seconds(org, monkeypatch, role, change):
+    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 0.3)
+    member = org.member(role)
+    headers = session_headers(member.user)
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        started = time.monotonic()
+        await database_sync_to_async(change)(org, member, headers)
+        code = await closed_with(socket, timeout=5)
+        return code, time.monotonic() - started
+
+    code, waited = async_to_sync(scenario)()
+    assert code == relay.CLOSE_ACCESS_ENDED
+    assert waited < 2, waited
+
+
+def test_a_socket_whose_role_loses_staff_is_regrouped(org, monkeypatch):
+    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 0.3)
+    lead = org.qa_lead
+    headers = session_headers(lead.user)
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        await database_sync_to_async(Member.objects.filter(pk=lead.pk).update)(role="reviewer")
+        snapshot = await receive(socket)
+        assert snapshot["type"] == "snapshot" and snapshot["data"]["role"] == "reviewer"
+        await database_sync_to_async(write)(org, "staff only")
+        own = await database_sync_to_async(write)(org, "own", member=lead, staff=False)
+        message = await receive(socket)
+        assert (message["id"], message["seq"]) == (own, snapshot["seq"] + 1)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_submissions_and_sockets_need_no_redis(org, own_redis, settings, monkeypatch):  # noqa: F811
+    """Redis hung (SIGSTOP), then killed: submits answer at normal speed, events still arrive,
+    and a new WebSocket handshake succeeds."""
+    settings.REDIS_URL = own_redis.url(3)
+    project = make_project(org)
+    import_rows(project, image_rows(6))
+    staff(project, org.annotator)
+    token = Token.objects.create(user=org.annotator.member.user).key
+    cookie = dict(session_headers(org.qa_lead.user))[b"cookie"].decode()
+    api = {"Authorization": f"Token {token}", "X-Organization": "acme"}
+    ws_headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
+
+    async def submit_and_watch(base: str, count: int) -> list[float]:
+        url = base.replace("http://", "ws://") + "/ws/orgs/acme/"
+        async with websockets.connect(url, additional_headers=ws_headers) as socket_:
+            snapshot = json.loads(await asyncio.wait_for(socket_.recv(), 10))
+            assert snapshot["type"] == "snapshot"
+            waits = []
+            async with httpx.AsyncClient(base_url=base, headers=api, timeout=30) as http:
+                for _ in range(count):
+                    started = time.monotonic()
+                    claim = await http.post("/api/v1/claims/", json={})
+                    assert claim.status_code == 201, claim.text
+                    submit = await http.post(
+                        f"/api/v1/assignments/{claim.json()['id']}/submit", json={"payload": BOX}
+                    )
+                    assert submit.status_code == 201, submit.text
+                    waits.append(time.monotonic() - started)
+                    event = json.loads(await asyncio.wait_for(socket_.recv(), 5))
+                    assert event["data"]["annotation"] == submit.json()["id"]
+            return waits
+
+    with asgi_server() as base:
+        own_redis.hang()
+        hung = asyncio.run(submit_and_watch(base, 3))
+        own_redis.kill()
+        # Killed once: the fixture's own kill at teardown would find no process.
+        monkeypatch.setattr(own_redis, "kill", lambda: None)
+        killed = asyncio.run(submit_and_watch(base, 3))
+    # A claim and a submit, over HTTP, on a loaded machine: well under any Redis timeout chain.
+    assert max(hung) < 1.5 and max(killed) < 1.5, (hung, killed)
+
+
+def deployment_settings(database: str, redis_url: str) -> dict:
+    """The channel layer a deployment on ``database`` and ``redis_url`` configures."""
+    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url}
+    env.pop("DEPLOYMENT_KEY", None)
+    code = "import json; from config.settings import base; print(json.dumps(base.CHANNEL_LAYERS))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)["default"]["CONFIG"]
+
+
+def test_deployments_sharing_a_redis_do_not_hear_each_other(own_redis):  # noqa: F811
+    one = deployment_settings("postgres://db-one/assay", own_redis.url(5))
+    two = deployment_settings("postgres://db-two/assay", own_redis.url(12))
+    assert one["prefix"] != two["prefix"]
+    assert not one["prefix"].startswith(two["prefix"])
+    assert not two["prefix"].startswith(one["prefix"])
+
+    async def scenario():
+        listener, speaker = RedisPubSubChannelLayer(**one), RedisPubSubChannelLayer(**two)
+        channel = await listener.new_channel()
+        await listener.group_add("org.1.staff", channel)
+        await speaker.group_send("org.1.staff", {"type": "x", "from": "two"})
+        await listener.group_send("org.1.staff", {"type": "x", "from": "one"})
+        # Pub/sub delivers in order: the other deployment's message would come first.
+        assert (await asyncio.wait_for(listener.receive(channel), 5))["from"] == "one"
+        await listener.flush()
+        await speaker.flush()
+
+    async_to_sync(scenario)()
+    assert django_settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix")
