@@ -1,0 +1,78 @@
+"""The Celery broker hangs (a Redis of the test's own, SIGSTOPped): a request that queues a job
+answers within a bound, the job waits as pending work, and is sent once Redis resumes."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from celery.signals import after_task_publish
+
+from config.celery import app
+from tests.faults import own_redis  # noqa: F401  (a fixture)
+from tests.helpers import image_rows, import_rows, make_project
+from workforce.models import PendingJob, Role
+from workforce.queue import pending_jobs_requeue
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# What a request may wait on a hung broker: the publish's read timeout, and a little.
+BOUND = 3.0
+
+
+@contextmanager
+def broker_at(url: str) -> Iterator[None]:
+    """Publish this process's jobs to ``url`` until the block ends."""
+
+    def use(broker_url: str) -> None:
+        app.conf.broker_url = broker_url
+        # Celery keeps its producers and their connections per process: drop them, so the next
+        # publish connects to the broker now configured.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url
+    use(url)
+    try:
+        yield
+    finally:
+        use(saved)
+
+
+def test_a_request_queueing_a_job_on_a_hung_broker_answers_in_bounded_time(
+    org,
+    own_redis,  # noqa: F811
+    eager_jobs_off,
+):
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    client = org.client(Role.MANAGER)
+    sent = []
+
+    def record(body=None, **kwargs) -> None:
+        sent.append(body[0])
+
+    with broker_at(own_redis.url(0)):
+        # A broker that answered before: the pool holds a live connection when Redis stops.
+        app.send_task("tasks.add_overlap_seats", args=[10_000_000])
+        own_redis.hang()
+        waits = []
+        for overlap in (2, 3):
+            started = time.monotonic()
+            response = client.patch(f"/api/v1/projects/{project.pk}/", {"overlap": overlap})
+            waits.append(time.monotonic() - started)
+            assert response.status_code == 200, response.content
+        assert max(waits) < BOUND, waits
+        pending = PendingJob.objects.get()
+        assert (pending.name, pending.args) == ("tasks.add_overlap_seats", [project.pk])
+
+        own_redis.resume()
+        after_task_publish.connect(record, weak=False)
+        try:
+            assert pending_jobs_requeue() == 1
+        finally:
+            after_task_publish.disconnect(record)
+        # The message sent before the hang names no project; it must not wait for a worker.
+        app.control.purge()
+    assert sent == [[project.pk]]
+    assert not PendingJob.objects.exists()
