@@ -29,11 +29,12 @@ import queue
 import re
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import ijson
+from ijson.backends import python as ijson_python
 
 from config.storable import MAX_JSON_DEPTH, bigint_problem, json_problems, text_problem
 from tasks.kinds import Kind
@@ -77,12 +78,26 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class RowError:
+    """What is wrong with a row. Field and message are storable text: they name keys a file
+    chose, which may hold a NUL or a lone surrogate, and the report is kept in a ``jsonb``."""
+
     row: int
     field: str
     message: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", _storable(self.field))
+        object.__setattr__(self, "message", _storable(self.message))
+
     def as_dict(self) -> dict:
         return {"row": self.row, "field": self.field, "message": self.message}
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates written as escapes."""
+    if text_problem(text) is None:
+        return text
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
 
 
 class _FieldError(ValueError):
@@ -165,17 +180,36 @@ def _jsonl_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             yield number, exc
 
 
+class _LoneSurrogateEscape(Exception):
+    pass
+
+
+# A \uXXXX escape of a lone surrogate: a high one not followed by a low one, or a low one not
+# preceded by a high one. yajl (ijson's C parser) turns the first into "?", silently, and fails
+# on the second, where Python's json keeps both (and the row is then refused). An escaped
+# backslash before ``u`` matches too: that only costs the slower parser, never a wrong row.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 class _BoundedReader:
     """A binary stream that refuses to read more than ``MAX_ROW_BYTES`` past a row's start.
 
     ijson reads 64 KB at a time and holds a token being parsed whole (a string of hundreds of
-    MB, say), so the bound is kept here, where the bytes come in.
+    MB, say), so the bound is kept here, where the bytes come in. The count starts when the
+    parser reports the row, so a row is refused only once it is larger than the bound (one
+    up to 64 KB larger may pass). With ``surrogates`` set, a chunk that holds a lone surrogate
+    escape raises before the parser sees it.
     """
 
-    def __init__(self, stream: BinaryIO):
+    def __init__(self, stream: BinaryIO, *, surrogates: bool):
         self.stream = stream
+        self.surrogates = surrogates
         self.read_so_far = 0
         self.row_start = 0
+        self.tail = b""
 
     def row_started(self) -> None:
         self.row_start = self.read_so_far
@@ -183,8 +217,13 @@ class _BoundedReader:
     def read(self, size: int = -1) -> bytes:
         chunk = self.stream.read(size if size >= 0 else 2**16)
         self.read_so_far += len(chunk)
-        if self.read_so_far - self.row_start > MAX_ROW_BYTES + 2**16:
+        if self.read_so_far - self.row_start > MAX_ROW_BYTES:
             raise _RowTooLarge
+        if self.surrogates and chunk:
+            # The end of the previous chunk is searched again: an escape may straddle the two.
+            if _LONE_SURROGATE.search(self.tail + chunk):
+                raise _LoneSurrogateEscape
+            self.tail = chunk[-12:]
         return chunk
 
 
@@ -193,15 +232,35 @@ _CLOSE = {"end_map", "end_array"}
 
 
 def _json_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSON array, read by ijson's C parser or, when the file holds a lone surrogate
+    escape the C parser would alter, read again by its Python parser (13 times slower), the
+    rows already yielded skipped."""
+    _skip_bom(stream)
+    start, yielded = stream.tell(), 0
+    try:
+        for number, row in _json_rows_parsed(stream, ijson.basic_parse, surrogates=True):
+            yielded = number
+            yield number, row
+        return
+    except _LoneSurrogateEscape:
+        pass
+    stream.seek(start)
+    for number, row in _json_rows_parsed(stream, ijson_python.basic_parse, surrogates=False):
+        if number > yielded:
+            yield number, row
+
+
+def _json_rows_parsed(
+    stream: BinaryIO, basic_parse: Callable, *, surrogates: bool
+) -> Iterator[tuple[int, Any]]:
     """Rows of a JSON array, built from the parser's events.
 
     ``ijson.items`` builds a prefix string per nesting level, which costs time and memory
     quadratic in the depth (100,000 nested ``[`` took 20 GB); events cost nothing per level,
     and a row deeper than ``MAX_ROW_DEPTH`` is skipped by counting its brackets.
     """
-    _skip_bom(stream)
-    reader = _BoundedReader(stream)
-    events = ijson.basic_parse(reader, use_float=True)
+    reader = _BoundedReader(stream, surrogates=surrogates)
+    events = basic_parse(reader, use_float=True)
     number, in_row = 0, False
     try:
         first = next(events, None)
@@ -225,11 +284,19 @@ def _json_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             ValueError(_too_large() + "; the rest of the file was not read"),
         )
     except (ijson.JSONError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _reason(exc)
         yield (
             number + (not in_row),
             ValueError(f"the file is not a JSON array of objects ({reason})"),
         )
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a parser's error (yajl's quote the input on the lines after it)."""
+    text = exc.args[0] if exc.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (str(text).splitlines() or [type(exc).__name__])[0]
 
 
 def _build(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
@@ -304,7 +371,7 @@ def _csv_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     # Row 1 is the header, so data rows are numbered as a spreadsheet shows them.
     number = 1
     try:
-        reader = csv.DictReader(lines)
+        reader = csv.DictReader(lines, restval="")
         header = reader.fieldnames or []
         for problem in filter(None, map(text_problem, header)):
             yield 1, ValueError(f"the header {_csv_problem(problem)}")
@@ -375,43 +442,49 @@ class SeenIds:
     """The external ids one file has had so far, each with the first row that had it.
 
     An open-addressing table of 64-bit hashes and row numbers in two arrays: 12 bytes a slot,
-    at most half full, so about 24 MB for a million ids, where a ``dict`` of strings would take
-    hundreds. Python's string hash is keyed per process, so a file cannot be made to collide;
-    the chance that two different ids of a million-row file share a hash is about 3 in 10^8.
+    at most half full: 24 MB for a million ids (36 MB while it grows), and 0.9 s to add them,
+    where a ``dict`` of their hashes takes 117 MB. Python's string hash is keyed per process, so
+    a file cannot be made to collide; the chance that two different ids of a million-row file
+    share a hash is about 3 in 10^8.
     """
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(self, capacity: int = 2**16):
         self._hashes = array("Q", bytes(8 * capacity))
         self._rows = array("I", bytes(4 * capacity))
+        self._mask = capacity - 1
         self._used = 0
+
+    @property
+    def nbytes(self) -> int:
+        """The memory its table takes."""
+        return len(self._hashes) * self._hashes.itemsize + len(self._rows) * self._rows.itemsize
 
     def add(self, external_id: str, row: int) -> int | None:
         """Remember ``external_id`` at ``row``; return the earlier row that had it, if any."""
         key = (hash(external_id) & 0xFFFF_FFFF_FFFF_FFFF) or 1  # 0 marks a free slot
-        slot = self._find(key)
-        if self._hashes[slot] == key:
-            return self._rows[slot]
-        self._hashes[slot], self._rows[slot] = key, row
+        hashes, mask = self._hashes, self._mask
+        slot = key & mask
+        while found := hashes[slot]:
+            if found == key:
+                return self._rows[slot]
+            slot = (slot + 1) & mask
+        hashes[slot], self._rows[slot] = key, row
         self._used += 1
-        if self._used * 2 > len(self._hashes):
+        if self._used * 2 > mask:
             self._grow()
         return None
-
-    def _find(self, key: int) -> int:
-        hashes, mask = self._hashes, len(self._hashes) - 1
-        slot = key & mask
-        while hashes[slot] and hashes[slot] != key:
-            slot = (slot + 1) & mask
-        return slot
 
     def _grow(self) -> None:
         hashes, rows = self._hashes, self._rows
         capacity = 2 * len(hashes)
         self._hashes = array("Q", bytes(8 * capacity))
         self._rows = array("I", bytes(4 * capacity))
+        self._mask = mask = capacity - 1
         for index, key in enumerate(hashes):
             if key:
-                slot = self._find(key)
+                slot = key & mask
+                while self._hashes[slot]:
+                    slot = (slot + 1) & mask
                 self._hashes[slot], self._rows[slot] = key, rows[index]
 
 
