@@ -35,6 +35,7 @@ from tasks.kinds.schema import label_order, label_schema_issues
 from tasks.kinds.validation import (
     BOUNDS_TOLERANCE,
     MAX_ITEMS,
+    MAX_TOTAL_KEYPOINTS,
     check_array,
     check_box_bounds,
     check_integer,
@@ -84,6 +85,15 @@ class Keypoints(Kind):
         known = label_order(schema)
         expected = len(schema["keypoints"])
         instances = payload_arrays(payload, {"instances": MAX_ITEMS}, issues).get("instances", ())
+        if len(instances) * expected > MAX_TOTAL_KEYPOINTS:
+            issues.append(
+                ValidationIssue(
+                    "instances",
+                    f"has {len(instances)} instances of {expected} keypoints; the limit is "
+                    f"{MAX_TOTAL_KEYPOINTS} keypoints in all",
+                )
+            )
+            return issues
         for index, instance in enumerate(instances):
             path = index_path("instances", index)
             if not check_object(

@@ -22,6 +22,9 @@ MAX_RELATIONS = 5_000  # relations may link many pairs among the MAX_ITEMS spans
 MAX_POLYGON_POINTS = 10_000  # points in one polygon
 MAX_TOTAL_POLYGON_POINTS = 200_000  # points in one payload, all polygons together
 MAX_TRACK_FRAMES = 200_000  # boxes in one payload, all tracks together
+# Keypoints in one payload, all instances together (instances x the schema's keypoint names):
+# without it, 1,000 instances of a 10,000-name schema made a payload no request body could carry.
+MAX_TOTAL_KEYPOINTS = 200_000
 MAX_LABELS = 10_000  # labels (or names of any kind) in one schema
 MAX_NAME_LENGTH = 200  # label, tag, relation type and keypoint names
 MAX_ID_LENGTH = 200  # span and track ids, kb ids
