@@ -5,6 +5,7 @@
 - A query string carrying a NUL character is refused with 400 naming the parameter:
   PostgreSQL stores no NUL, and every filter ends in a query.
 - An id in the path that no ``bigint`` can hold names no object: 404.
+- An error Django answers itself under ``/api/`` (an unknown URL) is written in the envelope.
 - A request that waited past ``lock_timeout`` or ran past ``statement_timeout`` answers 503 with
   ``Retry-After``, never a hang and never a 500.
 
@@ -60,7 +61,17 @@ class RequestGuardMiddleware:
         refused = self._body_refused(request) or self._query_refused(request)
         if refused is not None:
             return refused
-        return self.get_response(request)
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code in _PLAIN_CODES
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            # Django's own pages (an unknown URL, a refused host) are HTML: the API answers
+            # every error in its envelope.
+            status = response.status_code
+            return error_response(status, _PLAIN_CODES[status], response.reason_phrase)
+        return response
 
     def _body_refused(self, request: HttpRequest) -> JsonResponse | None:
         if request.content_type == "multipart/form-data":
@@ -130,6 +141,15 @@ class RequestGuardMiddleware:
         if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
             return error_response(400, ErrorCode.PARSE_ERROR, str(exception))
         return None
+
+
+_PLAIN_CODES = {
+    400: ErrorCode.INVALID_INPUT,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
 
 
 def _beyond_bigint(digits: str) -> bool:

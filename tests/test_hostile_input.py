@@ -264,6 +264,32 @@ def test_integers_beyond_the_columns_are_refused_naming_the_field(org, world):
     assert fingerprint() == before
 
 
+def test_unknown_api_paths_answer_in_the_envelope(org, world):
+    manager = org.client(Role.MANAGER)
+    for path in ("/api/v1/nowhere/", "/api/v1/projects/abc/", "/api/v1/projects/1/x/"):
+        assert_envelope(manager.get(path), 404)
+        assert_envelope(manager.post(path, {"a": 1}, format="json"), 404)
+
+
+def test_an_uploaded_file_name_with_nul_is_refused(org, world):
+    manager = org.client(Role.MANAGER)
+    before = fingerprint()
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="rows\x00.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        '{"external_id": "a", "data": {"width": 1, "height": 1}}\n'
+        f"\r\n--{BOUNDARY}--\r\n"
+    ).encode()
+    response = post_raw(
+        manager, f"/api/v1/projects/{world['projects']}/tasks/import/", body, MULTIPART_CONTENT
+    )
+    # Django's upload handling keeps the name out of the database and the disk path.
+    assert response.status_code in (202, 400), response.content[:300]
+    if response.status_code >= 400:
+        assert_envelope(response)
+        assert fingerprint() == before
+
+
 def test_bodies_that_are_not_json_are_refused(org, world):
     manager = org.client(Role.MANAGER)
     before = fingerprint()
