@@ -14,7 +14,8 @@ reference it (a slot's task, an assignment's annotator) do not. A helper for a t
 changes a key must take plain ``FOR UPDATE`` instead.
 """
 
-from django.db import connection
+from django.db import OperationalError, connection
+from psycopg.errors import LockNotAvailable
 
 from .models import Assignment, AssignmentStatus, Project, Slot, SlotState, Task, TaskImport
 
@@ -61,16 +62,24 @@ def lock_import(import_id: int, **where) -> TaskImport | None:
 IMPORT_RUN_LOCK_BASE = 0x4153_5341_0000_0000
 
 
-def try_lock_import_run(import_id: int) -> bool:
-    """Take the run lock of an import for this session, unless another session holds it.
+def lock_import_run(import_id: int, *, wait_ms: int) -> bool:
+    """Take the run lock of an import for this session; False if another session holds it
+    after ``wait_ms`` milliseconds.
 
     A session advisory lock, not a row lock: it lasts until the connection closes (or its
     process dies, when PostgreSQL ends the session), so it marks a live run of the import
-    across its many transactions. It is never released otherwise: close the connection.
+    across its many transactions. It is never released otherwise: close the connection, which
+    must be one of the run's own (its ``lock_timeout`` is changed here).
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [IMPORT_RUN_LOCK_BASE + import_id])
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{wait_ms}ms"])
+        try:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [IMPORT_RUN_LOCK_BASE + import_id])
+        except OperationalError as exc:
+            if isinstance(exc.__cause__, LockNotAvailable):
+                return False
+            raise
+        return True
 
 
 def lock_slot_of(assignment: Assignment) -> Slot | None:

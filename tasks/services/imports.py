@@ -31,7 +31,7 @@ from django.utils import timezone
 from config.errors import ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
-from tasks.locks import lock_import, lock_project_overlap, try_lock_import_run
+from tasks.locks import lock_import, lock_import_run, lock_project_overlap
 from tasks.models import ImportStatus, Project, TaskImport
 from tasks.task_files import FORMATS, Row, RowError, file_problem, read_ahead, read_rows
 from workforce.models import AuditVerb
@@ -51,6 +51,10 @@ IMPORT_STALLED_AFTER = timedelta(seconds=90)
 # Runs an import may start, counting deliveries after a worker died: a file that kills its
 # worker each time (out of memory, say) fails after this many instead of looping forever.
 MAX_IMPORT_ATTEMPTS = 3
+# How long a delivery waits for the run lock of its import. A run killed a moment ago holds it
+# until PostgreSQL notices its connection closed (milliseconds, mostly); a live run holds it to
+# the end, and the delivery then returns.
+RUN_LOCK_WAIT = timedelta(seconds=10)
 # Stalled imports handled by one run of the recovery job.
 RECOVER_BATCH_SIZE = 100
 
@@ -388,7 +392,8 @@ class _Heartbeat:
     def _run(self) -> None:
         try:
             try:
-                self._locked = try_lock_import_run(self.import_id)
+                wait_ms = int(RUN_LOCK_WAIT.total_seconds() * 1000)
+                self._locked = lock_import_run(self.import_id, wait_ms=wait_ms)
             except BaseException as exc:  # handed to start(), which raises it
                 self._failure = exc
                 return

@@ -374,6 +374,7 @@ def test_a_file_that_is_not_a_task_file_at_all_is_a_400_in_either_mode(
         (b'[{"width": 5, "height": 5, "n": 123456789012345678901234567890}]', 1, "overflow"),
         (b"[" + nested(100_000), 2, "premature EOF"),
     ],
+    ids=["trailing", "truncated", "not-utf8", "int-overflow", "deep-and-truncated"],
 )
 def test_a_json_array_that_stops_being_json_is_a_400_naming_the_row(org, body, row, reason):
     project = make_project(org)
