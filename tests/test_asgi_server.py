@@ -1,7 +1,7 @@
-"""End to end on a real ASGI server (uvicorn), PostgreSQL and the Redis channel layer.
+"""End to end on a real ASGI server (uvicorn) and PostgreSQL.
 
 An annotator claims and submits over HTTP while a QA lead watches the WebSocket: the
-submission arrives live.
+submission arrives live, through the outbox and the server's relay.
 """
 
 import asyncio
@@ -43,6 +43,7 @@ def test_a_submission_over_http_reaches_the_qa_leads_websocket(org, server):
         ) as socket_:
             snapshot = json.loads(await asyncio.wait_for(socket_.recv(), 10))
             assert snapshot["type"] == "snapshot" and snapshot["data"]["role"] == "qa_lead"
+            assert snapshot["seq"] == 1
             async with httpx.AsyncClient(base_url=server, headers=headers) as http:
                 claim = await http.post("/api/v1/claims/", json={})
                 assert claim.status_code == 201, claim.text
@@ -55,6 +56,7 @@ def test_a_submission_over_http_reaches_the_qa_leads_websocket(org, server):
             event = json.loads(await asyncio.wait_for(socket_.recv(), 10))
             assert event["type"] == "annotation.submitted"
             assert event["data"]["annotation"] == submit.json()["id"]
+            assert event["seq"] == 2 and event["id"] > snapshot["data"]["cursor"]
 
     asyncio.run(scenario())
 
