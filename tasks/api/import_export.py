@@ -25,7 +25,9 @@ class TaskImportApi(OrganizationApi):
     ``on_error=abort`` (default) imports nothing if any row is invalid: every row is checked
     before the answer, and a file with an invalid row is a 400 naming the rows. ``skip`` imports
     the valid rows and reports the others. Rows whose ``external_id`` exists are left unchanged,
-    so re-importing is safe. The answer is 202 with the import, which
+    so re-importing is safe; an id twice in one file is an invalid row. An empty file, or a JSON
+    file that is not an array, is a 400 in either mode (``tasks.task_files`` says what else a
+    row error is). The answer is 202 with the import, which
     ``GET /api/v1/projects/{id}/imports/{import}`` follows until it is ``done`` or ``failed``.
     While the job broker is down the import stays ``queued``; it runs once the broker is back.
     """

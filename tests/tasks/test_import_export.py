@@ -186,6 +186,16 @@ def test_import_command_with_progress(org, tmp_path):
     bad.write_text('{"width": 1}\n')
     with pytest.raises(CommandError, match="Nothing imported"):
         call_command("import_tasks", project.pk, str(bad), stderr=io.StringIO())
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"\xef\xbb\xbf \n")
+    with pytest.raises(CommandError, match="The file is empty"):
+        call_command("import_tasks", project.pk, str(empty), stderr=io.StringIO())
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]")
+    errors = io.StringIO()
+    with pytest.raises(CommandError, match="Nothing imported: 1 invalid rows"):
+        call_command("import_tasks", project.pk, str(deep), stderr=errors)
+    assert errors.getvalue() == "row 1: : nests deeper than 32 levels\n"
 
 
 def annotate_all(project, annotators, payload_for):

@@ -4,9 +4,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from config.errors import DomainError
 from tasks.models import Project
 from tasks.services.imports import OnError, tasks_import
-from tasks.task_files import FORMATS, guess_format
+from tasks.task_files import FORMATS, file_problem, guess_format
 
 
 class Command(BaseCommand):
@@ -32,6 +33,9 @@ class Command(BaseCommand):
             raise CommandError("Cannot tell the format from the file name; pass --format.")
         if not file.is_file():
             raise CommandError(f"No file {file}.")
+        with file.open("rb") as handle:
+            if problem := file_problem(handle, fmt):
+                raise CommandError(problem)
         total = file.stat().st_size
         with tqdm(total=total, unit="B", unit_scale=True, disable=None) as bar:
             handles = []
@@ -55,6 +59,8 @@ class Command(BaseCommand):
                     on_error=OnError.SKIP if skip_invalid else OnError.ABORT,
                     progress=progress,
                 )
+            except DomainError as exc:
+                raise CommandError(exc.message) from exc
             finally:
                 for handle in handles:
                     handle.close()
