@@ -67,6 +67,9 @@ def build_world(slug: str) -> None:
         evidence="exam",
         expires_at=None,
     )
+    services.invitation_create(
+        organization=org.organization, login="someone@elsewhere", role="annotator", actor=None
+    )
     project = make_project(org, overlap=2)
     import_rows(project, image_rows(3))
     second = org.add_annotator(f"{slug}-second")

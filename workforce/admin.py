@@ -15,6 +15,7 @@ from .models import (
     AuditEvent,
     Certification,
     Domain,
+    Invitation,
     Member,
     Organization,
     PendingJob,
@@ -100,6 +101,14 @@ class MemberAdmin(ReadOnlyAdmin):
     list_filter = ["role", "is_active", "organization"]
     search_fields = ["user__username", "user__email"]
     list_select_related = ["user", "organization"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    list_display = ["login", "organization", "role", "status", "expires_at"]
+    list_filter = ["status", "role", "organization"]
+    search_fields = ["login"]
+    list_select_related = ["organization"]
 
 
 class AnnotatorSkillInline(ReadOnlyInline):

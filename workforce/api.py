@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
     extend_schema,
@@ -149,6 +150,82 @@ class MemberListApi(OrganizationApi):
             organization=self.member.organization, actor=request.user, profile=profile, **fields
         )
         return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    organization = serializers.CharField(source="organization.slug")
+    login = serializers.CharField()
+    role = serializers.CharField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["people"])
+class InvitationListApi(OrganizationApi):
+    """Invite the holder of a login into the organization; they accept or decline it.
+
+    The answer is the same whether the login exists or not: nothing outside the organization is
+    looked up.
+    """
+
+    roles = {"GET": MANAGER, "POST": MANAGER}
+
+    class InvitationCreateInput(serializers.Serializer):
+        login = serializers.CharField(max_length=150, help_text="The login, e.g. alice@globex.")
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=InvitationOut(many=True))
+    def get(self, request):
+        return self.paginated(selectors.invitation_list(member=self.member), InvitationOut)
+
+    @extend_schema(
+        request=InvitationCreateInput,
+        responses={201: InvitationOut},
+        examples=[OpenApiExample("Invite", value={"login": "ana@globex", "role": "annotator"})],
+    )
+    def post(self, request):
+        data = self.InvitationCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = services.invitation_create(
+            organization=self.member.organization, actor=request.user, **data.validated_data
+        )
+        return Response(InvitationOut(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class MyInvitationListApi(APIView):
+    """The open invitations addressed to the current user's login."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=InvitationOut(many=True), tags=["people"])
+    def get(self, request):
+        invitations = selectors.invitations_for(user=request.user)
+        return Response(InvitationOut(invitations, many=True).data)
+
+
+def invitation_answer_api(accept: bool) -> type[APIView]:
+    """Build the view that accepts or declines one of the current user's invitations."""
+
+    @extend_schema(
+        request=None,
+        responses={200: MemberOut if accept else None},
+        tags=["people"],
+        summary="Accept an invitation" if accept else "Decline an invitation",
+    )
+    def post(self, request, pk: int):
+        invitation = get_object_or_404(selectors.invitations_for(user=request.user), pk=pk)
+        member = services.invitation_answer(invitation=invitation, user=request.user, accept=accept)
+        if member is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(MemberOut(member).data)
+
+    name = "InvitationAcceptApi" if accept else "InvitationDeclineApi"
+    return type(name, (APIView,), {"permission_classes": [IsAuthenticated], "post": post})
+
+
+InvitationAcceptApi = invitation_answer_api(accept=True)
+InvitationDeclineApi = invitation_answer_api(accept=False)
 
 
 class SkillListApi(OrganizationApi):

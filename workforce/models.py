@@ -90,6 +90,54 @@ class Member(TimeStamped):
         return login.removesuffix(suffix)
 
 
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+
+
+class Invitation(TimeStamped):
+    """An organization's offer of a role to the holder of a login, until they accept it.
+
+    The only way an existing account joins another organization. It names a login, not an
+    account: nothing is looked up when it is made, so the manager learns nothing of whether the
+    login exists; the holder of that login sees it and decides.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    login = models.CharField(max_length=150)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    status = models.CharField(
+        max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One open offer per login and organization; answered ones stay as history.
+            models.UniqueConstraint(
+                fields=["organization", "login"],
+                condition=Q(status="pending"),
+                name="invitation_one_pending",
+            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="invitation_role_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=InvitationStatus.values), name="invitation_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["login", "status"], name="invitation_login_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.login} ({self.role}) @ {self.organization_id}: {self.status}"
+
+
 class AnnotatorStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"

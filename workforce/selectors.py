@@ -2,6 +2,7 @@
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from .models import (
     Annotator,
@@ -9,6 +10,8 @@ from .models import (
     AuditEvent,
     Certification,
     Domain,
+    Invitation,
+    InvitationStatus,
     Member,
 )
 from .tenancy import STAFF
@@ -25,6 +28,20 @@ def member_list(*, member: Member) -> QuerySet[Member]:
     if member.role not in STAFF:
         qs = qs.filter(pk=member.pk)
     return qs
+
+
+def invitation_list(*, member: Member) -> QuerySet[Invitation]:
+    """The organization's invitations, answered ones included."""
+    return Invitation.objects.filter(organization=member.organization).select_related(
+        "organization"
+    )
+
+
+def invitations_for(*, user) -> QuerySet[Invitation]:
+    """The open invitations addressed to the user's login."""
+    return Invitation.objects.filter(
+        login=user.get_username(), status=InvitationStatus.PENDING, expires_at__gt=timezone.now()
+    ).select_related("organization")
 
 
 def annotator_list(*, member: Member) -> QuerySet[Annotator]:

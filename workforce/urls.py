@@ -7,6 +7,18 @@ urlpatterns = [
     re_path(r"^auth/token/?$", api.TokenCreateApi.as_view(), name="auth-token"),
     re_path(r"^me/?$", api.MeApi.as_view(), name="me"),
     re_path(r"^members/?$", api.MemberListApi.as_view(), name="member-list"),
+    re_path(r"^invitations/?$", api.InvitationListApi.as_view(), name="invitation-list"),
+    re_path(r"^me/invitations/?$", api.MyInvitationListApi.as_view(), name="my-invitations"),
+    re_path(
+        r"^me/invitations/(?P<pk>\d+)/accept/?$",
+        api.InvitationAcceptApi.as_view(),
+        name="invitation-accept",
+    ),
+    re_path(
+        r"^me/invitations/(?P<pk>\d+)/decline/?$",
+        api.InvitationDeclineApi.as_view(),
+        name="invitation-decline",
+    ),
     re_path(r"^skills/?$", api.SkillListApi.as_view(), name="skill-list"),
     re_path(r"^annotators/?$", api.AnnotatorListApi.as_view(), name="annotator-list"),
     re_path(

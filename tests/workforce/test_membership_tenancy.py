@@ -31,7 +31,7 @@ def token_for(login: str, password: str = "pw-long-enough"):
 
 def shape(body: dict) -> dict:
     """The answer with what differs between any two fresh accounts left out."""
-    return {key: value for key, value in body.items() if key not in ("id", "username", "login")}
+    return {key: value for key, value in body.items() if key not in ("id", "username", "login", "expires_at")}
 
 
 def test_a_username_of_another_organization_gives_a_new_account_of_ones_own(org, other_org):
@@ -138,3 +138,79 @@ def test_joining_an_organization_twice_conflicts(org, other_org):
             actor=None,
         )
     assert error.value.code == "already_member"
+
+
+def invite(org, login: str, role: str = "annotator", client=None):
+    client = client or org.client(Role.MANAGER)
+    return client.post("/api/v1/invitations/", {"login": login, "role": role}, format="json")
+
+
+def as_user(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_an_invitation_answers_alike_whether_or_not_the_login_exists(org, other_org):
+    client = org.client(Role.MANAGER)
+    answers, queries = {}, {}
+    for login in ("globex-qa@globex", "nobody@globex"):
+        with CaptureQueriesContext(connection) as captured:
+            answers[login] = invite(org, login, client=client)
+        queries[login] = len(captured)
+    exists, missing = answers["globex-qa@globex"], answers["nobody@globex"]
+    assert exists.status_code == missing.status_code == 201, exists.content
+    assert shape(exists.json()) == shape(missing.json())
+    assert exists.json()["status"] == "pending" and exists.json()["organization"] == "acme"
+    assert queries["globex-qa@globex"] == queries["nobody@globex"]
+    # Nobody joined by the manager's word.
+    assert other_org.qa_lead.user.memberships.count() == 1
+
+
+def test_the_invitee_lists_and_accepts_and_joins_with_the_offered_role(org, other_org):
+    invitation = invite(org, "globex-qa@globex", "reviewer").json()
+    invitee = as_user(other_org.qa_lead.user)
+    listed = invitee.get("/api/v1/me/invitations/").json()
+    assert [(i["id"], i["organization"], i["role"]) for i in listed] == [
+        (invitation["id"], "acme", "reviewer")
+    ]
+    # Nobody else sees or answers it.
+    outsider = as_user(other_org.manager.user)
+    assert outsider.get("/api/v1/me/invitations/").json() == []
+    assert outsider.post(f"/api/v1/me/invitations/{invitation['id']}/accept").status_code == 404
+
+    response = invitee.post(f"/api/v1/me/invitations/{invitation['id']}/accept")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["organization"] == "acme" and response.json()["role"] == "reviewer"
+    assert response.json()["username"] == "globex-qa@globex"
+    assert set(other_org.qa_lead.user.memberships.values_list("organization__slug", "role")) == {
+        ("globex", "qa_lead"),
+        ("acme", "reviewer"),
+    }
+    event = AuditEvent.objects.get(verb="member.created", target_id=response.json()["id"])
+    assert event.actor == other_org.qa_lead.user and event.organization == org.organization
+    # Answered once: it is no longer open.
+    assert invitee.get("/api/v1/me/invitations/").json() == []
+    assert invitee.post(f"/api/v1/me/invitations/{invitation['id']}/accept").status_code == 404
+
+
+def test_a_declined_invitation_adds_nobody_and_can_be_sent_again(org, other_org):
+    first = invite(org, "globex-qa@globex").json()
+    assert invite(org, "globex-qa@globex").status_code == 409
+    invitee = as_user(other_org.qa_lead.user)
+    assert invitee.post(f"/api/v1/me/invitations/{first['id']}/decline").status_code == 204
+    assert other_org.qa_lead.user.memberships.count() == 1
+    assert invite(org, "globex-qa@globex").status_code == 201
+
+
+def test_only_a_manager_invites_and_a_bad_login_is_refused_naming_the_field(org):
+    assert invite(org, "x@globex", client=org.client(Role.QA_LEAD)).status_code == 403
+    for login in ("with space@globex", "", "a" * 151):
+        response = invite(org, login)
+        assert response.status_code == 400, response.content
+        assert "login" in response.json()["error"]["fields"]
+    response = invite(org, "x@globex", role="boss")
+    assert response.status_code == 400 and "role" in response.json()["error"]["fields"]
+    listed = org.client(Role.MANAGER).get("/api/v1/invitations/").json()
+    assert listed["count"] == 0

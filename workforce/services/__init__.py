@@ -13,7 +13,13 @@ from .certifications import (
     certifications_expire,
 )
 from .domains import domain_create, domain_delete, domain_update
-from .members import member_create, member_join, member_login
+from .members import (
+    invitation_answer,
+    invitation_create,
+    member_create,
+    member_join,
+    member_login,
+)
 from .organizations import organization_create
 
 __all__ = [
@@ -30,6 +36,8 @@ __all__ = [
     "domain_delete",
     "domain_update",
     "field_values",
+    "invitation_answer",
+    "invitation_create",
     "member_create",
     "member_join",
     "member_login",

@@ -10,13 +10,24 @@ keep the login they were given.
 """
 
 import re
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, ValidationFailed
-from workforce.models import LOGIN_SEPARATOR, Annotator, AuditVerb, Member, Organization, Role
+from config.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from workforce.models import (
+    LOGIN_SEPARATOR,
+    Annotator,
+    AuditVerb,
+    Invitation,
+    InvitationStatus,
+    Member,
+    Organization,
+    Role,
+)
 
 from .annotators import PROFILE_FIELDS, validate_profile
 from .audit import audit_record, field_values
@@ -107,9 +118,10 @@ def member_join(
 ) -> Member:
     """Add an existing account to an organization, as its owner agreed to.
 
-    For a person who works for several organizations. No API lets a manager name an account to
-    attach: callers are the operator's tools acting on the person's request. The person keeps
-    their login; the organization sees the whole login as their username.
+    For a person who works for several organizations: called when they accept an invitation
+    (``invitation_answer``), or by an operator at their request. No API lets a manager name an
+    account to attach. The person keeps their login; the organization sees the whole login as
+    their username.
     """
     if role not in Role.values:
         raise ValidationFailed(
@@ -151,3 +163,85 @@ def _member_add(
         | (field_values(annotator, ["status", *PROFILE_FIELDS]) if annotator else {}),
     )
     return member
+
+
+# How long an invitation stays open.
+INVITATION_DAYS = 14
+# What a login may look like: Django's username characters (``@`` included).
+LOGIN_RE = re.compile(r"^[\w.@+-]+\Z")
+
+
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, login: str, role: str, actor: AbstractBaseUser | None
+) -> Invitation:
+    """Offer ``role`` in the organization to whoever holds ``login``.
+
+    Nothing is looked up: the answer, and the work behind it, are the same whether the login
+    exists or not. A login already invited and not yet answered is a conflict, which tells the
+    manager only about their own organization's invitations.
+    """
+    if role not in Role.values:
+        raise ValidationFailed(
+            f"Unknown role {role!r}.",
+            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
+        )
+    max_length = User._meta.get_field(User.USERNAME_FIELD).max_length
+    if not LOGIN_RE.match(login) or len(login) > max_length:
+        raise ValidationFailed(
+            f"Invalid login {login!r}.",
+            fields={"login": [f"A login: letters, digits and @ . + - _, at most {max_length}."]},
+        )
+    # Answered invitations that lapsed stay as history; an open one that lapsed is closed first.
+    Invitation.objects.filter(
+        organization=organization,
+        login=login,
+        status=InvitationStatus.PENDING,
+        expires_at__lte=timezone.now(),
+    ).update(status=InvitationStatus.DECLINED, answered_at=timezone.now())
+    invitation = Invitation(
+        organization=organization,
+        login=login,
+        role=role,
+        invited_by=actor,
+        expires_at=timezone.now() + timedelta(days=INVITATION_DAYS),
+    )
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{login} has an open invitation already.",
+            fields={"login": ["Already invited; the invitation is open."]},
+        ) from exc
+    return invitation
+
+
+@transaction.atomic
+def invitation_answer(
+    *, invitation: Invitation, user: AbstractBaseUser, accept: bool
+) -> Member | None:
+    """Accept (join with the offered role) or decline an invitation addressed to ``user``.
+
+    The caller found the invitation among the user's own (``selectors.invitations_for``).
+    Joining is audited as any new member is, with the person themself as the actor.
+    """
+    if invitation.login != user.get_username():
+        raise NotFound("No such invitation.")
+    now = timezone.now()
+    # A conditional update: of two answers at once, the second waits for the first's row and
+    # then finds the invitation no longer open.
+    answered = Invitation.objects.filter(
+        pk=invitation.pk, status=InvitationStatus.PENDING, expires_at__gt=now
+    ).update(
+        status=InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED,
+        answered_at=now,
+        updated_at=now,
+    )
+    if not answered:
+        raise Conflict("The invitation is not open any more.", code=ErrorCode.INVALID_STATUS)
+    if not accept:
+        return None
+    return member_join(
+        organization=invitation.organization, user=user, role=invitation.role, actor=user
+    )
