@@ -5,13 +5,15 @@ A bad value answers 400 naming the parameter (``OrganizationApi.filtered``).
 
 import django_filters
 
+from workforce.filters import IdFilter
+
 from .models import Annotation, Assignment, AssignmentStatus
 
 
 class AssignmentFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=AssignmentStatus.choices)
-    project = django_filters.NumberFilter(field_name="project_id")
-    annotator = django_filters.NumberFilter(field_name="annotator_id")
+    project = IdFilter(field_name="project_id")
+    annotator = IdFilter(field_name="annotator_id")
 
     class Meta:
         model = Assignment
@@ -19,9 +21,9 @@ class AssignmentFilter(django_filters.FilterSet):
 
 
 class AnnotationFilter(django_filters.FilterSet):
-    project = django_filters.NumberFilter(field_name="project_id")
-    annotator = django_filters.NumberFilter(field_name="annotator_id")
-    task = django_filters.NumberFilter(field_name="task_id")
+    project = IdFilter(field_name="project_id")
+    annotator = IdFilter(field_name="annotator_id")
+    task = IdFilter(field_name="task_id")
 
     class Meta:
         model = Annotation

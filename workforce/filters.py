@@ -1,8 +1,10 @@
 """Query-string filters for workforce lists; bad values answer 400 naming the parameter."""
 
 import django_filters
+from django import forms
 
 from config.errors import ValidationFailed
+from config.storable import BIGINT_MAX
 
 from .models import (
     MAX_SKILL_LEVEL,
@@ -15,6 +17,17 @@ from .models import (
 )
 from .models import CertificationStatus as CS
 from .selectors import annotators_certified_in, annotators_with_skill
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An object's id: a whole number a bigint holds. ``1.5`` is refused, not read as 1."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(*args, **kwargs)
 
 
 class AnnotatorFilter(django_filters.FilterSet):
@@ -58,7 +71,7 @@ class AnnotatorFilter(django_filters.FilterSet):
 
 
 class CertificationFilter(django_filters.FilterSet):
-    annotator = django_filters.NumberFilter(field_name="annotator_id")
+    annotator = IdFilter(field_name="annotator_id")
     domain = django_filters.CharFilter(field_name="domain__slug")
     status = django_filters.ChoiceFilter(
         choices=CS.choices, method="filter_status", help_text="Status as it stands now."
@@ -76,11 +89,11 @@ class CertificationFilter(django_filters.FilterSet):
 class AuditEventFilter(django_filters.FilterSet):
     verb = django_filters.ChoiceFilter(choices=AuditVerb.choices)
     verb_prefix = django_filters.CharFilter(field_name="verb", lookup_expr="startswith")
-    actor = django_filters.NumberFilter(field_name="actor_id")
+    actor = IdFilter(field_name="actor_id")
     system = django_filters.BooleanFilter(field_name="actor", lookup_expr="isnull")
-    annotator = django_filters.NumberFilter(field_name="annotator_id")
+    annotator = IdFilter(field_name="annotator_id")
     target_type = django_filters.CharFilter()
-    target_id = django_filters.NumberFilter()
+    target_id = IdFilter()
     since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
