@@ -1,12 +1,15 @@
 """The Celery broker hangs (a Redis of the test's own, SIGSTOPped): a request that queues a job
-answers within a bound, the job waits as pending work, and is sent once Redis resumes."""
+(a raised overlap, an uploaded import) answers within a bound, the job waits as pending work,
+and is sent once Redis resumes."""
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from celery.signals import after_task_publish
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.celery import app
 from tests.faults import own_redis  # noqa: F401  (a fixture)
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # What a request may wait on a hung broker: the publish's read timeout, and a little.
 BOUND = 3.0
+ROWS = "".join(json.dumps(row) + "\n" for row in image_rows(3, start=100)).encode()
 
 
 @contextmanager
@@ -62,17 +66,28 @@ def test_a_request_queueing_a_job_on_a_hung_broker_answers_in_bounded_time(
             response = client.patch(f"/api/v1/projects/{project.pk}/", {"overlap": overlap})
             waits.append(time.monotonic() - started)
             assert response.status_code == 200, response.content
+        started = time.monotonic()
+        upload = client.post(
+            f"/api/v1/projects/{project.pk}/tasks/import",
+            {"file": SimpleUploadedFile("tasks.jsonl", ROWS)},
+            format="multipart",
+        )
+        waits.append(time.monotonic() - started)
+        assert upload.status_code == 202 and upload.json()["status"] == "queued", upload.content
         assert max(waits) < BOUND, waits
-        pending = PendingJob.objects.get()
-        assert (pending.name, pending.args) == ("tasks.add_overlap_seats", [project.pk])
+        # One row per job and arguments: the two overlap changes wait as one job.
+        assert sorted(PendingJob.objects.values_list("name", "args")) == [
+            ("tasks.add_overlap_seats", [project.pk]),
+            ("tasks.run_import", [upload.json()["id"]]),
+        ]
 
         own_redis.resume()
         after_task_publish.connect(record, weak=False)
         try:
-            assert pending_jobs_requeue() == 1
+            assert pending_jobs_requeue() == 2
         finally:
             after_task_publish.disconnect(record)
         # The message sent before the hang names no project; it must not wait for a worker.
         app.control.purge()
-    assert sent == [[project.pk]]
+    assert sorted(sent) == sorted([[project.pk], [upload.json()["id"]]])
     assert not PendingJob.objects.exists()

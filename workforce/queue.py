@@ -12,7 +12,8 @@ all the same, and the requeue sends it again.
 A refusal costs the caller little. A publish is tried once (redis-py reconnects a dropped
 connection by itself): a broker that refuses connections fails it in a few milliseconds, one
 that cannot be reached or never answers in the socket timeouts set in ``config/celery.py``
-(1 s to connect, 2 s to answer). Celery's own retries wait 0.6 s on a refused connection, and
+(1 s to connect, 2 s to answer); a Redis that hangs (stopped, its connections open) is the
+latter, about 2 s (``tests/test_broker_faults.py``). Celery's own retries wait 0.6 s on a refused connection, and
 ``retry=False`` about 6 s: it falls back to the connection's retries, 2 s apart.
 
 With eager jobs (the embedded demo, most tests) the job runs in-process after commit instead.
