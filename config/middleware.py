@@ -12,6 +12,7 @@
 Every refusal is the API's error envelope, ``{"error": {"code", "message", "fields"}}``.
 """
 
+import json
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -150,6 +151,33 @@ _PLAIN_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
+
+
+def refuse_oversized_bodies(app):
+    """Wrap an ASGI HTTP application so that a body declared over the limit is refused before
+    it is received: Django's ASGI handler would otherwise spool all of it to disk first."""
+
+    async def guarded(scope, receive, send):
+        headers = dict(scope.get("headers") or ())
+        declared = headers.get(b"content-length", b"0")
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = body_limit()
+        if not multipart and declared.isdigit() and int(declared) > limit:
+            body = json.dumps(
+                {"error": {"code": ErrorCode.PAYLOAD_TOO_LARGE,
+                           "message": f"The request body is larger than {limit} bytes.",
+                           "fields": {BODY_FIELD: [f"At most {limit} bytes."]}}}
+            ).encode()  # fmt: skip
+            await send(
+                {"type": "http.response.start", "status": 413,
+                 "headers": [(b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())]}
+            )  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 def _beyond_bigint(digits: str) -> bool:

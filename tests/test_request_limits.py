@@ -11,6 +11,7 @@ is refused by ``config.middleware`` when its length is declared, and by ``config
 import io
 import json
 import math
+import socket
 from urllib.parse import urlencode
 
 import pytest
@@ -37,7 +38,7 @@ from tasks.kinds.validation import (
     MAX_TRACK_FRAMES,
 )
 from tasks.models import Annotation
-from tests.helpers import import_rows, make_project, staff
+from tests.helpers import asgi_server, import_rows, make_project, staff
 from workforce.models import Role
 
 LIMIT = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -340,3 +341,24 @@ def test_uploaded_files_do_not_count_but_form_fields_do(org):
         "POST", "/api/v1/domains/", urlencode(big), "application/x-www-form-urlencoded"
     )
     assert response.status_code == 413
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_asgi_server_refuses_a_declared_body_over_the_limit_before_receiving_it():
+    """Django's ASGI handler spools a whole body to disk before any middleware runs."""
+    with asgi_server() as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
