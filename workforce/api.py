@@ -64,7 +64,7 @@ class TokenCreateApi(APIView):
                 serializer.is_valid(raise_exception=True)
                 attempt.succeeded()
         except throttles.TooManyAttempts as exc:
-            raise Throttled(wait=exc.wait, detail=str(exc)) from None
+            raise Throttled(wait=exc.wait, detail="Too many failed attempts.") from None
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
 

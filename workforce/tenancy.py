@@ -118,7 +118,7 @@ class MemberTokenAuthentication(TokenAuthentication):
             try:
                 throttles.token_failed(request)
             except throttles.TooManyAttempts as exc:
-                raise Throttled(wait=exc.wait, detail=str(exc)) from None
+                raise Throttled(wait=exc.wait, detail="Too many failed attempts.") from None
             raise
         if self.member is not None:
             request._request._assay_member = self.member
