@@ -521,13 +521,15 @@ def _row(
         errors.append(RowError(number, "priority", "must be a whole number"))
     elif not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
         errors.append(RowError(number, "priority", f"must be within {PRIORITY_RANGE}"))
-    # What the database would refuse is checked first: the kind's validation, hashing and
-    # serialising then only ever see values of bounded depth.
-    data_problems = json_problems(data, path="data")
-    errors.extend(RowError(number, path, reason) for path, reason in data_problems)
+    # What the database would refuse is checked first: the kind's validation and hashing then
+    # only ever see values of bounded depth.
+    data_json, data_problems = _serialised(data, number, "data")
+    errors.extend(data_problems)
     gold = raw.get("gold_answer")
-    gold_problems = json_problems(gold, path="gold_answer") if gold is not None else []
-    errors.extend(RowError(number, path, reason) for path, reason in gold_problems)
+    gold_json, gold_problems = None, []
+    if gold is not None:
+        gold_json, gold_problems = _serialised(gold, number, "gold_answer")
+        errors.extend(gold_problems)
     if not data_problems:
         data_issues = kind.validate_task_data(data)
         errors.extend(_row_errors(number, "data", data_issues))
@@ -542,10 +544,6 @@ def _row(
         if "external_id" not in raw:
             message = f"has the same data as row {first}, and neither has an external_id"
         errors.append(RowError(number, "external_id", message))
-    if errors:
-        return errors
-    data_json = _to_json(data, number, "data", errors)
-    gold_json = _to_json(gold, number, "gold_answer", errors) if gold is not None else None
     if errors:
         return errors
     return Row(number, external_id, data, priority, gold, data_json, gold_json)
@@ -573,13 +571,42 @@ def _row_errors(number: int, prefix: str, issues: Iterable[ValidationIssue]) -> 
     return [RowError(number, issue.under(prefix).path, issue.message) for issue in issues]
 
 
-def _to_json(value: Any, number: int, field: str, errors: list[RowError]) -> str:
-    """Serialise for PostgreSQL's jsonb; ``json_problems`` has already passed the value."""
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError as exc:  # an integer too long to write out, say
-        errors.append(RowError(number, field, f"cannot be stored as JSON ({exc})"))
-        return ""
+def _serialised(value: Any, number: int, field: str) -> tuple[str, list[RowError]]:
+    """``value`` as PostgreSQL's jsonb will take it, or what it would refuse.
+
+    The common case is decided by C code: serialising refuses non-finite numbers, encoding
+    refuses lone surrogates, and a NUL is written as an escape; nesting is checked by a walk of
+    the containers alone. Any doubt (an escaped backslash before ``u0000`` looks like a NUL) is
+    settled by ``json_problems``, which also names the path.
+    """
+    text = None
+    if not _deeper_than(value, MAX_JSON_DEPTH):
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            text.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            text = None
+        if text is not None and "\\u0000" not in text:
+            return text, []
+    if problems := json_problems(value, path=field):
+        return "", [RowError(number, path, reason) for path, reason in problems]
+    if text is not None:  # the NUL was an escaped backslash followed by "u0000"
+        return text, []
+    # Past those checks, only an integer too long to write out is left to refuse.
+    return "", [RowError(number, field, "cannot be stored as JSON")]
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest in ``value`` deeper than ``limit`` levels (``value`` is one)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 _END = object()

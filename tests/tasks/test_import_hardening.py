@@ -196,6 +196,13 @@ def test_a_json_array_keeps_surrogate_pairs_and_refuses_a_lone_surrogate_far_int
     assert Task.objects.get(external_id="r0").data["note"] == "\U0001f600"
 
 
+def test_text_that_only_looks_like_an_escaped_nul_is_kept(org):
+    project = make_project(org)
+    note = "C:\\u0000\\dir"  # a backslash, then "u0000"
+    assert imported(project, jsonl([{"external_id": "a", "data": {**VALID, "note": note}}])).created
+    assert Task.objects.get().data["note"] == note
+
+
 def test_numbers_beyond_any_integer_column_are_row_errors(org):
     """JSON Lines reads integers of any size; a JSON array's parser refuses them (see below)."""
     project = make_project(org)
