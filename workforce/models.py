@@ -94,6 +94,7 @@ class InvitationStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     ACCEPTED = "accepted", "Accepted"
     DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"  # recorded when the login is invited again
 
 
 class Invitation(TimeStamped):

@@ -4,15 +4,18 @@ A username that exists in another organization must be indistinguishable from a 
 nobody outside an organization can be attached to it by a manager's word.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.errors import Conflict
 from workforce import services
-from workforce.models import AuditEvent, Member, Role
+from workforce.models import AuditEvent, Invitation, Member, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +34,11 @@ def token_for(login: str, password: str = "pw-long-enough"):
 
 def shape(body: dict) -> dict:
     """The answer with what differs between any two fresh accounts left out."""
-    return {key: value for key, value in body.items() if key not in ("id", "username", "login", "expires_at")}
+    return {
+        key: value
+        for key, value in body.items()
+        if key not in ("id", "username", "login", "expires_at")
+    }
 
 
 def test_a_username_of_another_organization_gives_a_new_account_of_ones_own(org, other_org):
@@ -214,3 +221,17 @@ def test_only_a_manager_invites_and_a_bad_login_is_refused_naming_the_field(org)
     assert response.status_code == 400 and "role" in response.json()["error"]["fields"]
     listed = org.client(Role.MANAGER).get("/api/v1/invitations/").json()
     assert listed["count"] == 0
+
+
+def test_a_lapsed_invitation_cannot_be_accepted_and_may_be_sent_again(org, other_org):
+    first = invite(org, "globex-qa@globex").json()
+    Invitation.objects.filter(pk=first["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    invitee = as_user(other_org.qa_lead.user)
+    assert invitee.get("/api/v1/me/invitations/").json() == []
+    assert invitee.post(f"/api/v1/me/invitations/{first['id']}/accept").status_code == 404
+    assert other_org.qa_lead.user.memberships.count() == 1
+    second = invite(org, "globex-qa@globex")
+    assert second.status_code == 201
+    assert Invitation.objects.get(pk=first["id"]).status == "expired"

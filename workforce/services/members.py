@@ -192,13 +192,13 @@ def invitation_create(
             f"Invalid login {login!r}.",
             fields={"login": [f"A login: letters, digits and @ . + - _, at most {max_length}."]},
         )
-    # Answered invitations that lapsed stay as history; an open one that lapsed is closed first.
+    # An open invitation that lapsed is closed first; answered ones stay as history.
     Invitation.objects.filter(
         organization=organization,
         login=login,
         status=InvitationStatus.PENDING,
         expires_at__lte=timezone.now(),
-    ).update(status=InvitationStatus.DECLINED, answered_at=timezone.now())
+    ).update(status=InvitationStatus.EXPIRED)
     invitation = Invitation(
         organization=organization,
         login=login,
