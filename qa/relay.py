@@ -52,6 +52,8 @@ READ_LIMIT = 5000
 # Messages a socket may have waiting; past this it is told to resync and closed.
 MAX_QUEUED = 1000
 
+APPLICATION_NAME = "assay live relay"
+
 # Close codes a client can act on.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_ACCESS_ENDED = 4403
@@ -235,7 +237,13 @@ class Relay:
         """
         async with self._lock:
             if not self._cursor.started:
-                self._cursor = await self._db(_start)
+                try:
+                    self._cursor = await self._db(_start)
+                except BaseException:
+                    if self._task is None:
+                        # Nothing runs yet to close the relay's connection later.
+                        await self._shut_down()
+                    raise
             cursor = self._cursor.last
             access = socket.access
             missed: list[Row] | None = []
@@ -349,6 +357,11 @@ def _on_fresh_connection(function: Callable[..., Any], *args) -> Any:
     # The relay's connection lives in its thread for its lifetime; a broken or aged one is
     # replaced before the next query, as a request would do.
     connection.close_if_unusable_or_obsolete()
+    if connection.connection is None:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            # Named, so that pg_stat_activity tells the relay's session from requests'.
+            cursor.execute("SELECT set_config('application_name', %s, false)", [APPLICATION_NAME])
     return function(*args)
 
 

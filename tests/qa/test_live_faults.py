@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+import psycopg
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
@@ -25,6 +26,7 @@ from tests.faults import own_redis  # noqa: F401  (a fixture)
 from tests.helpers import (
     ROOT,
     asgi_server,
+    database_url,
     image_rows,
     import_rows,
     make_project,
@@ -189,3 +191,26 @@ def test_deployments_sharing_a_redis_do_not_hear_each_other(own_redis):  # noqa:
 
     async_to_sync(scenario)()
     assert django_settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix")
+
+
+def test_the_relay_reconnects_when_its_database_connection_dies(org):
+    headers = session_headers(org.manager.user)
+
+    def kill_relay_session() -> int:
+        # As a database restart or a failover would.
+        with psycopg.connect(database_url(), autocommit=True) as admin:
+            return admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
+                (relay.APPLICATION_NAME,),
+            ).fetchone()[0]
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        assert await database_sync_to_async(kill_relay_session)() == 1
+        written = await database_sync_to_async(write)(org, "after the failure")
+        message = await receive(socket, timeout=10)
+        assert (message["id"], message["seq"]) == (written, 2)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
