@@ -76,6 +76,13 @@ class Row:
     gold_json: str | None
 
 
+def row_bytes(row: "Row | list[RowError]") -> int:
+    """What a row weighs in memory, near enough: the JSON it will be written as."""
+    if isinstance(row, Row):
+        return len(row.data_json) + len(row.gold_json or "")
+    return 100 * len(row)
+
+
 @dataclass(frozen=True, slots=True)
 class RowError:
     """What is wrong with a row. Field and message are storable text: they name keys a file
@@ -612,13 +619,21 @@ def _deeper_than(value: Any, limit: int) -> bool:
 _END = object()
 
 
-def read_ahead(items: Iterable[T], *, chunk: int, depth: int = 2) -> Iterator[T]:
+def read_ahead(
+    items: Iterable[T],
+    *,
+    chunk: int,
+    depth: int = 2,
+    weight: Callable[[T], int] | None = None,
+    max_weight: int = 0,
+) -> Iterator[T]:
     """Yield ``items`` while a background thread reads up to ``depth`` chunks of them ahead.
 
     Parsing and validating rows is Python work that can go on while the caller waits for the
-    database to write the previous batch. Memory stays bounded by ``depth * chunk`` items. An
-    error raised while reading is raised here, at the point the caller reaches it; a caller that
-    stops early stops the reader too.
+    database to write the previous batch. Memory stays bounded by ``depth * chunk`` items, and,
+    with ``weight``, a chunk ends once its items weigh ``max_weight`` (rows of megabytes each
+    would otherwise be held by the thousand). An error raised while reading is raised here, at
+    the point the caller reaches it; a caller that stops early stops the reader too.
     """
     chunks: queue.Queue = queue.Queue(maxsize=depth)
     stopped = threading.Event()
@@ -635,12 +650,15 @@ def read_ahead(items: Iterable[T], *, chunk: int, depth: int = 2) -> Iterator[T]
     def read() -> None:
         try:
             buffer: list = []
+            load = 0
             for item in items:
                 buffer.append(item)
-                if len(buffer) >= chunk:
+                if weight is not None:
+                    load += weight(item)
+                if len(buffer) >= chunk or (weight is not None and load >= max_weight):
                     if not put(buffer):
                         return
-                    buffer = []
+                    buffer, load = [], 0
             if put(buffer):
                 put(_END)
         except BaseException as exc:  # handed to the caller, which raises it

@@ -33,7 +33,15 @@ from tasks import events
 from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_import_run, lock_project_overlap
 from tasks.models import ImportStatus, Project, TaskImport
-from tasks.task_files import FORMATS, Row, RowError, file_problem, read_ahead, read_rows
+from tasks.task_files import (
+    FORMATS,
+    Row,
+    RowError,
+    file_problem,
+    read_ahead,
+    read_rows,
+    row_bytes,
+)
 from workforce.models import AuditVerb
 from workforce.queue import enqueue
 from workforce.services import audit_record
@@ -41,6 +49,9 @@ from workforce.services import audit_record
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000
+# A batch also ends at this many bytes of JSON, so that a file of large rows (up to 8 MB each)
+# holds a few batches' worth in memory, not thousands of rows.
+BATCH_BYTES = 16 * 2**20
 # Errors listed in a report; the count covers them all.
 MAX_REPORTED_ERRORS = 1_000
 # A running import's heartbeat is written at least this often (and after every batch)...
@@ -183,7 +194,7 @@ def tasks_import(
     """
     _check_mode(fmt, on_error)
     rows = read_rows(open_stream(), fmt, kind=get_kind(project.kind), schema=project.label_schema)
-    rows = read_ahead(rows, chunk=batch_size)
+    rows = read_ahead(rows, chunk=batch_size, weight=row_bytes, max_weight=BATCH_BYTES)
     if on_error == OnError.ABORT:
         report = _import_all_or_nothing(project, rows, batch_size, progress, actor)
     else:
@@ -211,16 +222,18 @@ def _import_all_or_nothing(
         with transaction.atomic():
             overlap = lock_project_overlap(project.pk)
             batch: list[Row] = []
+            weight = 0
             for row in rows:
                 report.rows += 1
                 if isinstance(row, list):
                     report.add_errors(row)
-                    batch = []
+                    batch, weight = [], 0
                 elif not report.invalid:  # after an invalid row nothing more is written
                     batch.append(row)
-                    if len(batch) >= batch_size:
+                    weight += row_bytes(row)
+                    if len(batch) >= batch_size or weight >= BATCH_BYTES:
                         report.created += _insert(project, overlap, batch)
-                        batch = []
+                        batch, weight = [], 0
                 if progress and report.rows % batch_size == 0:
                     progress(report.rows)
             if report.invalid:
@@ -247,15 +260,17 @@ def _import_valid_rows(
 ) -> ImportReport:
     report = ImportReport()
     batch: list[Row] = []
+    weight = 0
     for row in rows:
         report.rows += 1
         if isinstance(row, list):
             report.add_errors(row)
             continue
         batch.append(row)
-        if len(batch) >= batch_size:
+        weight += row_bytes(row)
+        if len(batch) >= batch_size or weight >= BATCH_BYTES:
             report.created += _write(project, batch)
-            batch = []
+            batch, weight = [], 0
             if progress:
                 progress(report.rows)
     if batch:

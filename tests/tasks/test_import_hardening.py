@@ -9,12 +9,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.storable import MAX_JSON_DEPTH
 from tasks.kinds import get_kind
 from tasks.models import ImportStatus, Slot, Task, TaskImport
+from tasks.services import imports
 from tasks.services.imports import task_import_run, task_import_start, tasks_import
 from tasks.task_files import MAX_ROW_BYTES, Row, SeenIds, read_rows
 from tests.helpers import BBOX_SCHEMA, image_rows, make_project
@@ -457,3 +459,17 @@ def test_any_bytes_read_as_rows_or_row_errors_never_an_exception(body, fmt):
             item.external_id.encode()
         else:
             assert item and all(error.row >= 1 and error.message for error in item)
+
+
+def test_large_rows_are_written_in_batches_bounded_by_bytes(org, monkeypatch):
+    """Rows of megabytes were held by the batch of 5,000: a file's worth of them in memory."""
+    monkeypatch.setattr(imports, "BATCH_BYTES", 3 * 2**20)
+    project = make_project(org)
+    rows = [{"external_id": f"r{i}", "data": {**VALID, "blob": "x" * 2**20}} for i in range(12)]
+    body = jsonl(rows)
+    with CaptureQueriesContext(connection) as queries:
+        report = imported(project, body, on_error="abort")
+    inserts = [q for q in queries.captured_queries if "INSERT INTO tasks_task" in q["sql"]]
+    sizes = [len(q["sql"]) for q in inserts]
+    assert report.created == 12 and len(inserts) == 4  # three rows of 1 MB each time
+    assert max(sizes) < 4 * 2**20

@@ -64,3 +64,20 @@ def test_a_caller_that_stops_early_stops_the_reader():
     assert [t.name for t in started] == ["read-ahead"]
     reader.close()
     assert not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+
+
+def test_a_chunk_ends_at_its_weight_as_well_as_its_count():
+    handed = []
+
+    def items():
+        for i in range(12):
+            handed.append(i)
+            yield i
+
+    reader = read_ahead(items(), chunk=100, depth=1, weight=lambda item: 10, max_weight=30)
+    assert next(reader) == 0
+    # One chunk of 3 items handed over, one waiting, one being filled: never the 100 a count
+    # alone would allow.
+    wait_for(lambda: len(handed) >= 7, timeout=10, what="the reader to fill the queue")
+    assert len(handed) <= 9
+    assert [0, *reader] == list(range(12))
