@@ -246,7 +246,7 @@ class Relay:
                     raise
             cursor = self._cursor.last
             access = socket.access
-            missed: list[Row] | None = []
+            missed: list[Row] | str = []
             if after is not None and after < cursor:
                 missed = await self._db(
                     _catch_up, after, cursor, access.organization_id, access.staff,
@@ -254,8 +254,8 @@ class Relay:
                 )  # fmt: skip
             socket.start()
             socket.push(socket.snapshot(cursor))
-            if missed is None:
-                socket.push(live.message(live.RESYNC, {"reason": "cursor_expired"}))
+            if isinstance(missed, str):
+                socket.push(live.message(live.RESYNC, {"reason": missed}))
             else:
                 for row in missed:
                     socket.push(row.message)
@@ -393,19 +393,21 @@ def _read(state: _Cursor) -> tuple[str, list[Row]]:
 
 def _catch_up(
     after: int, upto: int, organization_id: int, staff: bool, member_id: int
-) -> list[Row] | None:
-    """The rows a socket missed since ``after``; None when the outbox no longer has them all."""
+) -> list[Row] | str:
+    """The rows a socket missed since ``after``, or why it must resync instead: the outbox no
+    longer keeps them all (``cursor_expired``), or they are more than a socket may queue
+    (``too_far_behind``)."""
     with connection.cursor() as cursor:
         cursor.execute(_OLDEST_SQL)
         (oldest,) = cursor.fetchone()
         # Rows up to ``upto`` were written; if the oldest kept is above ``after + 1``, some
         # the client never saw may have been pruned.
         if oldest is None or oldest > after + 1:
-            return None
+            return "cursor_expired"
         cursor.execute(_CATCH_UP_SQL, [after, upto, organization_id, staff, member_id,
                                        MAX_QUEUED + 1])  # fmt: skip
         rows = [Row.read(values) for values in cursor.fetchall()]
-    return None if len(rows) > MAX_QUEUED else rows
+    return "too_far_behind" if len(rows) > MAX_QUEUED else rows
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()

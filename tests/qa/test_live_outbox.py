@@ -202,3 +202,19 @@ def test_the_prune_job_deletes_what_is_older_than_the_retention(org):
     assert job.apply().get() == 3
     assert list(LiveEvent.objects.values_list("pk", flat=True)) == rows[3:]
     assert job.apply().get() == 0
+
+
+def test_a_client_that_missed_more_than_a_socket_may_queue_gets_resync(org, monkeypatch):
+    monkeypatch.setattr(relay, "MAX_QUEUED", 2)
+    headers = session_headers(org.manager.user)
+    first = write(org, "seen")
+    missed = [write(org, str(i)) for i in range(3)]
+
+    async def scenario():
+        socket, snapshot = await open_socket(headers, f"/ws/orgs/acme/?after={first}")
+        assert snapshot["data"]["cursor"] == missed[-1]
+        message = await receive(socket)
+        assert (message["type"], message["data"]) == ("resync", {"reason": "too_far_behind"})
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
