@@ -463,3 +463,50 @@ def test_hostile_bodies_to_every_write_operation(org, world, role):
             assert fingerprint() == before, (method, path, body[:200], response.status_code)
 
     check()
+
+
+def _read_operations() -> list[tuple[str, list[str]]]:
+    """(path template, query parameter names) of every read operation."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        (path, [p["name"] for p in op.get("parameters", []) if p["in"] == "query"])
+        for path, methods in schema["paths"].items()
+        for method, op in methods.items()
+        if method == "get"
+    ]
+
+
+READ_OPERATIONS = _read_operations()
+_query_value = st.one_of(
+    _bad_text.map(lambda s: s.encode("utf-8", "surrogatepass").decode("latin-1")[:200]),
+    _bad_number.map(str),
+    st.sampled_from(["NaN", "-Infinity", "1e999999", "1.5", "-0", "", "9" * 5000, "%"]),
+)
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.ANNOTATOR])
+def test_hostile_query_strings_to_every_read_operation(org, world, role):
+    """Never a 5xx, and a 4xx is the error envelope."""
+    client = org.client(role)
+
+    @settings(
+        max_examples=int(os.environ.get("HOSTILE_EXAMPLES", 100)),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(operation=st.sampled_from(READ_OPERATIONS), data=st.data())
+    def check(operation, data):
+        template, names = operation
+        keys = st.sampled_from([*names, "page", "page_size", "\x00"])
+        params = data.draw(st.dictionaries(keys, _query_value, max_size=4))
+        query = "&".join(
+            f"{quote(k)}={quote(v, errors='surrogatepass')}" for k, v in params.items()
+        )
+        path = _path(template, data.draw(st.sampled_from(["real", "huge"])), world)
+        response = client.get(f"{path}?{query}")
+        assert response.status_code < 500, (path, query[:200], response.content[:500])
+        if response.status_code >= 400:
+            assert_envelope(response)
+
+    check()
