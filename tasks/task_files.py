@@ -236,6 +236,7 @@ class _BoundedReader:
 
 _OPEN = {"start_map", "start_array"}
 _CLOSE = {"end_map", "end_array"}
+_SCALARS = {"string", "number", "boolean", "null", "integer", "double"}
 
 
 def _json_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
@@ -307,34 +308,42 @@ def _reason(exc: Exception) -> str:
 
 
 def _build(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
-    """Build one value from its first event and the events after it, without recursion."""
+    """Build one value from its first event and the events after it, without recursion.
+
+    The hot loop of reading a JSON array: scalars, the most common events, are tested first.
+    """
     if event not in _OPEN:
         return value
     root: Any = {} if event == "start_map" else []
     stack: list[Any] = [root]
-    key = None
+    parent, in_map, key = root, event == "start_map", None
     for event, value in events:
         if event == "map_key":
             key = value
+            continue
+        if event in _SCALARS:
+            if in_map:
+                parent[key] = value
+            else:
+                parent.append(value)
             continue
         if event in _CLOSE:
             stack.pop()
             if not stack:
                 return root
+            parent = stack[-1]
+            in_map = type(parent) is dict
             continue
-        child: Any = value
-        if event in _OPEN:
-            child = {} if event == "start_map" else []
-        parent = stack[-1]
-        if type(parent) is list:
-            parent.append(child)
-        else:
+        child: Any = {} if event == "start_map" else []
+        if in_map:
             parent[key] = child
-        if event in _OPEN:
-            if len(stack) >= MAX_ROW_DEPTH:
-                _skip(events, open_levels=len(stack) + 1)
-                return ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
-            stack.append(child)
+        else:
+            parent.append(child)
+        if len(stack) >= MAX_ROW_DEPTH:
+            _skip(events, open_levels=len(stack) + 1)
+            return ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+        stack.append(child)
+        parent, in_map = child, event == "start_map"
     raise ValueError("the file ends inside a row")
 
 
@@ -569,8 +578,9 @@ def _external_id(value: Any) -> tuple[str | None, str | None]:
         value = str(value)
     if not 0 < len(value) <= MAX_EXTERNAL_ID:
         return None, f"must be 1 to {MAX_EXTERNAL_ID} characters long"
-    if problem := text_problem(value):
-        return None, problem
+    # ASCII text (isascii is O(1)) holds no lone surrogate; only a NUL is left to look for.
+    if "\x00" in value or (not value.isascii() and text_problem(value)):
+        return None, text_problem(value)
     return value, None
 
 
@@ -582,19 +592,27 @@ def _serialised(value: Any, number: int, field: str) -> tuple[str, list[RowError
     """``value`` as PostgreSQL's jsonb will take it, or what it would refuse.
 
     The common case is decided by C code: serialising refuses non-finite numbers, encoding
-    refuses lone surrogates, and a NUL is written as an escape; nesting is checked by a walk of
-    the containers alone. Any doubt (an escaped backslash before ``u0000`` looks like a NUL) is
-    settled by ``json_problems``, which also names the path.
+    refuses lone surrogates, a NUL is written as an escape, and a count of brackets bounds the
+    nesting (only a row with more brackets than the limit is walked). Any doubt (an escaped
+    backslash before ``u0000`` looks like a NUL) is settled by ``json_problems``, which also
+    names the path.
     """
-    text = None
-    if not _deeper_than(value, MAX_JSON_DEPTH):
-        try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if not text.isascii():  # isascii is O(1); encoding finds lone surrogates
             text.encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
-            text = None
-        if text is not None and "\\u0000" not in text:
-            return text, []
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        text = None
+    # Fewer brackets than the limit cannot nest deeper than it: no walk for most rows.
+    if (
+        text is not None
+        and "\\u0000" not in text
+        and (
+            text.count("[") + text.count("{") <= MAX_JSON_DEPTH
+            or not _deeper_than(value, MAX_JSON_DEPTH)
+        )
+    ):
+        return text, []
     if problems := json_problems(value, path=field):
         return "", [RowError(number, path, reason) for path, reason in problems]
     if text is not None:  # the NUL was an escaped backslash followed by "u0000"
