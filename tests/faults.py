@@ -32,8 +32,10 @@ class PrivateRedis:
         os.kill(self.server.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
-        self.resume()
-        self.server.stop()
+        """Stop the server for good; calling it again does nothing."""
+        if self.server.process.poll() is None:
+            self.resume()
+            self.server.stop()
 
 
 @contextmanager
