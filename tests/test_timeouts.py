@@ -130,18 +130,12 @@ def test_a_locked_project_answers_503_and_others_are_not_held(
 
 
 def test_a_plain_django_view_answers_503_too(org, short_lock_timeout):
-    """The login form (no DRF) writes the user's last_login: a held user row times out."""
-    org.manager.user.set_password("pw-long-enough")
-    org.manager.user.save()
-    user_id = org.manager.user.pk
-    with lock_held("SELECT id FROM auth_user WHERE id = %s FOR UPDATE", (user_id,)):
-        client = Client(enforce_csrf_checks=False)
-        response, elapsed = _timed(
-            lambda: client.post(
-                "/accounts/login/",
-                {"username": org.manager.user.username, "password": "pw-long-enough"},
-            )
-        )
+    """Logging out (no DRF) deletes the session's row: a held row times out."""
+    client = Client()
+    client.force_login(org.manager.user)
+    key = client.session.session_key
+    with lock_held("SELECT 1 FROM django_session WHERE session_key = %s FOR UPDATE", (key,)):
+        response, elapsed = _timed(lambda: client.post("/accounts/logout/"))
         _assert_timed_out(response, elapsed, short_lock_timeout)
 
 
