@@ -6,11 +6,19 @@ PostgreSQL database (``assay_bench``, dropped at the end), and prints rows per s
 seconds against the 60 s target, and the peak resident memory, which must not grow with the
 file. The second import of the same file must create nothing. Then raises the project's overlap
 to 2 and times the job that gives every task its new seat. Not part of the test suite.
+
+``--nesting 10000,40000,100000`` instead times reading a JSON array, a JSON Lines file and a CSV
+``data`` cell whose one row nests that deep, each in a fresh process (its peak RSS is the
+reader's), capped at 8 GB of address space and 120 s. No database is needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +35,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--on-error", choices=["abort", "skip"], default="abort")
+    parser.add_argument("--nesting", help="comma-separated depths: time deep rows instead")
+    parser.add_argument("--nesting-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.nesting_child:
+        return nesting_child(int(args.nesting_child[0]), args.nesting_child[1])
+    if args.nesting:
+        return nesting([int(depth) for depth in args.nesting.split(",")])
 
     with tempfile.TemporaryDirectory(prefix="assay-import-") as tmp:
         path = Path(tmp) / "tasks.jsonl"
@@ -131,6 +145,57 @@ def run(path: Path, rows: int, on_error: str) -> int:
     for label, ok, figure in checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {figure}")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+NESTING_RSS_CAP = 8 * 2**30
+NESTING_SECONDS = 120
+
+
+def nesting(depths: list[int]) -> int:
+    print(f"{'format':<8}{'depth':>9}{'seconds':>9}{'peak RSS MB':>13}  outcome")
+    env = {**os.environ, **_setup.django_environment()}
+    for depth in depths:
+        for fmt in ("json", "jsonl", "csv"):
+            try:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--nesting-child", str(depth), fmt],
+                    env=env, capture_output=True, text=True, timeout=NESTING_SECONDS,
+                )  # fmt: skip
+                line = done.stdout.strip() or f"{fmt:<8}{depth:>9,}  crashed: {done.stderr[-200:]}"
+            except subprocess.TimeoutExpired:
+                line = f"{fmt:<8}{depth:>9,}{'>' + str(NESTING_SECONDS):>9}  timed out"
+            print(line, flush=True)
+    return 0
+
+
+def nesting_child(depth: int, fmt: str) -> int:
+    """Read one file whose first row nests ``depth`` deep and a valid row after it."""
+    resource.setrlimit(resource.RLIMIT_AS, (NESTING_RSS_CAP, NESTING_RSS_CAP))
+    import django
+
+    django.setup()
+    from tasks.kinds import get_kind
+    from tasks.task_files import read_rows
+
+    deep = b"[" * depth + b"]" * depth
+    valid = b'{"external_id": "ok", "data": {"width": 5, "height": 5}}'
+    body = {
+        "json": b"[" + deep + b"," + valid + b"]",
+        "jsonl": deep + b"\n" + valid + b"\n",
+        "csv": b'external_id,data\ndeep,"' + deep + b'"\nok,"{""width"": 5, ""height"": 5}"\n',
+    }[fmt]
+    started = time.perf_counter()
+    try:
+        rows = list(read_rows(io.BytesIO(body), fmt, kind=get_kind("bbox"), schema={}))
+        outcome = "; ".join(
+            "ok" if not isinstance(row, list) else f"row {row[0].row}: {row[0].message}"
+            for row in rows
+        )
+    except BaseException as exc:  # what the reader let escape is the figure
+        outcome = f"raised {type(exc).__name__}"
+    seconds = time.perf_counter() - started
+    print(f"{fmt:<8}{depth:>9,}{seconds:>9.2f}{_setup.peak_rss_mb():>13.0f}  {outcome[:90]}")
+    return 0
 
 
 if __name__ == "__main__":
