@@ -228,13 +228,17 @@ def test_requests_stuck_on_a_lock_free_the_web_workers(org, other_org, world):
         (["/venv/bin/celery", "-A", "config", "beat"], False),
         (["/venv/bin/gunicorn", "config.wsgi:application"], False),
         (["manage.py", "runserver"], False),
+        (["/srv/assay/manage.py", "migrate"], True),
+        (["manage.py", "import_tasks", "7", "rows.jsonl"], True),
+        (["/venv/bin/pytest", "tests"], False),
     ],
 )
-def test_celery_workers_get_their_own_timeouts(monkeypatch, argv, worker):
-    """Jobs may hold one long transaction (an all-or-nothing import): a worker is not held to
-    the web's 15 s statements and 60 s idle transactions (WORKER_DB_* settings instead)."""
+def test_workers_and_commands_get_their_own_timeouts(monkeypatch, argv, worker):
+    """Jobs may hold one long transaction (an all-or-nothing import), and a migration may run
+    long statements: workers and commands are not held to the web's 15 s statements and 60 s
+    idle transactions (WORKER_DB_* settings instead)."""
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.delenv("DB_TIMEOUTS", raising=False)
-    assert base_settings._celery_worker() is worker
+    assert base_settings._long_jobs() is worker
     monkeypatch.setenv("DB_TIMEOUTS", "web")
-    assert base_settings._celery_worker() is False
+    assert base_settings._long_jobs() is False

@@ -123,24 +123,35 @@ def env_seconds_ms(name: str, default: float) -> int:
     return round(float(os.environ.get(name, default)) * 1000)
 
 
-def _celery_worker() -> bool:
-    """Tell whether this process is a Celery worker (``celery -A config worker``), whose jobs
-    run under their own timeouts; ``DB_TIMEOUTS=worker`` or ``web`` says so explicitly."""
+# manage.py commands that serve requests; every other command is an operator's long job.
+_SERVING_COMMANDS = {"runserver", "run_demo"}
+
+
+def _long_jobs() -> bool:
+    """Tell whether this process runs long jobs rather than requests: a Celery worker
+    (``celery -A config worker``) or a management command such as ``migrate`` or
+    ``import_tasks``. ``DB_TIMEOUTS=worker`` or ``web`` says so explicitly."""
     import sys
 
     explicit = os.environ.get("DB_TIMEOUTS")
     if explicit:
         return explicit == "worker"
-    return "celery" in os.path.basename(sys.argv[0]) + sys.argv[0] and "worker" in sys.argv[1:]
+    program, args = sys.argv[0], sys.argv[1:]
+    if "celery" in program:
+        return "worker" in args
+    if os.path.basename(program) == "manage.py":
+        return bool(args) and args[0] not in _SERVING_COMMANDS
+    return False
 
 
 # No request waits on another transaction's locks for long, runs a statement for ever, or holds
 # a transaction open while it is idle: one lock holder must not take every web worker with it
 # (a transaction holding one project's rows for 60 s once stopped every tenant's requests).
 # A request that hits a timeout answers 503 with Retry-After (config.middleware).
-# Jobs are not on anyone's request path: an all-or-nothing import writes a whole file in one
-# transaction, parsing between statements, and a job may wait its turn for a lock.
-if _celery_worker():
+# Jobs and commands are not on anyone's request path: an all-or-nothing import writes a whole
+# file in one transaction, parsing between statements, a migration builds indexes, and a job may
+# wait its turn for a lock. They get their own, longer limits (WORKER_DB_*).
+if _long_jobs():
     DB_LOCK_TIMEOUT_MS = env_seconds_ms("WORKER_DB_LOCK_TIMEOUT", 60)
     DB_STATEMENT_TIMEOUT_MS = env_seconds_ms("WORKER_DB_STATEMENT_TIMEOUT", 1800)
     DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_seconds_ms("WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT", 600)
