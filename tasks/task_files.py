@@ -29,7 +29,7 @@ import queue
 import re
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -644,7 +644,7 @@ def read_ahead(
     depth: int = 2,
     weight: Callable[[T], int] | None = None,
     max_weight: int = 0,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield ``items`` while a background thread reads up to ``depth`` chunks of them ahead.
 
     Parsing and validating rows is Python work that can go on while the caller waits for the

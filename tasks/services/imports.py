@@ -16,7 +16,8 @@ say, and the broker will not give the message back for an hour), at most
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import BinaryIO
@@ -194,12 +195,13 @@ def tasks_import(
     """
     _check_mode(fmt, on_error)
     rows = read_rows(open_stream(), fmt, kind=get_kind(project.kind), schema=project.label_schema)
-    rows = read_ahead(rows, chunk=batch_size, weight=row_bytes, max_weight=BATCH_BYTES)
-    if on_error == OnError.ABORT:
-        report = _import_all_or_nothing(project, rows, batch_size, progress, actor)
-    else:
-        report = _import_valid_rows(project, rows, batch_size, progress, actor)
-    return report
+    # Closed at once when a write fails, so that the thread reading ahead stops with it.
+    with closing(
+        read_ahead(rows, chunk=batch_size, weight=row_bytes, max_weight=BATCH_BYTES)
+    ) as ahead:
+        if on_error == OnError.ABORT:
+            return _import_all_or_nothing(project, ahead, batch_size, progress, actor)
+        return _import_valid_rows(project, ahead, batch_size, progress, actor)
 
 
 class _RolledBack(Exception):
@@ -208,7 +210,7 @@ class _RolledBack(Exception):
 
 def _import_all_or_nothing(
     project: Project,
-    rows: Iterator[Row | list[RowError]],
+    rows: Generator[Row | list[RowError], None, None],
     batch_size: int,
     progress: Callable[[int], None] | None,
     actor: AbstractBaseUser | None,
@@ -253,7 +255,7 @@ def _import_all_or_nothing(
 
 def _import_valid_rows(
     project: Project,
-    rows: Iterator[Row | list[RowError]],
+    rows: Generator[Row | list[RowError], None, None],
     batch_size: int,
     progress: Callable[[int], None] | None,
     actor: AbstractBaseUser | None,

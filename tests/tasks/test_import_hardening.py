@@ -3,6 +3,7 @@ writes nothing PostgreSQL would refuse, and an all-or-nothing import writes noth
 
 import io
 import json
+import threading
 import time
 
 import pytest
@@ -254,6 +255,8 @@ def test_all_or_nothing_writes_nothing_when_the_database_refuses_a_later_batch(o
     with pytest.raises(IntegrityError):
         imported(project, body, on_error="abort", batch_size=4)
     assert not Task.objects.exists() and not Slot.objects.exists()
+    # The thread reading ahead stopped with the write, not when the traceback is collected.
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
     # Skip mode commits batch by batch: what came before the refused batch stays.
     with pytest.raises(IntegrityError):
         imported(project, body, on_error="skip", batch_size=4)
