@@ -53,6 +53,8 @@ MAX_ROW_BYTES = 8 * 2**20
 # limit (128 KiB) would end the file at a legitimate large cell. The limit is process-wide and
 # only ever raised here.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_ROW_BYTES))
+# The longest field path or message a row error keeps.
+MAX_ERROR_TEXT = 300
 # A row is an object holding data, so it may nest one level deeper than its data.
 MAX_ROW_DEPTH = MAX_JSON_DEPTH + 1
 _BOM = b"\xef\xbb\xbf"
@@ -93,8 +95,9 @@ class RowError:
     message: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "field", _storable(self.field))
-        object.__setattr__(self, "message", _storable(self.message))
+        # Cut short too: a key can be megabytes long, and a report lists a thousand errors.
+        object.__setattr__(self, "field", _storable(self.field)[:MAX_ERROR_TEXT])
+        object.__setattr__(self, "message", _storable(self.message)[:MAX_ERROR_TEXT])
 
     def as_dict(self) -> dict:
         return {"row": self.row, "field": self.field, "message": self.message}

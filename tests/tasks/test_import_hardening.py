@@ -244,6 +244,15 @@ def test_a_skip_job_reports_rows_with_unstorable_keys_and_stores_its_report(org)
     } in (job.report["errors"])
 
 
+def test_a_row_error_naming_a_huge_key_keeps_a_short_path(org):
+    project = make_project(org)
+    key = "k" * 2**20 + "\x00"
+    rows = [{"external_id": eid, "data": {**VALID, key: 1}} for eid in ("a", "b")]
+    report = imported(project, jsonl(rows))
+    assert [len(e.field) for e in report.errors] == [300, 300]
+    assert report.errors[0].field.startswith("data.kkk")
+
+
 def test_all_or_nothing_writes_nothing_when_the_database_refuses_a_later_batch(org):
     """Batches committed one by one: a failure in batch 2 left batch 1 (5,000 of 6,000 rows)."""
     project = make_project(org)
