@@ -2,8 +2,9 @@
 
 - A body declared larger than the limit is refused with 413 before anything reads it
   (multipart forms aside: their files stream to disk, and their parser counts the other fields).
-- A query string carrying a NUL character is refused with 400 naming the parameter:
-  PostgreSQL stores no NUL, and every filter ends in a query.
+- A query string or a header carrying a NUL character is refused with 400 naming the parameter
+  or header: PostgreSQL stores no NUL, and filters, the organization header and the token all
+  end in a query.
 - An id in the path that no ``bigint`` can hold names no object: 404.
 - An error Django answers itself under ``/api/`` (an unknown URL) is written in the envelope.
 - A request that waited past ``lock_timeout`` or ran past ``statement_timeout`` answers 503 with
@@ -59,7 +60,11 @@ class RequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        refused = self._body_refused(request) or self._query_refused(request)
+        refused = (
+            self._body_refused(request)
+            or self._headers_refused(request)
+            or self._query_refused(request)
+        )
         if refused is not None:
             return refused
         response = self.get_response(request)
@@ -98,6 +103,17 @@ class RequestGuardMiddleware:
                 {BODY_FIELD: [f"At most {limit} bytes; this one has {length}."]},
             )
         return None
+
+    def _headers_refused(self, request: HttpRequest) -> JsonResponse | None:
+        """A NUL in a header the app reads (X-Organization, the token) would reach a query."""
+        fields = {
+            key[5:].replace("_", "-").title(): ["must not contain a NUL character"]
+            for key, value in request.META.items()
+            if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value
+        }
+        if not fields:
+            return None
+        return error_response(400, ErrorCode.INVALID_INPUT, "Invalid header.", fields=fields)
 
     def _query_refused(self, request: HttpRequest) -> JsonResponse | None:
         query = request.META.get("QUERY_STRING", "")

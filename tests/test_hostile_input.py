@@ -19,6 +19,8 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from config.errors import ErrorCode
 from tests.helpers import image_rows, import_rows, make_project, staff
@@ -232,6 +234,21 @@ def test_nul_in_form_fields_and_query_strings_is_refused(org, world):
     assert fingerprint() == before
 
 
+def test_nul_in_the_organization_header_or_the_token_is_refused(org, world):
+    token = Token.objects.get_or_create(user=org.manager.user)[0].key
+    before = fingerprint()
+    for headers, field in (
+        ({"HTTP_AUTHORIZATION": f"Token {token}", "HTTP_X_ORGANIZATION": "acme\x00"},
+         "X-Organization"),
+        ({"HTTP_AUTHORIZATION": "Token a\x00b", "HTTP_X_ORGANIZATION": "acme"}, "Authorization"),
+    ):  # fmt: skip
+        client = APIClient()
+        client.credentials(**headers)
+        response = client.post("/api/v1/domains/", {"slug": "s", "name": "n"}, format="json")
+        assert field in assert_envelope(response, 400)["fields"]
+    assert fingerprint() == before
+
+
 def test_integers_beyond_the_columns_are_refused_naming_the_field(org, world):
     annotator = org.client(Role.ANNOTATOR)
     manager = org.client(Role.MANAGER)
@@ -354,13 +371,12 @@ _bad_number = st.one_of(
     st.sampled_from([2**63 - 1, -(2**63), 2**15, 2**31, -1, 0]),
 )
 _scalar = st.one_of(_bad_text, _bad_number, st.booleans(), st.none(), st.text(max_size=20))
-_value = st.recursive(
-    _scalar,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(st.one_of(_bad_text, st.text(max_size=8)), children, max_size=3),
-    ),
-    max_leaves=8,
+_value = st.deferred(
+    lambda: st.one_of(
+        _scalar,
+        st.lists(_value, max_size=3),
+        st.dictionaries(st.one_of(_bad_text, st.text(max_size=8)), _value, max_size=3),
+    )
 )
 
 
