@@ -26,6 +26,7 @@ from django.db import connection
 from django.test import TestCase
 from django.utils import timezone
 
+from tasks.jobs import recover_imports
 from tasks.locks import IMPORT_RUN_LOCK_BASE
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services import imports
@@ -69,9 +70,12 @@ def test_recovery_requeues_stalled_imports_and_fails_those_out_of_attempts(org):
     stall(stalled, attempts=1)
     stall(live, attempts=1, ago=timedelta(seconds=5))
     stall(exhausted, attempts=MAX_IMPORT_ATTEMPTS)
-    # Jobs run in-process here: the requeued import runs when the recovery commits.
+    # Beat runs the job by this name; jobs run in-process here, so the requeued import runs
+    # when the recovery commits.
+    beat = [entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()]
+    assert recover_imports.name in beat
     with TestCase.captureOnCommitCallbacks(execute=True):
-        assert task_imports_recover() == 2
+        assert recover_imports.apply().get() == 2
     states = dict(TaskImport.objects.values_list("pk", "status"))
     assert states == {
         stalled.pk: ImportStatus.DONE,
