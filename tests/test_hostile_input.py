@@ -23,6 +23,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.errors import ErrorCode
+from config.parsers import plainly_storable
+from config.storable import bigint_problem, json_problems
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
 from workforce.models import Role
@@ -526,3 +528,39 @@ def test_hostile_query_strings_to_every_read_operation(org, world, role):
             assert_envelope(response)
 
     check()
+
+
+@st.composite
+def _nested(draw):
+    value = draw(_value)
+    for _ in range(draw(st.integers(0, 40))):
+        # Lists and objects alternate at random: the check must count every level once.
+        value = [value] if draw(st.booleans()) else {draw(st.text(max_size=3)): value}
+    return value
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(value=_nested(), ensure_ascii=st.booleans(), indent=st.sampled_from([None, 1]))
+def test_the_parsers_fast_check_never_passes_what_the_walk_refuses(value, ensure_ascii, indent):
+    """``plainly_storable`` reads the text only; whenever it passes a body, walking the parsed
+    value finds nothing either."""
+    try:
+        # A lone surrogate written raw is not UTF-8: the parser refuses it before this check.
+        raw = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent).encode("utf-8")
+    except ValueError:  # and json.dumps cannot write integers of over 4,300 digits
+        return
+    if plainly_storable(raw, "utf-8"):
+        assert not json_problems(value), raw[:200]
+        assert all(type(n) is not int or not bigint_problem(n) for n in _numbers(value))
+
+
+def _numbers(value):
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
