@@ -7,12 +7,13 @@ task would never be completed. A trigger that pauses each submit's commit holds 
 that window, so the race is not left to chance.
 """
 
+import importlib
 import threading
 
 import pytest
 from django.db import connection, connections
 
-from tasks.models import Assignment, Slot, SlotState, Task
+from tasks.models import Annotation, Assignment, Slot, SlotState, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import import_rows, make_project, staff
 
@@ -71,3 +72,24 @@ def test_last_seats_submitted_at_once_complete_the_task(org, slow_slot_updates, 
     assert Slot.objects.filter(project=project).exclude(state=SlotState.DONE).count() == 0
     task = Task.objects.get(project=project)
     assert task.completed_at is not None
+
+
+def test_the_repair_completes_tasks_left_incomplete_and_only_those(org):
+    """Tasks the race left incomplete are completed by migration 0003, at their last annotation;
+    a task with a seat still open is left alone."""
+    repair = importlib.import_module("tasks.migrations.0003_complete_finished_tasks")
+    project = make_project(org, overlap=2)
+    import_rows(project, [{"external_id": t, "data": {"width": 10, "height": 10}} for t in "ab"])
+    annotators = [org.add_annotator(f"a{i}") for i in range(2)]
+    staff(project, *annotators)
+    for annotator in annotators:
+        claim = claim_next(annotator=annotator, project_id=project.pk).claimed
+        assignment_submit(assignment=Assignment.objects.get(pk=claim.assignment_id), payload=BOX)
+    # Both annotators did the first task claimed; the second has one seat done, one open.
+    done = Task.objects.get(project=project, completed_at__isnull=False)
+    Task.objects.filter(pk=done.pk).update(completed_at=None)
+    with connection.cursor() as cursor:
+        cursor.execute(repair.COMPLETE)
+    last = Annotation.objects.filter(task=done).latest("submitted_at").submitted_at
+    assert Task.objects.get(pk=done.pk).completed_at == last
+    assert Task.objects.exclude(pk=done.pk).get(project=project).completed_at is None
