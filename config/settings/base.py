@@ -221,6 +221,10 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # `?format=` names an export format (jsonl, coco, conll), not a renderer.
     "URL_FORMAT_OVERRIDE": None,
+    # How many proxies in front of Assay append to X-Forwarded-For. Behind one, set 1: otherwise
+    # every client has the proxy's address, and shares its authentication budget
+    # (workforce/throttles.py).
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")) or None,
 }
 
 SPECTACULAR_SETTINGS = {
