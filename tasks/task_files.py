@@ -129,14 +129,16 @@ def guess_format(filename: str) -> str | None:
 
 def file_problem(stream: BinaryIO, fmt: str) -> str | None:
     """Why a file cannot be read as ``fmt`` at all (empty, or JSON that is not an array), or
-    None. Reads the first few KB only and leaves the stream where it was."""
+    None. Reads up to its first byte that is not white space; leaves the stream where it was."""
     start = stream.tell()
-    head = stream.read(4096)
+    _skip_bom(stream)
+    first = b""
+    while not first and (chunk := stream.read(2**16)):
+        first = chunk.lstrip()[:1]
     stream.seek(start)
-    head = head.removeprefix(_BOM).lstrip()
-    if not head:
+    if not first:
         return "The file is empty."
-    if fmt == "json" and head[:1] != b"[":
+    if fmt == "json" and first != b"[":
         return "The file must be a JSON array of objects."
     return None
 

@@ -372,7 +372,9 @@ def test_a_byte_order_mark_does_not_hide_the_first_row(org, fmt):
         ("t.csv", b"\xef\xbb\xbf", "The file is empty."),
         ("t.json", b'{"width": 5}', "The file must be a JSON array of objects."),
         ("t.json", b"12", "The file must be a JSON array of objects."),
+        ("t.json", b" " * 70_000 + b"{}", "The file must be a JSON array of objects."),
     ],
+    ids=["empty", "blank-lines", "bom-only", "object", "number", "object-after-70kb-of-spaces"],
 )
 def test_a_file_that_is_not_a_task_file_at_all_is_a_400_in_either_mode(
     org, name, body, message, on_error
