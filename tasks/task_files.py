@@ -489,7 +489,8 @@ class SeenIds:
             if found == key:
                 return self._rows[slot]
             slot = (slot + 1) & mask
-        hashes[slot], self._rows[slot] = key, row
+        # Row numbers past 2^32 (a file of billions of blank lines) are kept as the largest.
+        hashes[slot], self._rows[slot] = key, min(row, 0xFFFF_FFFF)
         self._used += 1
         if self._used * 2 > mask:
             self._grow()

@@ -443,6 +443,7 @@ def test_the_duplicate_check_of_a_million_ids_takes_a_fixed_size_hash_each():
     for number in range(1, 1_000_001):
         assert seen.add(f"img-{number:07d}", number) is None
     assert seen.add("img-0765432", 2_000_000) == 765_432
+    assert seen.add("far", 2**40) is None and seen.add("far", 2**40 + 1) == 2**32 - 1
     # 12 bytes a slot, at most half full: 24 MB, where a set of the strings takes over 100 MB.
     assert seen.nbytes <= 25 * 2**20
 
