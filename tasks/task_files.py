@@ -45,10 +45,10 @@ RESERVED = {"external_id", "data", "priority", "gold_answer"}
 MAX_EXTERNAL_ID = 200
 # Task priority is stored as a smallint.
 PRIORITY_RANGE = (-32768, 32767)
-# The largest row a file may hold: a gold answer at the kinds' limits (a 200,000-point polygon
-# is about 4 MB of JSON) fits twice. A row is parsed whole, and its Python objects take several
-# times its size, so this bounds a reader's memory whatever the file holds.
-MAX_ROW_BYTES = 8 * 2**20
+# The largest row a file may hold: a gold answer at the kinds' limits fits (the largest, 200,000
+# video-track boxes, is 23 MB), as it fits a request body. A row is parsed whole and its Python
+# objects take several times its size, so this bounds a reader's memory whatever the file holds.
+MAX_ROW_BYTES = 32 * 2**20
 # A CSV cell can be as large as a row (a ``data`` column holding JSON); the module's default
 # limit (128 KiB) would end the file at a legitimate large cell. The limit is process-wide and
 # only ever raised here.

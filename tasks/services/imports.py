@@ -50,7 +50,7 @@ from workforce.services import audit_record
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000
-# A batch also ends at this many bytes of JSON, so that a file of large rows (up to 8 MB each)
+# A batch also ends at this many bytes of JSON, so that a file of large rows (up to 32 MB each)
 # holds a few batches' worth in memory, not thousands of rows.
 BATCH_BYTES = 16 * 2**20
 # Errors listed in a report; the count covers them all.
