@@ -1,5 +1,6 @@
 """Faults the hardening tests inject into real processes: a Redis of the test's own that can be
-hung (``SIGSTOP``), resumed, or killed, and a PostgreSQL session holding a lock."""
+hung (``SIGSTOP``), resumed, or killed, a broker address of the test's choosing, and a
+PostgreSQL session holding a lock."""
 
 import os
 import signal
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 
 from config import embedded
+from config.celery import app
 from tests.helpers import database_url
 
 
@@ -64,3 +66,22 @@ def lock_held(sql: str, params: tuple = ()) -> Iterator[psycopg.Connection]:
             yield connection
         finally:
             connection.rollback()
+
+
+@contextmanager
+def broker_at(url: str) -> Iterator[None]:
+    """Publish this process's jobs to ``url`` until the block ends."""
+
+    def use(broker_url: str) -> None:
+        app.conf.broker_url = broker_url
+        # Celery keeps its producers and their connections per process: drop them, so the next
+        # publish connects to the broker now configured.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url
+    use(url)
+    try:
+        yield
+    finally:
+        use(saved)

@@ -4,15 +4,13 @@ and is sent once Redis resumes."""
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from celery.signals import after_task_publish
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.celery import app
-from tests.faults import own_redis  # noqa: F401  (a fixture)
+from tests.faults import broker_at, own_redis  # noqa: F401  (own_redis: a fixture)
 from tests.helpers import image_rows, import_rows, make_project
 from workforce.models import PendingJob, Role
 from workforce.queue import pending_jobs_requeue
@@ -22,25 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # What a request may wait on a hung broker: the publish's read timeout, and a little.
 BOUND = 3.0
 ROWS = "".join(json.dumps(row) + "\n" for row in image_rows(3, start=100)).encode()
-
-
-@contextmanager
-def broker_at(url: str) -> Iterator[None]:
-    """Publish this process's jobs to ``url`` until the block ends."""
-
-    def use(broker_url: str) -> None:
-        app.conf.broker_url = broker_url
-        # Celery keeps its producers and their connections per process: drop them, so the next
-        # publish connects to the broker now configured.
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    saved = app.conf.broker_url
-    use(url)
-    try:
-        yield
-    finally:
-        use(saved)
 
 
 def test_a_request_queueing_a_job_on_a_hung_broker_answers_in_bounded_time(

@@ -21,6 +21,7 @@ from django.utils import timezone
 from config.celery import app
 from tasks.jobs import add_overlap_seats
 from tasks.models import Slot, TaskImport
+from tests.faults import broker_at
 from tests.helpers import image_rows, import_rows, make_project, wait_for
 from workforce.jobs import requeue_pending_jobs
 from workforce.models import PendingJob, Role
@@ -29,25 +30,6 @@ from workforce.queue import enqueue, pending_jobs_requeue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLOSED_PORT = "redis://127.0.0.1:9/0"
-
-
-@contextmanager
-def broker_at(url: str) -> Iterator[None]:
-    """Publish this process's jobs to ``url`` until the block ends."""
-
-    def use(broker_url: str) -> None:
-        app.conf.broker_url = broker_url
-        # Celery keeps its producers and their connections per process: drop them, so the next
-        # publish connects to the broker now configured.
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    saved = app.conf.broker_url
-    use(url)
-    try:
-        yield
-    finally:
-        use(saved)
 
 
 @contextmanager
