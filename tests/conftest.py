@@ -61,7 +61,6 @@ def pytest_configure(config):
         config.add_cleanup(redis.stop)
         url = redis.url(int(redis_url.path.strip("/") or 0))
         settings.REDIS_URL = url
-        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
         settings.CELERY_BROKER_URL = app.conf.broker_url = url
         os.environ["REDIS_URL"] = url
         used.append(f"embedded Redis at 127.0.0.1:{redis.port}")

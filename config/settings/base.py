@@ -266,8 +266,11 @@ DEPLOYMENT_KEY = (
     ]
 )
 
-# Redis is optional: without it the channel layer and the cache live in memory and jobs run
-# in-process.
+# Live events need no channel layer: each ASGI process tails the database's outbox (qa/relay.py).
+# No Redis pub/sub is used, whose channels are global to a Redis server whatever database a URL
+# names, so deployments sharing a Redis cannot hear each other.
+#
+# Redis is optional: without it the cache lives in memory and jobs run in-process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
@@ -279,21 +282,10 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    # Live events do not use the channel layer (the outbox and each ASGI process's relay carry
-    # them, qa/relay.py). It stays for messages between processes, under this deployment's own
-    # prefix: pub/sub channels are global to a Redis server, whatever database the URL names.
-    CHANNEL_LAYERS = {
-        "default": {
-            # The pub/sub layer fans out to large groups far faster than the default one.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"assay.{DEPLOYMENT_KEY}."},
-        }
-    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
