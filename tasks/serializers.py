@@ -130,7 +130,11 @@ class ClaimOut(serializers.Serializer):
 
 
 class TaskImportOut(serializers.ModelSerializer):
-    """A background import: ``rows_read`` moves while it runs; ``report`` is set once it is done."""
+    """A background import: ``rows_read`` moves while it runs; ``report`` is set once it is done.
+
+    ``heartbeat_at`` is fresh while a run is alive; ``attempts`` counts runs started (an import
+    whose worker died runs again, a few times at most).
+    """
 
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -148,5 +152,7 @@ class TaskImportOut(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "started_at",
+            "heartbeat_at",
+            "attempts",
             "finished_at",
         ]

@@ -5,10 +5,10 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from config.errors import ErrorCode, ValidationFailed
+from config.parsers import FormParser, MultiPartParser
 from tasks import selectors
 from tasks.exports import export_project
 from tasks.serializers import TaskImportOut

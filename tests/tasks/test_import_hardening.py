@@ -492,3 +492,14 @@ def test_large_rows_are_written_in_batches_bounded_by_bytes(org, monkeypatch):
     sizes = [len(q["sql"]) for q in inserts]
     assert report.created == 12 and len(inserts) == 4  # three rows of 1 MB each time
     assert max(sizes) < 4 * 2**20
+
+
+def test_a_nul_in_an_upload_form_field_is_refused_naming_it(org):
+    project = make_project(org)
+    response = upload(
+        org.client(Role.MANAGER), project, "t.jsonl", jsonl(image_rows(2)), on_error="skip\x00"
+    )
+    assert response.status_code == 400
+    assert "on_error" in response.json()["error"]["fields"]
+    assert not TaskImport.objects.filter(project=project).exists()
+    assert not Task.objects.filter(project=project).exists()
