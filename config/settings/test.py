@@ -5,9 +5,13 @@ Redis and points these settings at them (``tests/conftest.py``).
 """
 
 import os
+import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/assay")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each test session keys its cache entries (authentication counters among them) apart from the
+# last session's on the same Redis; the processes it starts inherit the key.
+os.environ.setdefault("DEPLOYMENT_KEY", f"test-{uuid.uuid4().hex[:12]}")
 
 from .base import *  # noqa: F403
 
