@@ -3,6 +3,7 @@ writes nothing PostgreSQL would refuse, and an all-or-nothing import writes noth
 
 import io
 import json
+import os
 import threading
 import time
 
@@ -11,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from config.storable import MAX_JSON_DEPTH
@@ -503,3 +504,59 @@ def test_a_nul_in_an_upload_form_field_is_refused_naming_it(org):
     assert "on_error" in response.json()["error"]["fields"]
     assert not TaskImport.objects.filter(project=project).exists()
     assert not Task.objects.filter(project=project).exists()
+
+
+@pytest.fixture
+def upload_target(org):
+    return org.client(Role.MANAGER), make_project(org)
+
+
+# Files of well-formed rows whose ids and values are any text, NUL and lone surrogates included.
+TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)
+ROW_FILES = st.lists(
+    st.fixed_dictionaries(
+        {"data": st.fixed_dictionaries({"width": st.just(5), "height": st.just(5)})},
+        optional={
+            "external_id": st.one_of(TEXT, st.integers()),
+            "priority": st.integers(),
+            "note": TEXT,
+        },
+    ),
+    min_size=1,
+    max_size=6,
+).map(lambda rows: "".join(json.dumps(row) + "\n" for row in rows).encode())
+
+
+@settings(
+    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", 80)),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    body=st.one_of(FILE_BYTES, ROW_FILES),
+    fmt=st.sampled_from(["json", "jsonl", "csv"]),
+    on_error=st.sampled_from(["abort", "skip"]),
+)
+def test_any_uploaded_file_is_imported_or_refused_whole_never_half(
+    upload_target, body, fmt, on_error
+):
+    """Through the API and the job, as a client sends it: a refusal changes nothing, and an
+    accepted file's job ends done, never failed inside the database."""
+    client, project = upload_target
+    tasks_before = Task.objects.filter(project=project).count()
+    imports_before = TaskImport.objects.filter(project=project).count()
+    response = upload(client, project, f"t.{fmt}", body, on_error=on_error)
+    assert response.status_code in (202, 400), response.content
+    event(f"{on_error}: {response.status_code}")
+    if response.status_code == 400:
+        assert response.json()["error"]["fields"]
+        assert Task.objects.filter(project=project).count() == tasks_before
+        assert TaskImport.objects.filter(project=project).count() == imports_before
+        return
+    job = TaskImport.objects.get(pk=response.json()["id"])
+    assert job.status == ImportStatus.DONE, job.error
+    assert (
+        Slot.objects.filter(project=project).count()
+        == Task.objects.filter(project=project).count() * project.overlap
+    )
