@@ -81,6 +81,9 @@ def django_start(name: str = DB_NAME) -> None:
     """Create the database, configure Django for it and migrate."""
     database_create(name)
     os.environ.update(django_environment(name))
+    # The bench writes its data as a job does, with a job's database limits; the servers it
+    # measures run with a web request's (``gunicorn_start``).
+    os.environ.setdefault("DB_TIMEOUTS", "worker")
     # Without Redis, jobs run in-process; nothing here should send any.
     os.environ.pop("REDIS_URL", None)
     import django
@@ -217,7 +220,7 @@ def gunicorn(log: Path, workers: int) -> Iterator[int]:
 
 def gunicorn_start(port: int, log: Path, workers: int) -> subprocess.Popen:
     """Serve the bench database with gunicorn's sync workers, as the README deploys them."""
-    env = {**os.environ, **django_environment()}
+    env = {**os.environ, **django_environment(), "DB_TIMEOUTS": "web"}
     env.pop("REDIS_URL", None)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
