@@ -23,6 +23,8 @@ class ProjectStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
     COMPLETED = "completed", "Completed"
+    # Read-only: nobody claims its tasks, its settings stay as they are; it still exports.
+    ARCHIVED = "archived", "Archived"
 
 
 class Project(TimeStamped):
@@ -110,6 +112,8 @@ class Task(models.Model):
     gold_answer = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set by ``task_cancel``: its seats nobody had submitted are closed; submitted work stays.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -129,6 +133,8 @@ class SlotState(models.TextChoices):
     OPEN = "open", "Open"
     LEASED = "leased", "Leased"
     DONE = "done", "Done"
+    # Its task was cancelled before anyone submitted this seat; it never opens again.
+    CLOSED = "closed", "Closed"
 
 
 class Slot(models.Model):

@@ -314,6 +314,7 @@ class AuditVerb(models.TextChoices):
     """
 
     MEMBER_CREATED = "member.created"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
     ANNOTATOR_UPDATED = "annotator.updated"
     ANNOTATOR_SUSPENDED = "annotator.suspended"
     ANNOTATOR_REINSTATED = "annotator.reinstated"
@@ -331,6 +332,11 @@ class AuditVerb(models.TextChoices):
     PROJECT_CREATED = "project.created"
     PROJECT_UPDATED = "project.updated"
     PROJECT_MEMBER_ADDED = "project.member_added"
+    PROJECT_MEMBER_REMOVED = "project.member_removed"
+    PROJECT_ARCHIVED = "project.archived"
+    PROJECT_UNARCHIVED = "project.unarchived"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_DELETED = "task.deleted"
     PROJECT_TASKS_IMPORT_QUEUED = "project.tasks_import_queued"
     PROJECT_TASKS_IMPORTED = "project.tasks_imported"
 
