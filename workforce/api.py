@@ -12,14 +12,16 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
+from config.serializers import KnownFieldsOnly
 
 from . import selectors, services, throttles
 from .api_base import ORGANIZATION_PARAMETER, OrganizationApi
@@ -39,8 +41,9 @@ from .tenancy import ANYONE, MANAGER, QA_LEAD, STAFF
 class TokenCreateApi(APIView):
     """Exchange a login and password for an API token.
 
-    Wrong passwords are throttled per address and per account (``workforce.throttles``): past
-    the budget the answer is 429 with ``Retry-After``, and no password is checked.
+    A wrong login or password answers 401; a missing one, 400 naming it. Wrong passwords are
+    throttled per address and per account (``workforce.throttles``): past the budget the answer
+    is 429 with ``Retry-After``, and no password is checked.
     """
 
     permission_classes = [AllowAny]
@@ -61,12 +64,30 @@ class TokenCreateApi(APIView):
             serializer.is_valid(raise_exception=True)
         try:
             with throttles.password_check(request, str(username)) as attempt:
-                serializer.is_valid(raise_exception=True)
-                attempt.succeeded()
+                if serializer.is_valid():
+                    attempt.succeeded()
         except throttles.TooManyAttempts as exc:
             raise Throttled(wait=exc.wait, detail="Too many failed attempts.") from None
+        if _credentials_refused(serializer.errors):
+            raise AuthenticationFailed("Unable to log in with the login and password given.")
+        if serializer.errors:
+            raise ValidationError(serializer.errors)
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
+
+    def get_authenticate_header(self, request) -> str:
+        # A 401 must carry a challenge (RFC 9110); the token this endpoint hands out is the
+        # scheme the rest of the API reads.
+        return TokenAuthentication.keyword
+
+
+def _credentials_refused(errors) -> bool:
+    """Tell whether ``AuthTokenSerializer`` refused the login and password themselves, as
+    opposed to a field it could not read."""
+    return any(
+        getattr(detail, "code", None) == "authorization"
+        for detail in errors.get("non_field_errors", ())
+    )
 
 
 class MeApi(APIView):
@@ -109,10 +130,15 @@ class MemberListApi(OrganizationApi):
             help_text="Logs in as <username>@<organization slug>; letters, digits, . + - _.",
         )
         role = serializers.ChoiceField(choices=Role.choices)
-        email = serializers.EmailField(required=False, default="")
+        # No default: the schema would offer "", which is no email (member_create's default).
+        email = serializers.EmailField(required=False)
         password = serializers.CharField(required=False, write_only=True, min_length=8)
-        first_name = serializers.CharField(required=False, default="", max_length=150)
-        last_name = serializers.CharField(required=False, default="", max_length=150)
+        first_name = serializers.CharField(
+            required=False, default="", allow_blank=True, max_length=150
+        )
+        last_name = serializers.CharField(
+            required=False, default="", allow_blank=True, max_length=150
+        )
         languages = serializers.ListField(child=serializers.CharField(), required=False)
         timezone = serializers.CharField(required=False)
         weekly_capacity_hours = serializers.IntegerField(required=False)
@@ -232,6 +258,7 @@ class SkillListApi(OrganizationApi):
     """The skills an annotator can hold: one per annotation kind."""
 
     roles = {"GET": ANYONE}
+    pagination_class = None  # one per kind: the whole list at once
 
     @extend_schema(
         parameters=[ORGANIZATION_PARAMETER],
@@ -275,7 +302,7 @@ class AnnotatorListApi(OrganizationApi):
 class AnnotatorDetailApi(OrganizationApi):
     roles = {"GET": ANYONE, "PATCH": MANAGER}
 
-    class AnnotatorUpdateInput(serializers.Serializer):
+    class AnnotatorUpdateInput(KnownFieldsOnly):
         languages = serializers.ListField(child=serializers.CharField(), required=False)
         timezone = serializers.CharField(required=False)
         weekly_capacity_hours = serializers.IntegerField(required=False)
@@ -390,7 +417,7 @@ class DomainListApi(OrganizationApi):
 class DomainDetailApi(OrganizationApi):
     roles = {"GET": ANYONE, "PATCH": MANAGER, "DELETE": MANAGER}
 
-    class DomainUpdateInput(serializers.Serializer):
+    class DomainUpdateInput(KnownFieldsOnly):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
 

@@ -6,6 +6,7 @@ defines ``APIView``, which this module needs.
 """
 
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,10 +32,21 @@ class OrganizationApi(APIView):
 
     permission_classes = [IsAuthenticated, HasRole]
     roles: dict[str, tuple[str, ...]] = {}
+    # A GET answering many rows is a page of them (``paginated``), and the schema says so
+    # (config.openapi). A view whose list is not paged sets None.
+    pagination_class: type[Pagination] | None = Pagination
 
     @property
     def member(self) -> Member:
         return request_member(self.request._request)
+
+    def initial(self, request, *args, **kwargs):
+        # A method the view lacks is 405 with ``Allow``, whoever asks: checked before the
+        # permissions, whose ``roles`` map lists no such method and would answer 403.
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
 
     def filtered(self, queryset):
         """Apply ``filterset_class`` to the query string, or answer 400 naming each bad one."""
@@ -50,7 +62,7 @@ class OrganizationApi(APIView):
 
     def paginated(self, queryset, serializer_class, context_for_page=None) -> Response:
         """Serialize one page; ``context_for_page(page)`` adds what is loaded per page at once."""
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         context = context_for_page(page) if context_for_page else {}
         data = serializer_class(page, many=True, context=context).data

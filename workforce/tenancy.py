@@ -195,3 +195,7 @@ class HasRole(BasePermission):
         if request.method in ("HEAD", "OPTIONS"):
             allowed = view.roles.get("GET")
         return allowed is not None and member.role in allowed
+
+    def may_refuse(self, view, method: str) -> bool:
+        """Tell the schema (config.openapi) whether some role is refused ``method`` (403)."""
+        return set(view.roles.get(method, ())) != set(ANYONE)

@@ -216,7 +216,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Paginated envelopes, filters, integer ids and error responses for every view.
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AssaySchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # `?format=` names an export format (jsonl, coco, conll), not a renderer.
@@ -247,7 +248,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" or "role"; name each choice set once.
     "ENUM_NAME_OVERRIDES": {
-        "SkillEnum": "workforce.models.Skill.choices",
+        # A skill is the ability to produce one kind: projects' kinds and skills share it.
+        "KindEnum": "workforce.models.Skill.choices",
+        "ErrorCodeEnum": "config.errors.ErrorCode",
         "MemberRoleEnum": "workforce.models.Role.choices",
         "ProjectRoleEnum": "tasks.models.ProjectRole.choices",
         "AnnotatorStatusEnum": "workforce.models.AnnotatorStatus.choices",

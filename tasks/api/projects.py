@@ -1,11 +1,14 @@
 """Projects, their members and staffing over REST."""
 
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from config.api import validated
 from config.errors import ValidationFailed
+from config.serializers import KnownFieldsOnly
 from tasks import selectors
 from tasks.models import ProjectRole, ProjectStatus
 from tasks.serializers import AnnotatorProjectOut, ProjectMemberOut, ProjectOut
@@ -31,11 +34,16 @@ class ProjectFields(serializers.Serializer):
     max_concurrent_tasks = serializers.IntegerField(required=False)
     priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
     deadline = serializers.DateTimeField(required=False, allow_null=True)
-    status = serializers.ChoiceField(choices=ProjectStatus.choices, required=False)
+    # Archiving has its own operation (``POST .../archive``), which ends live leases.
+    status = serializers.ChoiceField(
+        choices=[c for c in ProjectStatus.choices if c[0] != ProjectStatus.ARCHIVED],
+        required=False,
+    )
 
 
-class ProjectUpdateFields(ProjectFields):
-    kind = None
+class ProjectUpdateFields(KnownFieldsOnly, ProjectFields):
+    # Changes only while the project has no tasks; the service says so otherwise.
+    kind = serializers.ChoiceField(choices=Skill.choices, required=False)
     name = serializers.CharField(max_length=200, required=False)
 
 
@@ -85,11 +93,17 @@ class ProjectListApi(OrganizationApi):
 
     @extend_schema(request=ProjectFields, responses={201: ProjectOut}, examples=[PROJECT_EXAMPLE])
     def post(self, request):
-        data = ProjectFields(data=request.data)
-        data.is_valid(raise_exception=True)
-        project = projects.project_create(
-            organization=self.member.organization, actor=request.user, **data.validated_data
+        organization = self.member.organization
+        fields = validated(
+            ProjectFields(data=request.data),
+            lambda passed: projects.project_check(
+                organization=organization,
+                kind=passed.pop("kind", None),
+                fields={k: v for k, v in passed.items() if k != "name"},
+                unknown_reason="Unknown field.",
+            ),
         )
+        project = projects.project_create(organization=organization, actor=request.user, **fields)
         return Response(_project_out(self.member, project.pk), status=status.HTTP_201_CREATED)
 
 
@@ -110,9 +124,16 @@ class ProjectDetailApi(OrganizationApi):
     @extend_schema(request=ProjectUpdateFields, responses=ProjectOut)
     def patch(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
-        data = ProjectUpdateFields(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        projects.project_update(project=project, actor=request.user, **data.validated_data)
+        fields = validated(
+            ProjectUpdateFields(data=request.data, partial=True),
+            lambda passed: projects.project_check(
+                organization=project.organization,
+                kind=passed.pop("kind", project.kind),
+                fields=passed,
+                unknown_reason="Cannot be changed.",
+            ),
+        )
+        projects.project_update(project=project, actor=request.user, **fields)
         return Response(_project_out(self.member, pk))
 
 
@@ -179,6 +200,7 @@ class ProjectStaffingApi(OrganizationApi):
     """Annotators ranked for the project: qualified first, with the reasons others are not."""
 
     roles = {"GET": STAFF, "POST": MANAGER}
+    pagination_class = None  # the ranking is read whole, best first
 
     @extend_schema(responses=StaffingRow)
     def get(self, request, pk: int):
@@ -188,3 +210,58 @@ class ProjectStaffingApi(OrganizationApi):
     @extend_schema(request=MembersInput, responses={201: ProjectMemberOut(many=True)})
     def post(self, request, pk: int):
         return _add_members(self, pk)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectMemberDetailApi(OrganizationApi):
+    """``DELETE`` takes an annotator off the project: their live leases there end at once.
+
+    The membership stays, inactive, as history; adding them again reactivates it. Their
+    submitted work stays.
+    """
+
+    roles = {"DELETE": MANAGER}
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int, annotator_id: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        annotator = get_object_or_404(annotator_list(member=self.member), pk=annotator_id)
+        projects.project_member_remove(project=project, annotator=annotator, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ArchiveInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectArchiveApi(OrganizationApi):
+    """Archive the project: nobody claims its tasks and live leases on it end; its settings and
+    tasks are read-only (409) until it is unarchived; it still exports. Archiving again answers
+    the archived project."""
+
+    roles = {"POST": MANAGER}
+
+    @extend_schema(request=ArchiveInput, responses=ProjectOut)
+    def post(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        data = ArchiveInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        projects.project_archive(project=project, actor=request.user, **data.validated_data)
+        return Response(_project_out(self.member, pk))
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
+class ProjectUnarchiveApi(OrganizationApi):
+    """Bring an archived project back, ``paused``: activate it (``PATCH``) when work resumes.
+    A project that is not archived is a 409."""
+
+    roles = {"POST": MANAGER}
+
+    @extend_schema(request=ArchiveInput, responses=ProjectOut)
+    def post(self, request, pk: int):
+        project = selectors.project_get(member=self.member, project_id=pk)
+        data = ArchiveInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        projects.project_unarchive(project=project, actor=request.user, **data.validated_data)
+        return Response(_project_out(self.member, pk))

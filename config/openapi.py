@@ -1,0 +1,157 @@
+"""How the OpenAPI schema describes every view, generically (``DEFAULT_SCHEMA_CLASS``).
+
+drf-spectacular reads each view's ``@extend_schema``; this schema class adds what is true of
+every view of a kind, so that no view has to repeat it and a new view is described alike:
+
+- A ``GET`` whose response is a list, on a view with a ``pagination_class``, is the paginated
+  envelope ``{count, next, previous, results}`` with the ``page`` and ``page_size`` parameters;
+  a view with a ``filterset_class`` lists its filters as query parameters.
+- Path ids matched by ``\\d+`` are integers.
+- Every operation lists the error statuses it can answer, each with the ``Error`` envelope
+  (``config.api.exception_handler``). Which apply is read from the operation itself; only a 409
+  needs saying in the view (``error_response``), since only the service knows its conflicts.
+"""
+
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, IsAuthenticated
+
+from config.errors import ErrorCode
+
+_UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+_RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "Seconds to wait before trying again.",
+    }
+}
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[(code.value, code.value) for code in ErrorCode],
+        help_text="What stopped the request; clients branch on it.",
+    )
+    message = serializers.CharField(help_text="A sentence for people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Each bad input field (a JSON path such as `payload.boxes[0].w`) and its "
+        "reasons; empty when the error is about no field.",
+    )
+
+
+class Error(serializers.Serializer):
+    """Every error answer of the API."""
+
+    error = ErrorDetail()
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """Document one error status of an operation, e.g. ``responses={409: error_response(...)}``."""
+    return OpenApiResponse(Error, description=description)
+
+
+# Which error statuses apply to an operation, and what each says there.
+_DESCRIPTIONS = {
+    400: "The input is invalid (`invalid_input`, `parse_error`, `organization_required`, ...): "
+    "`fields` names each bad field and why. Nothing was changed.",
+    401: "No credentials were sent (`not_authenticated`) or they are wrong "
+    "(`authentication_failed`).",
+    403: "Your role does not allow this (`permission_denied`), or a browser session sent no "
+    "CSRF token.",
+    404: "No such object, or none you may see (`not_found`); or the `X-Organization` header "
+    "names none of your organizations (`organization_not_found`, `no_membership`).",
+    409: "The change does not fit the object's current state (`conflict`).",
+    413: "The body is over the size limit the message names (`payload_too_large`).",
+    429: "Too many failed authentication attempts (`throttled`); retry after `Retry-After`.",
+    503: "The database is busy with this data (`timed_out`); retry after `Retry-After`.",
+}
+
+
+class AssaySchema(AutoSchema):
+    """drf-spectacular's AutoSchema, plus the envelope, filters, ids and errors above."""
+
+    def _get_paginator(self):
+        # Only a GET list is a page: a POST answering many rows (201) is a plain array.
+        if self.method != "GET":
+            return None
+        return super()._get_paginator()
+
+    def _get_filter_parameters(self) -> list[dict]:
+        filterset_class = getattr(self.view, "filterset_class", None)
+        if filterset_class is None or self.method != "GET" or not self._is_list_view():
+            return []
+        # The views apply the filterset themselves (OrganizationApi.filtered) rather than
+        # through a filter backend, so the backend's extension is asked about each filter.
+        extension = DjangoFilterExtension(None)
+        model = filterset_class._meta.model
+        parameters = []
+        for name, field in filterset_class.base_filters.items():
+            parameters += extension.resolve_filter_field(self, model, filterset_class, name, field)
+        return parameters
+
+    def _resolve_path_parameters(self, variables: list[str]) -> list[dict]:
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if parameter["schema"].get("pattern") == r"^\d+$":
+                parameter["schema"] = {"type": "integer", "minimum": 0}
+        return parameters
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is not None:
+            self._add_error_responses(operation)
+        return operation
+
+    def _add_error_responses(self, operation: dict) -> None:
+        responses = operation["responses"]
+        envelope = self.resolve_serializer(Error, "response").ref
+        for status in sorted(self._error_statuses(operation)):
+            response = responses.setdefault(str(status), {"description": _DESCRIPTIONS[status]})
+            response["content"] = {"application/json": {"schema": envelope}}
+            if status in (429, 503):
+                response["headers"] = {**_RETRY_AFTER, **response.get("headers", {})}
+
+    def _error_statuses(self, operation: dict) -> set[int]:
+        """Say which error statuses the operation can answer, from what it takes and who calls."""
+        declared = {int(code) for code in operation["responses"] if code.startswith(("4", "5"))}
+        statuses = {503, *declared}  # any statement may time out (config.middleware)
+        parameters = operation.get("parameters", [])
+        has_body = "requestBody" in operation
+        if has_body or any(p["in"] in ("query", "header") for p in parameters):
+            statuses.add(400)
+        if has_body:
+            statuses.add(413)
+        security = operation.get("security", [])
+        authenticated = bool(security) and {} not in security
+        if authenticated:
+            statuses |= {401, 429}  # an unknown token is throttled per address
+            if self._may_refuse():
+                statuses.add(403)
+        if any(p["in"] == "path" for p in parameters) or any(
+            p["in"] == "header" or p["name"] == "page" for p in parameters
+        ):
+            statuses.add(404)
+        return statuses
+
+    def _may_refuse(self) -> bool:
+        """Tell whether an authenticated caller can be refused (403).
+
+        A permission class says so itself with ``may_refuse(view, method)``; one that does not is
+        assumed to refuse someone. A browser session must send a CSRF token on unsafe methods.
+        """
+        if self.method in _UNSAFE_METHODS and any(
+            isinstance(a, SessionAuthentication) for a in self.view.get_authenticators()
+        ):
+            return True
+        for permission in self.view.get_permissions():
+            may_refuse = getattr(permission, "may_refuse", None)
+            if may_refuse is not None:
+                if may_refuse(self.view, self.method):
+                    return True
+            elif not isinstance(permission, (AllowAny, IsAuthenticated)):
+                return True
+        return False
