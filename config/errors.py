@@ -4,6 +4,8 @@ Services raise these; one DRF exception handler (``config.api``) turns them, and
 exceptions, into ``{"error": {"code", "message", "fields"}}``.
 """
 
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -53,6 +55,7 @@ class ErrorCode(StrEnum):
     ALREADY_SUBMITTED = "already_submitted"  # the assignment's work was handed in already
     ALREADY_RELEASED = "already_released"  # the annotator gave the task back already
     LEASE_LOST = "lease_lost"  # the lease lapsed and someone else took the task
+    ACCESS_ENDED = "access_ended"  # the annotator may no longer work on the task; lease revoked
 
 
 class DomainError(Exception):
@@ -74,6 +77,57 @@ class ValidationFailed(DomainError):
 
     status_code = 400
     code = ErrorCode.INVALID_INPUT
+
+
+class FieldErrors:
+    """Every problem found in one input, by field, refused at once as one ``ValidationFailed``.
+
+    A check adds what it finds and goes on, so that a client fixes every mistake in one round
+    instead of discovering them one request at a time::
+
+        problems = FieldErrors()
+        if overlap < 1:
+            problems.add("overlap", "Must be at least 1.")
+        with problems.collect():
+            validate_profile(profile)  # raises ValidationFailed; its fields are kept
+        problems.raise_if_any("Invalid project.")
+    """
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def add(self, field: str, *reasons: str) -> None:
+        self.fields.setdefault(field, []).extend(reasons)
+
+    def update(self, fields: Mapping[str, Iterable[str]]) -> None:
+        for field, reasons in fields.items():
+            self.add(field, *reasons)
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Keep the fields of a ``ValidationFailed`` raised inside, instead of stopping there.
+
+        Only plain invalid input is collected: another code (a missing organization header)
+        says something else than "this field is wrong", and goes on up.
+        """
+        try:
+            yield
+        except ValidationFailed as exc:
+            if exc.code != ErrorCode.INVALID_INPUT:
+                raise
+            self.update(exc.fields or {"non_field_errors": [exc.message]})
+
+    def error(self, message: str = "Invalid input.") -> "ValidationFailed":
+        """One ``ValidationFailed`` naming every field found wrong, each in its message too."""
+        summary = "; ".join(f"{field}: {' '.join(r)}" for field, r in self.fields.items())
+        return ValidationFailed(f"{message} {summary}", fields=self.fields)
+
+    def raise_if_any(self, message: str = "Invalid input.") -> None:
+        if self.fields:
+            raise self.error(message)
 
 
 class PermissionDenied(DomainError):

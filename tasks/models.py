@@ -128,6 +128,18 @@ class Task(models.Model):
         return f"{self.project_id}/{self.external_id}"
 
 
+class TaskStatus(models.TextChoices):
+    """Where a task stands, as staff read it; derived from its seats, never stored.
+
+    ``tasks.selectors.with_task_status`` is its one definition.
+    """
+
+    OPEN = "open", "Nobody has taken a seat yet"
+    IN_PROGRESS = "in_progress", "A seat is leased or submitted, and seats remain"
+    COMPLETE = "complete", "Every seat is submitted"
+    CANCELLED = "cancelled", "Cancelled; submitted work is kept"
+
+
 class SlotState(models.TextChoices):
     WAITING = "waiting", "Waiting for the previous seat"
     OPEN = "open", "Open"
@@ -203,6 +215,9 @@ class AssignmentStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     RELEASED = "released", "Released"
     EXPIRED = "expired", "Expired"
+    # The annotator lost access (suspended, offboarded, left the project or the organization,
+    # no longer an annotator): the lease ended at once and the slot opened for others.
+    REVOKED = "revoked", "Revoked: access ended"
 
 
 class Assignment(models.Model):

@@ -26,6 +26,13 @@ transaction:
    ``not_qualified`` (with the projects, whose reasons staffing words), ``no_projects``.
 
 Expired leases are claimable again at once, so no sweeper is needed for correctness.
+
+Access follows people as they change (``access.sql`` beside this module, a rule of the
+database): when an annotator may no longer hold a lease in a project (their account, their
+membership or its role, their annotator status, their project membership or its role changed,
+by a service, the admin or SQL), their leases there end in that same transaction. Each slot
+opens for others at once and the assignment ends ``revoked``; heartbeat, release and submit
+then answer 403 ``access_ended``.
 """
 
 import json
@@ -50,6 +57,11 @@ from workforce.models import Annotator
 
 # The longest a client may say it actively worked on one task: a day.
 MAX_ACTIVE_SECONDS = 86_400
+# How far the active time a client reports may pass the time the server saw between the lease
+# and the submit. The client starts its timer after the claim's answer and stops it before the
+# submit, so an honest figure is shorter; this only absorbs rounding up to whole seconds and
+# clocks that tick at slightly different rates.
+ACTIVE_SECONDS_MARGIN = 5
 
 SQL = Path(__file__).with_name("claims.sql")
 
@@ -159,6 +171,12 @@ def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
         raise Conflict("This work was already submitted.", code=ErrorCode.ALREADY_SUBMITTED)
     if assignment.status == AssignmentStatus.RELEASED:
         raise Conflict("You released this task.", code=ErrorCode.ALREADY_RELEASED)
+    if assignment.status == AssignmentStatus.REVOKED:
+        raise PermissionDenied(
+            "You may no longer work on this task (suspended, or removed from the project or "
+            "its role): your lease ended and the task went back to the queue.",
+            code=ErrorCode.ACCESS_ENDED,
+        )
     if slot is None or slot.state != SlotState.LEASED:
         raise Conflict(
             "Your lease expired and the task went to someone else.", code=ErrorCode.LEASE_LOST
@@ -204,7 +222,12 @@ def assignment_release(*, assignment: Assignment) -> Assignment:
     return assignment
 
 
-def _active_seconds(value) -> int | None:
+def _active_seconds(value, *, leased_at: datetime, now: datetime) -> int | None:
+    """Return the active time a client reports, refused when it is longer than the lease held.
+
+    Stats and throughput add these up: a figure longer than the time between the claim and the
+    submit (plus ``ACTIVE_SECONDS_MARGIN``) cannot be true.
+    """
     if value is None:
         return None
     if (
@@ -215,6 +238,16 @@ def _active_seconds(value) -> int | None:
         raise ValidationFailed(
             "Invalid active time.",
             fields={"active_seconds": [f"Must be a whole number from 0 to {MAX_ACTIVE_SECONDS}."]},
+        )
+    held = (now - leased_at).total_seconds()
+    if value > held + ACTIVE_SECONDS_MARGIN:
+        raise ValidationFailed(
+            "The active time is longer than the task was held.",
+            fields={
+                "active_seconds": [
+                    f"{value} s is longer than the {held:.0f} s since the task was claimed."
+                ]
+            },
         )
     return value
 
@@ -234,7 +267,7 @@ def assignment_submit(
     validated by the project's kind first, and nothing is stored when it is invalid.
     """
     now = timezone.now()
-    active_seconds = _active_seconds(active_seconds)
+    active_seconds = _active_seconds(active_seconds, leased_at=assignment.leased_at, now=now)
     project = assignment.project
     issues = get_kind(project.kind).validate_payload(
         payload, project.label_schema, assignment.task.data

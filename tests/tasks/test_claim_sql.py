@@ -9,7 +9,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from tasks.models import AssignmentStatus, ProjectRole, ProjectStatus, SlotState
 from tasks.services.claims import ClaimOutcome
-from workforce.models import AnnotatorStatus, CertificationStatus
+from workforce.models import AnnotatorStatus, CertificationStatus, Role
 from workforce.sql import InstallSQL, sql_version
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,11 @@ FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(")
 
 def test_every_sql_file_of_the_apps_is_checked_here():
     names = {path.relative_to(ROOT).as_posix() for path in SQL_FILES}
-    assert {"tasks/services/claims.sql", "workforce/certifications.sql"} <= names
+    assert {
+        "tasks/services/access.sql",
+        "tasks/services/claims.sql",
+        "workforce/certifications.sql",
+    } <= names
 
 
 def test_a_migration_installs_each_files_current_version():
@@ -80,6 +84,7 @@ COLUMNS = {
     ("tasks_project", "status"): ProjectStatus,
     ("workforce_annotator", "status"): AnnotatorStatus,
     ("workforce_certification", "status"): CertificationStatus,
+    ("workforce_member", "role"): Role,
 }
 # The aliases and variables the SQL uses for those tables' rows, and the functions' outputs.
 NAMES = {
@@ -91,6 +96,7 @@ NAMES = {
     "w": "workforce_annotator",
     "me": "workforce_annotator",
     "held": "workforce_certification",
+    "wm": "workforce_member",
 }
 OUTPUTS = {"r_outcome": ClaimOutcome, "p_status": CertificationStatus}
 QUOTED = re.compile(r"'([^']*)'")
