@@ -8,7 +8,8 @@ with), never by Assay's own task id.
 from collections.abc import Iterator
 from itertools import groupby
 
-from config.errors import ValidationFailed
+from config.errors import Conflict, ValidationFailed
+from tasks import selectors
 from tasks.kinds import get_kind
 from tasks.models import Annotation, Project
 
@@ -52,11 +53,36 @@ def _pieces(chunks: Iterator[str]) -> Iterator[str]:
         yield "".join(buffered)
 
 
+def export_check(project: Project) -> None:
+    """Refuse an export its writers could not finish, before anything is sent.
+
+    A writer meets an annotation only after the answer's status and first bytes went out: a
+    label the schema lacks (a COCO category id, say) would end the stream halfway, as a 200
+    with a truncated body. The names every annotation uses are checked first, in one query.
+    """
+    outside = selectors.names_outside_schema(
+        project=project, schema=project.label_schema, gold=False
+    )
+    if outside:
+        names = ", ".join(repr(name) for key in sorted(outside) for name in outside[key])
+        raise Conflict(
+            f"Annotations use {names}, which the label schema lacks; nothing was exported.",
+            fields={
+                f"label_schema.{key}": [f"Used by annotations, missing here: {', '.join(used)}."]
+                for key, used in outside.items()
+            },
+        )
+
+
 def export_project(project: Project, fmt: str) -> tuple[Iterator[str], str, str]:
-    """Return (text chunks, media type, file name) for ``fmt``, one of the kind's formats."""
+    """Return (text chunks, media type, file name) for ``fmt``, one of the kind's formats.
+
+    The project is checked first (``export_check``): an export that starts also ends.
+    """
     kind = get_kind(project.kind)
     for export_format in kind.export_formats:
         if export_format.name == fmt:
+            export_check(project)
             chunks = _pieces(export_format.write(_items(project), project.label_schema))
             name = f"project-{project.pk}.{export_format.extension}"
             return chunks, export_format.media_type, name

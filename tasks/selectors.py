@@ -6,14 +6,20 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import (
+    Case,
+    CharField,
     Count,
     Exists,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.shortcuts import get_object_or_404
 
+from tasks.kinds import get_kind
 from workforce.models import Annotator, Member, Role
 from workforce.tenancy import STAFF
 
@@ -28,6 +34,7 @@ from .models import (
     SlotState,
     Task,
     TaskImport,
+    TaskStatus,
 )
 
 
@@ -98,6 +105,66 @@ def project_progress(project_ids: list[int]) -> dict[int, dict]:
 
 def project_members(*, project: Project) -> QuerySet[ProjectMember]:
     return project.members.select_related("annotator__member__user").order_by("id")
+
+
+def with_task_status(tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """Annotate ``status``: a ``TaskStatus``, read from the task and its seats.
+
+    Started means a seat leased (lapsed or not) or submitted, as the project's progress counts
+    ``tasks_in_progress``.
+    """
+    started = Exists(
+        Slot.objects.filter(task=OuterRef("pk"), state__in=[SlotState.LEASED, SlotState.DONE])
+    )
+    return tasks.annotate(
+        status=Case(
+            When(cancelled_at__isnull=False, then=Value(TaskStatus.CANCELLED)),
+            When(completed_at__isnull=False, then=Value(TaskStatus.COMPLETE)),
+            When(started, then=Value(TaskStatus.IN_PROGRESS)),
+            default=Value(TaskStatus.OPEN),
+            output_field=CharField(),
+        )
+    )
+
+
+# What a task list row carries besides its status: its seats counted by state.
+_SEAT_COUNTS = {
+    f"seats_{state}": Count("slots", filter=Q(slots__state=state)) for state in SlotState.values
+}
+
+
+def task_list(*, member: Member, project_id: int) -> QuerySet[Task]:
+    """The project's tasks for staff, and for reviewers on projects they belong to.
+
+    Each row has its status and seat counts, read with the page in one query; a task's data
+    and gold answer stay in the database (the detail has them). Annotators never list tasks:
+    the view refuses them.
+    """
+    project = project_get(member=member, project_id=project_id)
+    tasks = Task.objects.filter(project=project).defer("data", "gold_answer")
+    return with_task_status(tasks).annotate(**_SEAT_COUNTS).order_by("id")
+
+
+def task_get(*, member: Member, project_id: int, task_id: int) -> Task:
+    """One task of the project with its seats and everyone who held it, in three queries.
+
+    The annotations' payloads are not read: the annotation list has them.
+    """
+    project = project_get(member=member, project_id=project_id)
+    holders = (
+        Assignment.objects.select_related("annotator__member__user", "annotation")
+        .defer("annotation__payload")
+        .order_by("leased_at", "id")
+    )
+    tasks = (
+        Task.objects.filter(project=project)
+        .select_related("project__organization")
+        .prefetch_related(
+            Prefetch("slots", queryset=Slot.objects.order_by("seat")),
+            Prefetch("assignments", queryset=holders),
+        )
+    )
+    return get_object_or_404(with_task_status(tasks), pk=task_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +260,51 @@ def staffing_candidates(*, project: Project, now: datetime) -> QuerySet[Annotato
             ),
         )
     )
+
+
+# The names stored work uses, per schema list, that ``allowed`` lacks: every annotation's payload
+# and every gold answer of the project, read through the kind's paths in one pass over each
+# table (the CTE is inlined, so each table is scanned once whatever the number of paths).
+_NAMES_OUTSIDE_SQL = """
+WITH work AS (
+    SELECT payload AS doc FROM tasks_annotation WHERE project_id = %(project)s
+    UNION ALL
+    SELECT gold_answer FROM tasks_task
+    WHERE %(gold)s AND project_id = %(project)s AND gold_answer IS NOT NULL
+)
+SELECT DISTINCT paths.list, name #>> '{}'
+FROM work
+CROSS JOIN (SELECT * FROM unnest(%(lists)s::text[], %(paths)s::jsonpath[], %(allowed)s::jsonb[]))
+    AS paths(list, path, allowed)
+CROSS JOIN LATERAL jsonb_path_query(work.doc, paths.path) AS name
+WHERE NOT paths.allowed ? (name #>> '{}')
+"""
+
+
+def names_outside_schema(
+    *, project: Project, schema: dict, gold: bool = True
+) -> dict[str, list[str]]:
+    """Return the names the project's stored work uses that ``schema`` lacks, by schema list.
+
+    Stored work is every annotation and, with ``gold``, every gold answer. Empty when
+    ``schema`` keeps them all:
+    a schema change that would orphan work, or an export that would meet a name it cannot
+    write, is told apart before anything changes or is sent.
+    """
+    kind = get_kind(project.kind)
+    names = kind.schema_names(schema)
+    lists = list(kind.label_paths)
+    params = {
+        "project": project.pk,
+        "gold": gold,
+        "lists": lists,
+        "paths": [kind.label_paths[key] for key in lists],
+        # jsonb arrays of names, so that ``?`` tests membership (SQL has no array of arrays).
+        "allowed": [json.dumps(sorted(names[key])) for key in lists],
+    }
+    outside: dict[str, list[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_NAMES_OUTSIDE_SQL, params)
+        for key, name in sorted(cursor.fetchall()):
+            outside.setdefault(key, []).append(name)
+    return outside

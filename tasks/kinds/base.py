@@ -112,6 +112,15 @@ class Kind(ABC):
     key: ClassVar[str]
     title: ClassVar[str]
     export_formats: ClassVar[tuple[ExportFormat, ...]] = (JSONL,)
+    # What `validate_schema` and `payload_issues` accept, as far as JSON Schema can say it
+    # without the project and the task (tasks/kinds/shapes.py); the API's schema shows them.
+    label_schema_shape: ClassVar[dict[str, Any]]
+    payload_shape: ClassVar[dict[str, Any]]
+    # Where a payload names an entry of one of the schema's lists, by list: SQL/JSON paths (lax
+    # mode, so a payload without the field yields nothing). PostgreSQL reads the names stored
+    # work uses through them, so that a schema change cannot orphan it and an export can check
+    # its names before its first byte; a million annotations never come to Python for it.
+    label_paths: ClassVar[dict[str, str]]
 
     @abstractmethod
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
@@ -158,6 +167,23 @@ class Kind(ABC):
     @abstractmethod
     def canonical(self, payload: Payload) -> Payload:
         """Return the payload with its items in a deterministic order (merge output order)."""
+
+    def schema_names(self, schema: Schema) -> dict[str, set[str]]:
+        """Return the names a payload may use, by schema list (those of ``label_paths``)."""
+        return {
+            key: {
+                entry["name"] if isinstance(entry, dict) else entry for entry in schema.get(key, ())
+            }
+            for key in self.label_paths
+        }
+
+    def frozen_schema_fields(self, before: Schema, after: Schema) -> list[str]:
+        """Return the schema fields whose change would invalidate any stored payload.
+
+        Names are checked against stored work through ``label_paths``; this is for the rest
+        (the number of keypoints, which payloads follow by position).
+        """
+        return []
 
     def check_payload(self, payload: Payload, schema: Schema, data: TaskData) -> None:
         """Raise PayloadInvalid carrying every issue when the payload is not valid."""

@@ -26,7 +26,8 @@ from tasks.kinds.consensus import (
 from tasks.kinds.formats.coco import COCO_BBOX
 from tasks.kinds.geometry import box_iou_matrix
 from tasks.kinds.matching import detection_comparison, same_label
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import COORDINATE, LABEL, POSITIVE, array, obj
 from tasks.kinds.validation import (
     MAX_ITEMS,
     check_box_bounds,
@@ -54,6 +55,27 @@ def box_array(boxes: Sequence[dict]) -> np.ndarray:
 class BoundingBoxes(Kind):
     key = "bbox"
     title = "Bounding boxes"
+    label_schema_shape = schema_shape()
+    payload_shape = obj(
+        {
+            "boxes": array(
+                obj(
+                    {
+                        "label": LABEL,
+                        "x": COORDINATE,
+                        "y": COORDINATE,
+                        "w": POSITIVE,
+                        "h": POSITIVE,
+                    },
+                    required=_FIELDS,
+                    description="x, y is the top-left corner; the box lies inside the image.",
+                ),
+                max_items=MAX_ITEMS,
+            )
+        },
+        required=("boxes",),
+    )
+    label_paths = {"labels": "$.boxes[*].label"}
     export_formats = (COCO_BBOX, JSONL)
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:

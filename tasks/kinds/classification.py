@@ -15,13 +15,17 @@ from tasks.kinds.base import (
     ValidationIssue,
 )
 from tasks.kinds.consensus import annotator_weights, weighted_vote
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import LABEL, obj
 from tasks.kinds.validation import check_label, check_object, object_data_issues
 
 
 class Classification(Kind):
     key = "classification"
     title = "Classification"
+    label_schema_shape = schema_shape()
+    payload_shape = obj({"label": LABEL}, required=("label",), description="The task's one label.")
+    label_paths = {"labels": "$.label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         return label_schema_issues(schema)

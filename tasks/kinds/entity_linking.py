@@ -27,8 +27,9 @@ from tasks.kinds.consensus import (
     weighted_vote,
 )
 from tasks.kinds.matching import detection_scores, set_f1
-from tasks.kinds.schema import label_order, label_schema_issues
-from tasks.kinds.spans import check_spans, span_sort_key
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import obj
+from tasks.kinds.spans import check_spans, span_sort_key, spans_shape
 from tasks.kinds.validation import MAX_ITEMS, payload_arrays, text_data_issues
 
 
@@ -39,6 +40,11 @@ def link_key(span: dict) -> tuple[int, int, str]:
 class EntityLinking(Kind):
     key = "entity_linking"
     title = "Entity linking"
+    label_schema_shape = schema_shape(labels_required=False)
+    payload_shape = obj(
+        {"spans": spans_shape(("start", "end", "kb_id"), optional=("label",))}, required=("spans",)
+    )
+    label_paths = {"labels": "$.spans[*].label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         # Entity types are optional here: a project may link mentions without typing them.

@@ -31,10 +31,12 @@ from tasks.kinds.consensus import (
 )
 from tasks.kinds.formats.coco import COCO_KEYPOINTS
 from tasks.kinds.matching import match, same_label
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import LABEL, POSITIVE, array, names, numbers, obj
 from tasks.kinds.validation import (
     BOUNDS_TOLERANCE,
     MAX_ITEMS,
+    MAX_LABELS,
     MAX_TOTAL_KEYPOINTS,
     check_array,
     check_box_bounds,
@@ -65,6 +67,45 @@ _EPS = np.spacing(1)
 class Keypoints(Kind):
     key = "keypoints"
     title = "Keypoints"
+    label_schema_shape = schema_shape(
+        extra_required={
+            "keypoints": names(min_items=1, noun="keypoint names, in payload order"),
+            "sigmas": array(
+                POSITIVE, max_items=MAX_LABELS, description="One per keypoint: its OKS falloff."
+            ),
+        },
+        extra_optional={
+            "skeleton": array(
+                numbers(2, {"type": "integer", "minimum": 0}, "Two keypoint indexes."),
+                max_items=MAX_LABELS * MAX_LABELS,
+            )
+        },
+    )
+    payload_shape = obj(
+        {
+            "instances": array(
+                obj(
+                    {
+                        "label": LABEL,
+                        "keypoints": array(
+                            numbers(
+                                3,
+                                description="[x, y, v]: pixels inside the image, and v is 0 "
+                                "(not labelled), 1 (labelled, hidden) or 2 (visible).",
+                            ),
+                            max_items=MAX_LABELS,
+                            description="One per keypoint of the schema, in its order.",
+                        ),
+                        "bbox": numbers(4, description="[x, y, w, h] inside the image."),
+                    },
+                    required=("label", "keypoints"),
+                ),
+                max_items=MAX_ITEMS,
+            )
+        },
+        required=("instances",),
+    )
+    label_paths = {"labels": "$.instances[*].label"}
     export_formats = (COCO_KEYPOINTS, JSONL)
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
@@ -76,6 +117,14 @@ class Keypoints(Kind):
 
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return image_data_issues(data)
+
+    def frozen_schema_fields(self, before: Schema, after: Schema) -> list[str]:
+        """An instance has one [x, y, v] per schema keypoint: their number is fixed by the work.
+
+        Renaming keypoints or changing sigmas and the skeleton keeps every payload valid.
+        """
+        changed = len(before.get("keypoints", ())) != len(after.get("keypoints", ()))
+        return ["keypoints"] if changed else []
 
     def payload_issues(
         self, payload: Payload, schema: Schema, data: TaskData

@@ -20,7 +20,8 @@ from tasks.kinds.consensus import (
     quorum_keys,
     support_confidence,
 )
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import LABEL, array, obj
 from tasks.kinds.validation import (
     MAX_LABELS,
     check_label,
@@ -34,6 +35,13 @@ from tasks.kinds.validation import (
 class Multilabel(Kind):
     key = "multilabel"
     title = "Multi-label classification"
+    label_schema_shape = schema_shape()
+    payload_shape = obj(
+        {"labels": array(LABEL, max_items=MAX_LABELS, unique=True)},
+        required=("labels",),
+        description="Every label that applies, each once.",
+    )
+    label_paths = {"labels": "$.labels[*]"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         return label_schema_issues(schema)

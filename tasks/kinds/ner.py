@@ -23,8 +23,9 @@ from tasks.kinds.consensus import annotator_weights, check_quorum, quorum_keys, 
 from tasks.kinds.formats.conll import CONLL
 from tasks.kinds.formats.spacy import SPACY
 from tasks.kinds.matching import detection_scores
-from tasks.kinds.schema import label_order, label_schema_issues
-from tasks.kinds.spans import check_spans, ner_key, overlap_scores, span_sort_key
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import obj
+from tasks.kinds.spans import check_spans, ner_key, overlap_scores, span_sort_key, spans_shape
 from tasks.kinds.validation import MAX_ITEMS, payload_arrays, text_data_issues
 
 _FIELDS = ("start", "end", "label")
@@ -33,6 +34,9 @@ _FIELDS = ("start", "end", "label")
 class NamedEntities(Kind):
     key = "ner"
     title = "Named entities"
+    label_schema_shape = schema_shape()
+    payload_shape = obj({"spans": spans_shape(_FIELDS)}, required=("spans",))
+    label_paths = {"labels": "$.spans[*].label"}
     export_formats = (CONLL, SPACY, JSONL)
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:

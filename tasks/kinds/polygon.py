@@ -23,7 +23,8 @@ from tasks.kinds.consensus import annotator_weights, medoid, quorum_clusters, su
 from tasks.kinds.formats.coco import COCO_POLYGON
 from tasks.kinds.geometry import make_polygons, polygon_iou_matrix
 from tasks.kinds.matching import detection_comparison, same_label
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import COORDINATE, LABEL, array, numbers, obj
 from tasks.kinds.validation import (
     BOUNDS_TOLERANCE,
     MAX_ITEMS,
@@ -57,6 +58,29 @@ def polygon_shapes(polygons: Sequence[dict]) -> np.ndarray:
 class Polygons(Kind):
     key = "polygon"
     title = "Polygons"
+    label_schema_shape = schema_shape()
+    payload_shape = obj(
+        {
+            "polygons": array(
+                obj(
+                    {
+                        "label": LABEL,
+                        "points": array(
+                            numbers(2, COORDINATE, "[x, y] in pixels, inside the image."),
+                            min_items=MIN_POINTS,
+                            max_items=MAX_POLYGON_POINTS,
+                            description="A simple ring (no self-intersection), not closed: "
+                            f"at most {MAX_TOTAL_POLYGON_POINTS} points in all polygons.",
+                        ),
+                    },
+                    required=_FIELDS,
+                ),
+                max_items=MAX_ITEMS,
+            )
+        },
+        required=("polygons",),
+    )
+    label_paths = {"labels": "$.polygons[*].label"}
     export_formats = (COCO_POLYGON, JSONL)
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:

@@ -28,8 +28,9 @@ from tasks.kinds.consensus import (
     unique_id,
 )
 from tasks.kinds.matching import detection_scores, set_f1
-from tasks.kinds.schema import label_order, label_schema_issues, relation_types_check
-from tasks.kinds.spans import check_spans, ner_key, span_sort_key
+from tasks.kinds.schema import label_order, label_schema_issues, relation_types_check, schema_shape
+from tasks.kinds.shapes import IDENTIFIER, NAME, array, names, obj
+from tasks.kinds.spans import check_spans, ner_key, span_sort_key, spans_shape
 from tasks.kinds.validation import (
     MAX_ITEMS,
     MAX_RELATIONS,
@@ -55,6 +56,27 @@ def relation_triples(payload: Payload) -> set[tuple[Hashable, Hashable, str]]:
 class Relations(Kind):
     key = "relations"
     title = "Entities and relations"
+    label_schema_shape = schema_shape(
+        extra_required={"relation_types": names(min_items=1, noun="relation types")}
+    )
+    payload_shape = obj(
+        {
+            "spans": spans_shape(_SPAN_FIELDS),
+            "relations": array(
+                obj(
+                    {
+                        "from": {**IDENTIFIER, "description": "The id of the head span."},
+                        "to": {**IDENTIFIER, "description": "The id of the tail span."},
+                        "label": {**NAME, "description": "One of the schema's relation_types."},
+                    },
+                    required=_RELATION_FIELDS,
+                ),
+                max_items=MAX_RELATIONS,
+            ),
+        },
+        required=("spans", "relations"),
+    )
+    label_paths = {"labels": "$.spans[*].label", "relation_types": "$.relations[*].label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         return label_schema_issues(schema, extra_required={"relation_types": relation_types_check})

@@ -28,7 +28,8 @@ from tasks.kinds.consensus import (
 )
 from tasks.kinds.geometry import frame_range_iou_matrix
 from tasks.kinds.matching import detection_comparison, same_label
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import FRAME, LABEL, array, obj
 from tasks.kinds.validation import (
     MAX_ITEMS,
     check_frame,
@@ -55,6 +56,21 @@ def event_ranges(events: Sequence[dict]) -> np.ndarray:
 class VideoEvents(Kind):
     key = "video_events"
     title = "Video events"
+    label_schema_shape = schema_shape()
+    payload_shape = obj(
+        {
+            "events": array(
+                obj(
+                    {"label": LABEL, "start_frame": FRAME, "end_frame": FRAME},
+                    required=_FIELDS,
+                    description="Frames inclusive; end_frame is not before start_frame.",
+                ),
+                max_items=MAX_ITEMS,
+            )
+        },
+        required=("events",),
+    )
+    label_paths = {"labels": "$.events[*].label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         return label_schema_issues(schema)

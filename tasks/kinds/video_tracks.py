@@ -32,7 +32,8 @@ from tasks.kinds.consensus import (
 )
 from tasks.kinds.geometry import paired_box_iou
 from tasks.kinds.matching import label_codes, match, ratio
-from tasks.kinds.schema import label_order, label_schema_issues
+from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
+from tasks.kinds.shapes import COORDINATE, FRAME, IDENTIFIER, LABEL, POSITIVE, array, obj
 from tasks.kinds.validation import (
     BOUNDS_TOLERANCE,
     MAX_ITEMS,
@@ -119,6 +120,41 @@ def shared_frames(a: FlatTracks, b: FlatTracks) -> np.ndarray:
 class VideoTracks(Kind):
     key = "video_tracks"
     title = "Video object tracks"
+    label_schema_shape = schema_shape()
+    payload_shape = obj(
+        {
+            "tracks": array(
+                obj(
+                    {
+                        "id": IDENTIFIER,
+                        "label": LABEL,
+                        "frames": array(
+                            obj(
+                                {
+                                    "frame": FRAME,
+                                    "x": COORDINATE,
+                                    "y": COORDINATE,
+                                    "w": POSITIVE,
+                                    "h": POSITIVE,
+                                },
+                                required=_FRAME_FIELDS,
+                                description="The object's box in one frame, inside the frame.",
+                            ),
+                            min_items=1,
+                            max_items=MAX_TRACK_FRAMES,
+                            description=f"Each frame once; at most {MAX_TRACK_FRAMES} boxes in "
+                            "all tracks.",
+                        ),
+                    },
+                    required=_TRACK_FIELDS,
+                    description="One object over frames; ids are unique.",
+                ),
+                max_items=MAX_ITEMS,
+            )
+        },
+        required=("tracks",),
+    )
+    label_paths = {"labels": "$.tracks[*].label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
         return label_schema_issues(schema)

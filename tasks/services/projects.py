@@ -3,13 +3,18 @@
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max, Min
+from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors, NotFound, ValidationFailed
+from tasks import selectors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_project, lock_project_overlap, lock_seats
 from tasks.models import (
     MAX_OVERLAP,
+    Annotation,
+    Assignment,
+    AssignmentStatus,
     Project,
     ProjectMember,
     ProjectRole,
@@ -17,11 +22,12 @@ from tasks.models import (
     SlotState,
     Task,
 )
+from tasks.services.tasks import project_leases_end
 from workforce.models import Annotator, AnnotatorStatus, AuditVerb, Domain, Organization
 from workforce.queue import enqueue
 from workforce.services import audit_record, model_update
 
-# Fields a project update may change, and those frozen once the project has tasks.
+# Fields a project update may change besides its kind (which ``project_update`` takes apart).
 EDITABLE = {
     "name",
     "client",
@@ -37,38 +43,45 @@ EDITABLE = {
     "deadline",
     "status",
 }
-# Tasks are validated against the kind at import.
-FROZEN_WITH_TASKS = {"kind"}
 # Tasks whose seats are added in one transaction when the overlap is raised.
 SEATS_BATCH_SIZE = 2_000
 
 
-def _validate(fields: dict, kind: str) -> None:
-    errors: dict[str, list[str]] = {}
-    if "label_schema" in fields:
+def project_check(
+    *, organization: Organization, kind: str | None, fields: dict, unknown_reason: str
+) -> list[Domain]:
+    """Refuse project settings that cannot be, naming every bad field at once.
+
+    Return the required domains the slugs name. ``kind`` is None when the request's own kind
+    was refused: the label schema cannot be judged then. ``unknown_reason`` is what a field not
+    in ``EDITABLE`` is told.
+    """
+    problems = FieldErrors()
+    for name in sorted(set(fields) - EDITABLE):
+        problems.add(name, unknown_reason)
+    if kind is not None and "label_schema" in fields:
         issues = get_kind(kind).validate_schema(fields["label_schema"])
-        errors.update(issues_by_path(issue.under("label_schema") for issue in issues))
+        problems.update(issues_by_path(issue.under("label_schema") for issue in issues))
     if "overlap" in fields and not 1 <= fields["overlap"] <= MAX_OVERLAP:
-        errors["overlap"] = [f"{fields['overlap']} is not between 1 and {MAX_OVERLAP}."]
+        problems.add("overlap", f"{fields['overlap']} is not between 1 and {MAX_OVERLAP}.")
     if "gold_rate" in fields and not 0 <= fields["gold_rate"] <= 1:
-        errors["gold_rate"] = [f"{fields['gold_rate']} is not between 0 and 1."]
+        problems.add("gold_rate", f"{fields['gold_rate']} is not between 0 and 1.")
     if "required_skill_level" in fields and not 0 <= fields["required_skill_level"] <= 5:
-        errors["required_skill_level"] = [f"{fields['required_skill_level']} is not 0 to 5."]
+        problems.add("required_skill_level", f"{fields['required_skill_level']} is not 0 to 5.")
     if "lease_seconds" in fields and not 60 <= fields["lease_seconds"] <= 7 * 86_400:
-        errors["lease_seconds"] = ["Must be between 60 seconds and 7 days."]
+        problems.add("lease_seconds", "Must be between 60 seconds and 7 days.")
     if "max_concurrent_tasks" in fields and not 1 <= fields["max_concurrent_tasks"] <= 1000:
-        errors["max_concurrent_tasks"] = ["Must be between 1 and 1000."]
-    if errors:
-        raise ValidationFailed("Invalid project.", fields=errors)
-
-
-def _domains(organization: Organization, slugs: list[str]) -> list[Domain]:
+        problems.add("max_concurrent_tasks", "Must be between 1 and 1000.")
+    if "status" in fields and fields["status"] not in ProjectStatus.values:
+        problems.add("status", "Unknown status.")
+    elif fields.get("status") == ProjectStatus.ARCHIVED:
+        # Archiving ends live leases and is audited as such: POST .../archive does it.
+        problems.add("status", "Archive a project with POST /api/v1/projects/{id}/archive.")
+    slugs = fields.get("required_domains") or []
     domains = list(Domain.objects.filter(organization=organization, slug__in=slugs))
-    unknown = sorted(set(slugs) - {d.slug for d in domains})
-    if unknown:
-        raise ValidationFailed(
-            "Unknown domain.", fields={"required_domains": [f"Unknown domain {unknown[0]!r}."]}
-        )
+    for slug in sorted(set(slugs) - {d.slug for d in domains}):
+        problems.add("required_domains", f"Unknown domain {slug!r}.")
+    problems.raise_if_any("Invalid project.")
     return domains
 
 
@@ -77,12 +90,11 @@ def project_create(
     *, organization: Organization, actor: AbstractBaseUser | None, name: str, kind: str, **fields
 ) -> Project:
     """Create a project; its label schema is validated by its kind."""
-    unknown = set(fields) - EDITABLE
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields={f: ["Unknown field."] for f in unknown})
     fields.setdefault("label_schema", {})
-    _validate(fields, kind)
-    domains = _domains(organization, fields.pop("required_domains", []))
+    domains = project_check(
+        organization=organization, kind=kind, fields=fields, unknown_reason="Unknown field."
+    )
+    fields.pop("required_domains", None)
     project = Project.objects.create(organization=organization, name=name, kind=kind, **fields)
     project.required_domains.set(domains)
     audit_record(
@@ -103,21 +115,27 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
     every task its new seats (once the broker is back, should it be down). Fewer would take
     seats from work already started.
     """
-    unknown = set(fields) - EDITABLE
-    if unknown:
-        raise ValidationFailed(
-            "Unknown fields.", fields={f: ["Cannot be changed."] for f in unknown}
-        )
-    _validate(fields, project.kind)
+    kind = fields.pop("kind", project.kind)
+    domains = project_check(
+        organization=project.organization,
+        kind=kind,
+        fields=fields,
+        unknown_reason="Cannot be changed.",
+    )
     project = lock_project(project.pk)
-    has_tasks = project.tasks.exists()
-    frozen = [f for f in FROZEN_WITH_TASKS & set(fields) if fields[f] != getattr(project, f)]
-    if frozen and has_tasks:
+    if project.status == ProjectStatus.ARCHIVED:
         raise Conflict(
-            f"{frozen[0]} cannot change once the project has tasks.",
-            code=ErrorCode.FROZEN,
-            fields={frozen[0]: ["Fixed once tasks are imported."]},
+            "The project is archived; unarchive it to change its settings.",
+            code=ErrorCode.INVALID_STATUS,
         )
+    has_tasks = project.tasks.exists()
+    if kind != project.kind:
+        _kind_change_check(project, kind, fields, has_tasks=has_tasks)
+        fields["kind"] = kind
+    if "label_schema" in fields and fields["label_schema"] != project.label_schema:
+        _schema_change_check(project, fields["label_schema"])
+    if fields.get("status") == ProjectStatus.DRAFT and project.status != ProjectStatus.DRAFT:
+        _draft_check(project)
     overlap = fields.get("overlap", project.overlap)
     if has_tasks and overlap < project.overlap:
         raise Conflict(
@@ -130,10 +148,8 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
         from tasks.jobs import add_overlap_seats
 
         enqueue(add_overlap_seats, project.pk)
-    if "status" in fields and fields["status"] not in ProjectStatus.values:
-        raise ValidationFailed("Unknown status.", fields={"status": ["Unknown status."]})
     if "required_domains" in fields:
-        fields["required_domains"] = _domains(project.organization, fields["required_domains"])
+        fields["required_domains"] = domains
     changes = model_update(project, fields)
     if changes:
         audit_record(
@@ -144,6 +160,71 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
             changes=changes,
         )
     return project
+
+
+def _kind_change_check(project: Project, kind: str, fields: dict, *, has_tasks: bool) -> None:
+    """Refuse a new kind once tasks exist (they were validated for the kind at import), and
+    a new kind the label schema does not fit."""
+    if has_tasks:
+        raise ValidationFailed(
+            "The kind cannot change once the project has tasks.",
+            fields={"kind": [f"Fixed at {project.kind!r} once tasks are imported."]},
+        )
+    if "label_schema" not in fields:
+        issues = get_kind(kind).validate_schema(project.label_schema)
+        if issues:
+            raise ValidationFailed(
+                f"The label schema does not fit the kind {kind!r}.",
+                fields=issues_by_path(issue.under("label_schema") for issue in issues),
+            )
+
+
+def _schema_change_check(project: Project, schema: dict) -> None:
+    """Refuse a label schema that would orphan stored work (annotations and gold answers).
+
+    Stored payloads name labels (and relation types) by name: removing or renaming one that
+    work uses would leave payloads no kind method, score or export can read. Changes that remove
+    no name read nothing; the others ask PostgreSQL once (``selectors.names_outside_schema``).
+    """
+    kind = get_kind(project.kind)
+    before, after = kind.schema_names(project.label_schema), kind.schema_names(schema)
+    frozen = kind.frozen_schema_fields(project.label_schema, schema)
+    if frozen and _has_stored_work(project):
+        raise Conflict(
+            f"label_schema.{frozen[0]} cannot change once work is stored.",
+            code=ErrorCode.IN_USE,
+            fields={f"label_schema.{key}": ["Stored annotations depend on it."] for key in frozen},
+        )
+    if not any(before[key] - after[key] for key in before):
+        return
+    in_use = selectors.names_outside_schema(project=project, schema=schema)
+    if in_use:
+        names = ", ".join(repr(name) for key in sorted(in_use) for name in in_use[key])
+        raise Conflict(
+            f"Stored annotations or gold answers use {names}; they cannot leave the schema.",
+            code=ErrorCode.IN_USE,
+            fields={
+                f"label_schema.{key}": [f"In use by stored work: {', '.join(used)}."]
+                for key, used in in_use.items()
+            },
+        )
+
+
+def _has_stored_work(project: Project) -> bool:
+    return (
+        Annotation.objects.filter(project=project).exists()
+        or Task.objects.filter(project=project, gold_answer__isnull=False).exists()
+    )
+
+
+def _draft_check(project: Project) -> None:
+    """A draft project is one nobody works on: refuse it while work is claimed or submitted."""
+    live = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED)
+    if Assignment.objects.filter(project=project, status__in=live).exists():
+        raise Conflict(
+            "The project has claimed or submitted work; it cannot go back to draft.",
+            fields={"status": ["Work is in progress; pause the project instead."]},
+        )
 
 
 @transaction.atomic
@@ -243,3 +324,87 @@ def project_seats_add(*, project: Project) -> int:
             added += len(new)
         first = after + 1
     return added
+
+
+@transaction.atomic
+def project_member_remove(
+    *, project: Project, annotator: Annotator, actor: AbstractBaseUser | None, reason: str = ""
+) -> ProjectMember:
+    """Take an annotator off a project: their live leases there end at once.
+
+    The membership is kept inactive, as history (adding them again reactivates it); their
+    submitted work stays. Removing someone no longer active answers the membership unchanged.
+    """
+    member = ProjectMember.objects.filter(project=project, annotator=annotator).first()
+    if member is None:
+        raise NotFound(f"{annotator} is not a member of this project.")
+    # A conditional update, so that of two removals at once only one is audited; the database
+    # ends the annotator's leases in the project in this same statement (``access.sql``).
+    removed = ProjectMember.objects.filter(pk=member.pk, is_active=True).update(
+        is_active=False, updated_at=timezone.now()
+    )
+    member.refresh_from_db()
+    if not removed:
+        return member
+    audit_record(
+        organization=project.organization,
+        actor=actor,
+        verb=AuditVerb.PROJECT_MEMBER_REMOVED,
+        target=project,
+        annotator=annotator,
+        before={"project": project.pk, "role": member.role, "is_active": True},
+        after={"project": project.pk, "is_active": False},
+        reason=reason,
+    )
+    return member
+
+
+@transaction.atomic
+def project_archive(
+    *, project: Project, actor: AbstractBaseUser | None, reason: str = ""
+) -> Project:
+    """Archive a project: nobody claims its tasks, live leases on it end, its settings and tasks
+    stay as they are (a 409 answers changes), and it still exports.
+
+    ``project_unarchive`` brings it back paused, so that work resumes only when a manager
+    activates it. Archiving an archived project answers it unchanged.
+    """
+    project = lock_project(project.pk)
+    if project.status == ProjectStatus.ARCHIVED:
+        return project
+    changes = model_update(project, {"status": ProjectStatus.ARCHIVED})
+    # The claim serves active projects only; a lease taken before is ended here, its slot open
+    # again for when the project comes back.
+    ended = project_leases_end(project_id=project.pk)
+    audit_record(
+        organization=project.organization,
+        actor=actor,
+        verb=AuditVerb.PROJECT_ARCHIVED,
+        target=project,
+        before={"status": changes["status"][0]},
+        after={"status": changes["status"][1], "leases_ended": len(ended)},
+        reason=reason,
+    )
+    return project
+
+
+@transaction.atomic
+def project_unarchive(
+    *, project: Project, actor: AbstractBaseUser | None, reason: str = ""
+) -> Project:
+    """Bring an archived project back, paused: a manager activates it when work resumes."""
+    project = lock_project(project.pk)
+    if project.status != ProjectStatus.ARCHIVED:
+        raise Conflict(
+            f"The project is {project.status}, not archived.", code=ErrorCode.INVALID_STATUS
+        )
+    changes = model_update(project, {"status": ProjectStatus.PAUSED})
+    audit_record(
+        organization=project.organization,
+        actor=actor,
+        verb=AuditVerb.PROJECT_UNARCHIVED,
+        target=project,
+        changes=changes,
+        reason=reason,
+    )
+    return project

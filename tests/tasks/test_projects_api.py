@@ -159,7 +159,7 @@ def test_projects_of_another_organization_answer_404(org, other_org):
     # (method, path, what the same call answers on a project of one's own)
     for method, path, own_status in [
         ("get", "/api/v1/projects/{}/", 200),
-        ("patch", "/api/v1/projects/{}/", 200),
+        ("patch", "/api/v1/projects/{}/", 400),  # "annotators" is no project setting
         ("get", "/api/v1/projects/{}/members/", 200),
         ("post", "/api/v1/projects/{}/members/", 201),
         ("get", "/api/v1/projects/{}/staffing/", 200),

@@ -52,10 +52,24 @@ def domain_update(*, domain: Domain, actor: AbstractBaseUser, **fields) -> Domai
 
 @transaction.atomic
 def domain_delete(*, domain: Domain, actor: AbstractBaseUser) -> None:
-    """Delete a domain nobody has ever been certified in."""
+    """Delete a domain nobody has ever been certified in and no project requires.
+
+    Deleting a required domain would drop the requirement with it: anyone could then claim
+    the project's tasks, and no audit event would say so. The projects are found through the
+    reverse side of ``Project.required_domains``, so that workforce never imports tasks.
+    """
     if domain.certifications.exists():
         raise Conflict(
             f"Domain {domain.slug!r} has certifications; it cannot be deleted.",
+            code=ErrorCode.IN_USE,
+        )
+    requiring = sorted(domain.projects.values_list("name", flat=True)[:6])
+    if requiring:
+        shown = ", ".join(repr(name) for name in requiring[:5])
+        more = " and more" if len(requiring) > 5 else ""
+        raise Conflict(
+            f"Domain {domain.slug!r} is required by projects {shown}{more}; "
+            "remove the requirement from them first.",
             code=ErrorCode.IN_USE,
         )
     audit_record(

@@ -1,8 +1,10 @@
+import os
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config.errors import ValidationFailed
+from config.errors import DomainError
 from tasks.exports import export_project
 from tasks.models import Project
 
@@ -25,11 +27,23 @@ class Command(BaseCommand):
             raise CommandError(f"No project {project}.") from exc
         try:
             chunks, _, _ = export_project(target, format)
-        except ValidationFailed as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from exc
         if output is None:
             for chunk in chunks:
                 self.stdout.write(chunk, ending="")
             return
-        with output.open("w", encoding="utf-8") as stream:
-            stream.writelines(chunks)
+        # Written beside the output and renamed over it once complete: a run that fails leaves
+        # the output as it was (absent, or a previous export), never a partial file.
+        handle, temporary = tempfile.mkstemp(
+            dir=output.parent, prefix=f".{output.name}.", suffix=".partial"
+        )
+        try:
+            with open(handle, "w", encoding="utf-8") as stream:
+                stream.writelines(chunks)
+            os.replace(temporary, output)
+        except BaseException as exc:
+            Path(temporary).unlink(missing_ok=True)
+            if isinstance(exc, Exception):
+                raise CommandError(f"The export failed; {output} was not written: {exc!r}") from exc
+            raise

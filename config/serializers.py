@@ -1,0 +1,30 @@
+"""Input serializers that say what they refuse, instead of dropping it."""
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+UNKNOWN_FIELD = "Not a field this request can set (unknown or read-only)."
+
+
+class KnownFieldsOnly(serializers.Serializer):
+    """Refuse fields the serializer does not declare as input, naming each one.
+
+    DRF drops them silently, so a client that sends ``id`` or a misspelt ``overlpa`` would get a
+    200 that changed nothing it asked for. They are reported with the other invalid fields.
+    """
+
+    def to_internal_value(self, data):
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        extra = sorted(set(data) - writable) if isinstance(data, Mapping) else []
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not extra or not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                {**exc.detail, **{name: [UNKNOWN_FIELD] for name in extra}}
+            ) from exc
+        if extra:
+            raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in extra})
+        return value
