@@ -30,9 +30,13 @@ _RETRY_AFTER = {
 }
 
 
+# Named ErrorCodeEnum in the schema (ENUM_NAME_OVERRIDES matches choices by values and labels).
+ERROR_CODE_CHOICES = [(code.value, code.value) for code in ErrorCode]
+
+
 class ErrorDetail(serializers.Serializer):
     code = serializers.ChoiceField(
-        choices=[(code.value, code.value) for code in ErrorCode],
+        choices=ERROR_CODE_CHOICES,
         help_text="What stopped the request; clients branch on it.",
     )
     message = serializers.CharField(help_text="A sentence for people.")

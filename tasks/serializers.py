@@ -5,10 +5,22 @@ What an annotator receives never carries a task's external id, gold flag or gold
 
 from rest_framework import serializers
 
-from .models import Annotation, Assignment, Project, ProjectMember, TaskImport
+from .models import (
+    Annotation,
+    Assignment,
+    Project,
+    ProjectMember,
+    Slot,
+    SlotState,
+    Task,
+    TaskImport,
+    TaskStatus,
+)
+from .openapi import LabelSchemaField, PayloadField
 
 
 class ProjectOut(serializers.ModelSerializer):
+    label_schema = LabelSchemaField(read_only=True)
     required_domains = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     progress = serializers.SerializerMethodField()
 
@@ -54,6 +66,8 @@ class ProjectMemberOut(serializers.ModelSerializer):
 
 
 class ClaimedProjectOut(serializers.ModelSerializer):
+    label_schema = LabelSchemaField(read_only=True)
+
     class Meta:
         model = Project
         fields = ["id", "name", "kind", "instructions", "label_schema"]
@@ -85,6 +99,7 @@ class AssignmentOut(serializers.ModelSerializer):
 
 class AnnotationOut(serializers.ModelSerializer):
     annotator_username = serializers.CharField(source="annotator.member.user.username")
+    payload = PayloadField(read_only=True)
 
     class Meta:
         model = Annotation
@@ -136,7 +151,10 @@ class TaskImportOut(serializers.ModelSerializer):
     whose worker died runs again, a few times at most).
     """
 
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # None when the import was started outside the API (a command, a job).
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = TaskImport
@@ -156,3 +174,94 @@ class TaskImportOut(serializers.ModelSerializer):
             "attempts",
             "finished_at",
         ]
+
+
+class SeatCountsOut(serializers.Serializer):
+    waiting = serializers.IntegerField(source="seats_waiting")
+    open = serializers.IntegerField(source="seats_open")
+    leased = serializers.IntegerField(source="seats_leased")
+    done = serializers.IntegerField(source="seats_done")
+    closed = serializers.IntegerField(source="seats_closed")
+
+
+class TaskRowOut(serializers.ModelSerializer):
+    """A task in the staff list: where it stands and how many seats are in each state."""
+
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    seats = SeatCountsOut(source="*")
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "external_id",
+            "is_gold",
+            "priority",
+            "status",
+            "seats",
+            "created_at",
+            "completed_at",
+            "cancelled_at",
+        ]
+
+
+class ReviewerTaskRowOut(TaskRowOut):
+    """A task as a reviewer lists it: whether it is gold stays with managers and QA leads."""
+
+    class Meta(TaskRowOut.Meta):
+        fields = [f for f in TaskRowOut.Meta.fields if f != "is_gold"]
+
+
+class SeatOut(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=SlotState.choices)
+    assignment = serializers.IntegerField(source="assignment_id", allow_null=True)
+
+    class Meta:
+        model = Slot
+        fields = ["seat", "state", "assignment", "lease_expires_at"]
+
+
+class TaskWorkOut(serializers.ModelSerializer):
+    """Who held the task, when, and what became of it (the annotation's id once submitted)."""
+
+    annotator = serializers.IntegerField(source="annotator_id")
+    username = serializers.CharField(source="annotator.member.user.username")
+    # None until the work is submitted (DRF reads a missing annotation as None).
+    annotation = serializers.IntegerField(source="annotation.pk", allow_null=True)
+    submitted_at = serializers.DateTimeField(source="annotation.submitted_at", allow_null=True)
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "annotator",
+            "username",
+            "status",
+            "leased_at",
+            "lease_expires_at",
+            "ended_at",
+            "annotation",
+            "submitted_at",
+        ]
+
+
+class TaskDetailOut(TaskRowOut):
+    """A task with its data, its seats and everyone who worked on it; no gold answer."""
+
+    seats = SeatOut(source="slots", many=True)
+    work = TaskWorkOut(source="assignments", many=True)
+
+    class Meta(TaskRowOut.Meta):
+        fields = [*TaskRowOut.Meta.fields, "data", "work"]
+
+
+class ReviewerTaskDetailOut(TaskDetailOut):
+    class Meta(TaskDetailOut.Meta):
+        fields = [f for f in TaskDetailOut.Meta.fields if f != "is_gold"]
+
+
+class QaLeadTaskDetailOut(TaskDetailOut):
+    """A task as a QA lead reads it: with its gold answer, which only QA leads see."""
+
+    class Meta(TaskDetailOut.Meta):
+        fields = [*TaskDetailOut.Meta.fields, "gold_answer"]

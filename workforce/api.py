@@ -1,5 +1,6 @@
 """Workforce REST API: thin views that parse, check the role, call a service, serialize."""
 
+import zoneinfo
 from collections.abc import Mapping
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -20,7 +21,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ValidationFailed
+from config.api import validated
+from config.errors import FieldErrors, ValidationFailed
+from config.openapi import error_response
 from config.serializers import KnownFieldsOnly
 
 from . import selectors, services, throttles
@@ -35,6 +38,7 @@ from .serializers import (
     MemberOut,
     SkillOut,
 )
+from .services.annotators import LANGUAGE_RE
 from .tenancy import ANYONE, MANAGER, QA_LEAD, STAFF
 
 
@@ -90,6 +94,20 @@ def _credentials_refused(errors) -> bool:
     )
 
 
+class ProfileFields(serializers.Serializer):
+    """An annotator's working profile, with the rules services.validate_profile applies."""
+
+    languages = serializers.ListField(
+        child=serializers.RegexField(LANGUAGE_RE.pattern, help_text="e.g. en, pt-BR"),
+        required=False,
+    )
+    timezone = serializers.ChoiceField(
+        choices=sorted(zoneinfo.available_timezones()), required=False, help_text="IANA zone."
+    )
+    weekly_capacity_hours = serializers.IntegerField(required=False, min_value=0, max_value=168)
+    max_concurrent_tasks = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+
+
 class MeApi(APIView):
     """The current user and every organization they belong to."""
 
@@ -124,8 +142,9 @@ class MeApi(APIView):
 class MemberListApi(OrganizationApi):
     roles = {"GET": ANYONE, "POST": MANAGER}
 
-    class MemberCreateInput(serializers.Serializer):
-        username = serializers.CharField(
+    class MemberCreateInput(ProfileFields):
+        username = serializers.RegexField(
+            r"^[\w.+-]+$",
             max_length=150,
             help_text="Logs in as <username>@<organization slug>; letters, digits, . + - _.",
         )
@@ -139,10 +158,6 @@ class MemberListApi(OrganizationApi):
         last_name = serializers.CharField(
             required=False, default="", allow_blank=True, max_length=150
         )
-        languages = serializers.ListField(child=serializers.CharField(), required=False)
-        timezone = serializers.CharField(required=False)
-        weekly_capacity_hours = serializers.IntegerField(required=False)
-        max_concurrent_tasks = serializers.IntegerField(required=False)
 
     @extend_schema(responses=MemberOut(many=True))
     def get(self, request):
@@ -150,7 +165,10 @@ class MemberListApi(OrganizationApi):
 
     @extend_schema(
         request=MemberCreateInput,
-        responses={201: MemberOut},
+        responses={
+            201: MemberOut,
+            409: error_response("The username is a member already (`already_member`)."),
+        },
         examples=[
             OpenApiExample(
                 "New annotator",
@@ -167,15 +185,57 @@ class MemberListApi(OrganizationApi):
         ],
     )
     def post(self, request):
-        data = self.MemberCreateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        organization = self.member.organization
         profile_keys = ("languages", "timezone", "weekly_capacity_hours", "max_concurrent_tasks")
+        fields = validated(
+            self.MemberCreateInput(data=request.data),
+            lambda passed: services.member_check(
+                organization=organization,
+                role=passed.get("role"),
+                username=passed.get("username"),
+                profile={key: passed[key] for key in profile_keys if key in passed},
+            ),
+        )
         profile = {key: fields.pop(key) for key in profile_keys if key in fields}
         member = services.member_create(
-            organization=self.member.organization, actor=request.user, profile=profile, **fields
+            organization=organization, actor=request.user, profile=profile, **fields
         )
         return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["people"])
+class MemberDetailApi(OrganizationApi):
+    """A member of the organization. ``PATCH`` changes their role, audited.
+
+    Leases they hold in a role they leave end at once. The last active manager keeps the role
+    (409). Becoming an annotator gives them a working profile if they had none.
+    """
+
+    roles = {"GET": ANYONE, "PATCH": MANAGER}
+
+    class MemberUpdateInput(KnownFieldsOnly):
+        role = serializers.ChoiceField(choices=Role.choices)
+        reason = serializers.CharField(
+            required=False, default="", allow_blank=True, max_length=2000
+        )
+
+    @extend_schema(responses=MemberOut)
+    def get(self, request, pk: int):
+        member = get_object_or_404(selectors.member_list(member=self.member), pk=pk)
+        return Response(MemberOut(member).data)
+
+    @extend_schema(
+        request=MemberUpdateInput,
+        responses=MemberOut,
+        examples=[OpenApiExample("Promote", value={"role": "qa_lead", "reason": "New QA lead"})],
+    )
+    def patch(self, request, pk: int):
+        member = get_object_or_404(selectors.member_list(member=self.member), pk=pk)
+        data = self.MemberUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.member_role_change(member=member, actor=request.user, **data.validated_data)
+        member = get_object_or_404(selectors.member_list(member=self.member), pk=pk)
+        return Response(MemberOut(member).data)
 
 
 class InvitationOut(serializers.Serializer):
@@ -198,7 +258,9 @@ class InvitationListApi(OrganizationApi):
     roles = {"GET": MANAGER, "POST": MANAGER}
 
     class InvitationCreateInput(serializers.Serializer):
-        login = serializers.CharField(max_length=150, help_text="The login, e.g. alice@globex.")
+        login = serializers.RegexField(
+            r"^[\w.@+-]+$", max_length=150, help_text="The login, e.g. alice@globex."
+        )
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses=InvitationOut(many=True))
@@ -207,7 +269,10 @@ class InvitationListApi(OrganizationApi):
 
     @extend_schema(
         request=InvitationCreateInput,
-        responses={201: InvitationOut},
+        responses={
+            201: InvitationOut,
+            409: error_response("The login has an open invitation or is a member already."),
+        },
         examples=[OpenApiExample("Invite", value={"login": "ana@globex", "role": "annotator"})],
     )
     def post(self, request):
@@ -235,7 +300,14 @@ def invitation_answer_api(accept: bool) -> type[APIView]:
 
     @extend_schema(
         request=None,
-        responses={200: MemberOut if accept else None},
+        responses={
+            # Accepting answers the new membership; declining answers nothing.
+            **({200: MemberOut} if accept else {204: None}),
+            409: error_response(
+                "The invitation is not open any more (`invalid_status`), or you are a member "
+                "already (`already_member`)."
+            ),
+        },
         tags=["people"],
         summary="Accept an invitation" if accept else "Decline an invitation",
     )
@@ -302,11 +374,7 @@ class AnnotatorListApi(OrganizationApi):
 class AnnotatorDetailApi(OrganizationApi):
     roles = {"GET": ANYONE, "PATCH": MANAGER}
 
-    class AnnotatorUpdateInput(KnownFieldsOnly):
-        languages = serializers.ListField(child=serializers.CharField(), required=False)
-        timezone = serializers.CharField(required=False)
-        weekly_capacity_hours = serializers.IntegerField(required=False)
-        max_concurrent_tasks = serializers.IntegerField(required=False)
+    class AnnotatorUpdateInput(KnownFieldsOnly, ProfileFields):
         reason = serializers.CharField(required=False, default="", allow_blank=True)
 
     @extend_schema(responses=AnnotatorOut)
@@ -325,8 +393,15 @@ class AnnotatorDetailApi(OrganizationApi):
         )
 
 
+# Some character that is not white space, by Python's reckoning (what the services strip) and by
+# JSON Schema's (ECMA-262), which differ: the class names both sets, so both read it alike.
+VISIBLE = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.RegexField(
+        VISIBLE, max_length=2000, help_text="Why; the audit log keeps it. Not only white space."
+    )
 
 
 def annotator_status_api(action: str, allowed: tuple[str, ...]) -> type[OrganizationApi]:
@@ -335,7 +410,12 @@ def annotator_status_api(action: str, allowed: tuple[str, ...]) -> type[Organiza
     @extend_schema(
         parameters=[ORGANIZATION_PARAMETER],
         request=ReasonInput,
-        responses=AnnotatorOut,
+        responses={
+            200: AnnotatorOut,
+            409: error_response(
+                f"The annotator's status does not allow {action} (`invalid_status`)."
+            ),
+        },
         tags=["annotators"],
         summary=f"{action.capitalize()} an annotator",
         examples=[OpenApiExample("Reason", value={"reason": "Gold accuracy 0.62 over 20 tasks"})],
@@ -433,7 +513,14 @@ class DomainDetailApi(OrganizationApi):
         domain = services.domain_update(domain=domain, actor=request.user, **data.validated_data)
         return Response(DomainOut(domain).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: None,
+            409: error_response(
+                "Someone was certified in the domain, or a project requires it (`in_use`)."
+            ),
+        }
+    )
     def delete(self, request, pk: int):
         domain = selectors.domain_get(member=self.member, domain_id=pk)
         services.domain_delete(domain=domain, actor=request.user)
@@ -461,7 +548,13 @@ class CertificationListApi(OrganizationApi):
 
     @extend_schema(
         request=CertificationIssueInput,
-        responses={201: CertificationOut},
+        responses={
+            201: CertificationOut,
+            409: error_response(
+                "The annotator holds a certification in force or suspended in the domain "
+                "(`already_certified`)."
+            ),
+        },
         examples=[
             OpenApiExample(
                 "Issue",
@@ -476,20 +569,38 @@ class CertificationListApi(OrganizationApi):
         ],
     )
     def post(self, request):
-        data = self.CertificationIssueInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        annotator = _field_lookup(
-            "annotator",
-            lambda: selectors.annotator_get(member=self.member, annotator_id=fields["annotator"]),
-        )
-        domain = _field_lookup(
-            "domain",
-            lambda: selectors.domain_list(member=self.member).get(slug=fields["domain"]),
-        )
+        found: dict = {}
+
+        def check(fields: dict) -> None:
+            # The annotator and domain are looked up here; the rest is the service's to judge.
+            problems = FieldErrors()
+            if "annotator" in fields:
+                with problems.collect():
+                    found["annotator"] = _field_lookup(
+                        "annotator",
+                        lambda: selectors.annotator_get(
+                            member=self.member, annotator_id=fields["annotator"]
+                        ),
+                    )
+            if "domain" in fields:
+                with problems.collect():
+                    found["domain"] = _field_lookup(
+                        "domain",
+                        lambda: selectors.domain_list(member=self.member).get(
+                            slug=fields["domain"]
+                        ),
+                    )
+            with problems.collect():
+                services.certification_check(
+                    evidence=fields.get("evidence"), expires_at=fields.get("expires_at")
+                )
+            problems.raise_if_any("Invalid certification.")
+
+        fields = validated(self.CertificationIssueInput(data=request.data), check)
+        check(fields)
         certification = services.certification_issue(
-            annotator=annotator,
-            domain=domain,
+            annotator=found["annotator"],
+            domain=found["domain"],
             issued_by=request.user,
             evidence=fields["evidence"],
             expires_at=fields["expires_at"],
@@ -527,7 +638,13 @@ def certification_status_api(action: str) -> type[OrganizationApi]:
     @extend_schema(
         parameters=[ORGANIZATION_PARAMETER],
         request=ReasonInput,
-        responses=CertificationOut,
+        responses={
+            200: CertificationOut,
+            409: error_response(
+                f"The certification's status does not allow {action} (`invalid_status`), or it "
+                "expired and needs renewing (`certification_expired`)."
+            ),
+        },
         tags=["certifications"],
         summary=f"{action.capitalize()} a certification",
     )
@@ -561,7 +678,12 @@ class CertificationRenewApi(OrganizationApi):
 
     @extend_schema(
         request=CertificationRenewInput,
-        responses=CertificationOut,
+        responses={
+            200: CertificationOut,
+            409: error_response(
+                "A revoked certification cannot be renewed (`certification_revoked`)."
+            ),
+        },
         examples=[OpenApiExample("Renew", value={"expires_at": "2027-12-31T00:00:00Z"})],
     )
     def post(self, request, pk: int):

@@ -250,7 +250,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         # A skill is the ability to produce one kind: projects' kinds and skills share it.
         "KindEnum": "workforce.models.Skill.choices",
-        "ErrorCodeEnum": "config.errors.ErrorCode",
+        "ErrorCodeEnum": "config.openapi.ERROR_CODE_CHOICES",
         "MemberRoleEnum": "workforce.models.Role.choices",
         "ProjectRoleEnum": "tasks.models.ProjectRole.choices",
         "AnnotatorStatusEnum": "workforce.models.AnnotatorStatus.choices",

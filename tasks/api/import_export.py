@@ -2,15 +2,16 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.errors import ErrorCode, ValidationFailed
+from config.openapi import error_response
 from config.parsers import FormParser, MultiPartParser
 from tasks import selectors
 from tasks.exports import export_project
+from tasks.openapi import EXPORT_FORMAT_PARAMETER, EXPORT_RESPONSES
 from tasks.serializers import TaskImportOut
 from tasks.services import imports
 from tasks.task_files import FORMATS, guess_format
@@ -116,8 +117,14 @@ class ProjectExportApi(OrganizationApi):
     roles = {"GET": STAFF}
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, description="jsonl, coco, conll, spacy")],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[EXPORT_FORMAT_PARAMETER],
+        responses={
+            **EXPORT_RESPONSES,
+            409: error_response(
+                "The export could not be written whole: annotations use labels the label schema "
+                "lacks (`conflict`). Nothing was sent."
+            ),
+        },
     )
     def get(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)

@@ -8,9 +8,11 @@ from rest_framework.response import Response
 
 from config.api import validated
 from config.errors import ValidationFailed
+from config.openapi import error_response
 from config.serializers import KnownFieldsOnly
 from tasks import selectors
-from tasks.models import ProjectRole, ProjectStatus
+from tasks.models import MAX_OVERLAP, ProjectRole, ProjectStatus
+from tasks.openapi import LabelSchemaField
 from tasks.serializers import AnnotatorProjectOut, ProjectMemberOut, ProjectOut
 from tasks.services import projects
 from tasks.staffing import staffing_rank
@@ -20,18 +22,32 @@ from workforce.selectors import annotator_list
 from workforce.tenancy import ANYONE, MANAGER, STAFF
 
 
+class Rate(serializers.FloatField):
+    """A number from 0 to 1; ``true`` and ``false`` are not numbers, whatever Python says."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=1, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProjectFields(serializers.Serializer):
+    # The ranges below are the ones tasks.services.projects checks, stated for the schema.
     name = serializers.CharField(max_length=200)
     client = serializers.CharField(max_length=200, required=False, allow_blank=True)
     instructions = serializers.CharField(required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Skill.choices)
-    label_schema = serializers.JSONField(required=False)
+    # Every kind's schema lists its labels, so a project cannot go without one.
+    label_schema = LabelSchemaField()
     required_skill_level = serializers.IntegerField(required=False, min_value=0, max_value=5)
     required_domains = serializers.ListField(child=serializers.SlugField(), required=False)
-    overlap = serializers.IntegerField(required=False)
-    gold_rate = serializers.FloatField(required=False)
-    lease_seconds = serializers.IntegerField(required=False)
-    max_concurrent_tasks = serializers.IntegerField(required=False)
+    overlap = serializers.IntegerField(required=False, min_value=1, max_value=MAX_OVERLAP)
+    gold_rate = Rate(required=False)
+    lease_seconds = serializers.IntegerField(required=False, min_value=60, max_value=7 * 86_400)
+    max_concurrent_tasks = serializers.IntegerField(required=False, min_value=1, max_value=1000)
     priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
     deadline = serializers.DateTimeField(required=False, allow_null=True)
     # Archiving has its own operation (``POST .../archive``), which ends live leases.
@@ -45,6 +61,7 @@ class ProjectUpdateFields(KnownFieldsOnly, ProjectFields):
     # Changes only while the project has no tasks; the service says so otherwise.
     kind = serializers.ChoiceField(choices=Skill.choices, required=False)
     name = serializers.CharField(max_length=200, required=False)
+    label_schema = LabelSchemaField(required=False)
 
 
 PROJECT_EXAMPLE = OpenApiExample(
@@ -121,7 +138,16 @@ class ProjectDetailApi(OrganizationApi):
     def get(self, request, pk: int):
         return Response(_project_out(self.member, pk))
 
-    @extend_schema(request=ProjectUpdateFields, responses=ProjectOut)
+    @extend_schema(
+        request=ProjectUpdateFields,
+        responses={
+            200: ProjectOut,
+            409: error_response(
+                "The change does not fit the project's work (`frozen`): a setting fixed once "
+                "tasks exist, or labels its annotations use."
+            ),
+        },
+    )
     def patch(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
         fields = validated(

@@ -5,10 +5,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.errors import ErrorCode, NotFound
-from config.parsers import FormParser, JSONParser
+from config.openapi import error_response
+from config.parsers import JSONParser
 from config.storable import BIGINT_MAX
 from tasks import selectors
 from tasks.filters import AnnotationFilter, AssignmentFilter
+from tasks.openapi import PayloadField
 from tasks.serializers import AnnotationOut, AssignmentOut, ClaimOut
 from tasks.services import claims
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
@@ -59,7 +61,6 @@ class ClaimApi(OrganizationApi):
     """
 
     roles = {"POST": ANNOTATOR}
-    parser_classes = [JSONParser, FormParser]
 
     class ClaimInput(serializers.Serializer):
         # Passed to the claim's SQL function as a bigint: a larger number would not match it.
@@ -109,13 +110,20 @@ class AssignmentDetailApi(OrganizationApi):
         )
 
 
+# What ends an assignment for its holder: it cannot be extended or given back after that.
+LEASE_CONFLICT = error_response(
+    "The assignment is over: its lease lapsed and the task went to someone else (`lease_lost`), "
+    "or it was submitted (`already_submitted`) or released (`already_released`)."
+)
+
+
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
 class AssignmentHeartbeatApi(OrganizationApi):
     """Extend your lease; 409 if it lapsed and the task went to someone else."""
 
     roles = {"POST": ANNOTATOR}
 
-    @extend_schema(request=None, responses=AssignmentOut)
+    @extend_schema(request=None, responses={200: AssignmentOut, 409: LEASE_CONFLICT})
     def post(self, request, pk: int):
         assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
         assignment = claims.assignment_heartbeat(assignment=assignment)
@@ -128,7 +136,7 @@ class AssignmentReleaseApi(OrganizationApi):
 
     roles = {"POST": ANNOTATOR}
 
-    @extend_schema(request=None, responses=AssignmentOut)
+    @extend_schema(request=None, responses={200: AssignmentOut, 409: LEASE_CONFLICT})
     def post(self, request, pk: int):
         assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
         assignment = claims.assignment_release(assignment=assignment)
@@ -143,12 +151,19 @@ class AssignmentSubmitApi(OrganizationApi):
     parser_classes = [JSONParser]
 
     class SubmitInput(serializers.Serializer):
-        payload = serializers.JSONField()
+        payload = PayloadField(help_text="The project's kind's payload.")
         active_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
     @extend_schema(
         request=SubmitInput,
-        responses={201: AnnotationOut, 200: AnnotationOut},
+        responses={
+            201: AnnotationOut,
+            200: AnnotationOut,
+            409: error_response(
+                "The lease was lost or the task released, or the work was submitted already "
+                "with another payload (`lease_lost`, `already_released`, `already_submitted`)."
+            ),
+        },
         examples=[
             OpenApiExample(
                 "Boxes",

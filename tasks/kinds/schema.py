@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tasks.kinds.base import Schema, ValidationIssue
+from tasks.kinds.shapes import NAME, Shape, array, names, obj
 from tasks.kinds.validation import (
     MAX_LABELS,
     check_array,
@@ -53,6 +54,37 @@ def label_schema_issues(
         if key in schema:
             check(schema, schema[key], key, issues)
     return issues
+
+
+def schema_shape(
+    *,
+    labels_required: bool = True,
+    extra_required: Mapping[str, Shape] | None = None,
+    extra_optional: Mapping[str, Shape] | None = None,
+    description: str = "",
+) -> Shape:
+    """Describe, as JSON Schema, what `label_schema_issues` with the same arguments accepts."""
+    extra_required = extra_required or {}
+    label = obj(
+        {"name": NAME, "color": {"type": "string", "pattern": f"^{_COLOR.pattern}$"}},
+        required=("name",),
+    )
+    labels = array(
+        label,
+        max_items=MAX_LABELS,
+        min_items=1 if labels_required else 0,
+        description="Label names are unique; a payload names its labels by them.",
+    )
+    return obj(
+        {
+            "labels": labels,
+            "error_tags": names(noun="error tags"),
+            **extra_required,
+            **(extra_optional or {}),
+        },
+        required=("labels", *extra_required),
+        description=description,
+    )
 
 
 def _check_labels(value: Any, issues: list[ValidationIssue], *, required: bool) -> None:

@@ -13,8 +13,10 @@ import numpy as np
 
 from tasks.kinds.base import ValidationIssue
 from tasks.kinds.matching import label_codes, ratio
+from tasks.kinds.shapes import IDENTIFIER, LABEL, OFFSET, Shape, array, obj
 from tasks.kinds.validation import (
     MAX_ID_LENGTH,
+    MAX_ITEMS,
     check_identifier,
     check_integer,
     check_label,
@@ -26,6 +28,22 @@ from tasks.kinds.validation import (
 
 # The identity of a span for comparison and merging, e.g. (start, end, label).
 SpanKey = Callable[[dict], Hashable]
+
+# What `check_spans` accepts of each field, as JSON Schema (tasks/kinds/shapes.py).
+_FIELD_SHAPES: dict[str, Shape] = {
+    "id": IDENTIFIER,
+    "start": {**OFFSET, "description": "Character offset into data.text."},
+    # An empty span is refused, so the end of a valid one is past its start, hence past 0.
+    "end": {"type": "integer", "minimum": 1, "description": "Exclusive; at most len(text)."},
+    "label": LABEL,
+    "kb_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+}
+
+
+def spans_shape(required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Shape:
+    """Describe the ``spans`` array `check_spans` accepts with these fields."""
+    span = obj({key: _FIELD_SHAPES[key] for key in (*required, *optional)}, required=required)
+    return array(span, max_items=MAX_ITEMS, description="Spans in data.text, none twice.")
 
 
 def ner_key(span: dict) -> tuple[int, int, str]:
