@@ -7,7 +7,7 @@ import django_filters
 
 from workforce.filters import IdFilter
 
-from .models import Annotation, Assignment, AssignmentStatus
+from .models import Annotation, Assignment, AssignmentStatus, Task, TaskStatus
 
 
 class AssignmentFilter(django_filters.FilterSet):
@@ -28,3 +28,15 @@ class AnnotationFilter(django_filters.FilterSet):
     class Meta:
         model = Annotation
         fields = ["project"]
+
+
+class TaskFilter(django_filters.FilterSet):
+    """Filters of the staff task list; ``status`` is the one ``selectors.with_task_status`` reads."""
+
+    status = django_filters.ChoiceFilter(choices=TaskStatus.choices)
+    gold = django_filters.BooleanFilter(field_name="is_gold")
+    external_id = django_filters.CharFilter(field_name="external_id", max_length=200)
+
+    class Meta:
+        model = Task
+        fields = ["status"]

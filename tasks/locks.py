@@ -105,6 +105,22 @@ def lock_task(task_id: int) -> None:
     Task.objects.select_for_update(of=("self",), no_key=True).values_list("pk").get(pk=task_id)
 
 
+def lock_slots(**where) -> list[Slot]:
+    """Lock the slots matching ``where`` (a task's seats, an annotator's leases), in id order.
+
+    Claims in flight are waited for, so each slot's state and holder are final until the
+    transaction ends. Holders are locked after, with ``lock_assignments``.
+    """
+    locked = Slot.objects.select_for_update(of=("self",), no_key=True).filter(**where)
+    return list(locked.order_by("pk"))
+
+
+def lock_assignments(assignment_ids: list[int]) -> list[Assignment]:
+    """Lock assignments in id order (after their slots); nothing related is read along."""
+    locked = Assignment.objects.select_for_update(of=("self",), no_key=True)
+    return list(locked.filter(pk__in=assignment_ids).order_by("pk"))
+
+
 def lock_lapsed_slots(*, now, limit: int) -> list[int]:
     """Lock up to ``limit`` slots whose lease lapsed while their holder's assignment is still
     active, skipping slots others hold; return the holders' assignment ids, in slot order."""

@@ -27,6 +27,11 @@ class ProjectStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+# What a project's settings may say of its status: archiving has an operation of its own
+# (``project_archive``), which ends live leases.
+SETTABLE_PROJECT_STATUSES = [c for c in ProjectStatus.choices if c[0] != ProjectStatus.ARCHIVED]
+
+
 class Project(TimeStamped):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="projects"

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from .api import import_export, projects, work
+from .api import import_export, projects, tasks, work
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -14,6 +14,32 @@ urlpatterns = [
         r"^projects/(?P<pk>\d+)/members/?$",
         projects.ProjectMembersApi.as_view(),
         name="project-members",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/members/(?P<annotator_id>\d+)/?$",
+        projects.ProjectMemberDetailApi.as_view(),
+        name="project-member-detail",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/archive/?$",
+        projects.ProjectArchiveApi.as_view(),
+        name="project-archive",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/unarchive/?$",
+        projects.ProjectUnarchiveApi.as_view(),
+        name="project-unarchive",
+    ),
+    re_path(r"^projects/(?P<pk>\d+)/tasks/?$", tasks.TaskListApi.as_view(), name="task-list"),
+    re_path(
+        r"^projects/(?P<pk>\d+)/tasks/(?P<task_id>\d+)/?$",
+        tasks.TaskDetailApi.as_view(),
+        name="task-detail",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/tasks/(?P<task_id>\d+)/cancel/?$",
+        tasks.TaskCancelApi.as_view(),
+        name="task-cancel",
     ),
     re_path(
         r"^projects/(?P<pk>\d+)/staffing/?$",

@@ -55,7 +55,14 @@ class TokenCreateApi(APIView):
 
     @extend_schema(
         request=AuthTokenSerializer,
-        responses={200: inline_serializer("Token", {"token": serializers.CharField()})},
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            401: error_response("The login or password is wrong (`authentication_failed`)."),
+            429: error_response(
+                "Too many failed attempts from this address or for this login (`throttled`); "
+                "retry after `Retry-After`. No password was checked."
+            ),
+        },
         examples=[OpenApiExample("Login", value={"username": "qa@acme", "password": "secret"})],
         tags=["auth"],
     )

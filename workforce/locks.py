@@ -11,13 +11,32 @@ constraint) of a row it locks: other writers of the row still wait, while insert
 reference it (an audit event, a skill, an assignment) do not. A helper for a transaction that
 changes a key must take plain ``FOR UPDATE`` instead.
 
-Order, whenever several are taken in one transaction: annotator, then certification. Among all
-row locks (``tasks/locks.py``) they come after the project and before the slot.
+Order, whenever several are taken in one transaction: members, annotator, then certification.
+Among all row locks (``tasks/locks.py``) they come after the project and before the slot.
 """
 
 from datetime import datetime
 
-from .models import Annotator, Certification, CertificationStatus, PendingJob
+from django.db.models import Q
+
+from .models import Annotator, Certification, CertificationStatus, Member, PendingJob, Role
+
+
+def lock_member_with_managers(member_id: int) -> Member:
+    """Lock a member and the organization's active managers, in id order; return the member.
+
+    A change of role holds the managers so that two managers demoting each other at once are
+    told apart: the second waits, then counts the first's result. The member's user and
+    organization are read along, not locked.
+    """
+    member = Member.objects.select_related("user", "organization").get(pk=member_id)
+    rows = Member.objects.select_for_update(of=("self",), no_key=True).filter(
+        Q(pk=member_id)
+        | Q(organization_id=member.organization_id, role=Role.MANAGER, is_active=True)
+    )
+    list(rows.order_by("pk").values_list("pk", flat=True))
+    member.refresh_from_db(fields=["role", "is_active"])
+    return member
 
 
 def lock_annotator(annotator_id: int) -> Annotator:

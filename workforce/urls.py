@@ -7,6 +7,7 @@ urlpatterns = [
     re_path(r"^auth/token/?$", api.TokenCreateApi.as_view(), name="auth-token"),
     re_path(r"^me/?$", api.MeApi.as_view(), name="me"),
     re_path(r"^members/?$", api.MemberListApi.as_view(), name="member-list"),
+    re_path(r"^members/(?P<pk>\d+)/?$", api.MemberDetailApi.as_view(), name="member-detail"),
     re_path(r"^invitations/?$", api.InvitationListApi.as_view(), name="invitation-list"),
     re_path(r"^me/invitations/?$", api.MyInvitationListApi.as_view(), name="my-invitations"),
     re_path(

@@ -11,7 +11,7 @@ from config.errors import ValidationFailed
 from config.openapi import error_response
 from config.serializers import KnownFieldsOnly
 from tasks import selectors
-from tasks.models import MAX_OVERLAP, ProjectRole, ProjectStatus
+from tasks.models import MAX_OVERLAP, SETTABLE_PROJECT_STATUSES, ProjectRole
 from tasks.openapi import LabelSchemaField
 from tasks.serializers import AnnotatorProjectOut, ProjectMemberOut, ProjectOut
 from tasks.services import projects
@@ -51,10 +51,7 @@ class ProjectFields(serializers.Serializer):
     priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
     deadline = serializers.DateTimeField(required=False, allow_null=True)
     # Archiving has its own operation (``POST .../archive``), which ends live leases.
-    status = serializers.ChoiceField(
-        choices=[c for c in ProjectStatus.choices if c[0] != ProjectStatus.ARCHIVED],
-        required=False,
-    )
+    status = serializers.ChoiceField(choices=SETTABLE_PROJECT_STATUSES, required=False)
 
 
 class ProjectUpdateFields(KnownFieldsOnly, ProjectFields):

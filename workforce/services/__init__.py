@@ -7,6 +7,7 @@ One module per noun; the services are re-exported here, so callers write
 from .annotators import annotator_set_status, annotator_skill_set, annotator_update
 from .audit import audit_record, changed_fields, field_values, model_update
 from .certifications import (
+    certification_check,
     certification_issue,
     certification_renew,
     certification_set_status,
@@ -16,9 +17,11 @@ from .domains import domain_create, domain_delete, domain_update
 from .members import (
     invitation_answer,
     invitation_create,
+    member_check,
     member_create,
     member_join,
     member_login,
+    member_role_change,
 )
 from .organizations import organization_create
 
@@ -27,6 +30,7 @@ __all__ = [
     "annotator_skill_set",
     "annotator_update",
     "audit_record",
+    "certification_check",
     "certification_issue",
     "certification_renew",
     "certification_set_status",
@@ -38,9 +42,11 @@ __all__ = [
     "field_values",
     "invitation_answer",
     "invitation_create",
+    "member_check",
     "member_create",
     "member_join",
     "member_login",
+    "member_role_change",
     "model_update",
     "organization_create",
 ]

@@ -17,7 +17,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors, NotFound, ValidationFailed
+from workforce.locks import lock_member_with_managers
 from workforce.models import (
     LOGIN_SEPARATOR,
     Annotator,
@@ -30,7 +31,7 @@ from workforce.models import (
 )
 
 from .annotators import PROFILE_FIELDS, validate_profile
-from .audit import audit_record, field_values
+from .audit import audit_record, field_values, model_update
 
 User = get_user_model()
 
@@ -58,6 +59,28 @@ def validate_username(*, organization: Organization, username: str) -> None:
     raise ValidationFailed(f"Invalid username {username!r}.", fields={"username": [reason]})
 
 
+def member_check(
+    *,
+    organization: Organization,
+    role: str | None,
+    username: str | None = None,
+    profile: dict | None = None,
+) -> None:
+    """Refuse a new member's role, username or working profile, naming every bad field at once.
+
+    A field given as None is not judged (it was refused already, or is not asked for).
+    """
+    problems = FieldErrors()
+    if role is not None and role not in Role.values:
+        problems.add("role", f"Must be one of {', '.join(Role.values)}.")
+    if username is not None:
+        with problems.collect():
+            validate_username(organization=organization, username=username)
+    with problems.collect():
+        validate_profile(profile or {})
+    problems.raise_if_any("Invalid member.")
+
+
 @transaction.atomic
 def member_create(
     *,
@@ -78,14 +101,8 @@ def member_create(
     in until one is set. A username already used in this organization is a conflict; one used
     in another organization is no concern of this one (it is another login).
     """
-    if role not in Role.values:
-        raise ValidationFailed(
-            f"Unknown role {role!r}.",
-            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
-        )
-    validate_username(organization=organization, username=username)
+    member_check(organization=organization, role=role, username=username, profile=profile)
     profile = profile or {}
-    validate_profile(profile)
     login = member_login(organization=organization, username=username)
     user = User(username=login, email=email, first_name=first_name, last_name=last_name)
     if password:
@@ -123,13 +140,8 @@ def member_join(
     account to attach. The person keeps their login; the organization sees the whole login as
     their username.
     """
-    if role not in Role.values:
-        raise ValidationFailed(
-            f"Unknown role {role!r}.",
-            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
-        )
+    member_check(organization=organization, role=role, profile=profile)
     profile = profile or {}
-    validate_profile(profile)
     if Member.objects.filter(user=user, organization=organization).exists():
         raise Conflict(
             f"{user.get_username()} is already a member of this organization.",
@@ -181,17 +193,13 @@ def invitation_create(
     exists or not. A login already invited and not yet answered is a conflict, which tells the
     manager only about their own organization's invitations.
     """
+    problems = FieldErrors()
     if role not in Role.values:
-        raise ValidationFailed(
-            f"Unknown role {role!r}.",
-            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
-        )
+        problems.add("role", f"Must be one of {', '.join(Role.values)}.")
     max_length = User._meta.get_field(User.USERNAME_FIELD).max_length
     if not LOGIN_RE.match(login) or len(login) > max_length:
-        raise ValidationFailed(
-            f"Invalid login {login!r}.",
-            fields={"login": [f"A login: letters, digits and @ . + - _, at most {max_length}."]},
-        )
+        problems.add("login", f"A login: letters, digits and @ . + - _, at most {max_length}.")
+    problems.raise_if_any("Invalid invitation.")
     # An open invitation that lapsed is closed first; answered ones stay as history.
     Invitation.objects.filter(
         organization=organization,
@@ -245,3 +253,49 @@ def invitation_answer(
     return member_join(
         organization=invitation.organization, user=user, role=invitation.role, actor=user
     )
+
+
+@transaction.atomic
+def member_role_change(
+    *, member: Member, role: str, actor: AbstractBaseUser | None, reason: str = ""
+) -> Member:
+    """Give a member another role in the organization, audited.
+
+    Becoming an annotator gives them a working profile if they had none; leaving the role keeps
+    it (skills and certifications stay on record) while the API refuses them annotators' work.
+    Leases held in a role left are ended by the database's access rule, in this transaction.
+    The organization's last active manager keeps the role (409), so that someone can still
+    manage it. The same role again changes nothing and is not audited.
+    """
+    if role not in Role.values:
+        raise ValidationFailed(
+            f"Unknown role {role!r}.",
+            fields={"role": [f"Must be one of {', '.join(Role.values)}."]},
+        )
+    member = lock_member_with_managers(member.pk)
+    if member.role == role:
+        return member
+    if member.role == Role.MANAGER and member.is_active:
+        others = Member.objects.filter(
+            organization_id=member.organization_id, role=Role.MANAGER, is_active=True
+        ).exclude(pk=member.pk)
+        if not others.exists():
+            raise Conflict(
+                "The organization's last manager keeps the role; make someone else manager first.",
+                code=ErrorCode.INVALID_STATUS,
+                fields={"role": ["The last active manager cannot leave the role."]},
+            )
+    annotator = Annotator.objects.filter(member=member).first()
+    if role == Role.ANNOTATOR and annotator is None:
+        annotator = Annotator.objects.create(member=member)
+    changes = model_update(member, {"role": role})
+    audit_record(
+        organization=member.organization,
+        actor=actor,
+        verb=AuditVerb.MEMBER_ROLE_CHANGED,
+        target=member,
+        annotator=annotator,
+        changes=changes,
+        reason=reason,
+    )
+    return member

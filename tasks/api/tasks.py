@@ -1,0 +1,99 @@
+"""A project's tasks for staff over REST: list, detail, cancel, delete."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from config.errors import ValidationFailed
+from tasks import selectors
+from tasks.filters import TaskFilter
+from tasks.serializers import (
+    QaLeadTaskDetailOut,
+    ReviewerTaskDetailOut,
+    ReviewerTaskRowOut,
+    TaskDetailOut,
+    TaskRowOut,
+)
+from tasks.services import tasks
+from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
+from workforce.models import Role
+from workforce.tenancy import MANAGER, STAFF
+
+# Reviewers read the tasks of the projects they belong to; whether a task is gold is not theirs.
+READERS = (*STAFF, Role.REVIEWER)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskListApi(OrganizationApi):
+    """The project's tasks, by id, with their status and seats counted by state.
+
+    ``status`` is ``open`` (no seat taken), ``in_progress`` (a seat leased or submitted),
+    ``complete`` (every seat submitted) or ``cancelled``. Managers and QA leads also filter by
+    ``gold``; reviewers neither see nor filter it.
+    """
+
+    roles = {"GET": READERS}
+    filterset_class = TaskFilter
+
+    @extend_schema(responses=TaskRowOut(many=True), filters=True)
+    def get(self, request, pk: int):
+        reviewer = self.member.role == Role.REVIEWER
+        if reviewer and "gold" in request.query_params:
+            raise ValidationFailed(
+                "Reviewers cannot filter by gold.", fields={"gold": ["Not available to reviewers."]}
+            )
+        qs = self.filtered(selectors.task_list(member=self.member, project_id=pk))
+        return self.paginated(qs, ReviewerTaskRowOut if reviewer else TaskRowOut)
+
+
+def _detail_serializer(role: str) -> type[TaskDetailOut]:
+    """Only QA leads read a gold answer; reviewers do not learn that a task is gold."""
+    return {Role.QA_LEAD: QaLeadTaskDetailOut, Role.REVIEWER: ReviewerTaskDetailOut}.get(
+        role, TaskDetailOut
+    )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskDetailApi(OrganizationApi):
+    """A task: its data, status, seats with their state, and everyone who held it and when.
+
+    QA leads also read ``gold_answer``. ``DELETE`` removes a task nobody holds or submitted
+    (409 otherwise: cancel it instead, which keeps the submitted work).
+    """
+
+    roles = {"GET": READERS, "DELETE": MANAGER}
+
+    @extend_schema(responses=QaLeadTaskDetailOut)
+    def get(self, request, pk: int, task_id: int):
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        return Response(_detail_serializer(self.member.role)(task).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int, task_id: int):
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        tasks.task_delete(task=task, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
+class TaskCancelApi(OrganizationApi):
+    """Stop serving a task: its seats nobody submitted close, live leases on it end at once.
+
+    Submitted work stays (in the export too). Cancelling again answers the cancelled task; a
+    complete task is a 409.
+    """
+
+    roles = {"POST": MANAGER}
+
+    @extend_schema(request=CancelInput, responses=TaskDetailOut)
+    def post(self, request, pk: int, task_id: int):
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        data = CancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tasks.task_cancel(task=task, actor=request.user, **data.validated_data)
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        return Response(TaskDetailOut(task).data)

@@ -1,0 +1,140 @@
+"""Cancelling and deleting tasks, and ending the live leases of an archived project.
+
+A task is **cancelled** when its work is no longer wanted but what was submitted is: its seats
+nobody submitted are closed (``SlotState.CLOSED`` never opens again, so no claim serves it), a
+live lease on it ends at once, and its annotations stay, in the export and in the stats. A task
+is **deleted** only while nobody holds or submitted it; once work exists it can be cancelled,
+never deleted, so that no accepted submission is lost (DESIGN.md invariant 6).
+
+A lease ended here (a task cancelled, a project archived) ends ``revoked``, as when a person
+loses access (``access.sql``): its holder's heartbeat, release and submit answer 403
+``access_ended``. Locks follow ``tasks/locks.py``: slots, then their holders, then the task.
+"""
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import Conflict, ErrorCode
+from tasks.locks import lock_assignments, lock_slots, lock_task
+from tasks.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    ProjectStatus,
+    Slot,
+    SlotState,
+    Task,
+)
+from workforce.models import AuditVerb
+from workforce.services import audit_record
+
+
+def _end_holders(slots: list[Slot], *, state: SlotState) -> list[int]:
+    """End the leases of the given locked, leased slots; leave the slots in ``state``.
+
+    Returns the ended assignments' ids. The holders are locked after their slots, in id order.
+    """
+    holders = [slot.assignment_id for slot in slots]
+    if not holders:
+        return []
+    now = timezone.now()
+    live = (AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED)
+    ended = [a.pk for a in lock_assignments(holders) if a.status in live]
+    # Ended as access ends (``access.sql``): heartbeat, release and submit answer 403.
+    Assignment.objects.filter(
+        pk__in=holders, status__in=[AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED]
+    ).update(status=AssignmentStatus.REVOKED, ended_at=now)
+    Slot.objects.filter(pk__in=[slot.pk for slot in slots]).update(
+        state=state, assignment=None, lease_expires_at=None
+    )
+    return ended
+
+
+def project_leases_end(*, project_id: int) -> list[int]:
+    """End every live lease in a project (it is being archived); return the assignments' ids.
+
+    Their slots open again, for when the project comes back. People who lose access to a
+    project (removed, suspended, another role) lose their leases by the database's own rule
+    (``access.sql``), not here.
+    """
+    slots = lock_slots(project_id=project_id, state=SlotState.LEASED)
+    return _end_holders(slots, state=SlotState.OPEN)
+
+
+def _require_writable(task: Task) -> None:
+    if task.project.status == ProjectStatus.ARCHIVED:
+        raise Conflict(
+            "The project is archived; unarchive it to change its tasks.",
+            code=ErrorCode.INVALID_STATUS,
+        )
+
+
+@transaction.atomic
+def task_cancel(*, task: Task, actor: AbstractBaseUser | None, reason: str = "") -> Task:
+    """Stop serving a task: close its seats nobody submitted and end its live leases.
+
+    Submitted work stays. Cancelling a cancelled task answers it unchanged; a complete task
+    cannot be cancelled (409), there is nothing left to stop.
+    """
+    _require_writable(task)
+    slots = lock_slots(task_id=task.pk)
+    leased = [slot for slot in slots if slot.state == SlotState.LEASED]
+    ended = _end_holders(leased, state=SlotState.CLOSED)
+    # Locked last, as submit does: a submit that completed the task committed before the slots
+    # were locked here, and its completion is read now.
+    lock_task(task.pk)
+    task.refresh_from_db(fields=["completed_at", "cancelled_at"])
+    if task.cancelled_at is not None:
+        return task
+    if task.completed_at is not None:
+        raise Conflict(
+            "The task is complete; there is nothing to cancel.", code=ErrorCode.INVALID_STATUS
+        )
+    closed = Slot.objects.filter(task_id=task.pk, state__in=[SlotState.OPEN, SlotState.WAITING])
+    closed = closed.update(state=SlotState.CLOSED)
+    task.cancelled_at = timezone.now()
+    task.save(update_fields=["cancelled_at"])
+    audit_record(
+        organization=task.project.organization,
+        actor=actor,
+        verb=AuditVerb.TASK_CANCELLED,
+        target=task,
+        after={
+            "project": task.project_id,
+            "seats_closed": closed + len(leased),
+            "leases_ended": ended,
+        },
+        reason=reason,
+    )
+    return task
+
+
+@transaction.atomic
+def task_delete(*, task: Task, actor: AbstractBaseUser | None) -> None:
+    """Delete a task nobody holds or submitted, with its seats and released assignments.
+
+    A task with submitted work, or held under a lease right now, is a conflict: cancel it.
+    """
+    _require_writable(task)
+    slots = lock_slots(task_id=task.pk)
+    if any(slot.state == SlotState.DONE for slot in slots) or (
+        Annotation.objects.filter(task_id=task.pk).exists()
+    ):
+        raise Conflict(
+            "Work was submitted for this task; cancel it instead, which keeps the work.",
+            code=ErrorCode.IN_USE,
+        )
+    if any(slot.state == SlotState.LEASED for slot in slots):
+        raise Conflict(
+            "Someone holds this task under a lease; cancel it instead, which ends the lease.",
+            code=ErrorCode.IN_USE,
+        )
+    audit_record(
+        organization=task.project.organization,
+        actor=actor,
+        verb=AuditVerb.TASK_DELETED,
+        target=task,
+        before={"project": task.project_id, "external_id": task.external_id},
+    )
+    task.delete()
