@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("workforce.urls")),
     path("api/v1/", include("tasks.urls")),
+    path("api/v1/", include("qa.urls")),
 ]

@@ -6,20 +6,33 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .relay import (
+    CLOSE_ACCESS_ENDED,
     CLOSE_BAD_REQUEST,
     CLOSE_NOT_FOUND,
     CLOSE_UNAUTHENTICATED,
     LiveSocket,
     relay,
 )
-from .selectors import SocketKey, live_access
+from .selectors import SocketKey, had_membership, live_access
+from .tickets import ticket_user
+
+
+def _parameters(query_string: bytes) -> dict[str, str] | None:
+    """The query's parameters, each with its one value; None when one is given twice."""
+    query = parse_qs(query_string.decode("latin-1"))
+    if any(len(values) != 1 for values in query.values()):
+        return None
+    return {name: values[0] for name, values in query.items()}
 
 
 class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
-    """Live events of one organization the user belongs to: ``/ws/orgs/<slug>/[?after=<id>]``.
+    """Live events of one organization the user belongs to:
+    ``/ws/orgs/<slug>/[?after=<id>][&ticket=<ticket>]``.
 
-    Staff receive the organization's events; everyone receives the events about their own work.
-    The messages and their order are told in ``qa/live.py``.
+    A browser is known by its session; an API client by a ticket from ``POST
+    /api/v1/live/ticket`` (``qa/tickets.py``). Staff receive the organization's events;
+    everyone receives the events about their own work. The messages and their order are told
+    in ``qa/live.py``; a refused socket's close code says why (``qa/relay.py``).
     """
 
     # Events come from this process's relay, which reads the outbox: no channel layer (and no
@@ -29,28 +42,62 @@ class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
     socket: LiveSocket | None = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        after = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after")
-        if after is not None and not (
-            len(after) == 1 and after[0].isascii() and after[0].isdigit() and len(after[0]) < 19
+        query = _parameters(self.scope.get("query_string", b""))
+        after = query.get("after") if query is not None else None
+        if query is None or not (
+            after is None or (after.isascii() and after.isdigit() and len(after) < 19)
         ):
-            await self.close(code=CLOSE_BAD_REQUEST)
+            await self.refuse(
+                CLOSE_BAD_REQUEST, "Malformed query: a parameter given twice, or a bad after."
+            )
             return
+        ticket = query.get("ticket")
         slug = self.scope["url_route"]["kwargs"]["slug"]
-        session = self.scope.get("session")
-        key = SocketKey(user.pk, slug, session.session_key if session is not None else None)
+        if ticket is not None:
+            # A ticket names its user: no session is involved, and none is checked later.
+            user_id = ticket_user(ticket, organization=slug)
+            key = SocketKey(user_id, slug, None) if user_id is not None else None
+        else:
+            user = self.scope.get("user")
+            session = self.scope.get("session")
+            key = (
+                SocketKey(user.pk, slug, session.session_key if session is not None else None)
+                if user is not None and user.is_authenticated
+                else None
+            )
+        if key is None:
+            await self.refuse(
+                CLOSE_UNAUTHENTICATED,
+                "Ticket forged, expired or for another organization; "
+                "get one from POST /api/v1/live/ticket."
+                if ticket is not None
+                else "Log in, or send a ticket from POST /api/v1/live/ticket.",
+            )
+            return
         (access,) = await database_sync_to_async(live_access)([key])
         if access is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            member = await database_sync_to_async(had_membership)(
+                user_id=key.user_id, organization=slug
+            )
+            if member:
+                await self.refuse(CLOSE_ACCESS_ENDED, "Your access to this organization ended.")
+            else:
+                await self.refuse(CLOSE_NOT_FOUND, "No such organization among yours.")
             return
         await self.accept()
         self.socket = LiveSocket(
             key=key, access=access, organization=slug, send=self.send_json, close=self.close
         )
-        await relay().join(self.socket, after=int(after[0]) if after else None)
+        await relay().join(self.socket, after=int(after) if after else None)
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close with a code that says why (``qa/relay.py`` lists them), and a reason.
+
+        Accepted first: a socket closed before it is accepted reaches a client through a real
+        server as a bare HTTP 403, and the code would be lost. Nothing is sent before the close.
+        """
+        await self.accept()
+        await self.close(code=code, reason=reason)
 
     async def disconnect(self, code):
         if self.socket is not None:

@@ -54,12 +54,13 @@ MAX_QUEUED = 1000
 
 APPLICATION_NAME = "assay live relay"
 
-# Close codes a client can act on.
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_ACCESS_ENDED = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_BAD_REQUEST = 4400
-CLOSE_TOO_SLOW = 4408
+# Close codes a client can act on (README, "Live events"). A socket refused when it connects is
+# accepted first and then closed with one, so that the code reaches the client.
+CLOSE_BAD_REQUEST = 4400  # a malformed query: a parameter twice, a cursor that is no id
+CLOSE_UNAUTHENTICATED = 4401  # no session and no ticket, or a ticket forged, expired or elsewhere
+CLOSE_ACCESS_ENDED = 4403  # a membership that no longer gives access, at connect or later
+CLOSE_NOT_FOUND = 4404  # no organization of the user's has that slug
+CLOSE_TOO_SLOW = 4408  # the client fell too far behind (after ``resync``)
 
 _TABLE = LiveEvent._meta.db_table
 _COLUMNS = "id, organization_id, member_id, staff, type, data, created_at, xid"

@@ -94,3 +94,12 @@ def live_access(keys: Sequence[SocketKey]) -> list[LiveAccess | None]:
             if found[index] and key.session_key and not store().exists(key.session_key):
                 found[index] = None
     return found
+
+
+def had_membership(*, user_id: int, organization: str) -> bool:
+    """Whether the user holds a membership of the organization, active or not.
+
+    Tells a socket refused for access that ended (a deactivated membership) from one naming an
+    organization the user is not in, which is not confirmed to exist.
+    """
+    return Member.objects.filter(user_id=user_id, organization__slug=organization).exists()

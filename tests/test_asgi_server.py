@@ -14,6 +14,7 @@ from django.conf import settings
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from qa.relay import CLOSE_UNAUTHENTICATED
 from tests.helpers import asgi_server, image_rows, import_rows, make_project, staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,13 +64,14 @@ def test_a_submission_over_http_reaches_the_qa_leads_websocket(org, server):
 
 def test_the_server_refuses_an_anonymous_websocket(org, server):
     async def scenario():
-        # The consumer closes before accepting, so the server refuses the handshake itself.
-        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        # Accepted, then closed with the code that says why: closed before the accept, the
+        # server would refuse the handshake with a bare 403 and the code would be lost.
+        with pytest.raises(websockets.ConnectionClosed) as refused:
             async with websockets.connect(
                 server.replace("http://", "ws://") + "/ws/orgs/acme/",
                 additional_headers={"Origin": "http://127.0.0.1"},
             ) as socket_:
                 await asyncio.wait_for(socket_.recv(), 10)
-        assert refused.value.response.status_code == 403
+        assert refused.value.rcvd.code == CLOSE_UNAUTHENTICATED
 
     asyncio.run(scenario())
