@@ -1,14 +1,18 @@
-"""API plumbing shared by every app: pagination and the one exception handler."""
+"""API plumbing shared by every app: pagination, input validation and the one exception
+handler."""
+
+from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError, ErrorCode
-from config.middleware import RETRY_AFTER_SECONDS, database_timeout
+from config.errors import DomainError, ErrorCode, FieldErrors
+from config.middleware import RETRY_AFTER_SECONDS, database_timeout, error_response
 
 
 class Pagination(PageNumberPagination):
@@ -32,6 +36,36 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     else:
         out[prefix or "non_field_errors"] = [str(detail)]
     return out
+
+
+def validated(serializer: serializers.Serializer, *checks: Callable[[dict], None]) -> dict:
+    """Return the serializer's validated data, or raise one error naming every bad field.
+
+    When the serializer refuses some fields, each of ``checks`` (the service's own validation,
+    which raises ``ValidationFailed``) still runs on the fields that passed, so that one answer
+    names the bad kind and the bad overlap together. When the serializer accepts everything the
+    checks are left to the service, which runs them anyway.
+    """
+    if serializer.is_valid():
+        return dict(serializer.validated_data)
+    problems = FieldErrors()
+    problems.update(_flatten(serializer.errors))
+    values = _values_that_passed(serializer)
+    for check in checks:
+        with problems.collect():
+            check(values)
+    raise problems.error()
+
+
+def _values_that_passed(serializer: serializers.Serializer) -> dict:
+    """The validated values of the fields a refused serializer did not name."""
+    data = serializer.initial_data
+    if not isinstance(data, dict) or not isinstance(serializer.errors, dict):
+        return {}
+    rest = {key: value for key, value in data.items() if key not in serializer.errors}
+    # Partial: the refused fields are left out, required ones among them.
+    again = type(serializer)(data=rest, partial=True, context=serializer.context)
+    return dict(again.validated_data) if again.is_valid() else {}
 
 
 # DRF's own exceptions, as the codes this API answers with. A subclass of one of them answers
@@ -87,3 +121,13 @@ def exception_handler(exc, context):
     else:
         response.data = _body(_drf_code(exc), str(exc.detail))
     return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Answer an unhandled exception (Django's ``handler500``): the envelope under ``/api/``,
+    Django's page elsewhere. What went wrong is logged, never sent."""
+    if request.path.startswith("/api/"):
+        return error_response(
+            500, ErrorCode.SERVER_ERROR, "The server failed to answer; the error is logged."
+        )
+    return defaults.server_error(request)

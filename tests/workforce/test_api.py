@@ -58,9 +58,11 @@ def test_token_login_then_api_access():
     assert client.get("/api/v1/annotators/").status_code == 200
 
 
-def test_wrong_password_is_a_400_naming_the_problem():
+def test_wrong_password_is_a_401_with_a_challenge():
     response = APIClient().post("/api/v1/auth/token/", {"username": "x", "password": "y"})
-    assert_error(response, 400, "non_field_errors")
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "authentication_failed"
+    assert response["WWW-Authenticate"] == "Token"
 
 
 def test_anonymous_requests_are_refused(org):
@@ -301,9 +303,10 @@ def test_audit_log_lists_and_filters_but_offers_no_way_to_change_it(org, domain)
     assert_error(client.get("/api/v1/audit-events/?since=yesterday"), 400, "since")
     for method in ("put", "patch", "delete", "post"):
         response = getattr(client, method)("/api/v1/audit-events/")
-        # No role is given a method that writes, so every role is refused it.
-        assert response.status_code == 403, (method, response.content)
-        assert response.json()["error"]["code"] == "permission_denied"
+        # The log has no method that writes: whoever asks is told which methods there are.
+        assert response.status_code == 405, (method, response.content)
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert "GET" in response["Allow"]
 
 
 def test_domain_crud(org):

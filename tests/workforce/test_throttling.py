@@ -81,7 +81,7 @@ def test_the_wrong_password_past_the_budget_answers_429_and_checks_nothing(org, 
     victim, address = org.qa_lead.user.username, fresh_address()
     for _ in range(ADDRESS_BUDGET):
         response = token(victim, "wrong-password", address)
-        assert response.status_code == 400, response.content
+        assert response.status_code == 401, response.content
     assert_throttled(token(victim, "wrong-password", address))
     # Over the budget even the right password is not checked from this address.
     assert_throttled(token(victim, PASSWORD, address))
@@ -95,7 +95,7 @@ def test_a_forged_forwarded_for_or_another_host_of_the_same_ipv6_64_gives_no_new
     for n in range(ADDRESS_BUDGET):
         client = APIClient(REMOTE_ADDR=f"{net}:1::{n + 1}", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
         response = client.post("/api/v1/auth/token/", {"username": victim, "password": "nope"})
-        assert response.status_code == 400
+        assert response.status_code == 401
     assert_throttled(token(victim, "nope", f"{net}:1:ffff::1"))
     assert token(victim, PASSWORD, f"{net}:2::1").status_code == 200
 
@@ -105,7 +105,7 @@ def test_an_account_under_attack_from_many_addresses_still_logs_in_where_it_did_
     home = fresh_address()
     assert token(victim, PASSWORD, home).status_code == 200
     for _ in range(ACCOUNT_BUDGET):
-        assert token(victim, "guess", fresh_address()).status_code == 400
+        assert token(victim, "guess", fresh_address()).status_code == 401
     # The account's budget is spent: a new address is refused without a check...
     assert_throttled(token(victim, "guess", fresh_address()))
     assert_throttled(token(victim, PASSWORD, fresh_address()))
@@ -119,7 +119,7 @@ def test_a_success_gives_back_its_unit_so_logging_in_often_is_never_throttled(or
     for _ in range(ADDRESS_BUDGET + 5):
         assert token(org.manager.user.username, PASSWORD, address).status_code == 200
     for _ in range(ADDRESS_BUDGET - 1):
-        assert token(org.manager.user.username, "typo", address).status_code == 400
+        assert token(org.manager.user.username, "typo", address).status_code == 401
     assert token(org.manager.user.username, PASSWORD, address).status_code == 200
 
 
@@ -186,7 +186,7 @@ def test_with_redis_hung_authentication_answers_within_a_second_and_stays_bounde
             # Counting goes on in process memory: wrong passwords stay bounded.
             for _ in range(ADDRESS_BUDGET):
                 started = time.monotonic()
-                assert token(login, "wrong", address).status_code == 400
+                assert token(login, "wrong", address).status_code == 401
                 assert time.monotonic() - started < 1.2
             assert_throttled(token(login, "wrong", address))
             assert len(checks) == ADDRESS_BUDGET

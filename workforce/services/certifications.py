@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors, ValidationFailed
 from workforce.locks import lock_annotator, lock_certification, lock_certifications_to_expire
 from workforce.models import Annotator, AuditVerb, Certification, CertificationStatus, Domain
 
@@ -29,6 +29,21 @@ def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
             "The expiry must be in the future.",
             fields={"expires_at": [f"{expires_at.isoformat()} is not in the future."]},
         )
+
+
+def certification_check(
+    *, evidence: str | None, expires_at: datetime | None, now: datetime | None = None
+) -> None:
+    """Refuse the evidence and expiry of a certification to issue, naming both if both are bad.
+
+    ``evidence`` None is not judged (the request's own was refused already).
+    """
+    problems = FieldErrors()
+    if evidence is not None and not evidence.strip():
+        problems.add("evidence", "Say what proves the qualification.")
+    with problems.collect():
+        _check_expiry(expires_at, now or timezone.now())
+    problems.raise_if_any("Invalid certification.")
 
 
 def _audit_certification(
@@ -66,11 +81,7 @@ def certification_issue(
     A certification that is in force or suspended is not issued again: renew or reinstate it.
     """
     now = timezone.now()
-    if not evidence.strip():
-        raise ValidationFailed(
-            "Evidence is required.", fields={"evidence": ["Say what proves the qualification."]}
-        )
-    _check_expiry(expires_at, now)
+    certification_check(evidence=evidence, expires_at=expires_at, now=now)
     if domain.organization_id != annotator.member.organization_id:
         raise ValidationFailed("Unknown domain.", fields={"domain": ["Not found."]})
     annotator = lock_annotator(annotator.pk)
