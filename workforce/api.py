@@ -1,6 +1,5 @@
 """Workforce REST API: thin views that parse, check the role, call a service, serialize."""
 
-import zoneinfo
 from collections.abc import Mapping
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -108,8 +107,10 @@ class ProfileFields(serializers.Serializer):
         child=serializers.RegexField(LANGUAGE_RE.pattern, help_text="e.g. en, pt-BR"),
         required=False,
     )
-    timezone = serializers.ChoiceField(
-        choices=sorted(zoneinfo.available_timezones()), required=False, help_text="IANA zone."
+    # Not an enum of the IANA names: Etc/GMT+0, Etc/GMT-0 and GMT0 are one identifier to a
+    # generated client, which then fails to build.
+    timezone = serializers.CharField(
+        required=False, max_length=64, help_text="An IANA time zone such as Europe/Berlin."
     )
     weekly_capacity_hours = serializers.IntegerField(required=False, min_value=0, max_value=168)
     max_concurrent_tasks = serializers.IntegerField(required=False, min_value=1, max_value=1000)
@@ -392,9 +393,11 @@ class AnnotatorDetailApi(OrganizationApi):
     @extend_schema(request=AnnotatorUpdateInput, responses=AnnotatorOut)
     def patch(self, request, pk: int):
         annotator = selectors.annotator_get(member=self.member, annotator_id=pk)
-        data = self.AnnotatorUpdateInput(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        services.annotator_update(annotator=annotator, actor=request.user, **data.validated_data)
+        fields = validated(
+            self.AnnotatorUpdateInput(data=request.data, partial=True),
+            services.validate_profile,
+        )
+        services.annotator_update(annotator=annotator, actor=request.user, **fields)
         return Response(
             AnnotatorOut(selectors.annotator_get(member=self.member, annotator_id=pk)).data
         )
