@@ -6,7 +6,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from workforce.auth_views import throttled_login
 from workforce.pages import home
 
-from . import pages
+from . import api, pages
+
+# Django's own answer to an unhandled exception is an HTML page; the API answers in its envelope.
+handler500 = api.server_error
 
 urlpatterns = [
     path("", home, name="home"),

@@ -237,3 +237,25 @@ def test_a_certification_with_three_bad_fields_names_all_three(org):
     error = assert_envelope(response, 400, "invalid_input")
     assert {"annotator", "domain", "evidence", "expires_at"} <= set(error["fields"])
     assert not Certification.objects.exists()
+
+
+def test_an_annotator_profile_with_bad_fields_of_both_layers_names_every_one(org):
+    client = org.client(Role.MANAGER)
+    body = {"languages": ["en", "en"], "timezone": "Mars/Olympus", "weekly_capacity_hours": -1}
+    response = client.patch(f"/api/v1/annotators/{org.annotator.pk}/", body, format="json")
+    error = assert_envelope(response, 400, "invalid_input")
+    # The repeated language is the service's rule; the other two, the serializer's.
+    assert {"languages", "timezone", "weekly_capacity_hours"} <= set(error["fields"])
+    org.annotator.refresh_from_db()
+    assert org.annotator.languages != ["en", "en"]
+
+
+def test_staffing_names_every_unknown_annotator(org):
+    project = make_project(org)
+    body = {"annotators": [org.annotator.pk, 10**9, 10**9 + 1]}
+    response = org.client(Role.MANAGER).post(
+        f"/api/v1/projects/{project.pk}/members/", body, format="json"
+    )
+    error = assert_envelope(response, 400, "invalid_input")
+    assert len(error["fields"]["annotators"]) == 2
+    assert not project.members.exists()

@@ -140,8 +140,9 @@ class ProjectDetailApi(OrganizationApi):
         responses={
             200: ProjectOut,
             409: error_response(
-                "The change does not fit the project's work (`frozen`): a setting fixed once "
-                "tasks exist, or labels its annotations use."
+                "The change does not fit the project's work: a setting fixed once tasks exist "
+                "(`frozen`), labels or keypoints stored work uses (`in_use`), or a return to "
+                "draft with work in progress (`conflict`)."
             ),
         },
     )
@@ -174,7 +175,8 @@ def _add_members(view: OrganizationApi, project_id: int):
     missing = sorted(ids - {a.pk for a in found})
     if missing:
         raise ValidationFailed(
-            "Unknown annotator.", fields={"annotators": [f"Unknown annotator {missing[0]}."]}
+            "Unknown annotator.",
+            fields={"annotators": [f"Unknown annotator {pk}." for pk in missing]},
         )
     members = projects.project_members_add(
         project=project, annotators=found, role=data.validated_data["role"], actor=view.request.user
@@ -281,7 +283,13 @@ class ProjectUnarchiveApi(OrganizationApi):
 
     roles = {"POST": MANAGER}
 
-    @extend_schema(request=ArchiveInput, responses=ProjectOut)
+    @extend_schema(
+        request=ArchiveInput,
+        responses={
+            200: ProjectOut,
+            409: error_response("The project is not archived (`invalid_status`)."),
+        },
+    )
     def post(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
         data = ArchiveInput(data=request.data)

@@ -240,14 +240,13 @@ def project_members_add(
     Qualification is not required to join (a manager may staff ahead of a certification);
     the claim checks it every time.
     """
+    problems = FieldErrors()
     if role not in ProjectRole.values:
-        raise ValidationFailed("Unknown role.", fields={"role": [f"Unknown role {role!r}."]})
+        problems.add("role", f"Unknown role {role!r}.")
     for annotator in annotators:
         if annotator.status == AnnotatorStatus.OFFBOARDED:
-            raise ValidationFailed(
-                "Offboarded annotators cannot join projects.",
-                fields={"annotators": [f"{annotator} is offboarded."]},
-            )
+            problems.add("annotators", f"{annotator} is offboarded and cannot join projects.")
+    problems.raise_if_any("Invalid staffing.")
     members = []
     for annotator in sorted(annotators, key=lambda a: a.pk):
         member, _created = ProjectMember.objects.update_or_create(

@@ -4,7 +4,12 @@ One module per noun; the services are re-exported here, so callers write
 ``services.member_create(...)``.
 """
 
-from .annotators import annotator_set_status, annotator_skill_set, annotator_update
+from .annotators import (
+    annotator_set_status,
+    annotator_skill_set,
+    annotator_update,
+    validate_profile,
+)
 from .audit import audit_record, changed_fields, field_values, model_update
 from .certifications import (
     certification_check,
@@ -49,4 +54,5 @@ __all__ = [
     "member_role_change",
     "model_update",
     "organization_create",
+    "validate_profile",
 ]

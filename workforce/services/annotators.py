@@ -7,7 +7,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors, ValidationFailed
 from workforce.locks import lock_annotator
 from workforce.models import (
     MAX_SKILL_LEVEL,
@@ -59,12 +59,12 @@ def annotator_update(
 
     Only what changed is saved and audited; a change to nothing writes no event.
     """
-    unknown = set(fields) - set(PROFILE_FIELDS)
-    if unknown:
-        raise ValidationFailed(
-            "Unknown fields.", fields={name: ["Cannot be changed here."] for name in unknown}
-        )
-    validate_profile(fields)
+    problems = FieldErrors()
+    for name in sorted(set(fields) - set(PROFILE_FIELDS)):
+        problems.add(name, "Cannot be changed here.")
+    with problems.collect():
+        validate_profile(fields)
+    problems.raise_if_any("Invalid annotator profile.")
     annotator = lock_annotator(annotator.pk)
     changes = model_update(annotator, fields)
     if changes:
