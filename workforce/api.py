@@ -234,7 +234,12 @@ class MemberDetailApi(OrganizationApi):
 
     @extend_schema(
         request=MemberUpdateInput,
-        responses=MemberOut,
+        responses={
+            200: MemberOut,
+            409: error_response(
+                "The organization's last manager keeps the role (`invalid_status`)."
+            ),
+        },
         examples=[OpenApiExample("Promote", value={"role": "qa_lead", "reason": "New QA lead"})],
     )
     def patch(self, request, pk: int):

@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.errors import ValidationFailed
+from config.openapi import error_response
 from tasks import selectors
 from tasks.filters import TaskFilter
 from tasks.serializers import (
@@ -68,7 +69,15 @@ class TaskDetailApi(OrganizationApi):
         task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
         return Response(_detail_serializer(self.member.role)(task).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: None,
+            409: error_response(
+                "Someone holds the task or submitted work for it: cancel it instead (`in_use`); "
+                "or the project is archived (`invalid_status`)."
+            ),
+        }
+    )
     def delete(self, request, pk: int, task_id: int):
         task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
         tasks.task_delete(task=task, actor=request.user)
@@ -89,7 +98,15 @@ class TaskCancelApi(OrganizationApi):
 
     roles = {"POST": MANAGER}
 
-    @extend_schema(request=CancelInput, responses=TaskDetailOut)
+    @extend_schema(
+        request=CancelInput,
+        responses={
+            200: TaskDetailOut,
+            409: error_response(
+                "The task is complete, or its project archived (`invalid_status`)."
+            ),
+        },
+    )
     def post(self, request, pk: int, task_id: int):
         task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
         data = CancelInput(data=request.data)
