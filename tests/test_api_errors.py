@@ -259,3 +259,11 @@ def test_staffing_names_every_unknown_annotator(org):
     error = assert_envelope(response, 400, "invalid_input")
     assert len(error["fields"]["annotators"]) == 2
     assert not project.members.exists()
+
+
+def test_a_domain_with_a_taken_slug_and_a_bad_name_names_both(org):
+    client = org.client(Role.MANAGER)
+    assert client.post("/api/v1/domains/", {"slug": "legal", "name": "Legal"}).status_code == 201
+    response = client.post("/api/v1/domains/", {"slug": "legal", "name": "x" * 201}, format="json")
+    error = assert_envelope(response, 400, "invalid_input")
+    assert set(error["fields"]) == {"slug", "name"}

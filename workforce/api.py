@@ -500,11 +500,14 @@ class DomainListApi(OrganizationApi):
         examples=[OpenApiExample("Domain", value={"slug": "medical-imaging", "name": "Medical"})],
     )
     def post(self, request):
-        data = self.DomainCreateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        domain = services.domain_create(
-            organization=self.member.organization, actor=request.user, **data.validated_data
+        organization = self.member.organization
+        fields = validated(
+            self.DomainCreateInput(data=request.data),
+            lambda passed: services.domain_check(
+                organization=organization, slug=passed.get("slug")
+            ),
         )
+        domain = services.domain_create(organization=organization, actor=request.user, **fields)
         return Response(DomainOut(domain).data, status=status.HTTP_201_CREATED)
 
 

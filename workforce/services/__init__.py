@@ -18,7 +18,7 @@ from .certifications import (
     certification_set_status,
     certifications_expire,
 )
-from .domains import domain_create, domain_delete, domain_update
+from .domains import domain_check, domain_create, domain_delete, domain_update
 from .members import (
     invitation_answer,
     invitation_create,
@@ -41,6 +41,7 @@ __all__ = [
     "certification_set_status",
     "certifications_expire",
     "changed_fields",
+    "domain_check",
     "domain_create",
     "domain_delete",
     "domain_update",

@@ -9,15 +9,20 @@ from workforce.models import AuditVerb, Domain, Organization
 from .audit import audit_record, model_update
 
 
+def domain_check(*, organization: Organization, slug: str | None) -> None:
+    """Refuse a new domain's slug that the organization uses already."""
+    if slug is not None and Domain.objects.filter(organization=organization, slug=slug).exists():
+        raise ValidationFailed(
+            f"Domain {slug!r} exists.", fields={"slug": ["A domain with this slug exists."]}
+        )
+
+
 @transaction.atomic
 def domain_create(
     *, organization: Organization, slug: str, name: str, description: str, actor: AbstractBaseUser
 ) -> Domain:
     """Add a subject area annotators can be certified in."""
-    if Domain.objects.filter(organization=organization, slug=slug).exists():
-        raise ValidationFailed(
-            f"Domain {slug!r} exists.", fields={"slug": ["A domain with this slug exists."]}
-        )
+    domain_check(organization=organization, slug=slug)
     domain = Domain.objects.create(
         organization=organization, slug=slug, name=name, description=description
     )
