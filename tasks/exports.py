@@ -1,16 +1,24 @@
 """Exporting a project's annotated tasks through its kind's exporters, streamed.
 
 Each task goes out once, its annotations merged by the kind when several annotators worked on
-it, and is known in every format by the client's id, ``external_id`` (the id it was imported
-with), never by Assay's own task id.
+it (``merge_rules`` says how, per kind), and is known in every format by the client's id,
+``external_id`` (the id it was imported with), never by Assay's own task id.
+
+What goes out: every task with at least one annotation, complete or not (as before these
+options existed; ``only_complete`` keeps the tasks whose every seat is submitted), gold tasks
+aside unless ``include_gold`` (they are the vendor's checks, not the client's data). A cancelled
+task's submitted work goes out as any incomplete task's. JSON Lines rows also say whether the
+task is ``complete`` and which ``annotators`` (ids, in submission order) worked on it.
 """
 
+import inspect
 from collections.abc import Iterator
 from itertools import groupby
 
 from config.errors import Conflict, ValidationFailed
 from tasks import selectors
-from tasks.kinds import get_kind
+from tasks.kinds import KINDS, get_kind
+from tasks.kinds.base import JSONL
 from tasks.models import Annotation, Project
 
 CHUNK = 2_000
@@ -23,21 +31,47 @@ def export_formats(project: Project) -> list[str]:
     return [f.name for f in get_kind(project.kind).export_formats]
 
 
-def _items(project: Project) -> Iterator[tuple[str, dict, object]]:
-    """Yield (external id, data, payload) per annotated task; several annotators are merged."""
+def merge_rules() -> dict[str, str]:
+    """How each kind merges several annotators' payloads into the one exported, by kind key.
+
+    Read from the kinds' own ``merge`` docstrings, so that the API's description and the code
+    never disagree. The export merges with equal weights and the default quorum.
+    """
+    return {
+        key: " ".join(inspect.getdoc(type(kind).merge).split()) for key, kind in KINDS.items()
+    }
+
+
+def _items(
+    project: Project, *, only_complete: bool, include_gold: bool
+) -> Iterator[tuple[str, dict, object, dict]]:
+    """Yield (external id, data, payload, facts) per annotated task; several annotators are
+    merged. ``facts`` is what JSON Lines adds to a row: ``complete`` and ``annotators``."""
     kind = get_kind(project.kind)
+    annotations = Annotation.objects.filter(project=project)
+    if only_complete:
+        annotations = annotations.filter(task__completed_at__isnull=False)
+    if not include_gold:
+        annotations = annotations.filter(task__is_gold=False)
     rows = (
-        Annotation.objects.filter(project=project)
-        .order_by("task_id", "id")
-        .values_list("task_id", "task__external_id", "task__data", "payload")
+        annotations.order_by("task_id", "id")
+        .values_list(
+            "task_id",
+            "task__external_id",
+            "task__data",
+            "payload",
+            "annotator_id",
+            "task__completed_at",
+        )
         .iterator(chunk_size=CHUNK)
     )
     for _, group in groupby(rows, key=lambda row: row[0]):
         group = list(group)
-        _, external_id, data, payload = group[0]
+        _, external_id, data, payload, _, completed_at = group[0]
         if len(group) > 1:
             payload = kind.merge([row[3] for row in group], None, project.label_schema).payload
-        yield external_id, data, payload
+        facts = {"complete": completed_at is not None, "annotators": [row[4] for row in group]}
+        yield external_id, data, payload, facts
 
 
 def _pieces(chunks: Iterator[str]) -> Iterator[str]:
@@ -74,16 +108,23 @@ def export_check(project: Project) -> None:
         )
 
 
-def export_project(project: Project, fmt: str) -> tuple[Iterator[str], str, str]:
+def export_project(
+    project: Project, fmt: str, *, only_complete: bool = False, include_gold: bool = False
+) -> tuple[Iterator[str], str, str]:
     """Return (text chunks, media type, file name) for ``fmt``, one of the kind's formats.
 
-    The project is checked first (``export_check``): an export that starts also ends.
+    The project is checked first (``export_check``): an export that starts also ends. What
+    goes out is this module's docstring's to say.
     """
     kind = get_kind(project.kind)
     for export_format in kind.export_formats:
         if export_format.name == fmt:
             export_check(project)
-            chunks = _pieces(export_format.write(_items(project), project.label_schema))
+            items = _items(project, only_complete=only_complete, include_gold=include_gold)
+            if export_format is not JSONL:
+                # The other formats have no place for the per-row facts.
+                items = (item[:3] for item in items)
+            chunks = _pieces(export_format.write(items, project.label_schema))
             name = f"project-{project.pk}.{export_format.extension}"
             return chunks, export_format.media_type, name
     raise ValidationFailed(

@@ -2,7 +2,7 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -10,7 +10,7 @@ from config.errors import ErrorCode, ValidationFailed
 from config.openapi import error_response
 from config.parsers import FormParser, MultiPartParser
 from tasks import selectors
-from tasks.exports import export_project
+from tasks.exports import export_project, merge_rules
 from tasks.openapi import EXPORT_FORMAT_PARAMETER, EXPORT_RESPONSES
 from tasks.serializers import TaskImportOut
 from tasks.services import imports
@@ -110,6 +110,25 @@ class TaskImportDetailApi(OrganizationApi):
         return Response(TaskImportOut(task_import).data)
 
 
+def _export_description() -> str:
+    rules = "\n".join(f"- `{kind}`: {rule}" for kind, rule in merge_rules().items())
+    return (
+        "Stream the project's annotated tasks in one of its kind's formats.\n\n"
+        "Every task with at least one annotation goes out, complete or not, unless "
+        "`only_complete=true` (the default is false, as before the option existed); gold tasks "
+        "go out only with `include_gold=true`. A JSON Lines row also says whether its task is "
+        "`complete` and which `annotators` (ids, in submission order) worked on it.\n\n"
+        "A task several annotators worked on goes out as one merged answer; each kind merges "
+        "with equal weights and a quorum of more than half of the annotators:\n\n" + rules
+    )
+
+
+class ExportInput(serializers.Serializer):
+    format = serializers.CharField(required=False, default="jsonl")
+    only_complete = serializers.BooleanField(required=False, default=False)
+    include_gold = serializers.BooleanField(required=False, default=False)
+
+
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["tasks"])
 class ProjectExportApi(OrganizationApi):
     """Stream the project's annotated tasks in one of its kind's formats."""
@@ -117,7 +136,17 @@ class ProjectExportApi(OrganizationApi):
     roles = {"GET": STAFF}
 
     @extend_schema(
-        parameters=[EXPORT_FORMAT_PARAMETER],
+        description=_export_description(),
+        parameters=[
+            EXPORT_FORMAT_PARAMETER,
+            OpenApiParameter(
+                "only_complete",
+                bool,
+                default=False,
+                description="Only tasks whose every seat is submitted.",
+            ),
+            OpenApiParameter("include_gold", bool, default=False, description="Gold tasks too."),
+        ],
         responses={
             **EXPORT_RESPONSES,
             409: error_response(
@@ -128,8 +157,10 @@ class ProjectExportApi(OrganizationApi):
     )
     def get(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
-        fmt = request.query_params.get("format", "jsonl")
-        chunks, media_type, filename = export_project(project, fmt)
+        options = ExportInput(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        options = dict(options.validated_data)
+        chunks, media_type, filename = export_project(project, options.pop("format"), **options)
         response = StreamingHttpResponse(chunks, content_type=media_type)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

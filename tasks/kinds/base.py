@@ -97,9 +97,15 @@ class UnknownExportFormat(KeyError):
 
 
 def write_jsonl(items: Iterable[ExportItem], schema: Schema) -> Iterator[str]:
-    """Yield one JSON line per task: {"external_id", "data", "annotation"}."""
-    for external_id, data, payload in items:
+    """Yield one JSON line per task: {"external_id", "data", "annotation"}.
+
+    An item may carry a fourth element, a dict of facts about the task added to its line (the
+    project export adds ``complete`` and ``annotators``).
+    """
+    for external_id, data, payload, *facts in items:
         record = {"external_id": external_id, "data": data, "annotation": payload}
+        if facts:
+            record.update(facts[0])
         yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 

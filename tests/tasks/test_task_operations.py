@@ -368,3 +368,84 @@ def test_other_organizations_cannot_archive(org, other_org):
 def _lines(response) -> list[dict]:
     assert response.status_code == 200
     return [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+
+
+# Export options.
+
+
+def _exported_project(org):
+    """img-0 complete by two annotators, img-1 started (one of two), img-2 gold and complete."""
+    project = make_project(org, overlap=2)
+    rows = image_rows(3)
+    rows[2]["gold_answer"] = BOX
+    import_rows(project, rows)
+    first, second = org.annotator, org.add_annotator("second")
+    staff(project, first, second)
+    for annotator, wanted in ((first, {"img-0", "img-1", "img-2"}), (second, {"img-0", "img-2"})):
+        # Each claims every task; what it does not submit stays leased, in progress.
+        while claimed := claim_next(annotator=annotator, project_id=project.pk).claimed:
+            assignment = Assignment.objects.select_related("project", "task").get(
+                pk=claimed.assignment_id
+            )
+            if assignment.task.external_id in wanted:
+                assignment_submit(assignment=assignment, payload=BOX)
+    return project, first, second
+
+
+def test_export_rows_say_complete_and_annotators_and_leave_gold_out_by_default(org):
+    project, first, second = _exported_project(org)
+    url = f"/api/v1/projects/{project.pk}/export"
+    client = org.client(Role.MANAGER)
+    rows = {row["external_id"]: row for row in _lines(client.get(f"{url}?format=jsonl"))}
+    # As before the options: incomplete tasks go out too; gold ones no longer do.
+    assert set(rows) == {"img-0", "img-1"}
+    assert rows["img-0"]["complete"] is True
+    assert sorted(rows["img-0"]["annotators"]) == sorted([first.pk, second.pk])
+    assert rows["img-1"] == rows["img-1"] | {"complete": False, "annotators": [first.pk]}
+    assert rows["img-0"]["annotation"]["boxes"][0]["label"] == "car"
+    complete = _lines(client.get(f"{url}?format=jsonl&only_complete=true"))
+    assert [row["external_id"] for row in complete] == ["img-0"]
+    everything = _lines(client.get(f"{url}?format=jsonl&include_gold=true&only_complete=1"))
+    assert [row["external_id"] for row in everything] == ["img-0", "img-2"]
+    # Formats without room for the facts take the same options.
+    coco = json.loads(
+        b"".join(client.get(f"{url}?format=coco&include_gold=true").streaming_content)
+    )
+    assert len(coco["images"]) == 3
+
+
+def test_export_options_refuse_what_is_not_a_boolean(org):
+    project, *_ = _exported_project(org)
+    response = org.client(Role.MANAGER).get(
+        f"/api/v1/projects/{project.pk}/export?only_complete=maybe&include_gold=sometimes"
+    )
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"only_complete", "include_gold"}
+
+
+def test_export_command_takes_the_same_options(org, tmp_path):
+    from django.core.management import call_command
+
+    project, *_ = _exported_project(org)
+    out = tmp_path / "export.jsonl"
+    call_command("export_tasks", project.pk, "--only-complete", "--include-gold", "--output", out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(row["external_id"], row["complete"]) for row in rows] == [
+        ("img-0", True),
+        ("img-2", True),
+    ]
+
+
+def test_the_schema_documents_each_kinds_merge_rule_and_the_export_options(client):
+    from tasks.exports import merge_rules
+    from tasks.kinds import KINDS
+
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/projects/{id}/export/"]["get"]
+    rules = merge_rules()
+    assert set(rules) == set(KINDS)
+    for kind, rule in rules.items():
+        assert f"`{kind}`: {rule}" in operation["description"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert parameters["only_complete"]["schema"] == {"type": "boolean", "default": False}
+    assert parameters["include_gold"]["schema"] == {"type": "boolean", "default": False}
