@@ -8,8 +8,12 @@ every view of a kind, so that no view has to repeat it and a new view is describ
   a view with a ``filterset_class`` lists its filters as query parameters.
 - Path ids matched by ``\\d+`` are integers.
 - Every operation lists the error statuses it can answer, each with the ``Error`` envelope
-  (``config.api.exception_handler``). Which apply is read from the operation itself; only a 409
-  needs saying in the view (``error_response``), since only the service knows its conflicts.
+  (``config.api.exception_handler``), read from the operation itself: 400 where it takes a
+  body or parameters; 401 and 429 where it authenticates (an unknown token is throttled); 403
+  where a permission can refuse an authenticated caller (``may_refuse``); 404 where the path
+  has an id or the organization header can name none of the caller's; 413 and 415 where it
+  takes a body; 503 everywhere (a database timeout). Only a 409 is said in the view
+  (``error_response``): only the service knows its conflicts.
 """
 
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
@@ -70,6 +74,7 @@ _DESCRIPTIONS = {
     "names none of your organizations (`organization_not_found`, `no_membership`).",
     409: "The change does not fit the object's current state (`conflict`).",
     413: "The body is over the size limit the message names (`payload_too_large`).",
+    415: "The body's content type is not one the operation reads (`unsupported_media_type`).",
     429: "Too many failed authentication attempts (`throttled`); retry after `Retry-After`.",
     503: "The database is busy with this data (`timed_out`); retry after `Retry-After`.",
 }
@@ -128,7 +133,7 @@ class AssaySchema(AutoSchema):
         if has_body or any(p["in"] in ("query", "header") for p in parameters):
             statuses.add(400)
         if has_body:
-            statuses.add(413)
+            statuses |= {413, 415}
         security = operation.get("security", [])
         authenticated = bool(security) and {} not in security
         if authenticated:

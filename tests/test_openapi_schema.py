@@ -114,7 +114,7 @@ def test_every_operation_documents_its_error_statuses_with_the_envelope(schema):
         if {} not in operation.get("security", [{}]):
             assert {401, 429} <= errors, where
         if "requestBody" in operation:
-            assert {400, 413} <= errors, where
+            assert {400, 413, 415} <= errors, where
         if any(p["in"] == "path" for p in parameters):
             assert 404 in errors, where
         if any(p["name"] == "X-Organization" for p in parameters):
