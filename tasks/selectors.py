@@ -84,13 +84,15 @@ def project_progress(project_ids: list[int]) -> dict[int, dict]:
         Slot.objects.filter(project_id__in=project_ids)
         .values("project_id")
         .annotate(
-            needed=Count("id"),
+            # A cancelled task's closed seats are needed no more.
+            needed=Count("id", filter=~Q(state=SlotState.CLOSED)),
             submitted=Count("id", filter=Q(state=SlotState.DONE)),
             started=Count(
                 "task_id",
                 distinct=True,
                 filter=Q(state__in=[SlotState.LEASED, SlotState.DONE])
-                & Q(task__completed_at__isnull=True),
+                & Q(task__completed_at__isnull=True)
+                & Q(task__cancelled_at__isnull=True),
             ),
         )
     )

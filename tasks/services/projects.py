@@ -290,7 +290,8 @@ def project_seats_add(*, project: Project) -> int:
         with transaction.atomic():
             overlap = lock_project_overlap(project.pk)
             tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
-            batch = dict(tasks.values_list("pk", "priority"))
+            # A cancelled task gets no new seat: nobody is to be served it again.
+            batch = dict(tasks.filter(cancelled_at__isnull=True).values_list("pk", "priority"))
             if not batch:
                 # Other projects' tasks in between: go straight to this project's next one.
                 later = Task.objects.filter(project=project, pk__gt=after)
@@ -311,6 +312,7 @@ def project_seats_add(*, project: Project) -> int:
                     batch[task],
                 )
                 for task, (top, state) in last.items()
+                if task in batch
                 for seat in range(top + 1, overlap)
             ]
             with connection.cursor() as cursor:

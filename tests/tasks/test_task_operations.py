@@ -18,7 +18,7 @@ from tasks.models import (
     SlotState,
     Task,
 )
-from tasks.services.claims import assignment_submit, claim_next
+from tasks.services.claims import assignment_release, assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import AuditEvent, AuditVerb, Role
 
@@ -210,6 +210,30 @@ def test_cancel_closes_seats_ends_the_lease_and_keeps_submitted_work(org):
     # Again: the same answer, no second event.
     assert client.post(url).json()["status"] == "cancelled"
     assert AuditEvent.objects.filter(verb=AuditVerb.TASK_CANCELLED).count() == 1
+
+
+def test_a_cancelled_task_gets_no_new_seat_and_leaves_the_progress(org):
+    project = make_project(org, overlap=2)
+    import_rows(project, image_rows(1))
+    first, second = org.annotator, org.add_annotator("second")
+    staff(project, first, second)
+    released = _claim(first, project)
+    _submit(second, project)
+    assignment_release(assignment=released)
+    task = released.task
+    client = org.client(Role.MANAGER)
+    assert client.post(f"/api/v1/projects/{project.pk}/tasks/{task.pk}/cancel").status_code == 200
+    states = dict(Slot.objects.filter(task=task).values_list("seat", "state"))
+    assert states == {0: SlotState.CLOSED, 1: SlotState.DONE}
+    # Raising the overlap adds seats to every task but a cancelled one.
+    response = client.patch(f"/api/v1/projects/{project.pk}/", {"overlap": 3}, format="json")
+    assert response.status_code == 200
+    assert Slot.objects.filter(task=task).count() == 2
+    progress = client.get(f"/api/v1/projects/{project.pk}/").json()["progress"]
+    assert progress | {"annotations_needed": 1, "tasks_in_progress": 0} == progress
+    third = org.add_annotator("third")
+    staff(project, third)
+    assert claim_next(annotator=third, project_id=project.pk).claimed is None
 
 
 def test_a_complete_task_cannot_be_cancelled(org):
