@@ -9,8 +9,10 @@ transaction:
    of ``tasks/locks.py``: annotator, then one slot.
 2. Refuse an annotator who is missing (``not_found``) or not active (``not_active``), and one
    whose unexpired leases across all projects reach their own limit (``at_limit``).
-3. Walk the projects they are an active annotator member of, active ones only (or the one asked
-   for), by priority, deadline (none last), id. Skip a project they are not qualified for
+3. Walk the projects they may hold a lease in (``tasks_may_hold_lease`` in ``access.sql``: an
+   active annotator member of the project, whose account and organization membership as an
+   annotator are active), active ones only (or the one asked for), by priority, deadline (none
+   last), id. Skip a project they are not qualified for
    (``tasks_qualification``, the eligibility staffing shows too) or whose own concurrency limit
    they reach.
 4. In the first project that has one, take a slot with ``FOR NO KEY UPDATE SKIP LOCKED``,

@@ -94,7 +94,10 @@ BEGIN
         FROM tasks_projectmember m
         JOIN tasks_project p ON p.id = m.project_id
         CROSS JOIN LATERAL tasks_qualification(p_annotator, p.id, p_now) q
-        WHERE m.annotator_id = p_annotator AND m.is_active AND m.role = 'annotator'
+        -- Where they may hold a lease (access.sql): the rule that ends leases when access ends
+        -- is the one that grants them, member and account included. Read after the
+        -- annotator's row is locked, so a change of access that committed meanwhile is seen.
+        WHERE m.annotator_id = p_annotator AND tasks_may_hold_lease(p_annotator, p.id)
           AND p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
         ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
     LOOP

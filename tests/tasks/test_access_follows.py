@@ -5,17 +5,18 @@ leases in the same transaction: the slot opens for someone else at once, the ass
 ``revoked``, and heartbeat, release and submit answer 403 ``access_ended``.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tasks.models import Annotation, Assignment, AssignmentStatus, ProjectMember, Slot, SlotState
-from tasks.services.claims import assignments_expire
+from tasks.services.claims import assignments_expire, claim_next
 from tasks.services.projects import project_members_add
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
@@ -181,3 +182,58 @@ def test_submitted_work_is_kept_when_access_ends(org, project):
     assert assignment.status == AssignmentStatus.SUBMITTED
     assert Slot.objects.get(pk=assignment.slot_id).state == SlotState.DONE
     assert Annotator.objects.get(pk=org.annotator.pk).annotations.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_in_flight_when_access_ends_loses_the_lease_it_takes(org, project):
+    """The rule waits for a claim holding the annotator's row, then ends the lease it made."""
+    claimed, finish = threading.Event(), threading.Event()
+    held: list[int] = []
+    errors: list[BaseException] = []
+
+    def claimer() -> None:
+        try:
+            with transaction.atomic():
+                held.append(claim_next(annotator=org.annotator).claimed.assignment_id)
+                claimed.set()
+                finish.wait(10)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def remover() -> None:
+        try:
+            ProjectMember.objects.filter(project=project).update(is_active=False)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    claiming = threading.Thread(target=claimer)
+    claiming.start()
+    assert claimed.wait(10)
+    removing = threading.Thread(target=remover)
+    removing.start()
+    removing.join(0.5)
+    # The removal waits for the claim's transaction (the annotator's row), however long.
+    assert removing.is_alive()
+    finish.set()
+    claiming.join(10)
+    removing.join(10)
+    assert not errors, errors
+    assert_ended(held[0])
+
+
+@pytest.mark.parametrize("change", ["member_deactivated", "member_role", "user_deactivated"])
+def test_nobody_without_access_claims_even_past_the_api(org, project, change):
+    """The claim grants by the same rule: a caller that skipped the API's checks gets nothing."""
+    member = org.annotator_member
+    if change == "member_deactivated":
+        Member.objects.filter(pk=member.pk).update(is_active=False)
+    elif change == "member_role":
+        Member.objects.filter(pk=member.pk).update(role=Role.REVIEWER)
+    else:
+        get_user_model().objects.filter(pk=member.user_id).update(is_active=False)
+    assert claim_next(annotator=org.annotator).outcome == "no_projects"
+    assert not Assignment.objects.exists()
