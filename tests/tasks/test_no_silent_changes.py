@@ -2,6 +2,7 @@
 before their first byte."""
 
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -178,6 +179,10 @@ def test_an_export_the_schema_cannot_describe_fails_before_its_first_byte(org, t
 
     call_command("export_tasks", project.pk, format="jsonl", output=output)
     assert '"label":"car"' in output.read_text()
+    # The finished file is readable as any file the user makes, not private like a temp file.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert output.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_a_domain_projects_require_cannot_be_deleted(org):

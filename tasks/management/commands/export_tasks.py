@@ -49,6 +49,10 @@ class Command(BaseCommand):
         try:
             with open(handle, "w", encoding="utf-8") as stream:
                 stream.writelines(chunks)
+            # mkstemp makes the file private; the export gets the mode any new file would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
             os.replace(temporary, output)
         except BaseException as exc:
             Path(temporary).unlink(missing_ok=True)
