@@ -352,7 +352,11 @@ def _operations() -> list[tuple[str, str, list[str], list[str]]]:
             names: set[str] = set()
             for media in content.values():
                 ref = media.get("schema", {}).get("$ref", "")
-                names |= set(components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}))
+                body = components.get(ref.rsplit("/", 1)[-1], {})
+                # A body typed per kind is a oneOf of one object per kind (tasks/openapi.py).
+                for variant in [body, *body.get("oneOf", ())]:
+                    variant = components.get(variant.get("$ref", "").rsplit("/", 1)[-1], variant)
+                    names |= set(variant.get("properties", {}))
             operations.append((method, path, sorted(content), sorted(names)))
     return operations
 
