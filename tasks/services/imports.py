@@ -29,11 +29,11 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
-from config.errors import ValidationFailed
+from config.errors import Conflict, ErrorCode, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.locks import lock_import, lock_import_run, lock_project_overlap
-from tasks.models import ImportStatus, Project, TaskImport
+from tasks.models import ImportStatus, Project, ProjectStatus, TaskImport
 from tasks.task_files import (
     FORMATS,
     Row,
@@ -311,8 +311,14 @@ def task_import_start(
 
     In all-or-nothing mode every row is checked first, so a file with an invalid row is refused
     at once with its report, (None, report), and nothing is kept or queued. An empty file, or a
-    JSON file that is not an array, is refused in either mode.
+    JSON file that is not an array, is refused in either mode. An archived project takes no
+    new tasks (409).
     """
+    if project.status == ProjectStatus.ARCHIVED:
+        raise Conflict(
+            "The project is archived; unarchive it to import tasks.",
+            code=ErrorCode.INVALID_STATUS,
+        )
     _check_mode(fmt, on_error)
     upload.seek(0)
     if problem := file_problem(upload, fmt):

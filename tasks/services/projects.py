@@ -247,6 +247,10 @@ def project_members_add(
         if annotator.status == AnnotatorStatus.OFFBOARDED:
             problems.add("annotators", f"{annotator} is offboarded and cannot join projects.")
     problems.raise_if_any("Invalid staffing.")
+    if project.status == ProjectStatus.ARCHIVED:
+        raise Conflict(
+            "The project is archived; unarchive it to staff it.", code=ErrorCode.INVALID_STATUS
+        )
     members = []
     for annotator in sorted(annotators, key=lambda a: a.pk):
         member, _created = ProjectMember.objects.update_or_create(

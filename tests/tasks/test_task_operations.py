@@ -3,6 +3,7 @@ project member, archive a project, and the export's options."""
 
 import json
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
@@ -354,6 +355,12 @@ def test_archive_stops_claims_ends_leases_freezes_settings_and_still_exports(org
     refused = client.patch(base, {"name": "renamed"}, format="json")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "invalid_status"
     assert client.post(f"{base}/tasks/{tasks[1].pk}/cancel").status_code == 409
+    row = json.dumps(image_rows(1, start=9)[0]).encode()
+    upload = SimpleUploadedFile("more.jsonl", row)
+    imported = client.post(f"{base}/tasks/import", {"file": upload}, format="multipart")
+    assert imported.status_code == 409 and Task.objects.filter(project=project).count() == 2
+    staffed = client.post(f"{base}/members", {"annotators": [first.pk]}, format="json")
+    assert staffed.status_code == 409
     export = client.get(f"{base}/export?format=jsonl")
     assert export.status_code == 200
     assert [row["external_id"] for row in _lines(export)] == ["img-0"]
