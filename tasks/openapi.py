@@ -96,6 +96,8 @@ class ProjectCreateExtension(OpenApiSerializerExtension):
         return {
             "oneOf": [{"$ref": ref} for ref in mapping.values()],
             "discriminator": {"propertyName": "kind", "mapping": mapping},
+            # What every alternative requires; it also tells the body is required.
+            "required": variant["required"],
         }
 
 
