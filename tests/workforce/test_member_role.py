@@ -1,8 +1,15 @@
 """Changing a member's role in the organization: who may, what it audits, what it refuses."""
 
+import threading
+
+import pytest
+from django.db import connection
+
+from config.errors import Conflict
 from tasks.models import Assignment, AssignmentStatus, Slot, SlotState
 from tasks.services.claims import claim_next
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import Org, image_rows, import_rows, make_project, staff
+from workforce import services
 from workforce.models import Annotator, AuditEvent, AuditVerb, Member, Role
 
 
@@ -97,3 +104,30 @@ def test_an_annotator_moved_to_another_role_loses_their_leases(org):
     assert Slot.objects.get(pk=assignment.slot_id).state == SlotState.OPEN
     # No longer an annotator: the work endpoints refuse them.
     assert annotator.post(f"/api/v1/assignments/{assignment.pk}/heartbeat").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_demoting_each_other_at_once_leave_one_manager():
+    org = Org("race")
+    second = services.member_role_change(member=org.reviewer, role=Role.MANAGER, actor=None)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def demote(member: Member) -> None:
+        try:
+            barrier.wait()
+            services.member_role_change(member=member, role=Role.QA_LEAD, actor=None)
+            outcomes.append("changed")
+        except Conflict:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=demote, args=(m,)) for m in (org.manager, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["changed", "refused"]
+    managers = Member.objects.filter(organization=org.organization, role=Role.MANAGER)
+    assert managers.count() == 1
