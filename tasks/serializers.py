@@ -3,6 +3,7 @@
 What an annotator receives never carries a task's external id, gold flag or gold answer.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import (
@@ -134,6 +135,7 @@ class ClaimOut(serializers.Serializer):
     def get_task(self, obj) -> dict:
         return {"id": obj.task_id, "data": obj.data}
 
+    @extend_schema_field(ClaimedProjectOut)
     def get_project(self, obj) -> dict:
         return {
             "id": obj.project_id,

@@ -177,6 +177,8 @@ def test_label_schemas_and_payloads_are_typed_per_kind(schema):
     assert components["SubmitInputRequest"]["properties"]["payload"]["anyOf"] == payload_refs
     assert components["AnnotationOut"]["properties"]["payload"]["anyOf"] == payload_refs
     assert components["ProjectOut"]["properties"]["label_schema"]["anyOf"] == label_schema_refs
+    claimed = inline_refs(schema, components["ClaimOut"]["properties"]["project"])["allOf"][0]
+    assert claimed["properties"]["label_schema"]["anyOf"] == inline_refs(schema, label_schema_refs)
     update = components["PatchedProjectUpdateFieldsRequest"]["properties"]["label_schema"]
     assert update["anyOf"] == label_schema_refs
 
