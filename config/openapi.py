@@ -26,6 +26,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from config.errors import ErrorCode
 
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# The header naming the organization a request acts in (workforce.tenancy, which config does not
+# import).
+ORGANIZATION_HEADER = "X-Organization"
 _RETRY_AFTER = {
     "Retry-After": {
         "schema": {"type": "integer"},
@@ -120,6 +123,7 @@ class AssaySchema(AutoSchema):
         envelope = self.resolve_serializer(Error, "response").ref
         for status in sorted(self._error_statuses(operation)):
             response = responses.setdefault(str(status), {"description": _DESCRIPTIONS[status]})
+            # Every error answers the envelope (config.api), whatever a view declared.
             response["content"] = {"application/json": {"schema": envelope}}
             if status in (429, 503):
                 response["headers"] = {**_RETRY_AFTER, **response.get("headers", {})}
@@ -140,9 +144,9 @@ class AssaySchema(AutoSchema):
             statuses |= {401, 429}  # an unknown token is throttled per address
             if self._may_refuse():
                 statuses.add(403)
-        if any(p["in"] == "path" for p in parameters) or any(
-            p["in"] == "header" or p["name"] == "page" for p in parameters
-        ):
+        # An id names no object; the organization header names none of the caller's; a page
+        # number is past the last page.
+        if any(p["in"] == "path" or p["name"] in (ORGANIZATION_HEADER, "page") for p in parameters):
             statuses.add(404)
         return statuses
 
