@@ -7,10 +7,12 @@ under the production settings (DEBUG off) as well as in development.
 import re
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.test import Client, override_settings
 from django.urls import get_resolver, path
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
@@ -20,7 +22,7 @@ from tasks.models import Project
 from workforce.api_base import OrganizationApi
 from workforce.models import Certification, Member, Role
 
-from .helpers import make_project
+from .helpers import asgi_server, make_project
 
 PASSWORD = "pw-long-enough"
 
@@ -267,3 +269,31 @@ def test_a_domain_with_a_taken_slug_and_a_bad_name_names_both(org):
     response = client.post("/api/v1/domains/", {"slug": "legal", "name": "x" * 201}, format="json")
     error = assert_envelope(response, 400, "invalid_input")
     assert set(error["fields"]) == {"slug", "name"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_server_answers_each_refusal_in_the_envelope(org):
+    token, _ = Token.objects.get_or_create(user=org.manager.user)
+    headers = {"Authorization": f"Token {token.key}", "X-Organization": "acme"}
+    too_large = b"x" * (body_limit() + 1)
+    with asgi_server() as base, httpx.Client(base_url=base, headers=headers) as client:
+        answers = {
+            "unknown URL": (client.get("/api/v1/nothing-here/"), 404, "not_found"),
+            "id not a number": (client.get("/api/v1/projects/abc/"), 404, "not_found"),
+            "method": (client.delete("/api/v1/projects/"), 405, "method_not_allowed"),
+            "body": (client.post("/api/v1/projects/", content=too_large), 413, "payload_too_large"),
+            "password": (
+                httpx.post(
+                    f"{base}/api/v1/auth/token/",
+                    json={"username": org.manager.user.username, "password": "wrong"},
+                ),
+                401,
+                "authentication_failed",
+            ),
+        }
+    for what, (response, status, code) in answers.items():
+        assert response.status_code == status, (what, response.text[:300])
+        assert response.headers["content-type"].startswith("application/json"), what
+        assert response.json()["error"]["code"] == code, what
+    assert "POST" in answers["method"][0].headers["allow"]
+    assert answers["password"][0].headers["www-authenticate"]
