@@ -66,6 +66,13 @@ class ProjectMemberOut(serializers.ModelSerializer):
         fields = ["id", "annotator", "username", "role", "is_active", "created_at"]
 
 
+class AssignedTaskOut(serializers.Serializer):
+    """A task as the annotator holding it sees it: its id and data, nothing about gold."""
+
+    id = serializers.IntegerField()
+    data = serializers.DictField(help_text="The item to annotate, as imported.")
+
+
 class ClaimedProjectOut(serializers.ModelSerializer):
     label_schema = LabelSchemaField(read_only=True)
 
@@ -94,6 +101,7 @@ class AssignmentOut(serializers.ModelSerializer):
             "project",
         ]
 
+    @extend_schema_field(AssignedTaskOut)
     def get_task(self, obj) -> dict:
         return {"id": obj.task_id, "data": obj.task.data}
 
@@ -132,6 +140,7 @@ class ClaimOut(serializers.Serializer):
     def get_status(self, obj) -> str:
         return "active"
 
+    @extend_schema_field(AssignedTaskOut)
     def get_task(self, obj) -> dict:
         return {"id": obj.task_id, "data": obj.data}
 

@@ -104,7 +104,11 @@ class ProfileFields(serializers.Serializer):
     """An annotator's working profile, with the rules services.validate_profile applies."""
 
     languages = serializers.ListField(
-        child=serializers.RegexField(LANGUAGE_RE.pattern, help_text="e.g. en, pt-BR"),
+        child=serializers.RegexField(
+            LANGUAGE_RE.pattern,
+            help_text="e.g. en, pt-BR",
+            error_messages={"invalid": "Not a language code such as 'en' or 'pt-BR'."},
+        ),
         required=False,
     )
     # Not an enum of the IANA names: Etc/GMT+0, Etc/GMT-0 and GMT0 are one identifier to a

@@ -28,7 +28,9 @@ class CertificationOut(serializers.ModelSerializer):
     annotator_username = serializers.CharField(source="annotator.member.user.username")
     domain = serializers.CharField(source="domain.slug")
     status = serializers.SerializerMethodField(help_text="Status now, counting expiry.")
-    issued_by = serializers.CharField(source="issued_by.username", default=None)
+    issued_by = serializers.CharField(
+        source="issued_by.username", default=None, allow_null=True, help_text="None: by the system."
+    )
 
     class Meta:
         model = Certification

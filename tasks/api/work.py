@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from config.errors import ErrorCode, NotFound
 from config.openapi import error_response
-from config.parsers import JSONParser
+from config.parsers import FormParser, JSONParser
 from config.storable import BIGINT_MAX
 from tasks import selectors
 from tasks.filters import AnnotationFilter, AssignmentFilter
@@ -61,6 +61,7 @@ class ClaimApi(OrganizationApi):
     """
 
     roles = {"POST": ANNOTATOR}
+    parser_classes = [JSONParser, FormParser]
 
     class ClaimInput(serializers.Serializer):
         # Passed to the claim's SQL function as a bigint: a larger number would not match it.

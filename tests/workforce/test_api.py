@@ -114,7 +114,7 @@ def test_manager_adds_an_annotator_with_a_profile(org):
         ({"username": "x", "role": "boss"}, "role"),
         ({"username": "bad name!", "role": "annotator"}, "username"),
         ({"username": "x", "role": "annotator", "timezone": "Nowhere/City"}, "timezone"),
-        ({"username": "x", "role": "annotator", "languages": ["English"]}, "languages"),
+        ({"username": "x", "role": "annotator", "languages": ["English"]}, "languages.0"),
         (
             {"username": "x", "role": "annotator", "weekly_capacity_hours": "lots"},
             "weekly_capacity_hours",
