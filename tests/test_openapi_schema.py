@@ -14,9 +14,11 @@ from django.urls import resolve
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
+from config import openapi
 from config.errors import ErrorCode
 from tasks.kinds import KINDS
 from tests.helpers import Org
+from workforce import tenancy
 
 METHODS = ("get", "post", "put", "patch", "delete")
 ENVELOPE = {"count", "next", "previous", "results"}
@@ -100,6 +102,7 @@ def test_every_paged_list_answers_the_envelope_with_page_size_and_filters(schema
 
 
 def test_every_operation_documents_its_error_statuses_with_the_envelope(schema):
+    assert openapi.ORGANIZATION_HEADER == tenancy.ORGANIZATION_HEADER
     for path, method, operation in operations(schema):
         responses = operation["responses"]
         errors = {int(code) for code in responses if code[0] in "45"}
