@@ -79,6 +79,10 @@ class ValidationFailed(DomainError):
     code = ErrorCode.INVALID_INPUT
 
 
+# How many bad fields an error's message names; ``fields`` has every one.
+SUMMARY_FIELDS = 5
+
+
 class FieldErrors:
     """Every problem found in one input, by field, refused at once as one ``ValidationFailed``.
 
@@ -121,8 +125,12 @@ class FieldErrors:
             self.update(exc.fields or {"non_field_errors": [exc.message]})
 
     def error(self, message: str = "Invalid input.") -> "ValidationFailed":
-        """One ``ValidationFailed`` naming every field found wrong, each in its message too."""
-        summary = "; ".join(f"{field}: {' '.join(r)}" for field, r in self.fields.items())
+        """One ``ValidationFailed`` naming every field found wrong; the message sums up the
+        first few (a payload of thousands of bad shapes has them all in ``fields``)."""
+        shown = list(self.fields.items())[:SUMMARY_FIELDS]
+        summary = "; ".join(f"{field}: {' '.join(reasons)}" for field, reasons in shown)
+        if len(self.fields) > SUMMARY_FIELDS:
+            summary += f"; and {len(self.fields) - SUMMARY_FIELDS} more fields"
         return ValidationFailed(f"{message} {summary}", fields=self.fields)
 
     def raise_if_any(self, message: str = "Invalid input.") -> None:

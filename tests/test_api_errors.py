@@ -18,11 +18,11 @@ from rest_framework.views import APIView
 
 from config import urls as project_urls
 from config.parsers import body_limit
-from tasks.models import Project
+from tasks.models import Annotation, Project
 from workforce.api_base import OrganizationApi
 from workforce.models import Certification, Member, Role
 
-from .helpers import asgi_server, make_project
+from .helpers import asgi_server, image_rows, import_rows, make_project, staff
 
 PASSWORD = "pw-long-enough"
 
@@ -297,3 +297,19 @@ def test_the_real_server_answers_each_refusal_in_the_envelope(org):
         assert response.json()["error"]["code"] == code, what
     assert "POST" in answers["method"][0].headers["allow"]
     assert answers["password"][0].headers["www-authenticate"]
+
+
+def test_a_submission_with_a_bad_active_time_and_a_bad_payload_names_both(org):
+    project = make_project(org)
+    import_rows(project, image_rows(1))
+    staff(project, org.annotator)
+    client = org.client(Role.ANNOTATOR)
+    assignment = client.post("/api/v1/claims/", {}, format="json").json()["id"]
+    body = {
+        "payload": {"boxes": [{"label": "car", "x": 650, "y": 0, "w": 5, "h": 5}]},
+        "active_seconds": 3600,  # the task was claimed a moment ago
+    }
+    response = client.post(f"/api/v1/assignments/{assignment}/submit/", body, format="json")
+    error = assert_envelope(response, 400, "invalid_input")
+    assert {"active_seconds", "payload.boxes[0].x"} <= set(error["fields"])
+    assert not Annotation.objects.exists()

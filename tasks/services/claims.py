@@ -9,7 +9,7 @@ transaction:
    of ``tasks/locks.py``: annotator, then one slot.
 2. Refuse an annotator who is missing (``not_found``) or not active (``not_active``), and one
    whose unexpired leases across all projects reach their own limit (``at_limit``).
-3. Walk the projects they may hold a lease in (``tasks_may_hold_lease`` in ``access.sql``: an
+3. Walk the projects they may hold a lease in (``tasks_lease_projects`` in ``access.sql``: an
    active annotator member of the project, whose account and organization membership as an
    annotator are active), active ones only (or the one asked for), by priority, deadline (none
    last), id. Skip a project they are not qualified for
@@ -48,7 +48,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, PermissionDenied, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
@@ -269,16 +269,16 @@ def assignment_submit(
     validated by the project's kind first, and nothing is stored when it is invalid.
     """
     now = timezone.now()
-    active_seconds = _active_seconds(active_seconds, leased_at=assignment.leased_at, now=now)
+    # A bad active time and a bad payload are told together.
+    problems = FieldErrors()
+    with problems.collect():
+        active_seconds = _active_seconds(active_seconds, leased_at=assignment.leased_at, now=now)
     project = assignment.project
     issues = get_kind(project.kind).validate_payload(
         payload, project.label_schema, assignment.task.data
     )
-    if issues:
-        raise ValidationFailed(
-            "Invalid payload: " + "; ".join(str(i) for i in issues[:5]),
-            fields=issues_by_path(issue.under("payload") for issue in issues),
-        )
+    problems.update(issues_by_path(issue.under("payload") for issue in issues))
+    problems.raise_if_any("Invalid submission.")
     slot = lock_slot_of(assignment)
     assignment = lock_assignment(assignment.pk)
     # Checked under the locks, so that a retried request racing the first one sees its result.
