@@ -313,3 +313,11 @@ def test_a_submission_with_a_bad_active_time_and_a_bad_payload_names_both(org):
     error = assert_envelope(response, 400, "invalid_input")
     assert {"active_seconds", "payload.boxes[0].x"} <= set(error["fields"])
     assert not Annotation.objects.exists()
+
+
+def test_options_answers_whoever_may_call_some_method_of_the_view(org):
+    # The claim is POST-only: OPTIONS is not refused to the annotators who may claim.
+    response = org.client(Role.ANNOTATOR).options("/api/v1/claims/")
+    assert response.status_code == 200, response.content
+    assert "POST" in response["Allow"]
+    assert_envelope(org.client(Role.REVIEWER).options("/api/v1/claims/"), 403, "permission_denied")
