@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "Not a field this request can set (unknown or read-only)."
@@ -28,3 +29,14 @@ class KnownFieldsOnly(serializers.Serializer):
         if extra:
             raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in extra})
         return value
+
+
+class KnownFieldsOnlyExtension(OpenApiSerializerExtension):
+    """Say in the schema what ``KnownFieldsOnly`` does: no property beyond those listed."""
+
+    target_class = KnownFieldsOnly
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}

@@ -2,6 +2,7 @@
 
 import django_filters
 from django import forms
+from drf_spectacular.utils import extend_schema_field
 
 from config.errors import ValidationFailed
 from config.storable import BIGINT_MAX
@@ -19,6 +20,8 @@ from .models import CertificationStatus as CS
 from .selectors import annotators_certified_in, annotators_with_skill
 
 
+# The schema says integer with its range: a number filter would be described as any number.
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX})
 class IdFilter(django_filters.NumberFilter):
     """An object's id: a whole number a bigint holds. ``1.5`` is refused, not read as 1."""
 
@@ -30,10 +33,20 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_SKILL_LEVEL})
+class LevelFilter(IdFilter):
+    """A skill level, 0 to ``MAX_SKILL_LEVEL``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_SKILL_LEVEL)
+        super().__init__(*args, **kwargs)
+
+
 class AnnotatorFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=AnnotatorStatus.choices)
     skill = django_filters.ChoiceFilter(choices=Skill.choices, method="filter_noop")
-    min_level = django_filters.NumberFilter(method="filter_noop", min_value=0)
+    min_level = LevelFilter(method="filter_noop")
     domain = django_filters.CharFilter(method="filter_domain", help_text="Domain slug.")
     language = django_filters.CharFilter(method="filter_language")
     username = django_filters.CharFilter(field_name="member__user__username")
