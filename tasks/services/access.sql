@@ -7,25 +7,28 @@
 -- transaction. Nothing else has to remember it.
 
 
--- Whether an annotator may hold a lease in a project now: their account is active; their
--- membership of the organization is active, as an annotator; their annotator profile is
--- active (not suspended or offboarded); their membership of the project is active, as an
--- annotator. Qualification (skill level, certifications) is the claim's to check, and a lease
--- already held outlives a change of it, as it outlives a change of the project's settings.
-CREATE OR REPLACE FUNCTION tasks_may_hold_lease(p_annotator bigint, p_project bigint)
-RETURNS boolean
+-- The projects an annotator may hold a lease in now: those where their account is active; their
+-- membership of the organization is active, as an annotator; their annotator profile is active
+-- (not suspended or offboarded); their membership of the project is active, as an annotator.
+-- The claim grants leases by it and the rule below ends them by it. Qualification (skill
+-- level, certifications) is the claim's to check: a lease already held outlives a change of
+-- it, as it outlives a change of the project's settings.
+-- Plain SQL returning rows, stable and not strict, so the planner inlines it into the queries
+-- that call it (a scalar function holding a subquery would be planned again at every call).
+CREATE OR REPLACE FUNCTION tasks_lease_projects(p_annotator bigint)
+RETURNS TABLE (project_id bigint)
 LANGUAGE sql STABLE
 AS $$
-SELECT EXISTS (
-    SELECT 1 FROM workforce_annotator w
-    JOIN workforce_member wm ON wm.id = w.member_id
-    JOIN auth_user u ON u.id = wm.user_id
-    JOIN tasks_projectmember m ON m.annotator_id = w.id AND m.project_id = p_project
-    WHERE w.id = p_annotator
-      AND w.status = 'active'
-      AND wm.is_active AND wm.role = 'annotator'
-      AND u.is_active
-      AND m.is_active AND m.role = 'annotator')
+SELECT m.project_id
+FROM workforce_annotator w
+JOIN workforce_member wm ON wm.id = w.member_id
+JOIN auth_user u ON u.id = wm.user_id
+JOIN tasks_projectmember m ON m.annotator_id = w.id
+WHERE w.id = p_annotator
+  AND w.status = 'active'
+  AND wm.is_active AND wm.role = 'annotator'
+  AND u.is_active
+  AND m.is_active AND m.role = 'annotator'
 $$;
 
 
@@ -53,7 +56,8 @@ BEGIN
         WHERE a.annotator_id = ANY(p_annotators)
           AND (a.status = 'active' OR a.status = 'expired')
           AND s.id = a.slot_id AND s.assignment_id = a.id AND s.state = 'leased'
-          AND NOT tasks_may_hold_lease(a.annotator_id, a.project_id)
+          AND NOT EXISTS (SELECT 1 FROM tasks_lease_projects(a.annotator_id) lp
+                          WHERE lp.project_id = a.project_id)
         RETURNING a.id
     )
     UPDATE tasks_assignment SET status = 'revoked', ended_at = now()

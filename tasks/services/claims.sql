@@ -91,14 +91,13 @@ BEGIN
             q.qualified,
             COALESCE((live_by_project ->> p.id::text)::bigint, 0)
                 < p.max_concurrent_tasks AS has_room
-        FROM tasks_projectmember m
-        JOIN tasks_project p ON p.id = m.project_id
-        CROSS JOIN LATERAL tasks_qualification(p_annotator, p.id, p_now) q
-        -- Where they may hold a lease (access.sql): the rule that ends leases when access ends
-        -- is the one that grants them, member and account included. Read after the
+        -- Where they may hold a lease (access.sql): leases are granted by the rule that ends
+        -- them when access ends, account and organization membership included. Read after the
         -- annotator's row is locked, so a change of access that committed meanwhile is seen.
-        WHERE m.annotator_id = p_annotator AND tasks_may_hold_lease(p_annotator, p.id)
-          AND p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
+        FROM tasks_lease_projects(p_annotator) lp
+        JOIN tasks_project p ON p.id = lp.project_id
+        CROSS JOIN LATERAL tasks_qualification(p_annotator, p.id, p_now) q
+        WHERE p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
         ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
     LOOP
         IF NOT cand.qualified THEN
