@@ -226,7 +226,8 @@ class MemberDetailApi(OrganizationApi):
     roles = {"GET": ANYONE, "PATCH": MANAGER}
 
     class MemberUpdateInput(KnownFieldsOnly):
-        role = serializers.ChoiceField(choices=Role.choices)
+        # Optional as in any PATCH: without it nothing changes.
+        role = serializers.ChoiceField(choices=Role.choices, required=False)
         reason = serializers.CharField(
             required=False, default="", allow_blank=True, max_length=2000
         )
@@ -250,7 +251,8 @@ class MemberDetailApi(OrganizationApi):
         member = get_object_or_404(selectors.member_list(member=self.member), pk=pk)
         data = self.MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.member_role_change(member=member, actor=request.user, **data.validated_data)
+        if "role" in data.validated_data:
+            services.member_role_change(member=member, actor=request.user, **data.validated_data)
         member = get_object_or_404(selectors.member_list(member=self.member), pk=pk)
         return Response(MemberOut(member).data)
 

@@ -43,7 +43,13 @@ class TaskImportApi(OrganizationApi):
             choices=[imports.OnError.ABORT, imports.OnError.SKIP], default=imports.OnError.ABORT
         )
 
-    @extend_schema(request={"multipart/form-data": TaskImportInput}, responses={202: TaskImportOut})
+    @extend_schema(
+        request={"multipart/form-data": TaskImportInput},
+        responses={
+            202: TaskImportOut,
+            409: error_response("The project is archived (`invalid_status`); nothing was kept."),
+        },
+    )
     def post(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
         data = self.TaskImportInput(data=request.data)

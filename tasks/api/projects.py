@@ -142,7 +142,8 @@ class ProjectDetailApi(OrganizationApi):
             409: error_response(
                 "The change does not fit the project's work: a setting fixed once tasks exist "
                 "(`frozen`), labels or keypoints stored work uses (`in_use`), or a return to "
-                "draft with work in progress (`conflict`)."
+                "draft with work in progress (`conflict`), or an archived project "
+                "(`invalid_status`)."
             ),
         },
     )
@@ -159,6 +160,10 @@ class ProjectDetailApi(OrganizationApi):
         )
         projects.project_update(project=project, actor=request.user, **fields)
         return Response(_project_out(self.member, pk))
+
+
+# Staffing an archived project waits until it is unarchived.
+ARCHIVED_409 = error_response("The project is archived (`invalid_status`).")
 
 
 class MembersInput(serializers.Serializer):
@@ -195,7 +200,7 @@ class ProjectMembersApi(OrganizationApi):
 
     @extend_schema(
         request=MembersInput,
-        responses={201: ProjectMemberOut(many=True)},
+        responses={201: ProjectMemberOut(many=True), 409: ARCHIVED_409},
         examples=[OpenApiExample("Add", value={"annotators": [4, 5], "role": "annotator"})],
     )
     def post(self, request, pk: int):
@@ -232,7 +237,9 @@ class ProjectStaffingApi(OrganizationApi):
         project = selectors.project_get(member=self.member, project_id=pk)
         return Response(staffing_rank(project=project, now=timezone.now()))
 
-    @extend_schema(request=MembersInput, responses={201: ProjectMemberOut(many=True)})
+    @extend_schema(
+        request=MembersInput, responses={201: ProjectMemberOut(many=True), 409: ARCHIVED_409}
+    )
     def post(self, request, pk: int):
         return _add_members(self, pk)
 

@@ -47,11 +47,14 @@ def test_only_managers_change_roles(org):
 
 def test_bad_input_names_the_field_and_changes_nothing(org):
     client = org.client(Role.MANAGER)
-    for body in ({"role": "owner"}, {}, {"role": "qa_lead", "is_active": False}):
+    for body in ({"role": "owner"}, {"role": None}, {"role": "qa_lead", "is_active": False}):
         response = client.patch(_url(org.reviewer), body, format="json")
         assert response.status_code == 400
         fields = response.json()["error"]["fields"]
         assert ("is_active" if "is_active" in body else "role") in fields
+    # As in any PATCH, no role is no change.
+    assert client.patch(_url(org.reviewer), {}, format="json").json()["role"] == "reviewer"
+    assert not AuditEvent.objects.filter(verb=AuditVerb.MEMBER_ROLE_CHANGED).exists()
     assert Member.objects.get(pk=org.reviewer.pk).role == Role.REVIEWER
     assert Member.objects.get(pk=org.reviewer.pk).is_active
 
