@@ -16,6 +16,7 @@ every view of a kind, so that no view has to repeat it and a new view is describ
   (``error_response``): only the service knows its conflicts.
 """
 
+from django import forms
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -83,6 +84,25 @@ _DESCRIPTIONS = {
 }
 
 
+def _state_form_field_rules(parameter: dict, filter_) -> None:
+    """Say in a filter's parameter what its form field checks (a whole number, bounds, length).
+
+    The extension reads the model field, which says nothing of the rules a filter adds. An
+    empty value is no filter at all (django-filter skips it).
+    """
+    schema, rules = parameter["schema"], filter_.extra
+    if issubclass(filter_.field_class, forms.IntegerField):
+        schema["type"] = "integer"
+        schema.pop("format", None)
+    if schema.get("type") in ("integer", "number"):
+        for rule, keyword in (("min_value", "minimum"), ("max_value", "maximum")):
+            if rules.get(rule) is not None:
+                schema[keyword] = rules[rule]
+    if schema.get("type") == "string" and rules.get("max_length") is not None:
+        schema["maxLength"] = rules["max_length"]
+    parameter["allowEmptyValue"] = True
+
+
 class AssaySchema(AutoSchema):
     """drf-spectacular's AutoSchema, plus the envelope, filters, ids and errors above."""
 
@@ -102,7 +122,20 @@ class AssaySchema(AutoSchema):
         model = filterset_class._meta.model
         parameters = []
         for name, field in filterset_class.base_filters.items():
-            parameters += extension.resolve_filter_field(self, model, filterset_class, name, field)
+            for parameter in extension.resolve_filter_field(
+                self, model, filterset_class, name, field
+            ):
+                _state_form_field_rules(parameter, field)
+                parameters.append(parameter)
+        return parameters
+
+    def _get_pagination_parameters(self) -> list[dict]:
+        parameters = super()._get_pagination_parameters()
+        for parameter in parameters:
+            # DRF reads an empty page or page size as none given.
+            parameter["allowEmptyValue"] = True
+            if parameter["name"] == "page":
+                parameter["schema"]["minimum"] = 1  # below it there is no page: 404
         return parameters
 
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict]:

@@ -99,6 +99,11 @@ def test_every_paged_list_answers_the_envelope_with_page_size_and_filters(schema
     annotators = schema["paths"]["/api/v1/annotators/"]["get"]["parameters"]
     skill = next(p for p in annotators if p["name"] == "skill")
     assert set(skill["schema"]["enum"]) == set(KINDS)
+    # What a filter's form field checks is stated: ids are whole numbers from 1.
+    audit = schema["paths"]["/api/v1/audit-events/"]["get"]["parameters"]
+    actor = next(p for p in audit if p["name"] == "actor")
+    assert actor["schema"]["type"] == "integer" and actor["schema"]["minimum"] == 1
+    assert actor["allowEmptyValue"] is True  # an empty value is no filter
 
 
 def test_every_operation_documents_its_error_statuses_with_the_envelope(schema):
@@ -226,5 +231,9 @@ def test_a_real_page_and_real_errors_conform_to_the_schema(schema):
     assert missing["error"]["code"] == "not_found"
     bad = manager.post("/api/v1/domains/", {"slug": "no spaces"}, format="json")
     assert set(conforms(bad, "/api/v1/domains/", "post")["error"]["fields"]) == {"slug", "name"}
+    # A filter's stated rules are the server's: an empty value is none, 0 is no id.
+    audit = "/api/v1/audit-events/"
+    assert conforms(manager.get(f"{audit}?actor=&page="), audit, "get")["count"] >= 1
+    assert "actor" in conforms(manager.get(f"{audit}?actor=0"), audit, "get")["error"]["fields"]
     forbidden = org.client("annotator").post("/api/v1/domains/", {}, format="json")
     assert conforms(forbidden, "/api/v1/domains/", "post")["error"]["code"] == "permission_denied"
