@@ -220,8 +220,9 @@ class AssignmentStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     RELEASED = "released", "Released"
     EXPIRED = "expired", "Expired"
-    # The annotator lost access (suspended, offboarded, left the project or the organization,
-    # no longer an annotator): the lease ended at once and the slot opened for others.
+    # The lease was withdrawn: the annotator lost access (suspended, offboarded, left the project
+    # or the organization, no longer an annotator; ``tasks/services/access.sql``), or the task
+    # was cancelled or its project archived. Its holder may not heartbeat or submit it again.
     REVOKED = "revoked", "Revoked: access ended"
 
 

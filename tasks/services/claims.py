@@ -175,8 +175,8 @@ def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
         raise Conflict("You released this task.", code=ErrorCode.ALREADY_RELEASED)
     if assignment.status == AssignmentStatus.REVOKED:
         raise PermissionDenied(
-            "You may no longer work on this task (suspended, or removed from the project or "
-            "its role): your lease ended and the task went back to the queue.",
+            "You may no longer work on this task: you were suspended or taken off its project, "
+            "or the task was cancelled or its project archived. Your lease ended.",
             code=ErrorCode.ACCESS_ENDED,
         )
     if slot is None or slot.state != SlotState.LEASED:
