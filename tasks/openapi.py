@@ -39,8 +39,8 @@ def _component_name(kind: Kind, part: str) -> str:
 def kind_ref(auto_schema, kind: Kind, part: str) -> dict:
     """Register the kind's shape for ``part`` as a component once; return a reference to it."""
     shape = kind.label_schema_shape if part == "label_schema" else kind.payload_shape
-    what = "label schema" if part == "label_schema" else "annotation payload"
-    schema = {**shape, "description": f"A {kind.title.lower()} {what} (kind `{kind.key}`)."}
+    what = "Label schema" if part == "label_schema" else "Annotation payload"
+    schema = {**shape, "description": f"{what} of kind `{kind.key}` ({kind.title})."}
     if "description" in shape:
         schema["description"] += " " + shape["description"]
     component = ResolvedComponent(
