@@ -17,10 +17,12 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from config import urls as project_urls
+from config.errors import ValidationFailed
 from config.parsers import body_limit
 from tasks.models import Annotation, Project
 from workforce.api_base import OrganizationApi
 from workforce.models import Certification, Member, Role
+from workforce.services import validate_profile
 
 from .helpers import asgi_server, image_rows, import_rows, make_project, staff
 
@@ -321,3 +323,10 @@ def test_options_answers_whoever_may_call_some_method_of_the_view(org):
     assert response.status_code == 200, response.content
     assert "POST" in response["Allow"]
     assert_envelope(org.client(Role.REVIEWER).options("/api/v1/claims/"), 403, "permission_denied")
+
+
+def test_the_profile_check_names_every_bad_language_and_field():
+    with pytest.raises(ValidationFailed) as refused:
+        validate_profile({"languages": ["english", "en", "xx_YY"], "timezone": "Mars/Olympus"})
+    assert len(refused.value.fields["languages"]) == 2
+    assert "timezone" in refused.value.fields

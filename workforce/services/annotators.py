@@ -35,7 +35,9 @@ def validate_profile(fields: dict) -> None:
     if languages is not None:
         bad = [code for code in languages if not LANGUAGE_RE.match(str(code))]
         if bad:
-            errors["languages"] = [f"{bad[0]!r} is not a language code such as 'en' or 'pt-BR'."]
+            errors["languages"] = [
+                f"{code!r} is not a language code such as 'en' or 'pt-BR'." for code in bad
+            ]
         elif len(set(languages)) != len(languages):
             errors["languages"] = ["Languages must not repeat."]
     tz = fields.get("timezone")
