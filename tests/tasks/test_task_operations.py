@@ -2,14 +2,18 @@
 project member, archive a project, and the export's options."""
 
 import json
+import threading
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.errors import DomainError
 from tasks.models import (
+    Annotation,
     Assignment,
     AssignmentStatus,
     Project,
@@ -20,7 +24,8 @@ from tasks.models import (
     Task,
 )
 from tasks.services.claims import assignment_release, assignment_submit, claim_next
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tasks.services.tasks import task_cancel
+from tests.helpers import Org, image_rows, import_rows, make_project, staff
 from workforce.models import AuditEvent, AuditVerb, Role
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 10, "h": 10}]}
@@ -480,3 +485,55 @@ def test_the_schema_documents_each_kinds_merge_rule_and_the_export_options(clien
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert parameters["only_complete"]["schema"] == {"type": "boolean", "default": False}
     assert parameters["include_gold"]["schema"] == {"type": "boolean", "default": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_racing_the_last_submit_keeps_the_work_or_refuses_it_never_both():
+    """Either the submit lands first (the task is complete, the cancel a 409) or the cancel
+    does (the submit is refused, nothing stored): never a cancelled task that lost work."""
+    org = Org("race")
+    project = make_project(org, overlap=1)
+    import_rows(project, image_rows(6))
+    staff(project, org.annotator)
+    for _ in range(6):
+        assignment = _claim(org.annotator, project)
+        barrier = threading.Barrier(2)
+        results: dict[str, str] = {}
+
+        def submit(assignment=assignment, barrier=barrier, results=results):
+            try:
+                barrier.wait()
+                assignment_submit(assignment=assignment, payload=BOX)
+                results["submit"] = "stored"
+            except DomainError as exc:
+                results["submit"] = exc.code
+            finally:
+                connection.close()
+
+        def cancel(assignment=assignment, barrier=barrier, results=results):
+            task = Task.objects.select_related("project__organization").get(pk=assignment.task_id)
+            try:
+                barrier.wait()
+                task_cancel(task=task, actor=None)
+                results["cancel"] = "cancelled"
+            except DomainError as exc:
+                results["cancel"] = exc.code
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=submit), threading.Thread(target=cancel)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        task = Task.objects.get(pk=assignment.task_id)
+        stored = Annotation.objects.filter(assignment=assignment).exists()
+        if stored:
+            assert results == {"submit": "stored", "cancel": "invalid_status"}
+            assert task.completed_at is not None and task.cancelled_at is None
+        else:
+            assert results == {"submit": "access_ended", "cancel": "cancelled"}
+            assert task.cancelled_at is not None
+            assert set(Slot.objects.filter(task=task).values_list("state", flat=True)) == {
+                SlotState.CLOSED
+            }
