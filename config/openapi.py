@@ -9,11 +9,11 @@ every view of a kind, so that no view has to repeat it and a new view is describ
 - Path ids matched by ``\\d+`` are integers.
 - Every operation lists the error statuses it can answer, each with the ``Error`` envelope
   (``config.api.exception_handler``), read from the operation itself: 400 where it takes a
-  body or parameters; 401 and 429 where it authenticates (an unknown token is throttled); 403
-  where a permission can refuse an authenticated caller (``may_refuse``); 404 where the path
-  has an id or the organization header can name none of the caller's; 413 and 415 where it
-  takes a body; 503 everywhere (a database timeout). Only a 409 is said in the view
-  (``error_response``): only the service knows its conflicts.
+  body or parameters or reads a token; 401 and 429 where it authenticates (an unknown token is
+  throttled); 403 where a permission can refuse an authenticated caller (``may_refuse``); 404
+  where the path has an id or the organization header can name none of the caller's; 413 and
+  415 where it takes a body; 503 everywhere (a database timeout). Only a 409 is said in the
+  view (``error_response``): only the service knows its conflicts.
 """
 
 from django import forms
@@ -174,7 +174,9 @@ class AssaySchema(AutoSchema):
         security = operation.get("security", [])
         authenticated = bool(security) and {} not in security
         if authenticated:
-            statuses |= {401, 429}  # an unknown token is throttled per address
+            # An unknown token is throttled per address; a NUL in it is refused (400) before
+            # it reaches a query (config.middleware).
+            statuses |= {400, 401, 429}
             if self._may_refuse():
                 statuses.add(403)
         # An id names no object; the organization header names none of the caller's; a page

@@ -120,7 +120,7 @@ def test_every_operation_documents_its_error_statuses_with_the_envelope(schema):
         assert 503 in errors, where
         assert "Retry-After" in responses["503"]["headers"], where
         if {} not in operation.get("security", [{}]):
-            assert {401, 429} <= errors, where
+            assert {400, 401, 429} <= errors, where
         if "requestBody" in operation:
             assert {400, 413, 415} <= errors, where
         if any(p["in"] == "path" for p in parameters):
