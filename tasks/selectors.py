@@ -129,22 +129,31 @@ def with_task_status(tasks: QuerySet[Task]) -> QuerySet[Task]:
     )
 
 
-# What a task list row carries besides its status: its seats counted by state.
-_SEAT_COUNTS = {
-    f"seats_{state}": Count("slots", filter=Q(slots__state=state)) for state in SlotState.values
-}
-
-
 def task_list(*, member: Member, project_id: int) -> QuerySet[Task]:
     """The project's tasks for staff, and for reviewers on projects they belong to.
 
-    Each row has its status and seat counts, read with the page in one query; a task's data
-    and gold answer stay in the database (the detail has them). Annotators never list tasks:
-    the view refuses them.
+    Each row has its status; a task's data and gold answer stay in the database (the detail
+    has them), and its seats are counted per page (``task_seat_counts``), so that neither the
+    count nor a page joins a million tasks' seats. Annotators never list tasks: the view
+    refuses them.
     """
     project = project_get(member=member, project_id=project_id)
     tasks = Task.objects.filter(project=project).defer("data", "gold_answer")
-    return with_task_status(tasks).annotate(**_SEAT_COUNTS).order_by("id")
+    return with_task_status(tasks).order_by("id")
+
+
+def task_seat_counts(task_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each task's seats counted by state, in one grouped query whatever the number of tasks."""
+    counts = {task: dict.fromkeys(SlotState.values, 0) for task in task_ids}
+    rows = (
+        Slot.objects.filter(task_id__in=task_ids)
+        .values_list("task_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for task, state, n in rows:
+        counts[task][state] = n
+    return counts
 
 
 def task_get(*, member: Member, project_id: int, task_id: int) -> Task:

@@ -3,7 +3,7 @@
 What an annotator receives never carries a task's external id, gold flag or gold answer.
 """
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from .models import (
@@ -187,19 +187,19 @@ class TaskImportOut(serializers.ModelSerializer):
         ]
 
 
-class SeatCountsOut(serializers.Serializer):
-    waiting = serializers.IntegerField(source="seats_waiting")
-    open = serializers.IntegerField(source="seats_open")
-    leased = serializers.IntegerField(source="seats_leased")
-    done = serializers.IntegerField(source="seats_done")
-    closed = serializers.IntegerField(source="seats_closed")
+SeatCountsOut = inline_serializer(
+    "SeatCounts", {state: serializers.IntegerField() for state in SlotState.values}
+)
 
 
 class TaskRowOut(serializers.ModelSerializer):
-    """A task in the staff list: where it stands and how many seats are in each state."""
+    """A task in the staff list: where it stands and how many seats are in each state.
+
+    The seat counts come in the context (``seats``: task id -> counts), read once per page.
+    """
 
     status = serializers.ChoiceField(choices=TaskStatus.choices)
-    seats = SeatCountsOut(source="*")
+    seats = serializers.SerializerMethodField()
 
     class Meta:
         model = Task
@@ -214,6 +214,10 @@ class TaskRowOut(serializers.ModelSerializer):
             "completed_at",
             "cancelled_at",
         ]
+
+    @extend_schema_field(SeatCountsOut)
+    def get_seats(self, obj: Task) -> dict[str, int]:
+        return self.context["seats"][obj.pk]
 
 
 class ReviewerTaskRowOut(TaskRowOut):

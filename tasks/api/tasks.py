@@ -44,7 +44,11 @@ class TaskListApi(OrganizationApi):
                 "Reviewers cannot filter by gold.", fields={"gold": ["Not available to reviewers."]}
             )
         qs = self.filtered(selectors.task_list(member=self.member, project_id=pk))
-        return self.paginated(qs, ReviewerTaskRowOut if reviewer else TaskRowOut)
+        return self.paginated(
+            qs,
+            ReviewerTaskRowOut if reviewer else TaskRowOut,
+            lambda page: {"seats": selectors.task_seat_counts([task.pk for task in page])},
+        )
 
 
 def _detail_serializer(role: str) -> type[TaskDetailOut]:
