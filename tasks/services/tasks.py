@@ -42,9 +42,7 @@ def _end_holders(slots: list[Slot], *, state: SlotState) -> list[int]:
     live = (AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED)
     ended = [a.pk for a in lock_assignments(holders) if a.status in live]
     # Ended as access ends (``access.sql``): heartbeat, release and submit answer 403.
-    Assignment.objects.filter(
-        pk__in=holders, status__in=[AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED]
-    ).update(status=AssignmentStatus.REVOKED, ended_at=now)
+    Assignment.objects.filter(pk__in=ended).update(status=AssignmentStatus.REVOKED, ended_at=now)
     Slot.objects.filter(pk__in=[slot.pk for slot in slots]).update(
         state=state, assignment=None, lease_expires_at=None
     )
