@@ -11,13 +11,39 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError, ErrorCode, FieldErrors
+from config.errors import DomainError, ErrorCode, FieldErrors, ValidationFailed
 from config.middleware import RETRY_AFTER_SECONDS, database_timeout, error_response
 
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """Refuse a page size that is not a whole number from 1 to the maximum, naming it.
+
+        DRF falls back to the default for ``page_size=lots`` and cuts a larger one down: a
+        client would get a page other than the one it asked for, and could not tell.
+        """
+        raw = request.query_params.get(self.page_size_query_param)
+        if not raw:
+            # Absent or empty (the schema allows an empty value): the default size.
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationFailed(
+                "Invalid page size.",
+                fields={"page_size": [f"A whole number from 1 to {self.max_page_size}."]},
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:

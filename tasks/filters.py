@@ -5,7 +5,7 @@ A bad value answers 400 naming the parameter (``OrganizationApi.filtered``).
 
 import django_filters
 
-from workforce.filters import IdFilter
+from workforce.filters import IdFilter, TrueOrFalseFilter
 
 from .models import Annotation, Assignment, AssignmentStatus, Task, TaskStatus
 
@@ -34,7 +34,7 @@ class TaskFilter(django_filters.FilterSet):
     """Filters of the staff task list; ``status`` is the one ``selectors.with_task_status`` reads."""
 
     status = django_filters.ChoiceFilter(choices=TaskStatus.choices)
-    gold = django_filters.BooleanFilter(field_name="is_gold")
+    gold = TrueOrFalseFilter(field_name="is_gold")
     external_id = django_filters.CharFilter(field_name="external_id", max_length=200)
 
     class Meta:

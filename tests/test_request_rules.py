@@ -143,3 +143,29 @@ def test_id_filters_are_integers_in_the_schema_and_on_the_server(org):
     assert parameters["task"]["type"] == "integer" and parameters["task"]["minimum"] == 1
     assert "task" in error_fields(client.get("/api/v1/annotations/?task=1.5"))
     assert client.get("/api/v1/annotations/?task=1").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "501", "true", "-1"])
+def test_a_page_size_out_of_the_schemas_range_is_refused(org, value):
+    client = org.client(Role.MANAGER)
+    parameters = {
+        p["name"]: p["schema"]
+        for p in openapi(client)["paths"]["/api/v1/domains/"]["get"]["parameters"]
+    }
+    assert (parameters["page_size"]["minimum"], parameters["page_size"]["maximum"]) == (1, 500)
+    assert list(error_fields(client.get(f"/api/v1/domains/?page_size={value}"))) == ["page_size"]
+    assert client.get("/api/v1/domains/?page_size=500").status_code == 200
+
+
+def test_a_yes_or_no_filter_refuses_other_words(org):
+    client = org.client(Role.MANAGER)
+    assert "system" in error_fields(client.get("/api/v1/audit-events/?system=maybe"))
+    assert client.get("/api/v1/audit-events/?system=true").status_code == 200
+    assert client.get("/api/v1/audit-events/?system=false").status_code == 200
+
+
+def test_the_schema_bounds_active_seconds(org):
+    schema = openapi(org.client(Role.ANNOTATOR))
+    body = schema["paths"]["/api/v1/assignments/{id}/submit/"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert component(schema, ref)["properties"]["active_seconds"]["maximum"] == 86_400

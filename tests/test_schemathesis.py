@@ -145,6 +145,9 @@ def use_real_references(case, world: World) -> None:
     Which objects exist is not the schema's to say: a generated ``annotator: 0`` is refused as
     unknown, rightly, with a 400 naming the field. Nor are the moment and a file's contents.
     """
+    # Nor which of the export formats the project's kind has.
+    if case.operation.path.endswith("/export/") and (case.query or {}).get("format"):
+        case.query["format"] = "jsonl"
     body = case.body
     if not isinstance(body, dict):
         return
@@ -172,33 +175,22 @@ def use_real_references(case, world: World) -> None:
         body["format"] = "jsonl"
 
 
-# Failures whose fix is another part of issue 14, in progress as this test landed. Each is still
+# Failures the schema cannot prevent, or whose fix is another part of issue 14. Each is still
 # reported (the test xfails, naming them) rather than hidden; drop an entry once its fix is in,
-# and the test then fails if the failure comes back.
+# and the test then fails if the failure comes back. The default examples hit none of them;
+# deeper runs (ASSAY_SCHEMATHESIS_EXAMPLES=12) do.
 KNOWN = {
-    # Unknown fields are refused (config.serializers.KnownFieldsOnly); the request schemas do
-    # not say ``additionalProperties: false`` yet.
-    ("RejectedPositiveData", "PATCH /api/v1/annotators/{id}/"): "additionalProperties",
-    ("RejectedPositiveData", "PATCH /api/v1/domains/{id}/"): "additionalProperties",
-    ("RejectedPositiveData", "PATCH /api/v1/projects/{id}/"): "additionalProperties",
-    ("RejectedPositiveData", "PATCH /api/v1/members/{id}/"): "role required in a PATCH",
-    ("RejectedPositiveData", "POST /api/v1/members/"): "additionalProperties",
-    ("RejectedPositiveData", "POST /api/v1/invitations/"): "additionalProperties",
-    ("RejectedPositiveData", "POST /api/v1/certifications/"): "additionalProperties",
-    # The create's oneOf does not mark its body required.
-    ("RejectedPositiveData", "POST /api/v1/projects/"): "requestBody required",
-    # Id filters: the schema's parameter type and the filter's disagree.
-    ("RejectedPositiveData", "GET /api/v1/annotations/"): "id filters",
-    ("RejectedPositiveData", "GET /api/v1/assignments/"): "id filters",
-    ("RejectedPositiveData", "GET /api/v1/audit-events/"): "id filters",
-    ("RejectedPositiveData", "GET /api/v1/certifications/"): "id filters",
+    # Rules no JSON Schema can state: one parameter or field depending on another.
+    ("RejectedPositiveData", "GET /api/v1/annotators/"): "min_level needs a skill",
+    ("RejectedPositiveData", "POST /api/v1/projects/"): "keypoints: a sigma per keypoint",
+    # Found by deeper runs, other parts of issue 14: a taken slug is a 400 by design (one
+    # answer names every bad field), and the body parser refuses integers past 64 bits in
+    # properties the token request does not declare.
+    ("RejectedPositiveData", "POST /api/v1/domains/"): "a taken slug",
+    ("RejectedPositiveData", "POST /api/v1/auth/token/"): "integers past 64 bits",
     # An empty filter value is read as no filter; the schema's enum and format refuse it.
     ("AcceptedNegativeData", "GET /api/v1/assignments/"): "empty filter value",
     ("AcceptedNegativeData", "GET /api/v1/audit-events/"): "empty filter value",
-    # 409s of the task and archive operations added alongside, not yet documented.
-    ("UndefinedStatusCode", "DELETE /api/v1/projects/{id}/tasks/{task_id}/"): "409",
-    ("UndefinedStatusCode", "POST /api/v1/projects/{id}/tasks/{task_id}/cancel/"): "409",
-    ("UndefinedStatusCode", "POST /api/v1/projects/{id}/unarchive/"): "409",
 }
 
 

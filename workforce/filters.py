@@ -33,6 +33,29 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class _TrueOrFalse(forms.NullBooleanField):
+    # The raw word reaches to_python: the boolean widgets read any other word as "unknown".
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if str(value).lower() in ("true", "1"):
+            return True
+        if str(value).lower() in ("false", "0"):
+            return False
+        raise forms.ValidationError("Say true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class TrueOrFalseFilter(django_filters.BooleanFilter):
+    """A yes-or-no filter that refuses other words (django-filter reads ``maybe`` as no filter)."""
+
+    field_class = _TrueOrFalse
+
+
 @extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_SKILL_LEVEL})
 class LevelFilter(IdFilter):
     """A skill level, 0 to ``MAX_SKILL_LEVEL``."""
@@ -103,7 +126,7 @@ class AuditEventFilter(django_filters.FilterSet):
     verb = django_filters.ChoiceFilter(choices=AuditVerb.choices)
     verb_prefix = django_filters.CharFilter(field_name="verb", lookup_expr="startswith")
     actor = IdFilter(field_name="actor_id")
-    system = django_filters.BooleanFilter(field_name="actor", lookup_expr="isnull")
+    system = TrueOrFalseFilter(field_name="actor", lookup_expr="isnull")
     annotator = IdFilter(field_name="annotator_id")
     target_type = django_filters.CharFilter()
     target_id = IdFilter()

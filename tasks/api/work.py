@@ -153,7 +153,10 @@ class AssignmentSubmitApi(OrganizationApi):
 
     class SubmitInput(serializers.Serializer):
         payload = PayloadField(help_text="The project's kind's payload.")
-        active_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+        # At most claims.MAX_ACTIVE_SECONDS, and never more than the assignment has lasted.
+        active_seconds = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=claims.MAX_ACTIVE_SECONDS
+        )
 
     @extend_schema(
         request=SubmitInput,
