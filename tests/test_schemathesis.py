@@ -166,6 +166,9 @@ def use_real_references(case, world: World) -> None:
     # Nor which kind the assignment's project is: the payload of any kind is schema-valid.
     if "payload" in body:
         body["payload"] = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 3, "h": 4}]}
+    # Nor how long the assignment has lasted, which active time cannot exceed.
+    if body.get("active_seconds") is not None:
+        body["active_seconds"] = 0
     # Nor which moment is in the future: an expiry must be.
     if body.get("expires_at") is not None:
         body["expires_at"] = "2099-01-01T00:00:00Z"
@@ -188,9 +191,6 @@ KNOWN = {
     # properties the token request does not declare.
     ("RejectedPositiveData", "POST /api/v1/domains/"): "a taken slug",
     ("RejectedPositiveData", "POST /api/v1/auth/token/"): "integers past 64 bits",
-    # An empty filter value is read as no filter; the schema's enum and format refuse it.
-    ("AcceptedNegativeData", "GET /api/v1/assignments/"): "empty filter value",
-    ("AcceptedNegativeData", "GET /api/v1/audit-events/"): "empty filter value",
 }
 
 
@@ -325,7 +325,7 @@ def test_schema_invalid_requests_are_refused(live):
     ]
     session = requests.Session()
     for operation in operations(schema):
-        for role in (Role.MANAGER, Role.QA_LEAD):
+        for role in ROLES:
             run_operation(
                 operation,
                 world,
