@@ -69,7 +69,9 @@ class LevelFilter(IdFilter):
 class AnnotatorFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=AnnotatorStatus.choices)
     skill = django_filters.ChoiceFilter(choices=Skill.choices, method="filter_noop")
-    min_level = LevelFilter(method="filter_noop")
+    min_level = LevelFilter(
+        method="filter_noop", help_text="At least this level in `skill`, which it needs."
+    )
     domain = django_filters.CharFilter(method="filter_domain", help_text="Domain slug.")
     language = django_filters.CharFilter(method="filter_language")
     username = django_filters.CharFilter(field_name="member__user__username")
