@@ -200,7 +200,7 @@ def conclude(findings: "Findings") -> None:
     unknown = {key for key in findings.failures if key[:2] not in KNOWN}
     assert not unknown, findings.summary()
     if findings.failures:
-        pytest.xfail("Known failures of other parts of issue 14:\n" + findings.summary())
+        pytest.xfail("Only known failures (KNOWN):\n" + findings.summary())
 
 
 @dataclass
