@@ -37,9 +37,7 @@ def merge_rules() -> dict[str, str]:
     Read from the kinds' own ``merge`` docstrings, so that the API's description and the code
     never disagree. The export merges with equal weights and the default quorum.
     """
-    return {
-        key: " ".join(inspect.getdoc(type(kind).merge).split()) for key, kind in KINDS.items()
-    }
+    return {key: " ".join(inspect.getdoc(type(kind).merge).split()) for key, kind in KINDS.items()}
 
 
 def _items(
