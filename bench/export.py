@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import sys
 import tempfile
@@ -34,24 +33,6 @@ TARGET_RSS_GROWTH_MB = 200.0
 TARGET_HTTP_SECONDS = 300.0
 WORKERS = 2 * (os.cpu_count() or 1)
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 20, "w": 100, "h": 50}]}
-
-# Submitting a million annotations through the service would take hours; the rows it would
-# write are inserted directly instead: one submitted assignment and its annotation per task.
-ANNOTATE = """
-WITH taken AS (
-    UPDATE tasks_slot SET state = 'done' WHERE project_id = %(project)s
-    RETURNING id, task_id, project_id
-), assignment AS (
-    INSERT INTO tasks_assignment
-        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
-    SELECT task_id, id, project_id, %(annotator)s, 'submitted', now(), now() FROM taken
-    RETURNING id, task_id, project_id, annotator_id
-)
-INSERT INTO tasks_annotation
-    (assignment_id, task_id, project_id, annotator_id, payload, version, duration_seconds,
-     submitted_at)
-SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 30.0, now() FROM assignment
-"""
 
 
 def rss_mb() -> float:
@@ -122,8 +103,7 @@ def run(path: Path, rows: int, port: int) -> int:
     _setup.import_file(project, path, on_error="skip")
     annotator = _setup.annotators_seed(organization, project, prefix="annotator", count=1)[0]
     with connection.cursor() as cursor:
-        params = {"project": project.pk, "annotator": annotator.pk, "payload": json.dumps(BOX)}
-        cursor.execute(ANNOTATE, params)
+        _setup.annotate_all(cursor, project, annotator, BOX)
         cursor.execute("VACUUM (ANALYZE)")
     print(f"seeded {rows:,} annotated tasks in {time.perf_counter() - started:.1f} s", flush=True)
 

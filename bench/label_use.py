@@ -39,21 +39,6 @@ BOXES = {
     ]
 }
 
-ANNOTATE = """
-WITH taken AS (
-    UPDATE tasks_slot SET state = 'done' WHERE project_id = %(project)s
-    RETURNING id, task_id, project_id
-), assignment AS (
-    INSERT INTO tasks_assignment
-        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
-    SELECT task_id, id, project_id, %(annotator)s, 'submitted', now(), now() FROM taken
-    RETURNING id, task_id, project_id, annotator_id
-)
-INSERT INTO tasks_annotation
-    (assignment_id, task_id, project_id, annotator_id, payload, version, duration_seconds,
-     submitted_at)
-SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 30.0, now() FROM assignment
-"""
 GOLD = """
 UPDATE tasks_task SET is_gold = true, gold_answer = %(payload)s::jsonb
 WHERE project_id = %(project)s AND id %% 20 = 0
@@ -100,7 +85,7 @@ def run(path: Path, rows: int) -> int:
     annotator = _setup.annotators_seed(organization, project, prefix="annotator", count=1)[0]
     with connection.cursor() as cursor:
         params = {"project": project.pk, "annotator": annotator.pk, "payload": json.dumps(BOXES)}
-        cursor.execute(ANNOTATE, params)
+        _setup.annotate_all(cursor, project, annotator, BOXES)
         cursor.execute(GOLD, params)
         cursor.execute("VACUUM (ANALYZE)")
     print(f"seeded {rows:,} annotated tasks in {time.perf_counter() - started:.1f} s", flush=True)
