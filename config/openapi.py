@@ -17,6 +17,7 @@ every view of a kind, so that no view has to repeat it and a new view is describ
 """
 
 from django import forms
+from django.core.validators import RegexValidator
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -25,6 +26,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from config.errors import ErrorCode
+from config.storable import NOT_BLANK_PATTERN
 
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # The header naming the organization a request acts in (workforce.tenancy, which config does not
@@ -105,6 +107,21 @@ def _state_form_field_rules(parameter: dict, filter_) -> None:
 
 class AssaySchema(AutoSchema):
     """drf-spectacular's AutoSchema, plus the envelope, filters, ids and errors above."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # What a client sends to a plain char field is trimmed: one of white space alone is
+        # blank, which the schema says with a pattern. Fields with a format or a pattern of
+        # their own, and what the server answers, are left as they are.
+        if (
+            direction == "request"
+            and type(field) is serializers.CharField
+            and not field.allow_blank
+            and field.trim_whitespace
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
+        ):
+            schema["pattern"] = NOT_BLANK_PATTERN
+        return schema
 
     def _get_paginator(self):
         # Only a GET list is a page: a POST answering many rows (201) is a plain array.

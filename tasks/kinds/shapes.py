@@ -16,18 +16,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from config.storable import NOT_BLANK_PATTERN
 from tasks.kinds.validation import BOUNDS_TOLERANCE, MAX_ID_LENGTH, MAX_LABELS, MAX_NAME_LENGTH
 
 Shape = dict[str, Any]
 
-# Names are also not blank (`check_string`); a `pattern` would say it in a regex dialect whose
-# idea of a space is not Python's, so the validator alone says it.
-NAME: Shape = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+# Names are not blank (`check_string` strips them): the pattern names every character Python
+# counts as a space, since a regex's `\s` is another set.
+NAME: Shape = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": NOT_BLANK_PATTERN,
+}
 LABEL: Shape = {**NAME, "description": "The name of one of the project schema's labels."}
 # An id chosen by the annotation tool (`check_identifier`).
 IDENTIFIER: Shape = {
     "anyOf": [
-        {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": NOT_BLANK_PATTERN,
+        },
         {"type": "integer"},
     ]
 }
