@@ -16,9 +16,10 @@ from typing import Any
 # spare for task data and label schemas, far below what makes a parser or a reader struggle.
 MAX_JSON_DEPTH = 32
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
-# A JSON Schema ``pattern`` for text that is not blank as Python's ``str.strip`` sees it (DRF
-# trims char fields, the kinds strip names): one character outside the set ``str.isspace``
-# accepts, written out because a regex's ``\s`` is another set (U+001C-U+001F, U+FEFF).
+# A JSON Schema ``pattern`` for text that is not blank once DRF trims it (``str.strip``): one
+# character outside the set ``str.isspace`` accepts, written out because a regex's ``\s`` is
+# another set (U+001C-U+001F, U+FEFF). ``tasks.kinds.validation`` holds the same for the kinds'
+# names; a test keeps the two equal and exact over all of Unicode.
 NOT_BLANK_PATTERN = (
     "[^\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
     "\\u2028\\u2029\\u202f\\u205f\\u3000]"

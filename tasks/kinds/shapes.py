@@ -16,8 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from config.storable import NOT_BLANK_PATTERN
-from tasks.kinds.validation import BOUNDS_TOLERANCE, MAX_ID_LENGTH, MAX_LABELS, MAX_NAME_LENGTH
+from tasks.kinds.validation import (
+    BOUNDS_TOLERANCE,
+    MAX_ID_LENGTH,
+    MAX_LABELS,
+    MAX_NAME_LENGTH,
+    NOT_BLANK_PATTERN,
+)
 
 Shape = dict[str, Any]
 

@@ -163,6 +163,16 @@ def check_positive_number(value: Any, path: str, issues: list[ValidationIssue]) 
     return True
 
 
+# A JSON Schema ``pattern`` for a string ``check_string`` does not find blank: one character
+# outside the set ``str.isspace`` accepts, written out because a regex's ``\s`` is another set
+# (U+001C-U+001F, U+FEFF). ``config.storable`` holds the same for DRF's trimmed fields (the kinds
+# import nothing of Django's); a test keeps the two equal and exact over all of Unicode.
+NOT_BLANK_PATTERN = (
+    "[^\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+
+
 def check_string(
     value: Any, path: str, issues: list[ValidationIssue], *, max_length: int = MAX_NAME_LENGTH
 ) -> bool:

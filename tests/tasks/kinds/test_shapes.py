@@ -7,13 +7,15 @@ validator must refuse too (else the schema promises a refusal the server does no
 
 import copy
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
 
-from tasks.kinds import KINDS
+from config import storable
+from tasks.kinds import KINDS, validation
 from tests.tasks.kinds.strategies import (
     CASES,
     IMAGE,
@@ -154,3 +156,11 @@ def test_the_task_data_of_the_cases_is_what_each_kind_reads():
     assert {id(data) for data in DATA.values()} == {id(IMAGE), id(TEXT), id(VIDEO)}
     for key, kind in KINDS.items():
         assert not kind.validate_task_data(DATA[key])
+
+
+def test_the_not_blank_pattern_is_pythons_idea_of_blank_over_all_of_unicode():
+    """The schema's patterns refuse exactly the strings the server trims to nothing."""
+    assert storable.NOT_BLANK_PATTERN == validation.NOT_BLANK_PATTERN
+    pattern = re.compile(validation.NOT_BLANK_PATTERN)
+    wrong = [c for c in map(chr, range(0x110000)) if bool(pattern.search(c)) != bool(c.strip())]
+    assert not wrong
