@@ -286,54 +286,40 @@ def operations(schema):
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def test_every_operation_answers_as_the_schema_says_for_each_role(live):
+def run_pass(live, mode, checks) -> None:
+    """Call every operation as each role in ``mode``, then fail on any unknown finding."""
     world = build_world()
     schema = load_schema(live)
     findings = Findings()
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-        positive_data_acceptance,
-    ]
     session = requests.Session()
     for operation in operations(schema):
         for role in ROLES:
-            run_operation(
-                operation,
-                world,
-                live,
-                role,
-                schemathesis.GenerationMode.POSITIVE,
-                checks,
-                findings,
-                session,
-            )
+            run_operation(operation, world, live, role, mode, checks, findings, session)
     conclude(findings)
+
+
+def test_every_operation_answers_as_the_schema_says_for_each_role(live):
+    run_pass(
+        live,
+        schemathesis.GenerationMode.POSITIVE,
+        [
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+            positive_data_acceptance,
+        ],
+    )
 
 
 def test_schema_invalid_requests_are_refused(live):
-    world = build_world()
-    schema = load_schema(live)
-    findings = Findings()
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        negative_data_rejection,
-    ]
-    session = requests.Session()
-    for operation in operations(schema):
-        for role in ROLES:
-            run_operation(
-                operation,
-                world,
-                live,
-                role,
-                schemathesis.GenerationMode.NEGATIVE,
-                checks,
-                findings,
-                session,
-            )
-    conclude(findings)
+    run_pass(
+        live,
+        schemathesis.GenerationMode.NEGATIVE,
+        [
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            negative_data_rejection,
+        ],
+    )
