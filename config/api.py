@@ -12,7 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, ErrorCode, FieldErrors, ValidationFailed
-from config.middleware import RETRY_AFTER_SECONDS, database_timeout, error_response
+from config.middleware import (
+    RETRY_AFTER_SECONDS,
+    TIMED_OUT_MESSAGE,
+    database_timeout,
+    error_body,
+    error_response,
+)
 
 
 class Pagination(PageNumberPagination):
@@ -117,18 +123,14 @@ def _drf_code(exc: exceptions.APIException) -> ErrorCode:
     return ErrorCode.SERVER_ERROR
 
 
-def _body(code: ErrorCode, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
-
-
 def exception_handler(exc, context):
     """Answer every error as ``{"error": {"code", "message", "fields"}}``."""
     if isinstance(exc, DomainError):
-        return Response(_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
     if database_timeout(exc):
         # lock_timeout or statement_timeout (settings): another transaction holds the rows.
         return Response(
-            _body(ErrorCode.TIMED_OUT, "The database is busy with this data; try again shortly."),
+            error_body(ErrorCode.TIMED_OUT, TIMED_OUT_MESSAGE),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
@@ -142,10 +144,10 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         summary = "; ".join(f"{field}: {' '.join(reasons)}" for field, reasons in fields.items())
-        response.data = _body(_drf_code(exc), f"Invalid input. {summary}", fields)
+        response.data = error_body(_drf_code(exc), f"Invalid input. {summary}", fields)
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
-        response.data = _body(_drf_code(exc), str(exc.detail))
+        response.data = error_body(_drf_code(exc), str(exc.detail))
     return response
 
 

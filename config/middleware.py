@@ -29,12 +29,15 @@ from config.storable import bigint_problem, text_problem
 RETRY_AFTER_SECONDS = 2
 
 
+def error_body(code: ErrorCode, message: str, fields: dict | None = None) -> dict:
+    """The one shape of every error answer: ``{"error": {"code", "message", "fields"}}``."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
 def error_response(
     status: int, code: ErrorCode, message: str, fields: dict | None = None, **headers
 ) -> JsonResponse:
-    response = JsonResponse(
-        {"error": {"code": code, "message": message, "fields": fields or {}}}, status=status
-    )
+    response = JsonResponse(error_body(code, message, fields), status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
@@ -46,12 +49,12 @@ def database_timeout(exc: BaseException) -> bool:
     return isinstance(cause, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
 
 
+TIMED_OUT_MESSAGE = "The database is busy with this data; try again shortly."
+
+
 def timed_out_response() -> JsonResponse:
     return error_response(
-        503,
-        ErrorCode.TIMED_OUT,
-        "The database is busy with this data; try again shortly.",
-        Retry_After=str(RETRY_AFTER_SECONDS),
+        503, ErrorCode.TIMED_OUT, TIMED_OUT_MESSAGE, Retry_After=str(RETRY_AFTER_SECONDS)
     )
 
 
