@@ -20,3 +20,6 @@ class QaConfig(AppConfig):
         events.subscribe(
             events.IMPORT_PROGRESSED, reactions.on_import_progressed, phase=events.AFTER_COMMIT
         )
+        events.subscribe(
+            events.GOLD_ANSWER_SET, reactions.on_gold_answer_set, phase=events.IN_TRANSACTION
+        )

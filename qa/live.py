@@ -43,6 +43,24 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
         "annotator": _INT,
         "duration_seconds": _NUM + _NULL,
     },
+    LiveEventType.GOLD_SCORED: {
+        "annotation": _INT,
+        "project": _INT,
+        "task": _INT,
+        "annotator": _INT,
+        "score": _NUM,
+    },
+    # A quality rule acted (``qa.rules``): what, on whom, and the figure that crossed.
+    LiveEventType.QUALITY_ALERT: {
+        "action": _INT,
+        "rule": _INT,
+        "annotator": _INT,
+        "project": _INT + _NULL,
+        "metric": _STR,
+        "value": _NUM,
+        "threshold": _NUM,
+        "effect": _STR,
+    },
     LiveEventType.IMPORT_PROGRESSED: {
         "import": _INT,
         "project": _INT,
@@ -114,6 +132,15 @@ def record_annotation_submitted(annotation_id: int) -> None:
         cursor.execute(
             _ANNOTATION_SUBMITTED_SQL, [LiveEventType.ANNOTATION_SUBMITTED.value, annotation_id]
         )
+
+
+def record_staff_event(
+    event_type: LiveEventType, *, organization_id: int, data: dict, member_id: int | None = None
+) -> None:
+    """Put an event for the organization's staff (and ``member_id``, if given) in the outbox."""
+    LiveEvent.objects.create(
+        organization_id=organization_id, member_id=member_id, staff=True, type=event_type, data=data
+    )
 
 
 def record_import_progressed(import_id: int) -> None:

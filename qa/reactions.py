@@ -1,11 +1,29 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
-from . import live
+from workforce.queue import enqueue
+
+from . import gold as gold_module
+from . import jobs, live
 
 
-def on_annotation_submitted(*, annotation_id: int) -> None:
-    """In the submission's transaction: the live event joins the outbox, or nothing does."""
+def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
+    """In the submission's transaction: the live event joins the outbox, and a gold submission
+    is scored and counted, or the submission fails."""
     live.record_annotation_submitted(annotation_id)
+    if gold:
+        _score(annotation_id)
+
+
+def _score(annotation_id: int) -> None:
+    scored = gold_module.gold_score_record(annotation_id)
+    if scored is not None:
+        # After commit, quality rules read the accuracy this transaction wrote.
+        enqueue(jobs.evaluate_quality_rules, scored.annotator_id, scored.project_id)
+
+
+def on_gold_answer_set(*, task_id: int) -> None:
+    """After a task was made gold or its answer corrected: rescore its past submissions."""
+    enqueue(jobs.rescore_gold, task_id)
 
 
 def on_import_progressed(*, import_id: int) -> None:

@@ -2,9 +2,13 @@
 
 ``tasks`` never imports ``qa``; ``qa`` subscribes in its ``AppConfig.ready()``. The events:
 
-``annotation_submitted(annotation_id: int)``
+``annotation_submitted(annotation_id: int, gold: bool)``
     An annotator's submission was stored. Published once per annotation, inside the
-    submission's transaction.
+    submission's transaction; ``gold`` says its task is gold (to be scored in that transaction).
+
+``gold_answer_set(task_id: int)``
+    A task was made gold, or its gold answer corrected: work submitted on it before is to be
+    scored against the answer it has now.
 
 ``import_progressed(import_id: int)``
     An import job started, wrote a batch of rows, or finished (``status`` says which).
@@ -33,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 ANNOTATION_SUBMITTED = "annotation_submitted"
 IMPORT_PROGRESSED = "import_progressed"
-EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED})
+GOLD_ANSWER_SET = "gold_answer_set"
+EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED, GOLD_ANSWER_SET})
 
 IN_TRANSACTION = "in_transaction"
 AFTER_COMMIT = "after_commit"

@@ -44,7 +44,14 @@ class Project(TimeStamped):
     required_skill_level = models.PositiveSmallIntegerField(default=0)
     required_domains = models.ManyToManyField(Domain, blank=True, related_name="projects")
     overlap = models.PositiveSmallIntegerField(default=1)
+    # Gold is on when ``gold_rate`` is above 0: a claim is gold with that probability, or with
+    # ``newcomer_gold_rate`` (when higher) until the annotator has submitted
+    # ``newcomer_gold_tasks`` gold tasks in the project (``tasks/services/claims.sql``).
     gold_rate = models.FloatField(default=0.0)
+    newcomer_gold_rate = models.FloatField(default=0.5)
+    newcomer_gold_tasks = models.PositiveSmallIntegerField(default=5)
+    # A gold task seen by more than this share of the project's annotators is ``overexposed``.
+    gold_max_exposure = models.FloatField(default=0.5)
     lease_seconds = models.PositiveIntegerField(default=1800)
     max_concurrent_tasks = models.PositiveSmallIntegerField(default=5)
     priority = models.SmallIntegerField(default=0)
@@ -61,6 +68,14 @@ class Project(TimeStamped):
             ),
             models.CheckConstraint(
                 condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate"
+            ),
+            models.CheckConstraint(
+                condition=Q(newcomer_gold_rate__gte=0) & Q(newcomer_gold_rate__lte=1),
+                name="project_newcomer_gold_rate",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_max_exposure__gt=0) & Q(gold_max_exposure__lte=1),
+                name="project_gold_max_exposure",
             ),
             models.CheckConstraint(
                 condition=Q(required_skill_level__lte=MAX_SKILL_LEVEL), name="project_skill_level"
@@ -91,6 +106,12 @@ class ProjectMember(TimeStamped):
         max_length=16, choices=ProjectRole.choices, default=ProjectRole.ANNOTATOR
     )
     is_active = models.BooleanField(default=True)
+    # Gold tasks this annotator submitted in the project: a newcomer until the project's
+    # ``newcomer_gold_tasks``. Counted by the submit; read by the claim.
+    gold_submitted = models.PositiveIntegerField(default=0)
+    # A gold rate raised for this annotator (by a quality rule); the claim takes the higher of
+    # it and the project's.
+    gold_rate = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["project_id", "id"]
@@ -104,7 +125,13 @@ class ProjectMember(TimeStamped):
 
 
 class Task(models.Model):
-    """One item to annotate. ``gold_answer`` and ``is_gold`` never reach an annotator."""
+    """One item to annotate. ``gold_answer`` and ``is_gold`` never reach an annotator.
+
+    A gold task has no seats: it is served to many annotators, each at most once, at the
+    project's gold rate, and counts toward no progress, completion or export. Its assignments
+    hold no slot. ``gold_version`` counts its answers (a correction rescores past work);
+    ``gold_source`` is the annotation it was promoted from, whose author is not scored on it.
+    """
 
     # Indexed through the (project, external_id) unique constraint.
     project = models.ForeignKey(
@@ -115,6 +142,10 @@ class Task(models.Model):
     priority = models.SmallIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_answer = models.JSONField(null=True, blank=True)
+    gold_version = models.PositiveIntegerField(default=0)
+    gold_retired_at = models.DateTimeField(null=True, blank=True)
+    # An id, not a foreign key: a constraint (and its index) would cost every import.
+    gold_source = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Set by ``task_cancel``: its seats nobody had submitted are closed; submitted work stays.
@@ -127,6 +158,10 @@ class Task(models.Model):
             models.CheckConstraint(
                 condition=Q(is_gold=False) | Q(gold_answer__isnull=False), name="task_gold_answer"
             ),
+        ]
+        indexes = [
+            # A project's gold tasks: the claim's pool (retired ones are few, and filtered).
+            models.Index(fields=["project", "id"], name="task_gold_idx", condition=Q(is_gold=True)),
         ]
 
     def __str__(self) -> str:
@@ -242,8 +277,11 @@ class Assignment(models.Model):
     # project (a copy of the task's). Database constraints would re-check both at every claim's
     # commit, and every concurrent claim in a project would share a lock on the project's row.
     # Never looked up by slot (the slot names its holder); an index would only slow claims.
+    # None for a gold task's assignment: gold has no seats, and nobody else can take it over.
     slot = models.ForeignKey(
         Slot,
+        null=True,
+        blank=True,
         on_delete=models.CASCADE,
         related_name="assignments",
         db_index=False,

@@ -73,8 +73,9 @@ def project_progress(project_ids: list[int]) -> dict[int, dict]:
         }
         for pid in project_ids
     }
+    # Gold tasks are no part of the work: they have no seats either.
     tasks = (
-        Task.objects.filter(project_id__in=project_ids)
+        Task.objects.filter(project_id__in=project_ids, is_gold=False)
         .values("project_id")
         .annotate(total=Count("id"), complete=Count("id", filter=Q(completed_at__isnull=False)))
     )

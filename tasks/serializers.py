@@ -38,6 +38,9 @@ class ProjectOut(serializers.ModelSerializer):
             "required_domains",
             "overlap",
             "gold_rate",
+            "newcomer_gold_rate",
+            "newcomer_gold_tasks",
+            "gold_max_exposure",
             "lease_seconds",
             "max_concurrent_tasks",
             "priority",
@@ -51,11 +54,15 @@ class ProjectOut(serializers.ModelSerializer):
         return self.context.get("progress", {}).get(obj.pk)
 
 
+# What a project says of its gold: staff only.
+GOLD_SETTINGS = {"gold_rate", "newcomer_gold_rate", "newcomer_gold_tasks", "gold_max_exposure"}
+
+
 class AnnotatorProjectOut(ProjectOut):
     """A project as its annotators see it: nothing about how their work is checked."""
 
     class Meta(ProjectOut.Meta):
-        fields = [f for f in ProjectOut.Meta.fields if f not in ("gold_rate", "client")]
+        fields = [f for f in ProjectOut.Meta.fields if f not in GOLD_SETTINGS | {"client"}]
 
 
 class ProjectMemberOut(serializers.ModelSerializer):

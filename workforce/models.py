@@ -339,6 +339,12 @@ class AuditVerb(models.TextChoices):
     TASK_DELETED = "task.deleted"
     PROJECT_TASKS_IMPORT_QUEUED = "project.tasks_import_queued"
     PROJECT_TASKS_IMPORTED = "project.tasks_imported"
+    GOLD_SET = "gold.set"
+    GOLD_RETIRED = "gold.retired"
+    EXAM_PASSED = "exam.passed"
+    EXAM_FAILED = "exam.failed"
+    QUALITY_ACTION_TAKEN = "quality.action_taken"
+    QUALITY_ACTION_UNDONE = "quality.action_undone"
 
 
 class AuditEvent(models.Model):

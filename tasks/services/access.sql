@@ -43,6 +43,7 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     ended integer;
+    gold integer;
 BEGIN
     -- The annotators' rows first, in id order (the order of tasks/locks.py: annotator, slot,
     -- assignment). A claim in flight holds its annotator's row until it commits; waiting for
@@ -63,7 +64,14 @@ BEGIN
     UPDATE tasks_assignment SET status = 'revoked', ended_at = now()
     WHERE id IN (SELECT gone.id FROM gone);
     GET DIAGNOSTICS ended = ROW_COUNT;
-    RETURN ended;
+    -- Gold tasks' leases hold no slot: they end alone.
+    UPDATE tasks_assignment a SET status = 'revoked', ended_at = now()
+    WHERE a.annotator_id = ANY(p_annotators) AND a.slot_id IS NULL
+      AND (a.status = 'active' OR a.status = 'expired')
+      AND NOT EXISTS (SELECT 1 FROM tasks_lease_projects(a.annotator_id) lp
+                      WHERE lp.project_id = a.project_id);
+    GET DIAGNOSTICS gold = ROW_COUNT;
+    RETURN ended + gold;
 END;
 $$;
 

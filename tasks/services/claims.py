@@ -23,6 +23,12 @@ transaction:
    annotator far ahead of everyone else, who did every started task, from passing thousands
    of their own at each claim. Rows other claimers hold are skipped, never waited for.
    Insert the assignment, lease the slot, and open the task's next seat.
+4a. Gold: once a slot was found, the claim is gold with the project's gold rate (0 turns gold
+   off; higher while the annotator is a newcomer, or when a quality rule raised their rate):
+   a gold task in service they never had, from a random point of the pool. It is leased
+   instead, without a slot (gold has no seats; many hold one at once), and the slot found
+   stays open. A claim that finds no regular work is never answered with gold, so nothing an
+   annotator sees tells gold apart. When they had every gold task, the claim is regular.
 5. Without a task, say the most hopeful thing found: ``none_available`` (a project they may
    work in has nothing open now), ``at_limit`` (their limit in every such project),
    ``not_qualified`` (with the projects, whose reasons staffing words), ``no_projects``.
@@ -53,7 +59,15 @@ from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of, lock_task
-from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState, Task
+from tasks.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    ProjectMember,
+    Slot,
+    SlotState,
+    Task,
+)
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
 
@@ -164,10 +178,11 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
     )
 
 
-def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
+def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot | None:
     """Refuse to act on work that was handed in, given back, or taken over by someone else.
 
     Read under the slot's and the assignment's locks, so the answer is the state that stands.
+    Returns the slot, or None for a gold task's assignment (it holds none).
     """
     if assignment.status == AssignmentStatus.SUBMITTED:
         raise Conflict("This work was already submitted.", code=ErrorCode.ALREADY_SUBMITTED)
@@ -179,6 +194,9 @@ def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot:
             "or the task was cancelled or its project archived. Your lease ended.",
             code=ErrorCode.ACCESS_ENDED,
         )
+    if assignment.slot_id is None:
+        # A gold task: it has no slot, and nobody else can take it over.
+        return None
     if slot is None or slot.state != SlotState.LEASED:
         raise Conflict(
             "Your lease expired and the task went to someone else.", code=ErrorCode.LEASE_LOST
@@ -197,8 +215,9 @@ def assignment_heartbeat(*, assignment: Assignment) -> Assignment:
     assignment = lock_assignment(assignment.pk)
     slot = _require_holder(assignment, slot)
     expires = now + timedelta(seconds=assignment.project.lease_seconds)
-    slot.lease_expires_at = expires
-    slot.save(update_fields=["lease_expires_at"])
+    if slot is not None:
+        slot.lease_expires_at = expires
+        slot.save(update_fields=["lease_expires_at"])
     assignment.lease_expires_at = expires
     assignment.status, assignment.ended_at = AssignmentStatus.ACTIVE, None
     assignment.save(update_fields=["lease_expires_at", "status", "ended_at"])
@@ -217,8 +236,9 @@ def assignment_release(*, assignment: Assignment) -> Assignment:
     if assignment.status == AssignmentStatus.RELEASED:
         return assignment
     slot = _require_holder(assignment, slot)
-    slot.state, slot.assignment, slot.lease_expires_at = SlotState.OPEN, None, None
-    slot.save(update_fields=["state", "assignment", "lease_expires_at"])
+    if slot is not None:
+        slot.state, slot.assignment, slot.lease_expires_at = SlotState.OPEN, None, None
+        slot.save(update_fields=["state", "assignment", "lease_expires_at"])
     assignment.status, assignment.ended_at = AssignmentStatus.RELEASED, now
     assignment.save(update_fields=["status", "ended_at"])
     return assignment
@@ -303,16 +323,29 @@ def assignment_submit(
     )
     assignment.status, assignment.ended_at = AssignmentStatus.SUBMITTED, now
     assignment.save(update_fields=["status", "ended_at"])
-    slot.state, slot.lease_expires_at = SlotState.DONE, None
-    slot.save(update_fields=["state", "lease_expires_at"])
-    # The task is locked before its other slots are looked at: when the last seats are submitted
-    # at once, each submit waits here for the others to commit, and the last one through sees
-    # every slot done (each statement reads what has committed). Looking first would let each
-    # see the other's slot still leased, and nobody would complete the task.
-    lock_task(assignment.task_id)
-    if not Slot.objects.filter(task_id=assignment.task_id).exclude(state=SlotState.DONE).exists():
-        Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
-    events.publish(events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk)
+    # Only a gold task's assignments hold no slot (marking a task gold takes its slots, and
+    # waits for this submit's lock on its slot first).
+    gold = slot is None
+    if not gold:
+        slot.state, slot.lease_expires_at = SlotState.DONE, None
+        slot.save(update_fields=["state", "lease_expires_at"])
+        # The task is locked before its other slots are looked at: when the last seats are
+        # submitted at once, each submit waits here for the others to commit, and the last one
+        # through sees every slot done (each statement reads what has committed). Looking first
+        # would let each see the other's slot still leased, and nobody would complete the task.
+        lock_task(assignment.task_id)
+        if (
+            not Slot.objects.filter(task_id=assignment.task_id)
+            .exclude(state=SlotState.DONE)
+            .exists()
+        ):
+            Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
+    else:
+        ProjectMember.objects.filter(
+            project_id=assignment.project_id, annotator_id=assignment.annotator_id
+        ).update(gold_submitted=F("gold_submitted") + 1)
+    # Scored in this transaction by qa's in-transaction handler when ``gold``.
+    events.publish(events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=gold)
     return annotation, True
 
 

@@ -60,6 +60,9 @@ DECLARE
     live_by_project jsonb;
     cand record;
     picked record;
+    gold_task bigint;
+    pool record;
+    pivot bigint;
 BEGIN
     -- Serialises this annotator's claims so their limits hold; nobody else's claims wait.
     -- FOR NO KEY UPDATE: the assignment inserted below only needs the row to stay.
@@ -90,12 +93,21 @@ BEGIN
         SELECT p.id, p.lease_seconds, p.name, p.kind, p.instructions, p.label_schema,
             q.qualified,
             COALESCE((live_by_project ->> p.id::text)::bigint, 0)
-                < p.max_concurrent_tasks AS has_room
+                < p.max_concurrent_tasks AS has_room,
+            -- The chance that this claim is gold: none while the project's rate is 0; else
+            -- the highest of the project's rate, its newcomer rate while the annotator is
+            -- one, and a rate a quality rule raised for them.
+            CASE WHEN p.gold_rate = 0 THEN 0 ELSE GREATEST(
+                p.gold_rate,
+                CASE WHEN m.gold_submitted < p.newcomer_gold_tasks
+                     THEN p.newcomer_gold_rate ELSE 0 END,
+                COALESCE(m.gold_rate, 0)) END AS gold_rate
         -- Where they may hold a lease (access.sql): leases are granted by the rule that ends
         -- them when access ends, account and organization membership included. Read after the
         -- annotator's row is locked, so a change of access that committed meanwhile is seen.
         FROM tasks_lease_projects(p_annotator) lp
         JOIN tasks_project p ON p.id = lp.project_id
+        JOIN tasks_projectmember m ON m.project_id = p.id AND m.annotator_id = p_annotator
         CROSS JOIN LATERAL tasks_qualification(p_annotator, p.id, p_now) q
         WHERE p.status = 'active' AND (p_project IS NULL OR p.id = p_project)
         ORDER BY p.priority DESC, p.deadline ASC NULLS LAST, p.id
@@ -155,21 +167,56 @@ BEGIN
             CONTINUE WHEN NOT FOUND;
         END IF;
         r_expires := p_now + make_interval(secs => cand.lease_seconds);
-        INSERT INTO tasks_assignment
-            (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
-        VALUES (picked.task_id, picked.id, cand.id, p_annotator, 'active', p_now, r_expires)
-        RETURNING id INTO r_assignment;
-        UPDATE tasks_slot SET state = 'leased', assignment_id = r_assignment,
-            lease_expires_at = r_expires
-        WHERE id = picked.id;
-        -- A lapsed lease taken over: its holder's assignment ends here.
-        IF picked.previous IS NOT NULL THEN
-            UPDATE tasks_assignment SET status = 'expired', ended_at = lease_expires_at
-            WHERE id = picked.previous AND status = 'active';
+        -- Gold, drawn only once regular work was found: a claim that finds nothing is never
+        -- answered with gold, so getting a task when the queue looked empty tells nothing. A
+        -- gold task in service the annotator never had, from a random point of the pool so
+        -- that exposure spreads. It has no seat and many hold it at once; the annotator's row,
+        -- locked above, keeps them from getting it twice. The slot found stays as it was.
+        gold_task := NULL;
+        IF cand.gold_rate > 0 AND random() < cand.gold_rate THEN
+            SELECT min(t.id) AS lo, max(t.id) AS hi INTO pool FROM tasks_task t
+            WHERE t.project_id = cand.id AND t.is_gold AND t.gold_retired_at IS NULL;
+            IF pool.lo IS NOT NULL THEN
+                pivot := pool.lo + floor(random() * (pool.hi - pool.lo + 1))::bigint;
+                SELECT t.id INTO gold_task FROM tasks_task t
+                WHERE t.project_id = cand.id AND t.is_gold AND t.gold_retired_at IS NULL
+                  AND t.id >= pivot
+                  AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                                  WHERE a.task_id = t.id AND a.annotator_id = p_annotator)
+                ORDER BY t.id LIMIT 1;
+                IF gold_task IS NULL THEN
+                    SELECT t.id INTO gold_task FROM tasks_task t
+                    WHERE t.project_id = cand.id AND t.is_gold AND t.gold_retired_at IS NULL
+                      AND t.id < pivot
+                      AND NOT EXISTS (SELECT 1 FROM tasks_assignment a
+                                      WHERE a.task_id = t.id AND a.annotator_id = p_annotator)
+                    ORDER BY t.id LIMIT 1;
+                END IF;
+            END IF;
         END IF;
-        -- The next seat opens once this one is taken.
-        UPDATE tasks_slot SET state = 'open'
-        WHERE task_id = picked.task_id AND seat = picked.seat + 1 AND state = 'waiting';
+        IF gold_task IS NOT NULL THEN
+            INSERT INTO tasks_assignment
+                (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+            VALUES (gold_task, NULL, cand.id, p_annotator, 'active', p_now, r_expires)
+            RETURNING id INTO r_assignment;
+            picked.task_id := gold_task;
+        ELSE
+            INSERT INTO tasks_assignment
+                (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+            VALUES (picked.task_id, picked.id, cand.id, p_annotator, 'active', p_now, r_expires)
+            RETURNING id INTO r_assignment;
+            UPDATE tasks_slot SET state = 'leased', assignment_id = r_assignment,
+                lease_expires_at = r_expires
+            WHERE id = picked.id;
+            -- A lapsed lease taken over: its holder's assignment ends here.
+            IF picked.previous IS NOT NULL THEN
+                UPDATE tasks_assignment SET status = 'expired', ended_at = lease_expires_at
+                WHERE id = picked.previous AND status = 'active';
+            END IF;
+            -- The next seat opens once this one is taken.
+            UPDATE tasks_slot SET state = 'open'
+            WHERE task_id = picked.task_id AND seat = picked.seat + 1 AND state = 'waiting';
+        END IF;
         SELECT t.data INTO r_data FROM tasks_task t WHERE t.id = picked.task_id;
         r_outcome := 'claimed';
         r_task := picked.task_id;

@@ -107,17 +107,19 @@ WITH rows AS (
         AS r(external_id, data, priority, gold_answer)
 ), inserted AS (
     INSERT INTO tasks_task
-        (project_id, external_id, data, priority, is_gold, gold_answer, created_at)
+        (project_id, external_id, data, priority, is_gold, gold_answer, gold_version, created_at)
     SELECT %(project)s, external_id, data::jsonb, priority, gold_answer IS NOT NULL,
-           gold_answer::jsonb, %(now)s
+           gold_answer::jsonb, CASE WHEN gold_answer IS NULL THEN 0 ELSE 1 END, %(now)s
     FROM rows
     ON CONFLICT ON CONSTRAINT task_external_id DO NOTHING
-    RETURNING id, priority
+    RETURNING id, priority, is_gold
 ), slots AS (
+    -- Gold tasks have no seats: the claim serves them apart.
     INSERT INTO tasks_slot (task_id, project_id, seat, state, task_priority)
     SELECT inserted.id, %(project)s, seat, CASE WHEN seat = 0 THEN 'open' ELSE 'waiting' END,
            inserted.priority
     FROM inserted CROSS JOIN generate_series(0, %(overlap)s - 1) AS seat
+    WHERE NOT inserted.is_gold
 )
 SELECT count(*) FROM inserted
 """

@@ -37,6 +37,9 @@ EDITABLE = {
     "required_domains",
     "overlap",
     "gold_rate",
+    "newcomer_gold_rate",
+    "newcomer_gold_tasks",
+    "gold_max_exposure",
     "lease_seconds",
     "max_concurrent_tasks",
     "priority",
@@ -66,6 +69,14 @@ def project_check(
         problems.add("overlap", f"{fields['overlap']} is not between 1 and {MAX_OVERLAP}.")
     if "gold_rate" in fields and not 0 <= fields["gold_rate"] <= 1:
         problems.add("gold_rate", f"{fields['gold_rate']} is not between 0 and 1.")
+    if "newcomer_gold_rate" in fields and not 0 <= fields["newcomer_gold_rate"] <= 1:
+        problems.add(
+            "newcomer_gold_rate", f"{fields['newcomer_gold_rate']} is not between 0 and 1."
+        )
+    if "newcomer_gold_tasks" in fields and not 0 <= fields["newcomer_gold_tasks"] <= 1000:
+        problems.add("newcomer_gold_tasks", "Must be between 0 and 1000.")
+    if "gold_max_exposure" in fields and not 0 < fields["gold_max_exposure"] <= 1:
+        problems.add("gold_max_exposure", "Must be above 0 and at most 1.")
     if "required_skill_level" in fields and not 0 <= fields["required_skill_level"] <= 5:
         problems.add("required_skill_level", f"{fields['required_skill_level']} is not 0 to 5.")
     if "lease_seconds" in fields and not 60 <= fields["lease_seconds"] <= 7 * 86_400:
@@ -295,7 +306,10 @@ def project_seats_add(*, project: Project) -> int:
             overlap = lock_project_overlap(project.pk)
             tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
             # A cancelled task gets no new seat: nobody is to be served it again.
-            batch = dict(tasks.filter(cancelled_at__isnull=True).values_list("pk", "priority"))
+            # Nor a gold task: it has no seats.
+            batch = dict(
+                tasks.filter(cancelled_at__isnull=True, is_gold=False).values_list("pk", "priority")
+            )
             if not batch:
                 # Other projects' tasks in between: go straight to this project's next one.
                 later = Task.objects.filter(project=project, pk__gt=after)

@@ -30,7 +30,7 @@ from workforce.models import AuditVerb
 from workforce.services import audit_record
 
 
-def _end_holders(slots: list[Slot], *, state: SlotState) -> list[int]:
+def slot_holders_end(slots: list[Slot], *, state: SlotState) -> list[int]:
     """End the leases of the given locked, leased slots; leave the slots in ``state``.
 
     Returns the ended assignments' ids. The holders are locked after their slots, in id order.
@@ -57,10 +57,25 @@ def project_leases_end(*, project_id: int) -> list[int]:
     (``access.sql``), not here.
     """
     slots = lock_slots(project_id=project_id, state=SlotState.LEASED)
-    return _end_holders(slots, state=SlotState.OPEN)
+    ended = slot_holders_end(slots, state=SlotState.OPEN)
+    return ended + gold_leases_end(
+        Task.objects.filter(project_id=project_id, is_gold=True).values("pk")
+    )
 
 
-def _require_writable(task: Task) -> None:
+def gold_leases_end(tasks) -> list[int]:
+    """End the live leases on the given gold tasks (a queryset of ids); they hold no slot."""
+    live = (AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED)
+    leases = Assignment.objects.filter(task_id__in=tasks, slot__isnull=True, status__in=live)
+    locked = lock_assignments(list(leases.values_list("pk", flat=True)))
+    ended = [a.pk for a in locked if a.status in live]
+    Assignment.objects.filter(pk__in=ended).update(
+        status=AssignmentStatus.REVOKED, ended_at=timezone.now()
+    )
+    return ended
+
+
+def task_require_writable(task: Task) -> None:
     if task.project.status == ProjectStatus.ARCHIVED:
         raise Conflict(
             "The project is archived; unarchive it to change its tasks.",
@@ -75,10 +90,10 @@ def task_cancel(*, task: Task, actor: AbstractBaseUser | None, reason: str = "")
     Submitted work stays. Cancelling a cancelled task answers it unchanged; a complete task
     cannot be cancelled (409), there is nothing left to stop.
     """
-    _require_writable(task)
+    task_require_writable(task)
     slots = lock_slots(task_id=task.pk)
     leased = [slot for slot in slots if slot.state == SlotState.LEASED]
-    ended = _end_holders(leased, state=SlotState.CLOSED)
+    ended = slot_holders_end(leased, state=SlotState.CLOSED)
     # Locked last, as submit does: a submit that completed the task committed before the slots
     # were locked here, and its completion is read now.
     lock_task(task.pk)
@@ -114,7 +129,7 @@ def task_delete(*, task: Task, actor: AbstractBaseUser | None) -> None:
 
     A task with submitted work, or held under a lease right now, is a conflict: cancel it.
     """
-    _require_writable(task)
+    task_require_writable(task)
     slots = lock_slots(task_id=task.pk)
     if any(slot.state == SlotState.DONE for slot in slots) or (
         Annotation.objects.filter(task_id=task.pk).exists()
@@ -123,7 +138,11 @@ def task_delete(*, task: Task, actor: AbstractBaseUser | None) -> None:
             "Work was submitted for this task; cancel it instead, which keeps the work.",
             code=ErrorCode.IN_USE,
         )
-    if any(slot.state == SlotState.LEASED for slot in slots):
+    live = (AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED)
+    if any(slot.state == SlotState.LEASED for slot in slots) or (
+        # A gold task's leases hold no slot.
+        task.is_gold and Assignment.objects.filter(task_id=task.pk, status__in=live).exists()
+    ):
         raise Conflict(
             "Someone holds this task under a lease; cancel it instead, which ends the lease.",
             code=ErrorCode.IN_USE,

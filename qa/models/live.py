@@ -1,6 +1,5 @@
-"""Quality tables. The live-event outbox: every live event is a row, written in the transaction
-of the change it tells about, and delivered to sockets by each ASGI process's relay
-(``qa/relay.py``)."""
+"""The live-event outbox: every live event is a row, written in the transaction of the change it
+tells about, and delivered to sockets by each ASGI process's relay (``qa/relay.py``)."""
 
 from django.db import models
 
@@ -12,6 +11,9 @@ class LiveEventType(models.TextChoices):
 
     ANNOTATION_SUBMITTED = "annotation.submitted"
     IMPORT_PROGRESSED = "import.progressed"
+    # Staff only: a gold submission's score never reaches the annotator.
+    GOLD_SCORED = "gold.scored"
+    QUALITY_ALERT = "quality.alert"
 
 
 class CurrentTransactionId(models.Func):

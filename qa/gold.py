@@ -1,0 +1,269 @@
+"""Gold scoring and accuracy (DESIGN.md section 5).
+
+A gold submission is scored with its kind's ``compare`` against the task's answer inside the
+submission's own transaction (``gold_score_record``, the in-transaction handler of
+``annotation_submitted``): a submitted gold annotation without its score cannot exist, and a
+scorer that fails fails the submission. The same transaction updates the annotator's
+``Accuracy`` row in the project in place, so reading accuracy never scans scores.
+
+Accuracy is always told with its sample size and the 95 % Wilson score interval, with k the sum
+of scores and n the number scored (``wilson``): three correct gold tasks read [0.44, 1], not
+"100 %".
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import connection, transaction
+from django.db.models import Avg, Count
+from django.utils import timezone
+
+from tasks.kinds import get_kind
+from tasks.models import Annotation, Task
+
+from .live import record_staff_event
+from .models import Accuracy, GoldScore, LiveEventType
+from .models.gold import RECENT_KEPT
+
+# The window whose mean accuracy reads show beside the whole record.
+RECENT_N = 20
+Z_95 = 1.959963984540054
+
+
+def wilson(k: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of k successes in n trials (k may be fractional); None for n 0.
+
+    The bounds are clamped to [0, 1] against rounding: at k = n the upper bound is exactly 1.
+    """
+    if n <= 0:
+        return None
+    p = k / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n))
+    denominator = 1 + z2 / n
+    low, high = (centre - spread) / denominator, (centre + spread) / denominator
+    return max(0.0, low), min(1.0, high)
+
+
+@dataclass(frozen=True)
+class AccuracyFigures:
+    """What an accuracy read shows: n, k, mean, interval, and the mean of the latest scores."""
+
+    scored: int
+    score_sum: float
+    recent: list[float]
+
+    @property
+    def mean(self) -> float | None:
+        return self.score_sum / self.scored if self.scored else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.score_sum, self.scored)
+
+    @property
+    def recent_mean(self) -> float | None:
+        window = self.recent[-RECENT_N:]
+        return sum(window) / len(window) if window else None
+
+    def as_dict(self) -> dict:
+        interval = self.interval
+        return {
+            "scored": self.scored,
+            "mean": self.mean,
+            "low": interval[0] if interval else None,
+            "high": interval[1] if interval else None,
+            "recent_mean": self.recent_mean,
+            "recent_n": min(len(self.recent), RECENT_N),
+        }
+
+
+def figures(row: Accuracy) -> AccuracyFigures:
+    """Staff's view of an accuracy row: everything scored so far."""
+    return AccuracyFigures(row.scored, row.score_sum, list(row.recent))
+
+
+def own_figures(row: Accuracy, *, today=None) -> AccuracyFigures:
+    """An annotator's view of their own row: what was scored before today (UTC).
+
+    A figure that moved when one task was scored would tell them that task was gold; the day's
+    scores join all at once when the day is over.
+    """
+    today = today or timezone.now().astimezone(UTC).date()
+    if row.day < today:
+        return figures(row)
+    today_scored = row.scored - row.scored_before_day
+    recent = list(row.recent)[: max(len(row.recent) - today_scored, 0)]
+    return AccuracyFigures(row.scored_before_day, row.sum_before_day, recent)
+
+
+def combined(rows: list[Accuracy], view=figures) -> AccuracyFigures:
+    """Several rows read as one (an annotator's accuracy in a kind, or a domain).
+
+    Their recent windows are not merged in time order (the rows do not keep times): the
+    combined window is left empty rather than made up.
+    """
+    parts = [view(row) for row in rows]
+    return AccuracyFigures(sum(p.scored for p in parts), sum(p.score_sum for p in parts), recent=[])
+
+
+# One statement: the row is created or updated in place, under its own lock, so concurrent
+# submissions of one annotator in one project add up. ``day`` rolls the before-today totals.
+_ACCURACY_ADD = f"""
+INSERT INTO {Accuracy._meta.db_table} AS acc
+    (annotator_id, project_id, scored, score_sum, recent, day, scored_before_day,
+     sum_before_day, updated_at)
+VALUES (%(annotator)s, %(project)s, 1, %(score)s, ARRAY[%(score)s]::double precision[],
+        %(day)s, 0, 0, %(now)s)
+ON CONFLICT (project_id, annotator_id) DO UPDATE SET
+    scored_before_day = CASE WHEN acc.day < EXCLUDED.day THEN acc.scored
+                             ELSE acc.scored_before_day END,
+    sum_before_day = CASE WHEN acc.day < EXCLUDED.day THEN acc.score_sum
+                          ELSE acc.sum_before_day END,
+    day = GREATEST(acc.day, EXCLUDED.day),
+    scored = acc.scored + 1,
+    score_sum = LEAST(acc.score_sum + EXCLUDED.score_sum, acc.scored + 1),
+    recent = (acc.recent || EXCLUDED.recent)[
+        GREATEST(cardinality(acc.recent) + 2 - {RECENT_KEPT}, 1):],
+    updated_at = EXCLUDED.updated_at
+"""  # noqa: S608
+
+
+def gold_score_record(annotation_id: int) -> GoldScore | None:
+    """Score a gold submission and count it, inside the submission's transaction.
+
+    Raises whatever the kind's comparison raises: the submission then fails whole. The author
+    of the annotation a gold task was promoted from is not scored on it.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("Gold is scored inside the submission's transaction.")
+    annotation = Annotation.objects.select_related("task", "project").get(pk=annotation_id)
+    task, project = annotation.task, annotation.project
+    if not task.is_gold or task.gold_source == annotation.pk:
+        return None
+    comparison = get_kind(project.kind).compare(
+        annotation.payload, task.gold_answer, project.label_schema
+    )
+    score = _checked(comparison.score)
+    now = annotation.submitted_at
+    gold_score = GoldScore.objects.create(
+        annotation=annotation,
+        task=task,
+        project=project,
+        annotator_id=annotation.annotator_id,
+        score=score,
+        details=comparison.details,
+        answer_version=task.gold_version,
+        scored_at=now,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ACCURACY_ADD,
+            {
+                "annotator": annotation.annotator_id,
+                "project": project.pk,
+                "score": score,
+                "day": now.astimezone(UTC).date(),
+                "now": now,
+            },
+        )
+    record_staff_event(
+        LiveEventType.GOLD_SCORED,
+        organization_id=project.organization_id,
+        data={
+            "annotation": annotation.pk,
+            "project": project.pk,
+            "task": task.pk,
+            "annotator": annotation.annotator_id,
+            "score": score,
+        },
+    )
+    return gold_score
+
+
+def _checked(score: float) -> float:
+    """A kind's score as stored: a number in [0, 1], or the submission fails."""
+    if not isinstance(score, int | float) or math.isnan(score) or not 0 <= score <= 1:
+        raise ValueError(f"A comparison scored {score!r}, outside [0, 1].")
+    return float(score)
+
+
+def accuracy_rebuild(*, project_id: int, annotator_ids: list[int]) -> None:
+    """Recompute the annotators' accuracy rows in a project from their scores (after a rescore).
+
+    Locks each row (in annotator order) so a submission scored meanwhile is not lost.
+    """
+    today = timezone.now().astimezone(UTC).date()
+    day_start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    for annotator_id in sorted(annotator_ids):
+        with transaction.atomic():
+            row = (
+                Accuracy.objects.select_for_update()
+                .filter(project_id=project_id, annotator_id=annotator_id)
+                .first()
+            )
+            if row is None:
+                continue
+            scores = GoldScore.objects.filter(project_id=project_id, annotator_id=annotator_id)
+            totals = scores.aggregate(n=Count("pk"), mean=Avg("score"))
+            before = scores.filter(scored_at__lt=day_start).aggregate(
+                n=Count("pk"), mean=Avg("score")
+            )
+            latest = scores.order_by("-scored_at", "-pk").values_list("score", flat=True)
+            row.scored = totals["n"]
+            row.score_sum = min((totals["mean"] or 0.0) * totals["n"], totals["n"])
+            row.recent = list(reversed(latest[:RECENT_KEPT]))
+            row.day = today
+            row.scored_before_day = before["n"]
+            row.sum_before_day = min((before["mean"] or 0.0) * before["n"], before["n"])
+            row.updated_at = timezone.now()
+            row.save()
+
+
+def gold_rescore(*, task_id: int) -> int:
+    """Score every submission of a gold task against its current answer; return how many
+    scores were written or changed. Idempotent: scores already of this answer are kept.
+
+    Run by the job ``qa.rescore_gold`` after an answer is corrected or a task is made gold.
+    Each annotation is scored in a short transaction of its own; the annotators' accuracy rows
+    are rebuilt from their scores at the end.
+    """
+    task = Task.objects.select_related("project").filter(pk=task_id, is_gold=True).first()
+    if task is None:
+        return 0
+    kind, schema = get_kind(task.project.kind), task.project.label_schema
+    stale = (
+        Annotation.objects.filter(task_id=task_id)
+        .exclude(pk=task.gold_source or 0)
+        .exclude(gold_score__answer_version=task.gold_version)
+        .order_by("pk")
+    )
+    touched: set[int] = set()
+    rescored = 0
+    for annotation in stale.iterator():
+        rescored += 1
+        comparison = kind.compare(annotation.payload, task.gold_answer, schema)
+        GoldScore.objects.update_or_create(
+            annotation=annotation,
+            defaults={
+                "task_id": task_id,
+                "project_id": task.project_id,
+                "annotator_id": annotation.annotator_id,
+                "score": _checked(comparison.score),
+                "details": comparison.details,
+                "answer_version": task.gold_version,
+                # A new score keeps its submission's time: windows stay in submission order.
+                "scored_at": annotation.submitted_at,
+            },
+        )
+        touched.add(annotation.annotator_id)
+    for annotator_id in touched:
+        Accuracy.objects.get_or_create(
+            project_id=task.project_id,
+            annotator_id=annotator_id,
+            defaults={"day": timezone.now().astimezone(UTC).date(), "updated_at": timezone.now()},
+        )
+    accuracy_rebuild(project_id=task.project_id, annotator_ids=sorted(touched))
+    return rescored

@@ -1,0 +1,6 @@
+"""Quality tables, one module per concern; each is listed here so Django finds its models."""
+
+from .gold import Accuracy, GoldScore
+from .live import CurrentTransactionId, LiveEvent, LiveEventType
+
+__all__ = ["Accuracy", "CurrentTransactionId", "GoldScore", "LiveEvent", "LiveEventType"]
