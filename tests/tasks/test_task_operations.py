@@ -166,7 +166,7 @@ def test_reviewers_read_tasks_of_their_projects_without_gold_and_annotators_not_
 
 
 def test_other_organizations_tasks_are_not_found(org, other_org):
-    project, tasks, *_ = _project_with_work(org)
+    project, tasks, *_ = _project_with_work(org, rows=2, gold=False)
     outsider = other_org.client(Role.MANAGER)
     base = f"/api/v1/projects/{project.pk}/tasks/"
     assert outsider.get(base).status_code == 404
