@@ -18,7 +18,7 @@ from tasks.models import Annotation, Assignment, AssignmentStatus, ProjectMember
 from tasks.selectors import project_progress
 from tasks.services.claims import ClaimOutcome, assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, staff
-from workforce.models import Annotator, AuditEvent, AuditVerb, Role
+from workforce.models import Annotator, Role
 
 ANSWER = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 40, "h": 40}]}
 HALF = {
