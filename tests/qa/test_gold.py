@@ -14,65 +14,21 @@ from scipy.stats import binomtest
 from qa.gold import own_figures, wilson
 from qa.models import Accuracy, GoldScore, LiveEvent
 from tasks.kinds.bbox import BoundingBoxes
-from tasks.models import Annotation, Assignment, AssignmentStatus, ProjectMember, Slot, Task
+from tasks.models import Annotation, Assignment, AssignmentStatus, ProjectMember, Slot
 from tasks.selectors import project_progress
 from tasks.services.claims import ClaimOutcome, assignment_submit, claim_next
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import staff
+from tests.qa.gold_helpers import (
+    ANSWER,
+    HALF,
+    WRONG,
+    annotators,
+    claim_gold_share,
+    gold_project,
+    is_gold,
+    submit,
+)
 from workforce.models import Annotator, Role
-
-ANSWER = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 40, "h": 40}]}
-HALF = {
-    "boxes": [
-        {"label": "car", "x": 10, "y": 10, "w": 40, "h": 40},
-        {"label": "person", "x": 300, "y": 300, "w": 20, "h": 20},
-    ]
-}
-WRONG = {"boxes": [{"label": "person", "x": 300, "y": 300, "w": 20, "h": 20}]}
-
-
-def gold_project(org, *, regular: int, gold: int, **fields):
-    """A project of ``regular`` tasks then ``gold`` gold ones (answer ``ANSWER``)."""
-    fields.setdefault("max_concurrent_tasks", 1000)
-    project = make_project(org, **fields)
-    rows = image_rows(regular + gold)
-    for row in rows[regular:]:
-        row["gold_answer"] = ANSWER
-    import_rows(project, rows)
-    return project
-
-
-def annotators(org, project, count: int, *, limit: int = 1000) -> list[Annotator]:
-    people = [org.add_annotator(f"gold-{project.pk}-{i}") for i in range(count)]
-    Annotator.objects.filter(pk__in=[a.pk for a in people]).update(max_concurrent_tasks=limit)
-    staff(project, *people)
-    return [Annotator.objects.get(pk=a.pk) for a in people]
-
-
-def is_gold(claimed) -> bool:
-    return Task.objects.filter(pk=claimed.task_id, is_gold=True).exists()
-
-
-def claim_gold_share(annotator, project, claims: int) -> float:
-    """Claim ``claims`` times without submitting; return the share that were gold."""
-    gold = 0
-    for _ in range(claims):
-        claimed = claim_next(annotator=annotator, project_id=project.pk).claimed
-        assert claimed is not None
-        gold += is_gold(claimed)
-    return gold / claims
-
-
-def submit(annotator, project, payload_for=lambda task: ANSWER):
-    """Claim one task and submit ``payload_for(task)``; return the annotation."""
-    claimed = claim_next(annotator=annotator, project_id=project.pk).claimed
-    assert claimed is not None
-    assignment = Assignment.objects.select_related("project", "task").get(pk=claimed.assignment_id)
-    annotation, created = assignment_submit(
-        assignment=assignment, payload=payload_for(assignment.task)
-    )
-    assert created
-    return annotation
-
 
 # Seats and progress.
 
