@@ -28,6 +28,9 @@ PROJECTS = [
         "members": ["ana", "bo"],
         "rows": lambda i: {"external_id": f"street-{i:04d}", "data": {"image": f"https://example.com/street/{i:04d}.jpg", "width": 1280, "height": 720}},
         "count": 200,
+        # Gold: known answers, mixed into the claims at the gold rate (more for newcomers).
+        "gold": lambda i: {"boxes": [{"label": "car", "x": 100 + i, "y": 200, "w": 180, "h": 90}]},
+        "gold_count": 20,
     },
     {
         "name": "Contract entities",
@@ -49,11 +52,14 @@ PROJECTS = [
         "kind": "classification",
         "label_schema": {"labels": [{"name": "ok"}, {"name": "blurry"}, {"name": "offensive"}]},
         "overlap": 3,
+        "gold_rate": 0.1,
         "priority": 1,
         "instructions": "Is the product photo fit for the catalogue?",
         "members": ["ana", "bo", "chidi", "dana", "emil"],
         "rows": lambda i: {"external_id": f"photo-{i:04d}", "data": {"image": f"https://example.com/p/{i}.jpg"}},
         "count": 300,
+        "gold": lambda i: {"label": ("ok", "blurry", "offensive")[i % 3]},
+        "gold_count": 30,
     },
 ]  # fmt: skip
 
@@ -65,6 +71,7 @@ def seed_projects(organization: Organization) -> list[Project]:
     for spec in PROJECTS:
         spec = dict(spec)
         members, make_row, count = spec.pop("members"), spec.pop("rows"), spec.pop("count")
+        make_gold, gold_count = spec.pop("gold", None), spec.pop("gold_count", 0)
         if Project.objects.filter(organization=organization, name=spec["name"]).exists():
             continue
         project = project_create(
@@ -74,7 +81,9 @@ def seed_projects(organization: Organization) -> list[Project]:
             deadline=timezone.now() + timedelta(days=30),
             **spec,
         )
-        body = "".join(json.dumps(make_row(i)) + "\n" for i in range(count)).encode()
+        rows = [make_row(i) for i in range(count)]
+        rows += [make_row(count + i) | {"gold_answer": make_gold(i)} for i in range(gold_count)]
+        body = "".join(json.dumps(row) + "\n" for row in rows).encode()
         tasks_import(project=project, open_stream=lambda body=body: io.BytesIO(body), fmt="jsonl")
         annotators = Annotator.objects.filter(
             member__organization=organization,
