@@ -29,7 +29,7 @@ Metrics, and which side of the threshold is bad:
   (annotator, -submitted_at) indexes, never a full scan. The sample is the number of the
   annotator's submissions read.
 
-A rule fires once per crossing. ``QualityRuleState`` keeps, per rule by annotator by project,
+A rule fires once per crossing. ``QualityRuleState`` keeps, per rule, annotator and project,
 whether the metric stands beyond the threshold; it is locked while the rule is evaluated, and the
 metric is read under that lock, so concurrent evaluations see each other's result and fire once.
 The rule fires on the step from within to beyond, only with at least ``min_sample`` in the

@@ -8,9 +8,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 
+from tasks.models import Project
 from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
+
+from .models import QualityAction, QualityRule
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -103,3 +108,35 @@ def had_membership(*, user_id: int, organization: str) -> bool:
     organization the user is not in, which is not confirmed to exist.
     """
     return Member.objects.filter(user_id=user_id, organization__slug=organization).exists()
+
+
+def quality_rule_list(*, member: Member) -> QuerySet[QualityRule]:
+    """The organization's quality rules, defaults and per project."""
+    return QualityRule.objects.filter(organization_id=member.organization_id)
+
+
+def quality_rule_get(*, member: Member, rule_id: int) -> QualityRule:
+    return get_object_or_404(
+        quality_rule_list(member=member).select_related("organization"), pk=rule_id
+    )
+
+
+def quality_action_list(
+    *, member: Member, project_id: int | None = None, annotator_id: int | None = None
+) -> QuerySet[QualityAction]:
+    """Actions quality rules took in the organization, newest first; another organization's
+    project or annotator is a 404."""
+    qs = QualityAction.objects.filter(organization_id=member.organization_id)
+    if project_id is not None:
+        get_object_or_404(Project, pk=project_id, organization_id=member.organization_id)
+        qs = qs.filter(project_id=project_id)
+    if annotator_id is not None:
+        get_object_or_404(
+            Annotator, pk=annotator_id, member__organization_id=member.organization_id
+        )
+        qs = qs.filter(annotator_id=annotator_id)
+    return qs.select_related("undone_by")
+
+
+def quality_action_get(*, member: Member, action_id: int) -> QualityAction:
+    return get_object_or_404(quality_action_list(member=member), pk=action_id)

@@ -1,7 +1,7 @@
 """Quality rules, their state per annotator, and the actions they took (``qa.rules``).
 
 A rule watches one metric of an annotator in a project and acts once when it crosses the
-threshold. ``QualityRuleState`` remembers, per rule by annotator by project, whether the metric
+threshold. ``QualityRuleState`` remembers, per rule, annotator and project, whether the metric
 stands beyond the threshold: the rule fires on the step from "within" to "beyond" only, and again
 only after the metric came back. Each firing is a ``QualityAction``, which keeps what it changed
 and the state before, so that a QA lead can undo it exactly.
