@@ -57,6 +57,10 @@ class ErrorCode(StrEnum):
     LEASE_LOST = "lease_lost"  # the lease lapsed and someone else took the task
     ACCESS_ENDED = "access_ended"  # the annotator may no longer work on the task; lease revoked
 
+    # Quality.
+    ALREADY_UNDONE = "already_undone"  # a quality action was undone already
+    SUPERSEDED = "superseded"  # what a quality action changed was changed again since; not undone
+
 
 class DomainError(Exception):
     """A rule of the domain refused the operation."""

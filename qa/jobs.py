@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import gold, live
+from . import gold, live, rules
 
 
 @shared_task(name="qa.prune_live_events")
@@ -19,5 +19,6 @@ def rescore_gold(task_id: int) -> int:
 
 @shared_task(name="qa.evaluate_quality_rules")
 def evaluate_quality_rules(annotator_id: int, project_id: int) -> int:
-    """Evaluate the quality rules that watch an annotator in a project (``qa.rules``)."""
-    return 0
+    """Evaluate the quality rules that watch an annotator in a project (``qa.rules``);
+    return how many fired."""
+    return rules.quality_rules_evaluate(annotator_id=annotator_id, project_id=project_id)

@@ -10,13 +10,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import Count, QuerySet, Sum
+from django.shortcuts import get_object_or_404
 
 from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
 from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
 
 from .gold import AccuracyFigures, combined, figures, own_figures
-from .models import Accuracy, GoldScore
+from .models import Accuracy, GoldScore, QualityAction, QualityRule
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -303,3 +304,35 @@ def gold_pool(*, project: Project) -> dict:
         "annotators_who_saw_every_gold_task": dry,
         "ran_dry": size == 0 or (members > 0 and dry > 0),
     }
+
+
+def quality_rule_list(*, member: Member) -> QuerySet[QualityRule]:
+    """The organization's quality rules, defaults and per project."""
+    return QualityRule.objects.filter(organization_id=member.organization_id)
+
+
+def quality_rule_get(*, member: Member, rule_id: int) -> QualityRule:
+    return get_object_or_404(
+        quality_rule_list(member=member).select_related("organization"), pk=rule_id
+    )
+
+
+def quality_action_list(
+    *, member: Member, project_id: int | None = None, annotator_id: int | None = None
+) -> QuerySet[QualityAction]:
+    """Actions quality rules took in the organization, newest first; another organization's
+    project or annotator is a 404."""
+    qs = QualityAction.objects.filter(organization_id=member.organization_id)
+    if project_id is not None:
+        get_object_or_404(Project, pk=project_id, organization_id=member.organization_id)
+        qs = qs.filter(project_id=project_id)
+    if annotator_id is not None:
+        get_object_or_404(
+            Annotator, pk=annotator_id, member__organization_id=member.organization_id
+        )
+        qs = qs.filter(annotator_id=annotator_id)
+    return qs.select_related("undone_by")
+
+
+def quality_action_get(*, member: Member, action_id: int) -> QualityAction:
+    return get_object_or_404(quality_action_list(member=member), pk=action_id)

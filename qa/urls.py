@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api
+from . import api, rules_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -24,4 +24,25 @@ urlpatterns = [
         name="annotator-accuracy",
     ),
     re_path(r"^me/accuracy/?$", api.MyAccuracyApi.as_view(), name="my-accuracy"),
+    re_path(r"^quality-rules/?$", rules_api.QualityRuleListApi.as_view(), name="quality-rules"),
+    re_path(
+        r"^quality-rules/(?P<pk>\d+)/?$",
+        rules_api.QualityRuleDetailApi.as_view(),
+        name="quality-rule-detail",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/quality-actions/?$",
+        rules_api.ProjectQualityActionListApi.as_view(),
+        name="project-quality-actions",
+    ),
+    re_path(
+        r"^annotators/(?P<pk>\d+)/quality-actions/?$",
+        rules_api.AnnotatorQualityActionListApi.as_view(),
+        name="annotator-quality-actions",
+    ),
+    re_path(
+        r"^quality-actions/(?P<pk>\d+)/undo/?$",
+        rules_api.QualityActionUndoApi.as_view(),
+        name="quality-action-undo",
+    ),
 ]

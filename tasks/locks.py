@@ -1,9 +1,10 @@
 """Row locks for task rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: project, annotator then certification
-(workforce, ``workforce/locks.py``), slot, assignment, task. The claim locks the annotator then
-one slot; submit and release lock the slot, then the assignment, then the task; writers of seats
-lock the project, then the slots of a range of tasks. Taking them in this order everywhere means
+Order, whenever several are taken in one transaction: project, annotator (workforce,
+``workforce/locks.py``), project member, certification (workforce), slot, assignment, task. The
+claim locks the annotator then one slot; submit and release lock the slot, then the assignment,
+then the task; writers of seats lock the project, then the slots of a range of tasks; a quality
+action (``qa.rules``) locks the annotator, then the membership, then certifications. Taking them in this order everywhere means
 no deadlock. An import's own row is locked alone.
 
 Each helper locks its own table's rows only (``FOR NO KEY UPDATE OF`` that table): rows it joins
@@ -17,7 +18,16 @@ changes a key must take plain ``FOR UPDATE`` instead.
 from django.db import OperationalError, connection
 from psycopg.errors import LockNotAvailable
 
-from .models import Assignment, AssignmentStatus, Project, Slot, SlotState, Task, TaskImport
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ProjectMember,
+    Slot,
+    SlotState,
+    Task,
+    TaskImport,
+)
 
 
 def lock_project(project_id: int) -> Project:
@@ -36,6 +46,12 @@ def lock_project_overlap(project_id: int) -> int:
     locked = Project.objects.select_for_update(of=("self",), no_key=True)
     locked = locked.values_list("overlap", flat=True)
     return locked.get(pk=project_id)
+
+
+def lock_project_member(project_id: int, annotator_id: int) -> ProjectMember | None:
+    """Lock an annotator's membership of a project (a quality action changes or restores it)."""
+    locked = ProjectMember.objects.select_for_update(of=("self",), no_key=True)
+    return locked.filter(project_id=project_id, annotator_id=annotator_id).first()
 
 
 def lock_seats(project_id: int, first_task: int, last_task: int) -> list[tuple[int, int, str]]:

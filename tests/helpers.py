@@ -297,3 +297,49 @@ def asgi_server(*, allowed_hosts: str = "127.0.0.1") -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+CLASS_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}]}
+
+
+def gold_project(org: Org, *annotators, gold_tasks: int = 10, **fields):
+    """A classification project where every claim is gold (the answer is ``car``).
+
+    One regular task is there too: the claim only draws gold once it found regular work.
+    """
+    from tasks.models import Task
+
+    fields.setdefault("gold_rate", 1.0)
+    project = make_project(org, kind="classification", schema=CLASS_SCHEMA, **fields)
+    import_rows(project, image_rows(1))
+    Task.objects.bulk_create(
+        Task(
+            project=project,
+            external_id=f"gold-{i}",
+            data={"image": f"s3://b/gold-{i}.jpg", "width": 640, "height": 480},
+            is_gold=True,
+            gold_answer={"label": "car"},
+            gold_version=1,
+        )
+        for i in range(gold_tasks)
+    )
+    staff(project, *annotators)
+    return project
+
+
+def gold_submit(project, annotator, *, correct: bool):
+    """Claim the annotator's next task in ``project`` (gold) and submit a right or wrong label.
+
+    Goes through the real claim and submit, so the score, the accuracy row and the job that
+    evaluates quality rules all run; call it where after-commit callbacks execute.
+    """
+    from tasks.services.claims import assignment_submit
+
+    claim = claim_next(annotator=annotator, project_id=project.pk).claimed
+    assert claim is not None, "no task was claimed"
+    assignment = Assignment.objects.select_related("project", "task").get(pk=claim.assignment_id)
+    assert assignment.task.is_gold
+    annotation, _ = assignment_submit(
+        assignment=assignment, payload={"label": "car" if correct else "person"}
+    )
+    return annotation

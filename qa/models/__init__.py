@@ -2,5 +2,17 @@
 
 from .gold import Accuracy, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
+from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, QualityRuleState
 
-__all__ = ["Accuracy", "CurrentTransactionId", "GoldScore", "LiveEvent", "LiveEventType"]
+__all__ = [
+    "Accuracy",
+    "CurrentTransactionId",
+    "GoldScore",
+    "LiveEvent",
+    "LiveEventType",
+    "QualityAction",
+    "QualityEffect",
+    "QualityMetric",
+    "QualityRule",
+    "QualityRuleState",
+]
