@@ -57,6 +57,13 @@ class ErrorCode(StrEnum):
     LEASE_LOST = "lease_lost"  # the lease lapsed and someone else took the task
     ACCESS_ENDED = "access_ended"  # the annotator may no longer work on the task; lease revoked
 
+    # Qualification exams.
+    EXAM_COOLDOWN = "exam_cooldown"  # the annotator failed lately; the message says until when
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # as many failed attempts as the exam allows
+    ATTEMPT_IN_PROGRESS = "attempt_in_progress"  # finish the attempt already started first
+    ALREADY_PASSED = "already_passed"  # passed, and the certification is not due for renewal
+    ATTEMPT_FINISHED = "attempt_finished"  # the attempt was scored; it takes no more answers
+
 
 class DomainError(Exception):
     """A rule of the domain refused the operation."""

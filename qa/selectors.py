@@ -8,9 +8,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.db.models import Count, Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 
 from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
+
+from .models import Exam, ExamAnswer, ExamAttempt
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -103,3 +107,62 @@ def had_membership(*, user_id: int, organization: str) -> bool:
     organization the user is not in, which is not confirmed to exist.
     """
     return Member.objects.filter(user_id=user_id, organization__slug=organization).exists()
+
+
+# Exams: staff read the organization's exams and attempts; an annotator their own.
+
+
+def exam_list(*, member: Member) -> QuerySet[Exam]:
+    """The organization's exams, for staff, with their item counts."""
+    return (
+        Exam.objects.filter(organization=member.organization)
+        .select_related("domain")
+        .annotate(item_total=Count("items"))
+    )
+
+
+def exam_get(*, member: Member, exam_id: int) -> Exam:
+    """One of the organization's exams, with its items, for staff; 404 from elsewhere."""
+    return get_object_or_404(exam_list(member=member).prefetch_related("items"), pk=exam_id)
+
+
+def exam_attempt_list(*, member: Member, exam_id: int) -> QuerySet[ExamAttempt]:
+    """An exam's attempts with their answers (per-item scores), for staff."""
+    exam = get_object_or_404(Exam.objects.filter(organization=member.organization), pk=exam_id)
+    return (
+        ExamAttempt.objects.filter(exam=exam)
+        .select_related("annotator__member__user")
+        .prefetch_related(Prefetch("answers", ExamAnswer.objects.order_by("position")))
+    )
+
+
+def own_exam_list(*, member: Member) -> QuerySet[Exam]:
+    """The active exams of the annotator's organization."""
+    return (
+        Exam.objects.filter(organization=member.organization, is_active=True)
+        .select_related("domain")
+        .annotate(item_total=Count("items"))
+    )
+
+
+def own_exam_get(*, member: Member, exam_id: int) -> Exam:
+    return get_object_or_404(own_exam_list(member=member), pk=exam_id)
+
+
+def own_exam_attempt(*, member: Member, attempt_id: int) -> ExamAttempt:
+    """The member's own attempt: only its taker may read it, claim or submit in it."""
+    return get_object_or_404(
+        ExamAttempt.objects.select_related("exam"),
+        pk=attempt_id,
+        annotator__member=member,
+        exam__organization=member.organization,
+    )
+
+
+def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
+    return get_object_or_404(
+        ExamAnswer.objects.select_related("attempt__exam__organization", "item"),
+        pk=answer_id,
+        attempt__annotator__member=member,
+        attempt__exam__organization=member.organization,
+    )
