@@ -118,6 +118,7 @@ def exam_list(*, member: Member) -> QuerySet[Exam]:
         Exam.objects.filter(organization=member.organization)
         .select_related("domain")
         .annotate(item_total=Count("items"))
+        .order_by("name", "id")
     )
 
 
@@ -142,6 +143,7 @@ def own_exam_list(*, member: Member) -> QuerySet[Exam]:
         Exam.objects.filter(organization=member.organization, is_active=True)
         .select_related("domain")
         .annotate(item_total=Count("items"))
+        .order_by("name", "id")
     )
 
 
