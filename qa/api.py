@@ -296,14 +296,14 @@ class OwnExamAnswerSubmitApi(OrganizationApi):
     roles = {"POST": ANNOTATOR}
     parser_classes = [JSONParser]
 
-    class SubmitInput(serializers.Serializer):
+    class ExamSubmitInput(serializers.Serializer):
         payload = PayloadField(help_text="The exam's kind's payload.")
         active_seconds = serializers.IntegerField(
             required=False, allow_null=True, min_value=0, max_value=MAX_ACTIVE_SECONDS
         )
 
     @extend_schema(
-        request=SubmitInput,
+        request=ExamSubmitInput,
         responses={
             201: ExamAnswerOut,
             200: ExamAnswerOut,
@@ -315,7 +315,7 @@ class OwnExamAnswerSubmitApi(OrganizationApi):
     )
     def post(self, request, pk: int):
         answer = selectors.own_exam_answer(member=self.member, answer_id=pk)
-        data = self.SubmitInput(data=request.data)
+        data = self.ExamSubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
         answer, created = exams.answer_submit(
             answer=answer, actor=request.user, **data.validated_data

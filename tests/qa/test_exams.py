@@ -286,7 +286,11 @@ def test_another_organizations_exam_is_not_found(org, other_org, exam):
     assert submit.status_code == 404
     # Nor a domain of another organization.
     services.domain_create(
-        organization=other_org.organization, slug="theirs", name="Theirs", description="", actor=None
+        organization=other_org.organization,
+        slug="theirs",
+        name="Theirs",
+        description="",
+        actor=None,
     )
     response = org.client(Role.MANAGER).post(
         "/api/v1/exams", exam_body(domain="theirs"), format="json"
