@@ -60,6 +60,12 @@ class ErrorCode(StrEnum):
     # Quality.
     ALREADY_UNDONE = "already_undone"  # a quality action was undone already
     SUPERSEDED = "superseded"  # what a quality action changed was changed again since; not undone
+    # Qualification exams.
+    EXAM_COOLDOWN = "exam_cooldown"  # the annotator failed lately; the message says until when
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # as many failed attempts as the exam allows
+    ATTEMPT_IN_PROGRESS = "attempt_in_progress"  # finish the attempt already started first
+    ALREADY_PASSED = "already_passed"  # passed, and the certification is not due for renewal
+    ATTEMPT_FINISHED = "attempt_finished"  # the attempt was scored; it takes no more answers
 
 
 class DomainError(Exception):

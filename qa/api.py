@@ -1,16 +1,35 @@
-"""Quality's REST views: accuracy, gold health, and the ticket that opens the live socket."""
+"""Quality's REST views: accuracy, gold health, exams, and the ticket that opens the live
+socket."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from config.api import validated
+from config.errors import ValidationFailed
+from config.openapi import error_response
+from config.parsers import JSONParser
+from config.serializers import KnownFieldsOnly
+from tasks.openapi import LabelSchemaField, PayloadField
 from tasks.selectors import project_get
+from tasks.services.claims import MAX_ACTIVE_SECONDS
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi, annotator_of
+from workforce.models import MAX_SKILL_LEVEL, Domain, Skill
 from workforce.selectors import annotator_get
 from workforce.tenancy import ANNOTATOR, ANYONE, STAFF
 
-from . import selectors, tickets
+from . import exams, selectors, tickets
 from .gold import RECENT_N
+from .models import ExamAnswer
+from .serializers import (
+    ExamAnswerOut,
+    ExamAttemptStaffOut,
+    ExamClaimOut,
+    ExamDetailOut,
+    ExamOut,
+    OwnExamAttemptOut,
+    OwnExamOut,
+)
 
 
 class LiveTicketOut(serializers.Serializer):
@@ -188,3 +207,267 @@ class ProjectGoldPoolApi(OrganizationApi):
     def get(self, request, pk: int):
         project = project_get(member=self.member, project_id=pk)
         return Response(GoldPoolOut(selectors.gold_pool(project=project)).data)
+
+
+# Exams: staff define them and read attempts; annotators take them.
+
+
+class ExamItemFields(serializers.Serializer):
+    data = serializers.JSONField(help_text="The item, as a task's data of the exam's kind.")
+    answer = PayloadField(help_text="The gold answer, a payload of the exam's kind.")
+
+
+class ExamFields(KnownFieldsOnly):
+    name = serializers.CharField(max_length=200)
+    instructions = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Skill.choices)
+    label_schema = LabelSchemaField()
+    items = serializers.ListField(child=ExamItemFields(), min_length=1, max_length=exams.MAX_ITEMS)
+    domain = serializers.SlugField(required=False, allow_null=True)
+    pass_threshold = serializers.FloatField(min_value=0, max_value=1)
+    certification_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=3650
+    )
+    skill_level = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_SKILL_LEVEL
+    )
+    cooldown_hours = serializers.IntegerField(required=False, min_value=0, max_value=24 * 365)
+    max_attempts = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=1000
+    )
+    is_active = serializers.BooleanField(required=False)
+
+
+class ExamUpdateFields(ExamFields):
+    name = serializers.CharField(max_length=200, required=False)
+    kind = serializers.ChoiceField(choices=Skill.choices, required=False)
+    label_schema = LabelSchemaField(required=False)
+    items = serializers.ListField(
+        child=ExamItemFields(), min_length=1, max_length=exams.MAX_ITEMS, required=False
+    )
+    pass_threshold = serializers.FloatField(min_value=0, max_value=1, required=False)
+
+
+def _domain_of(member, fields: dict) -> None:
+    """Replace the domain's slug in ``fields`` by the organization's domain, or refuse it."""
+    if fields.get("domain") is None:
+        return
+    domain = Domain.objects.filter(organization=member.organization, slug=fields["domain"]).first()
+    if domain is None:
+        raise ValidationFailed("Unknown domain.", fields={"domain": ["Unknown domain."]})
+    fields["domain"] = domain
+
+
+EXAM_EXAMPLE = OpenApiExample(
+    "Street scenes",
+    request_only=True,
+    value={
+        "name": "Boxes on street scenes",
+        "kind": "bbox",
+        "label_schema": {"labels": [{"name": "car"}, {"name": "person"}]},
+        "items": [
+            {
+                "data": {"image": "s3://exams/1.jpg", "width": 640, "height": 480},
+                "answer": {"boxes": [{"label": "car", "x": 10, "y": 20, "w": 50, "h": 30}]},
+            }
+        ],
+        "domain": "autonomous-driving",
+        "pass_threshold": 0.8,
+        "certification_days": 365,
+        "skill_level": 3,
+        "cooldown_hours": 24,
+        "max_attempts": 3,
+    },
+)
+
+
+def _exam_detail(member, pk: int) -> dict:
+    return ExamDetailOut(selectors.exam_get(member=member, exam_id=pk)).data
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class ExamListApi(OrganizationApi):
+    """Qualification exams, for managers and QA leads; ``POST`` creates one with its items.
+
+    Each item's answer is checked by the exam's kind against the label schema and the item's
+    data: a 400 names its path (``items[3].answer.boxes[0].x``).
+    """
+
+    roles = {"GET": STAFF, "POST": STAFF}
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=ExamOut(many=True))
+    def get(self, request):
+        return self.paginated(selectors.exam_list(member=self.member), ExamOut)
+
+    @extend_schema(request=ExamFields, responses={201: ExamDetailOut}, examples=[EXAM_EXAMPLE])
+    def post(self, request):
+        fields = validated(ExamFields(data=request.data))
+        _domain_of(self.member, fields)
+        exam = exams.exam_create(
+            organization=self.member.organization, actor=request.user, **fields
+        )
+        return Response(_exam_detail(self.member, exam.pk), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class ExamDetailApi(OrganizationApi):
+    """An exam with its items and answers. ``PATCH`` changes it, ``is_active`` included; its
+    kind, label schema and items are fixed once it was attempted (409 ``frozen``)."""
+
+    roles = {"GET": STAFF, "PATCH": STAFF}
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=ExamDetailOut)
+    def get(self, request, pk: int):
+        return Response(_exam_detail(self.member, pk))
+
+    @extend_schema(
+        request=ExamUpdateFields,
+        responses={
+            200: ExamDetailOut,
+            409: error_response("The exam was attempted: its content is fixed (`frozen`)."),
+        },
+    )
+    def patch(self, request, pk: int):
+        exam = selectors.exam_get(member=self.member, exam_id=pk)
+        fields = validated(ExamUpdateFields(data=request.data, partial=True))
+        _domain_of(self.member, fields)
+        exams.exam_update(exam=exam, actor=request.user, **fields)
+        return Response(_exam_detail(self.member, pk))
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class ExamAttemptListApi(OrganizationApi):
+    """An exam's attempts, newest first, each with its items' payloads and scores."""
+
+    roles = {"GET": STAFF}
+
+    @extend_schema(responses=ExamAttemptStaffOut(many=True))
+    def get(self, request, pk: int):
+        return self.paginated(
+            selectors.exam_attempt_list(member=self.member, exam_id=pk), ExamAttemptStaffOut
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class OwnExamListApi(OrganizationApi):
+    """The active exams of your organization, and where you stand with each: whether you can
+    start an attempt (``available``, else ``reason``: an error code of the start), your
+    cooldown, attempts used and left, when you passed, and ``renewal_due`` when you hold its
+    certification and it expires within 30 days (a retake renews it)."""
+
+    roles = {"GET": ANNOTATOR}
+
+    @extend_schema(responses=OwnExamOut(many=True))
+    def get(self, request):
+        annotator = annotator_of(self.member)
+        return self.paginated(
+            selectors.own_exam_list(member=self.member),
+            OwnExamOut,
+            lambda page: {"states": exams.exam_states(annotator=annotator, exams=page)},
+        )
+
+
+# Why an attempt cannot start.
+START_CONFLICT = error_response(
+    "An attempt is in progress (`attempt_in_progress`), the failed attempts reached the "
+    "maximum (`attempts_exhausted`), the cooldown after a fail runs (`exam_cooldown`), you "
+    "passed and your certification is not due for renewal (`already_passed`), or you are "
+    "suspended (`annotator_not_active`)."
+)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class OwnExamAttemptStartApi(OrganizationApi):
+    """Start an attempt at an exam; then claim its items one by one."""
+
+    roles = {"POST": ANNOTATOR}
+
+    @extend_schema(request=None, responses={201: OwnExamAttemptOut, 409: START_CONFLICT})
+    def post(self, request, pk: int):
+        annotator = annotator_of(self.member)
+        exam = selectors.own_exam_get(member=self.member, exam_id=pk)
+        attempt = exams.attempt_start(exam=exam, annotator=annotator)
+        return Response(
+            OwnExamAttemptOut(attempt, context={"answered": {}}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class OwnExamAttemptDetailApi(OrganizationApi):
+    """Your attempt: how far along, and once finished its score and whether you passed."""
+
+    roles = {"GET": ANNOTATOR}
+
+    @extend_schema(responses=OwnExamAttemptOut)
+    def get(self, request, pk: int):
+        attempt = selectors.own_exam_attempt(member=self.member, attempt_id=pk)
+        return Response(OwnExamAttemptOut(attempt).data)
+
+
+ATTEMPT_FINISHED = error_response("The attempt was scored already (`attempt_finished`).")
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class OwnExamAttemptClaimApi(OrganizationApi):
+    """The attempt's next item, shaped like ``POST /claims``; submit it at
+    ``POST /me/exam-answers/{id}/submit``. Items come in order; the item given out and not yet
+    answered is given again (200)."""
+
+    roles = {"POST": ANNOTATOR}
+
+    @extend_schema(
+        request=None, responses={201: ExamClaimOut, 200: ExamClaimOut, 409: ATTEMPT_FINISHED}
+    )
+    def post(self, request, pk: int):
+        attempt = selectors.own_exam_attempt(member=self.member, attempt_id=pk)
+        answer, created = exams.attempt_claim(attempt=attempt)
+        return Response(
+            ExamClaimOut(answer).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["exams"])
+class OwnExamAnswerSubmitApi(OrganizationApi):
+    """Answer a claimed exam item, as ``POST /assignments/{id}/submit`` takes work.
+
+    The payload is checked by the exam's kind (a 400 names each ``payload...`` path, and
+    nothing is stored). The same payload again returns the stored answer; another is 409. The
+    last item's answer scores the attempt: ``attempt`` then tells its score and outcome.
+    """
+
+    roles = {"POST": ANNOTATOR}
+    parser_classes = [JSONParser]
+
+    class ExamSubmitInput(serializers.Serializer):
+        payload = PayloadField(help_text="The exam's kind's payload.")
+        active_seconds = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=MAX_ACTIVE_SECONDS
+        )
+
+    @extend_schema(
+        request=ExamSubmitInput,
+        responses={
+            201: ExamAnswerOut,
+            200: ExamAnswerOut,
+            409: error_response(
+                "The item was answered with another payload (`already_submitted`), or the "
+                "attempt is over (`attempt_finished`)."
+            ),
+        },
+    )
+    def post(self, request, pk: int):
+        answer = selectors.own_exam_answer(member=self.member, answer_id=pk)
+        data = self.ExamSubmitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        answer, created = exams.answer_submit(
+            answer=answer, actor=request.user, **data.validated_data
+        )
+        answered = ExamAnswer.objects.filter(
+            attempt_id=answer.attempt_id, submitted_at__isnull=False
+        ).count()
+        body = ExamAnswerOut(answer, context={"answered": {answer.attempt_id: answered}}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
@@ -17,7 +17,15 @@ from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
 
 from .gold import AccuracyFigures, combined, figures, own_figures
-from .models import Accuracy, GoldScore, QualityAction, QualityRule
+from .models import (
+    Accuracy,
+    Exam,
+    ExamAnswer,
+    ExamAttempt,
+    GoldScore,
+    QualityAction,
+    QualityRule,
+)
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -336,3 +344,64 @@ def quality_action_list(
 
 def quality_action_get(*, member: Member, action_id: int) -> QualityAction:
     return get_object_or_404(quality_action_list(member=member), pk=action_id)
+
+
+# Exams: staff read the organization's exams and attempts; an annotator their own.
+
+
+def exam_list(*, member: Member) -> QuerySet[Exam]:
+    """The organization's exams, for staff, with their item counts."""
+    return (
+        Exam.objects.filter(organization=member.organization)
+        .select_related("domain")
+        .annotate(item_total=Count("items"))
+        .order_by("name", "id")
+    )
+
+
+def exam_get(*, member: Member, exam_id: int) -> Exam:
+    """One of the organization's exams, with its items, for staff; 404 from elsewhere."""
+    return get_object_or_404(exam_list(member=member).prefetch_related("items"), pk=exam_id)
+
+
+def exam_attempt_list(*, member: Member, exam_id: int) -> QuerySet[ExamAttempt]:
+    """An exam's attempts with their answers (per-item scores), for staff."""
+    exam = get_object_or_404(Exam.objects.filter(organization=member.organization), pk=exam_id)
+    return (
+        ExamAttempt.objects.filter(exam=exam)
+        .select_related("annotator__member__user")
+        .prefetch_related(Prefetch("answers", ExamAnswer.objects.order_by("position")))
+    )
+
+
+def own_exam_list(*, member: Member) -> QuerySet[Exam]:
+    """The active exams of the annotator's organization."""
+    return (
+        Exam.objects.filter(organization=member.organization, is_active=True)
+        .select_related("domain")
+        .annotate(item_total=Count("items"))
+        .order_by("name", "id")
+    )
+
+
+def own_exam_get(*, member: Member, exam_id: int) -> Exam:
+    return get_object_or_404(own_exam_list(member=member), pk=exam_id)
+
+
+def own_exam_attempt(*, member: Member, attempt_id: int) -> ExamAttempt:
+    """The member's own attempt: only its taker may read it, claim or submit in it."""
+    return get_object_or_404(
+        ExamAttempt.objects.select_related("exam"),
+        pk=attempt_id,
+        annotator__member=member,
+        exam__organization=member.organization,
+    )
+
+
+def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
+    return get_object_or_404(
+        ExamAnswer.objects.select_related("attempt__exam__organization", "item"),
+        pk=answer_id,
+        attempt__annotator__member=member,
+        attempt__exam__organization=member.organization,
+    )

@@ -45,4 +45,32 @@ urlpatterns = [
         rules_api.QualityActionUndoApi.as_view(),
         name="quality-action-undo",
     ),
+    re_path(r"^exams/?$", api.ExamListApi.as_view(), name="exam-list"),
+    re_path(r"^exams/(?P<pk>\d+)/?$", api.ExamDetailApi.as_view(), name="exam-detail"),
+    re_path(
+        r"^exams/(?P<pk>\d+)/attempts/?$",
+        api.ExamAttemptListApi.as_view(),
+        name="exam-attempt-list",
+    ),
+    re_path(r"^me/exams/?$", api.OwnExamListApi.as_view(), name="my-exams"),
+    re_path(
+        r"^me/exams/(?P<pk>\d+)/attempts/?$",
+        api.OwnExamAttemptStartApi.as_view(),
+        name="my-exam-attempt-start",
+    ),
+    re_path(
+        r"^me/exam-attempts/(?P<pk>\d+)/?$",
+        api.OwnExamAttemptDetailApi.as_view(),
+        name="my-exam-attempt",
+    ),
+    re_path(
+        r"^me/exam-attempts/(?P<pk>\d+)/claim/?$",
+        api.OwnExamAttemptClaimApi.as_view(),
+        name="my-exam-attempt-claim",
+    ),
+    re_path(
+        r"^me/exam-answers/(?P<pk>\d+)/submit/?$",
+        api.OwnExamAnswerSubmitApi.as_view(),
+        name="my-exam-answer-submit",
+    ),
 ]

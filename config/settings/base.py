@@ -265,6 +265,7 @@ SPECTACULAR_SETTINGS = {
         "SlotStateEnum": "tasks.models.SlotState.choices",
         "AssignmentStatusEnum": "tasks.models.AssignmentStatus.choices",
         "AuditVerbEnum": "workforce.models.AuditVerb.choices",
+        "ExamAttemptStatusEnum": "qa.models.exams.AttemptStatus.choices",
     },
 }
 

@@ -1,12 +1,18 @@
 """Quality tables, one module per concern; each is listed here so Django finds its models."""
 
+from .exams import AttemptStatus, Exam, ExamAnswer, ExamAttempt, ExamItem
 from .gold import Accuracy, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
 from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, QualityRuleState
 
 __all__ = [
     "Accuracy",
+    "AttemptStatus",
     "CurrentTransactionId",
+    "Exam",
+    "ExamAnswer",
+    "ExamAttempt",
+    "ExamItem",
     "GoldScore",
     "LiveEvent",
     "LiveEventType",
