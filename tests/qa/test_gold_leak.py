@@ -124,7 +124,7 @@ class World:
         for i, row in enumerate(rows[:3]):
             row["external_id"] = f"{GOLD_EXTERNAL_ID}-{i}"
             row["gold_answer"] = GOLD_ANSWER
-        self.import_report = import_rows(self.project, rows)
+        import_rows(self.project, rows)
         self.other = org.add_annotator("acme-other")
         staff(self.project, org.annotator, self.other)
         self.domain = domain_create(
