@@ -7,10 +7,11 @@ class QaConfig(AppConfig):
     verbose_name = "Quality"
 
     def ready(self) -> None:
-        """Subscribe to the domain events of ``tasks``: every reaction is listed here."""
-        from tasks import events
+        """Subscribe to the domain events of ``tasks``: every reaction is listed here, with
+        the accuracy reader staffing calls."""
+        from tasks import events, staffing
 
-        from . import reactions
+        from . import reactions, selectors
 
         events.subscribe(
             events.ANNOTATION_SUBMITTED,
@@ -22,4 +23,8 @@ class QaConfig(AppConfig):
         )
         events.subscribe(
             events.GOLD_ANSWER_SET, reactions.on_gold_answer_set, phase=events.IN_TRANSACTION
+        )
+        # Staffing ranks qualified annotators by their accuracy.
+        staffing.accuracy_reader_set(
+            lambda project, ids: selectors.staffing_accuracy(project=project, annotator_ids=ids)
         )

@@ -44,7 +44,8 @@ def wilson(k: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
     spread = z * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n))
     denominator = 1 + z2 / n
     low, high = (centre - spread) / denominator, (centre + spread) / denominator
-    return max(0.0, low), min(1.0, high)
+    # At k = 0 and k = n the bounds are exactly 0 and 1; rounding would leave them a hair off.
+    return (0.0 if k <= 0 else max(0.0, low)), (1.0 if k >= n else min(1.0, high))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Reads of quality data, scoped to what the asking member may see."""
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -8,9 +9,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.db.models import Count, QuerySet, Sum
 
+from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
 from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
+
+from .gold import AccuracyFigures, combined, figures, own_figures
+from .models import Accuracy, GoldScore
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -103,3 +109,197 @@ def had_membership(*, user_id: int, organization: str) -> bool:
     organization the user is not in, which is not confirmed to exist.
     """
     return Member.objects.filter(user_id=user_id, organization__slug=organization).exists()
+
+
+# Accuracy and gold health. Every read here is of rows kept current by the submissions
+# (``qa.gold``): none scans annotations or scores per annotator.
+
+
+def _annotator_names(annotator_ids) -> dict[int, str]:
+    rows = Annotator.objects.filter(pk__in=annotator_ids).values_list(
+        "pk", "member__user__username"
+    )
+    return dict(rows)
+
+
+def project_accuracy(*, project: Project) -> list[dict]:
+    """Every annotator on the project, and anyone scored in it: their accuracy there, ranked by
+    the interval's lower bound (those without a score last)."""
+    rows = {row.annotator_id: row for row in Accuracy.objects.filter(project=project)}
+    members = set(
+        ProjectMember.objects.filter(project=project, role=ProjectRole.ANNOTATOR).values_list(
+            "annotator_id", flat=True
+        )
+    )
+    ids = members | set(rows)
+    names = _annotator_names(ids)
+    out = []
+    for annotator_id in ids:
+        row = rows.get(annotator_id)
+        shown = figures(row) if row else AccuracyFigures(0, 0.0, [])
+        out.append(
+            {"annotator": annotator_id, "username": names.get(annotator_id, "")} | shown.as_dict()
+        )
+    out.sort(key=lambda r: (r["low"] is None, -(r["low"] or 0), r["username"]))
+    return out
+
+
+def _rollups(rows: list[Accuracy], view) -> dict:
+    """Per project, per kind and per domain (a project's required domains), as ``view`` shows."""
+    projects = {
+        p.pk: p
+        for p in Project.objects.filter(pk__in=[r.project_id for r in rows]).prefetch_related(
+            "required_domains"
+        )
+    }
+    by_kind: dict[str, list[Accuracy]] = {}
+    by_domain: dict[str, list[Accuracy]] = {}
+    for row in rows:
+        project = projects[row.project_id]
+        by_kind.setdefault(project.kind, []).append(row)
+        for domain in project.required_domains.all():
+            by_domain.setdefault(domain.slug, []).append(row)
+    return {
+        "projects": [
+            {"project": row.project_id, "name": projects[row.project_id].name} | view(row).as_dict()
+            for row in rows
+        ],
+        "kinds": [
+            {"kind": kind} | combined(group, view).as_dict()
+            for kind, group in sorted(by_kind.items())
+        ],
+        "domains": [
+            {"domain": slug} | combined(group, view).as_dict()
+            for slug, group in sorted(by_domain.items())
+        ],
+    }
+
+
+def annotator_accuracy(*, annotator: Annotator) -> dict:
+    """An annotator's accuracy per project, and rolled up per kind and per domain, for staff."""
+    rows = list(Accuracy.objects.filter(annotator=annotator).order_by("project_id"))
+    return {"annotator": annotator.pk} | _rollups(rows, figures)
+
+
+def own_accuracy(*, annotator: Annotator) -> dict:
+    """What an annotator reads of their own accuracy: aggregates only, as of the end of the
+    last day (``qa.gold.own_figures``), so that no figure moves when one task is scored."""
+    rows = list(Accuracy.objects.filter(annotator=annotator).order_by("project_id"))
+    return {"annotator": annotator.pk} | _rollups(rows, own_figures)
+
+
+def staffing_accuracy(*, project: Project, annotator_ids: list[int]) -> dict[int, dict]:
+    """For staffing: each annotator's accuracy in the project's kind, and in each of its
+    required domains where known (``None`` where nothing was scored)."""
+    domains = list(project.required_domains.values_list("pk", "slug"))
+    kind = (
+        Accuracy.objects.filter(annotator_id__in=annotator_ids, project__kind=project.kind)
+        .values("annotator_id")
+        .annotate(n=Sum("scored"), k=Sum("score_sum"))
+    )
+    in_domain = (
+        Accuracy.objects.filter(
+            annotator_id__in=annotator_ids,
+            project__required_domains__in=[pk for pk, _slug in domains],
+        )
+        .values("annotator_id", "project__required_domains")
+        .annotate(n=Sum("scored"), k=Sum("score_sum"))
+    )
+    slugs = dict(domains)
+    out: dict[int, dict] = {}
+    for row in kind:
+        out.setdefault(row["annotator_id"], {"kind": None, "domains": {}})["kind"] = (
+            AccuracyFigures(row["n"], row["k"], []).as_dict()
+        )
+    for row in in_domain:
+        entry = out.setdefault(row["annotator_id"], {"kind": None, "domains": {}})
+        slug = slugs[row["project__required_domains"]]
+        entry["domains"][slug] = AccuracyFigures(row["n"], row["k"], []).as_dict()
+    return out
+
+
+# The most accurate annotators, whose results on a gold task tell whether its answer holds:
+# the top fifth by the lower bound of their interval, at least this many, among those with at
+# least ``TOP_MIN_SCORED`` scores.
+TOP_SHARE = 0.2
+TOP_AT_LEAST = 3
+TOP_MIN_SCORED = 5
+# A score under this is a failed gold task; ``contested`` when most of the best fail it, once
+# at least ``CONTESTED_MIN`` of them did it.
+PASS_SCORE = 0.5
+CONTESTED_MIN = 3
+
+
+def top_annotators(project: Project) -> set[int]:
+    ranked = [
+        (figures(row).interval[0], row.annotator_id)
+        for row in Accuracy.objects.filter(project=project, scored__gte=TOP_MIN_SCORED)
+    ]
+    ranked.sort(reverse=True)
+    size = max(TOP_AT_LEAST, math.ceil(len(ranked) * TOP_SHARE))
+    return {annotator_id for _low, annotator_id in ranked[:size]}
+
+
+def gold_tasks(*, project: Project) -> QuerySet[Task]:
+    return Task.objects.filter(project=project, is_gold=True).order_by("id")
+
+
+def gold_health(*, project: Project, tasks: list[Task]) -> dict[int, dict]:
+    """Health of the given gold tasks of the project, in a fixed number of queries."""
+    ids = [t.pk for t in tasks]
+    annotators = ProjectMember.objects.filter(
+        project=project, role=ProjectRole.ANNOTATOR, is_active=True
+    ).count()
+    served = dict(
+        Assignment.objects.filter(task_id__in=ids)
+        .values("task_id")
+        .annotate(n=Count("pk"))
+        .values_list("task_id", "n")
+    )
+    scores: dict[int, list[tuple[int, float]]] = {}
+    for task_id, annotator_id, score in GoldScore.objects.filter(task_id__in=ids).values_list(
+        "task_id", "annotator_id", "score"
+    ):
+        scores.setdefault(task_id, []).append((annotator_id, score))
+    best = top_annotators(project)
+    health = {}
+    for task in tasks:
+        results = scores.get(task.pk, [])
+        of_best = [score for annotator_id, score in results if annotator_id in best]
+        failed_by_best = sum(score < PASS_SCORE for score in of_best)
+        exposure = served.get(task.pk, 0) / annotators if annotators else 0.0
+        health[task.pk] = {
+            "served": served.get(task.pk, 0),
+            "scored": len(results),
+            "mean_score": sum(s for _a, s in results) / len(results) if results else None,
+            "best_scored": len(of_best),
+            "best_mean_score": sum(of_best) / len(of_best) if of_best else None,
+            "exposure": exposure,
+            "contested": len(of_best) >= CONTESTED_MIN and failed_by_best * 2 > len(of_best),
+            "overexposed": exposure > project.gold_max_exposure,
+        }
+    return health
+
+
+def gold_pool(*, project: Project) -> dict:
+    """The project's gold pool: how many tasks serve, and how many annotators saw them all."""
+    in_service = Task.objects.filter(project=project, is_gold=True, gold_retired_at__isnull=True)
+    size = in_service.count()
+    seen = (
+        Assignment.objects.filter(task__in=in_service)
+        .values("annotator_id")
+        .annotate(n=Count("pk"))
+    )
+    members = ProjectMember.objects.filter(
+        project=project, role=ProjectRole.ANNOTATOR, is_active=True
+    ).count()
+    dry = sum(1 for row in seen if size and row["n"] >= size)
+    return {
+        "gold_tasks": size,
+        "retired": Task.objects.filter(project=project, is_gold=True)
+        .exclude(gold_retired_at=None)
+        .count(),
+        "annotators": members,
+        "annotators_who_saw_every_gold_task": dry,
+        "ran_dry": size == 0 or (members > 0 and dry > 0),
+    }

@@ -247,6 +247,12 @@ def annotation_list(*, member: Member) -> QuerySet[Annotation]:
     return qs
 
 
+def annotation_get(*, member: Member, annotation_id: int) -> Annotation:
+    """One annotation the member may see, with its task and project."""
+    qs = annotation_list(member=member).select_related("task__project__organization")
+    return get_object_or_404(qs, pk=annotation_id)
+
+
 def staffing_candidates(*, project: Project, now: datetime) -> QuerySet[Annotator]:
     """Every annotator of the project's organization with what staffing needs, in few queries.
 

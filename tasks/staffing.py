@@ -5,6 +5,7 @@ function the claim calls; this module reads its answer and words the reasons for
 annotators.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 
 from tasks.models import Project
@@ -45,8 +46,26 @@ def qualification_reasons(
     return reasons
 
 
+# Accuracy is quality's to read, and ``tasks`` never imports ``qa``: qa registers its reader in
+# ``QaConfig.ready()``. It takes the project and annotator ids and answers, per annotator, their
+# accuracy in the project's kind (``kind``) and in each required domain (``domains``).
+AccuracyReader = Callable[[Project, list[int]], dict[int, dict]]
+_accuracy_reader: AccuracyReader | None = None
+
+
+def accuracy_reader_set(reader: AccuracyReader) -> None:
+    global _accuracy_reader
+    _accuracy_reader = reader
+
+
+def _lower_bound(row: dict) -> float:
+    kind = (row["accuracy"] or {}).get("kind")
+    return kind["low"] if kind and kind["low"] is not None else -1.0
+
+
 def staffing_rank(*, project: Project, now: datetime) -> list[dict]:
-    """Every annotator, qualified first, then by skill level and spare capacity.
+    """Every annotator: qualified first, ranked by the lower bound of their accuracy interval
+    in the project's kind (unknown last), then skill level and spare capacity.
 
     ``has_room`` says whether the annotator's leases leave room for one more task in this
     project, under both their own limit and the project's.
@@ -56,6 +75,7 @@ def staffing_rank(*, project: Project, now: datetime) -> list[dict]:
         annotator_ids=[a.pk for a in annotators], project_ids=[project.pk], now=now
     )
     domains = {d.pk: d for d in project.required_domains.all()}
+    accuracy = _accuracy_reader(project, [a.pk for a in annotators]) if _accuracy_reader else {}
     rows = []
     for annotator in annotators:
         qualification = found[annotator.pk, project.pk]
@@ -79,13 +99,13 @@ def staffing_rank(*, project: Project, now: datetime) -> list[dict]:
                     and annotator.live_here < project.max_concurrent_tasks,
                     "weekly_capacity_hours": annotator.weekly_capacity_hours,
                 },
-                # Filled in by gold scoring once it exists; unknown until then.
-                "accuracy": None,
+                "accuracy": accuracy.get(annotator.pk, {"kind": None, "domains": {}}),
             }
         )
     rows.sort(
         key=lambda r: (
             not r["qualified"],
+            -_lower_bound(r),
             -(r["skill_level"] or 0),
             r["load"]["live_tasks"] / r["load"]["max_concurrent_tasks"],
             r["username"],

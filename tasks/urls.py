@@ -89,4 +89,19 @@ urlpatterns = [
         name="assignment-submit",
     ),
     re_path(r"^annotations/?$", work.AnnotationListApi.as_view(), name="annotation-list"),
+    re_path(
+        r"^annotations/(?P<pk>\d+)/promote/?$",
+        tasks.AnnotationPromoteApi.as_view(),
+        name="annotation-promote",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/tasks/(?P<task_id>\d+)/gold/?$",
+        tasks.TaskGoldApi.as_view(),
+        name="task-gold",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/tasks/(?P<task_id>\d+)/gold/retire/?$",
+        tasks.TaskGoldRetireApi.as_view(),
+        name="task-gold-retire",
+    ),
 ]

@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Pagination
-from config.errors import ValidationFailed
+from config.errors import ErrorCode, NotFound, ValidationFailed
 
-from .models import Member
+from .models import Annotator, Member
 from .tenancy import ORGANIZATION_HEADER, HasRole, request_member
 
 # The organization header, as the OpenAPI schema documents it on every view.
@@ -67,3 +67,11 @@ class OrganizationApi(APIView):
         context = context_for_page(page) if context_for_page else {}
         data = serializer_class(page, many=True, context=context).data
         return paginator.get_paginated_response(data)
+
+
+def annotator_of(member: Member) -> Annotator:
+    """The member's annotator profile, for the endpoints that act as one; 404 without it."""
+    annotator = getattr(member, "annotator", None)
+    if annotator is None:
+        raise NotFound("You have no annotator profile.", code=ErrorCode.NO_ANNOTATOR_PROFILE)
+    return annotator

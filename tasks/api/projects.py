@@ -222,7 +222,19 @@ StaffingRow = inline_serializer(
         "skill_level": serializers.IntegerField(allow_null=True),
         "is_member": serializers.BooleanField(),
         "load": serializers.DictField(),
-        "accuracy": serializers.FloatField(allow_null=True),
+        "accuracy": inline_serializer(
+            "StaffingAccuracy",
+            {
+                "kind": serializers.DictField(
+                    allow_null=True,
+                    help_text="Accuracy in the project's kind: scored, mean, low, high "
+                    "(the 95 % Wilson interval); null where nothing was scored.",
+                ),
+                "domains": serializers.DictField(
+                    help_text="The same, per required domain where known, by slug."
+                ),
+            },
+        ),
     },
     many=True,
 )

@@ -1,4 +1,4 @@
-"""A project's tasks for staff over REST: list, detail, cancel, delete."""
+"""A project's tasks for staff over REST: list, detail, cancel, delete, and gold."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -8,6 +8,7 @@ from config.errors import ValidationFailed
 from config.openapi import error_response
 from tasks import selectors
 from tasks.filters import TaskFilter
+from tasks.openapi import PayloadField
 from tasks.serializers import (
     QaLeadTaskDetailOut,
     ReviewerTaskDetailOut,
@@ -15,7 +16,7 @@ from tasks.serializers import (
     TaskDetailOut,
     TaskRowOut,
 )
-from tasks.services import tasks
+from tasks.services import gold, tasks
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
 from workforce.models import Role
 from workforce.tenancy import MANAGER, STAFF
@@ -118,3 +119,73 @@ class TaskCancelApi(OrganizationApi):
         tasks.task_cancel(task=task, actor=request.user, **data.validated_data)
         task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
         return Response(TaskDetailOut(task).data)
+
+
+class GoldInput(serializers.Serializer):
+    answer = PayloadField(help_text="The correct payload, of the project's kind.")
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+GOLD_409 = error_response("The task is cancelled, or its project archived (`invalid_status`).")
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["gold"])
+class TaskGoldApi(OrganizationApi):
+    """Make a task gold with its correct answer, or correct a gold task's answer.
+
+    The answer is validated by the project's kind (400 naming each ``answer`` path). A regular
+    task made gold loses its seats: a live lease on it ends as a cancel ends it, and work
+    submitted on it is scored against the answer by a job, as after any correction.
+    """
+
+    roles = {"POST": STAFF}
+
+    @extend_schema(request=GoldInput, responses={200: QaLeadTaskDetailOut, 409: GOLD_409})
+    def post(self, request, pk: int, task_id: int):
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        data = GoldInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        gold.task_gold_set(task=task, actor=request.user, **data.validated_data)
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        return Response(_detail_serializer(self.member.role)(task).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["gold"])
+class TaskGoldRetireApi(OrganizationApi):
+    """Stop serving a gold task; its scores stay. Setting its answer again serves it again."""
+
+    roles = {"POST": STAFF}
+
+    @extend_schema(
+        request=CancelInput,
+        responses={
+            200: QaLeadTaskDetailOut,
+            409: error_response("The task is not gold, or its project archived."),
+        },
+    )
+    def post(self, request, pk: int, task_id: int):
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        data = CancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        gold.task_gold_retire(task=task, actor=request.user, **data.validated_data)
+        task = selectors.task_get(member=self.member, project_id=pk, task_id=task_id)
+        return Response(_detail_serializer(self.member.role)(task).data)
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["gold"])
+class AnnotationPromoteApi(OrganizationApi):
+    """Make an annotation's task gold with the annotation as its answer; its author is not
+    scored on it."""
+
+    roles = {"POST": STAFF}
+
+    @extend_schema(request=CancelInput, responses={200: QaLeadTaskDetailOut, 409: GOLD_409})
+    def post(self, request, pk: int):
+        annotation = selectors.annotation_get(member=self.member, annotation_id=pk)
+        data = CancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = gold.annotation_promote(
+            annotation=annotation, actor=request.user, **data.validated_data
+        )
+        task = selectors.task_get(member=self.member, project_id=task.project_id, task_id=task.pk)
+        return Response(_detail_serializer(self.member.role)(task).data)

@@ -4,7 +4,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from config.errors import ErrorCode, NotFound
 from config.openapi import error_response
 from config.parsers import FormParser, JSONParser
 from config.storable import BIGINT_MAX
@@ -13,17 +12,8 @@ from tasks.filters import AnnotationFilter, AssignmentFilter
 from tasks.openapi import PayloadField
 from tasks.serializers import AnnotationOut, AssignmentOut, ClaimOut
 from tasks.services import claims
-from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi
-from workforce.models import Annotator
+from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi, annotator_of
 from workforce.tenancy import ANNOTATOR, ANYONE
-
-
-def _annotator_of(member) -> Annotator:
-    annotator = getattr(member, "annotator", None)
-    if annotator is None:
-        raise NotFound("You have no annotator profile.", code=ErrorCode.NO_ANNOTATOR_PROFILE)
-    return annotator
-
 
 NoClaimOut = inline_serializer(
     "NoClaim",
@@ -74,7 +64,7 @@ class ClaimApi(OrganizationApi):
         data = self.ClaimInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = claims.claim_next(
-            annotator=_annotator_of(self.member), project_id=data.validated_data.get("project")
+            annotator=annotator_of(self.member), project_id=data.validated_data.get("project")
         )
         if result.claimed is not None:
             return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)

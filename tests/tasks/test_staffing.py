@@ -61,7 +61,8 @@ def test_staffing_ranks_qualified_first_and_says_why_others_are_not(org, setup):
     assert rows["expert"]["qualified"] and rows["expert"]["is_member"]
     assert rows["expert"]["load"]["live_tasks"] == 1
     assert rows["expert"]["load"]["max_concurrent_tasks"] == 4
-    assert rows["expert"]["accuracy"] is None
+    # Nothing scored yet: accuracy unknown in the kind and in every domain.
+    assert rows["expert"]["accuracy"] == {"kind": None, "domains": {}}
     assert rows["novice"]["reasons"] == ["skill bbox level 2 < 3"]
     assert rows["lapsed"]["reasons"] == ["certification medical-imaging expired 2026-10-01"]
     assert rows["acme-annotator"]["reasons"] == [

@@ -24,6 +24,7 @@ from tasks.models import (
     Task,
 )
 from tasks.services.claims import assignment_release, assignment_submit, claim_next
+from tasks.services.gold import task_gold_set
 from tasks.services.tasks import task_cancel
 from tests.helpers import Org, image_rows, import_rows, make_project, staff
 from workforce.models import AuditEvent, AuditVerb, Role
@@ -115,9 +116,10 @@ def test_task_list_queries_do_not_grow_with_the_page(org):
 
 
 def test_task_detail_shows_seats_work_and_gold_to_qa_leads_only(org):
-    project, tasks, first, second = _project_with_work(org, rows=2)
+    project, tasks, first, second = _project_with_work(org, rows=2, gold=False)
     complete, started = tasks[0], tasks[1]
-    Task.objects.filter(pk=started.pk).update(is_gold=True, gold_answer=BOX)
+    # Made gold while first holds it: its seats go, first's lease ends as a cancel ends it.
+    task_gold_set(task=started, answer=BOX, actor=org.manager.user)
     url = f"/api/v1/projects/{project.pk}/tasks/{started.pk}"
     qa_client = org.client(Role.QA_LEAD)
     with CaptureQueriesContext(connection) as queries:
@@ -126,9 +128,9 @@ def test_task_detail_shows_seats_work_and_gold_to_qa_leads_only(org):
     assert len(queries) == 6
     assert qa["gold_answer"] == BOX and qa["is_gold"] is True
     assert qa["data"] == started.data
-    assert [(s["seat"], s["state"]) for s in qa["seats"]] == [(0, "leased"), (1, "open")]
+    assert qa["seats"] == []
     assert [(w["annotator"], w["status"], w["annotation"]) for w in qa["work"]] == [
-        (first.pk, "active", None)
+        (first.pk, "revoked", None)
     ]
     manager = org.client(Role.MANAGER).get(url).json()
     assert "gold_answer" not in manager and manager["is_gold"] is True
@@ -139,7 +141,7 @@ def test_task_detail_shows_seats_work_and_gold_to_qa_leads_only(org):
 
 
 def test_reviewers_read_tasks_of_their_projects_without_gold_and_annotators_not_at_all(org):
-    project, tasks, *_ = _project_with_work(org, rows=2)
+    project, tasks, *_ = _project_with_work(org)
     gold = tasks[-1]
     url = f"/api/v1/projects/{project.pk}/tasks/"
     annotator = org.client(Role.ANNOTATOR)
@@ -164,7 +166,7 @@ def test_reviewers_read_tasks_of_their_projects_without_gold_and_annotators_not_
 
 
 def test_other_organizations_tasks_are_not_found(org, other_org):
-    project, tasks, *_ = _project_with_work(org, rows=2)
+    project, tasks, *_ = _project_with_work(org, rows=2, gold=False)
     outsider = other_org.client(Role.MANAGER)
     base = f"/api/v1/projects/{project.pk}/tasks/"
     assert outsider.get(base).status_code == 404
@@ -410,8 +412,8 @@ def _lines(response) -> list[dict]:
 
 
 def _exported_project(org):
-    """img-0 complete by two annotators, img-1 started (one of two), img-2 gold and complete."""
-    project = make_project(org, overlap=2)
+    """img-0 complete by two annotators, img-1 started (one of two), img-2 gold, done by both."""
+    project = make_project(org, overlap=2, gold_rate=1.0)
     rows = image_rows(3)
     rows[2]["gold_answer"] = BOX
     import_rows(project, rows)
@@ -441,8 +443,11 @@ def test_export_rows_say_complete_and_annotators_and_leave_gold_out_by_default(o
     assert rows["img-0"]["annotation"]["boxes"][0]["label"] == "car"
     complete = _lines(client.get(f"{url}?format=jsonl&only_complete=true"))
     assert [row["external_id"] for row in complete] == ["img-0"]
-    everything = _lines(client.get(f"{url}?format=jsonl&include_gold=true&only_complete=1"))
-    assert [row["external_id"] for row in everything] == ["img-0", "img-2"]
+    # Gold tasks have no seats to complete: ``only_complete`` leaves them out.
+    everything = _lines(client.get(f"{url}?format=jsonl&include_gold=true"))
+    assert [row["external_id"] for row in everything] == ["img-0", "img-1", "img-2"]
+    complete = _lines(client.get(f"{url}?format=jsonl&include_gold=true&only_complete=1"))
+    assert [row["external_id"] for row in complete] == ["img-0"]
     # Formats without room for the facts take the same options.
     coco = json.loads(
         b"".join(client.get(f"{url}?format=coco&include_gold=true").streaming_content)
@@ -464,11 +469,12 @@ def test_export_command_takes_the_same_options(org, tmp_path):
 
     project, *_ = _exported_project(org)
     out = tmp_path / "export.jsonl"
-    call_command("export_tasks", project.pk, "--only-complete", "--include-gold", "--output", out)
+    call_command("export_tasks", project.pk, "--include-gold", "--output", out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(row["external_id"], row["complete"]) for row in rows] == [
         ("img-0", True),
-        ("img-2", True),
+        ("img-1", False),
+        ("img-2", False),
     ]
 
 

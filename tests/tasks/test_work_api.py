@@ -18,7 +18,8 @@ GOLD = {"boxes": [{"label": "person", "x": 111.25, "y": 222.75, "w": 3, "h": 4}]
 
 @pytest.fixture
 def project(org):
-    project = make_project(org, instructions="Box every car.")
+    # Gold on at every claim that finds regular work: the first claim is the gold task.
+    project = make_project(org, instructions="Box every car.", gold_rate=1.0)
     rows = image_rows(2)
     rows[0]["gold_answer"] = GOLD
     rows[0]["external_id"] = "GOLD-check-17"
@@ -116,6 +117,8 @@ def test_submit_over_http_validates_and_is_idempotent(org, project):
 def test_submit_on_a_lease_taken_by_someone_else_is_a_409_that_says_so(org, project):
     other = org.add_annotator("other")
     staff(project, other)
+    project.gold_rate = 0
+    project.save(update_fields=["gold_rate"])
     assignment_id = claim(org).json()["id"]
     past = timezone.now() - timedelta(seconds=1)
     Slot.objects.filter(assignment_id=assignment_id).update(lease_expires_at=past)
@@ -134,10 +137,13 @@ def test_submit_on_a_lease_taken_by_someone_else_is_a_409_that_says_so(org, proj
 
 def test_release_gives_the_task_back(org, project):
     client = org.client(Role.ANNOTATOR)
+    project.gold_rate = 0
+    project.save(update_fields=["gold_rate"])
     assignment_id = claim(org).json()["id"]
     response = client.post(f"/api/v1/assignments/{assignment_id}/release")
     assert response.json()["status"] == "released"
-    assert Slot.objects.filter(state="open").count() == 2
+    # The regular task's seat is open again; the gold task has none.
+    assert Slot.objects.filter(state="open").count() == 1
 
 
 def test_nobody_acts_on_another_annotators_assignment(org, other_org, project):
