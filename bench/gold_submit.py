@@ -17,7 +17,8 @@ phases, gold and regular, alternate in passes, so that the machine's drift favou
 
 Prints submits per second (each loop's claim included in the wall time), the submit's p50, p95
 and p99 for each phase and pooled, the cost of scoring as the ratio of gold to regular latency,
-the target (p99 at most 50 ms with 16 clients), and checks that every gold submission has its
+the target (p99 at most 50 ms with 16 clients), the same submit from one client alone (its
+service time, without queueing for a worker), and checks that every gold submission has its
 ``GoldScore`` and is counted in its annotator's accuracy row. Not part of the test suite.
 """
 
@@ -208,7 +209,8 @@ def main() -> int:
     clients = args.clients
     # Each annotator has each gold task at most once: one for every loop of the run, and then
     # some, so that the claim's search for one they never had is never near its end.
-    per_project = clients * (iterations + WARM_UP) * repeat
+    # The last pass, one client alone (the service time without queueing), takes more tasks.
+    per_project = (clients * repeat + 1) * (iterations + WARM_UP)
 
     with tempfile.TemporaryDirectory(prefix="assay-gold-submit-") as tmp, _setup.django_database():
         state = seed(Path(tmp), clients, per_project)
@@ -229,8 +231,17 @@ def main() -> int:
                           f"{phase.p(0.5):6.2f} ms  p95 {phase.p(0.95):6.2f} ms  p99 "
                           f"{phase.p(0.99):6.2f} ms  ({len(phase.latencies):,} submits)",
                           flush=True)  # fmt: skip
+            alone = []
+            for mode in (GOLD, REGULAR):
+                phase = Phase(mode, repeat)
+                run_phase(phase, state.projects[mode], [Client(port, tokens[0], state.organization)],
+                          iterations)  # fmt: skip
+                alone.append(phase)
         report(phases, clients)
-        ok, figure = check_scores(state, clients * (iterations + WARM_UP) * repeat)
+        for phase in alone:
+            print(f"  one client alone, {phase.mode:<15} submit p50 {phase.p(0.5):6.2f} ms  "
+                  f"p99 {phase.p(0.99):6.2f} ms  ({len(phase.latencies)} submits)")  # fmt: skip
+        ok, figure = check_scores(state, (clients * repeat + 1) * (iterations + WARM_UP))
         print(f"  [{'PASS' if ok else 'FAIL'}] every gold submission scored and counted: {figure}")
         return 0
 
