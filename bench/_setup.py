@@ -23,7 +23,8 @@ from pathlib import Path
 import psycopg
 
 HOST, PORT = "127.0.0.1", 5432
-DB_NAME = "assay_bench"
+# ``BENCH_DATABASE`` names another, so that two benches can run at the same time.
+DB_NAME = os.environ.get("BENCH_DATABASE", "assay_bench")
 # Maintenance connection: databases are created and dropped from the ``postgres`` database.
 ADMIN_DSN = f"host={HOST} port={PORT} user=postgres dbname=postgres"
 PASSWORD = "bench-password-long-enough"
@@ -94,8 +95,14 @@ def django_start(name: str = DB_NAME) -> None:
     call_command("migrate", verbosity=0)
 
 
-def write_image_rows(path: Path, count: int, *, prefix: str = "img", seed: int = 11) -> int:
-    """Write ``count`` JSON Lines task rows as an image dataset exports them; return bytes."""
+def write_image_rows(
+    path: Path, count: int, *, prefix: str = "img", seed: int = 11, gold_boxes: int = 0
+) -> int:
+    """Write ``count`` JSON Lines task rows as an image dataset exports them; return bytes.
+
+    With ``gold_boxes`` every row is a gold task whose answer has that many boxes
+    (``bbox_boxes`` with the row's seed).
+    """
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
         for i in range(count):
@@ -109,8 +116,29 @@ def write_image_rows(path: Path, count: int, *, prefix: str = "img", seed: int =
                     "camera": rng.choice(["front", "rear", "left", "right"]),
                 },
             }
+            if gold_boxes:
+                row["gold_answer"] = {"boxes": bbox_boxes(gold_boxes, 640, 480, seed=i)}
             out.write(json.dumps(row, separators=(",", ":")) + "\n")
     return path.stat().st_size
+
+
+def bbox_boxes(count: int, width: int, height: int, *, seed: int = 0) -> list[dict]:
+    """``count`` boxes in a ``width`` x ``height`` image (the smallest of ``IMAGE_SIZES`` fits
+    640 x 480), each in a cell of its own so that none overlaps another, labels in turn."""
+    rng = random.Random(seed)
+    labels = [label["name"] for label in BBOX_SCHEMA["labels"]]
+    columns = 10
+    cell_w, cell_h = width / columns, height / -(-count // columns)
+    return [
+        {
+            "label": labels[n % len(labels)],
+            "x": round((n % columns) * cell_w + rng.uniform(0, cell_w * 0.2), 1),
+            "y": round((n // columns) * cell_h + rng.uniform(0, cell_h * 0.2), 1),
+            "w": round(cell_w * rng.uniform(0.5, 0.75), 1),
+            "h": round(cell_h * rng.uniform(0.5, 0.75), 1),
+        }
+        for n in range(count)
+    ]
 
 
 def import_file(project, path: Path, *, on_error: str = "abort", progress: Callable | None = None):
