@@ -54,7 +54,9 @@ class AccuracyFigures:
 
     scored: int
     score_sum: float
-    recent: list[float]
+    # The latest ``RECENT_N`` scores (fewer when fewer were scored): their sum and count.
+    recent_sum: float = 0.0
+    recent_n: int = 0
 
     @property
     def mean(self) -> float | None:
@@ -64,11 +66,6 @@ class AccuracyFigures:
     def interval(self) -> tuple[float, float] | None:
         return wilson(self.score_sum, self.scored)
 
-    @property
-    def recent_mean(self) -> float | None:
-        window = self.recent[-RECENT_N:]
-        return sum(window) / len(window) if window else None
-
     def as_dict(self) -> dict:
         interval = self.interval
         return {
@@ -76,14 +73,19 @@ class AccuracyFigures:
             "mean": self.mean,
             "low": interval[0] if interval else None,
             "high": interval[1] if interval else None,
-            "recent_mean": self.recent_mean,
-            "recent_n": min(len(self.recent), RECENT_N),
+            "recent_mean": self.recent_sum / self.recent_n if self.recent_n else None,
+            "recent_n": self.recent_n,
         }
+
+
+def _figures(scored: int, score_sum: float, recent: list[float]) -> AccuracyFigures:
+    window = recent[-RECENT_N:]
+    return AccuracyFigures(scored, score_sum, sum(window), len(window))
 
 
 def figures(row: Accuracy) -> AccuracyFigures:
     """Staff's view of an accuracy row: everything scored so far."""
-    return AccuracyFigures(row.scored, row.score_sum, list(row.recent))
+    return _figures(row.scored, row.score_sum, list(row.recent))
 
 
 def own_figures(row: Accuracy, *, today=None) -> AccuracyFigures:
@@ -97,17 +99,15 @@ def own_figures(row: Accuracy, *, today=None) -> AccuracyFigures:
         return figures(row)
     today_scored = row.scored - row.scored_before_day
     recent = list(row.recent)[: max(len(row.recent) - today_scored, 0)]
-    return AccuracyFigures(row.scored_before_day, row.sum_before_day, recent)
+    return _figures(row.scored_before_day, row.sum_before_day, recent)
 
 
-def combined(rows: list[Accuracy], view=figures) -> AccuracyFigures:
-    """Several rows read as one (an annotator's accuracy in a kind, or a domain).
+def combined(parts: list[AccuracyFigures]) -> AccuracyFigures:
+    """Several rows' figures read as one (an annotator's accuracy in a kind, or a domain).
 
-    Their recent windows are not merged in time order (the rows do not keep times): the
-    combined window is left empty rather than made up.
+    Their recent windows are not merged (the rows keep no times to merge them by).
     """
-    parts = [view(row) for row in rows]
-    return AccuracyFigures(sum(p.scored for p in parts), sum(p.score_sum for p in parts), recent=[])
+    return AccuracyFigures(sum(p.scored for p in parts), sum(p.score_sum for p in parts))
 
 
 # One statement: the row is created or updated in place, under its own lock, so concurrent

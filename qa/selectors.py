@@ -9,14 +9,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
 from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
 from workforce.models import Annotator, AnnotatorStatus, Member, Organization
 from workforce.tenancy import STAFF
 
-from .gold import AccuracyFigures, combined, figures, own_figures
+from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures
 from .models import (
     Accuracy,
     Exam,
@@ -124,31 +125,33 @@ def had_membership(*, user_id: int, organization: str) -> bool:
 # (``qa.gold``): none scans annotations or scores per annotator.
 
 
-def _annotator_names(annotator_ids) -> dict[int, str]:
-    rows = Annotator.objects.filter(pk__in=annotator_ids).values_list(
-        "pk", "member__user__username"
-    )
-    return dict(rows)
-
-
 def project_accuracy(*, project: Project) -> list[dict]:
     """Every annotator on the project, and anyone scored in it: their accuracy there, ranked by
-    the interval's lower bound (those without a score last)."""
-    rows = {row.annotator_id: row for row in Accuracy.objects.filter(project=project)}
-    members = set(
-        ProjectMember.objects.filter(project=project, role=ProjectRole.ANNOTATOR).values_list(
-            "annotator_id", flat=True
+    the interval's lower bound (those without a score last).
+
+    Two queries; the latest scores' mean is taken in the database, so no score array is read.
+    """
+    window = f"recent[greatest(cardinality(recent) - {RECENT_N - 1}, 1):]"
+    rows = {
+        annotator_id: AccuracyFigures(scored, score_sum, recent_sum or 0.0, recent_n)
+        for annotator_id, scored, score_sum, recent_sum, recent_n in Accuracy.objects.filter(
+            project=project
         )
-    )
-    ids = members | set(rows)
-    names = _annotator_names(ids)
-    out = []
-    for annotator_id in ids:
-        row = rows.get(annotator_id)
-        shown = figures(row) if row else AccuracyFigures(0, 0.0, [])
-        out.append(
-            {"annotator": annotator_id, "username": names.get(annotator_id, "")} | shown.as_dict()
+        .annotate(
+            recent_sum=RawSQL(f"(SELECT sum(x) FROM unnest({window}) AS x)", []),  # noqa: S608, S611
+            recent_n=RawSQL(f"cardinality({window})", []),  # noqa: S611
         )
+        .values_list("annotator_id", "scored", "score_sum", "recent_sum", "recent_n")
+    }
+    members = ProjectMember.objects.filter(project=project, role=ProjectRole.ANNOTATOR)
+    people = Annotator.objects.filter(
+        Q(pk__in=members.values("annotator_id")) | Q(pk__in=list(rows))
+    ).values_list("pk", "member__user__username")
+    out = [
+        {"annotator": annotator_id, "username": username}
+        | rows.get(annotator_id, AccuracyFigures(0, 0.0)).as_dict()
+        for annotator_id, username in people
+    ]
     out.sort(key=lambda r: (r["low"] is None, -(r["low"] or 0), r["username"]))
     return out
 
@@ -161,24 +164,25 @@ def _rollups(rows: list[Accuracy], view) -> dict:
             "required_domains"
         )
     }
-    by_kind: dict[str, list[Accuracy]] = {}
-    by_domain: dict[str, list[Accuracy]] = {}
+    shown = {row.pk: view(row) for row in rows}
+    by_kind: dict[str, list[AccuracyFigures]] = {}
+    by_domain: dict[str, list[AccuracyFigures]] = {}
     for row in rows:
         project = projects[row.project_id]
-        by_kind.setdefault(project.kind, []).append(row)
+        by_kind.setdefault(project.kind, []).append(shown[row.pk])
         for domain in project.required_domains.all():
-            by_domain.setdefault(domain.slug, []).append(row)
+            by_domain.setdefault(domain.slug, []).append(shown[row.pk])
     return {
         "projects": [
-            {"project": row.project_id, "name": projects[row.project_id].name} | view(row).as_dict()
+            {"project": row.project_id, "name": projects[row.project_id].name}
+            | shown[row.pk].as_dict()
             for row in rows
         ],
         "kinds": [
-            {"kind": kind} | combined(group, view).as_dict()
-            for kind, group in sorted(by_kind.items())
+            {"kind": kind} | combined(group).as_dict() for kind, group in sorted(by_kind.items())
         ],
         "domains": [
-            {"domain": slug} | combined(group, view).as_dict()
+            {"domain": slug} | combined(group).as_dict()
             for slug, group in sorted(by_domain.items())
         ],
     }
@@ -192,8 +196,13 @@ def annotator_accuracy(*, annotator: Annotator) -> dict:
 
 def own_accuracy(*, annotator: Annotator) -> dict:
     """What an annotator reads of their own accuracy: aggregates only, as of the end of the
-    last day (``qa.gold.own_figures``), so that no figure moves when one task is scored."""
-    rows = list(Accuracy.objects.filter(annotator=annotator).order_by("project_id"))
+    last day (``qa.gold.own_figures``), so that nothing they read moves when one task is
+    scored: not a figure, and not a row appearing with a project's first gold score."""
+    rows = [
+        row
+        for row in Accuracy.objects.filter(annotator=annotator).order_by("project_id")
+        if own_figures(row).scored
+    ]
     return {"annotator": annotator.pk} | _rollups(rows, own_figures)
 
 
@@ -218,12 +227,12 @@ def staffing_accuracy(*, project: Project, annotator_ids: list[int]) -> dict[int
     out: dict[int, dict] = {}
     for row in kind:
         out.setdefault(row["annotator_id"], {"kind": None, "domains": {}})["kind"] = (
-            AccuracyFigures(row["n"], row["k"], []).as_dict()
+            AccuracyFigures(row["n"], row["k"]).as_dict()
         )
     for row in in_domain:
         entry = out.setdefault(row["annotator_id"], {"kind": None, "domains": {}})
         slug = slugs[row["project__required_domains"]]
-        entry["domains"][slug] = AccuracyFigures(row["n"], row["k"], []).as_dict()
+        entry["domains"][slug] = AccuracyFigures(row["n"], row["k"]).as_dict()
     return out
 
 
