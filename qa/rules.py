@@ -36,7 +36,7 @@ The rule fires on the step from within to beyond, only with at least ``min_sampl
 sample; it may fire again once the metric came back within the threshold (at any sample size).
 
 Each firing, in one transaction: the effect, a ``QualityAction`` keeping the state before and
-after, the audit event ``quality.action_taken`` with the evidence, and a live ``quality.alert``
+after, the audit event ``quality_action.applied`` with the evidence, and a live ``quality.alert``
 to the organization's staff (its ``effect`` is the action's kind). An action that finds nothing
 to change (the annotator already suspended, at level 0, holding no certification in force, or
 at a higher gold rate) is recorded all the same, with an empty ``prior``.
@@ -495,7 +495,7 @@ def _fire(rule: QualityRule, *, annotator_id: int, project: Project, reading: Re
     audit_record(
         organization=project.organization,
         actor=None,
-        verb=AuditVerb.QUALITY_ACTION_TAKEN,
+        verb=AuditVerb.QUALITY_ACTION_APPLIED,
         target=action,
         annotator=annotator,
         before=outcome.prior,
@@ -628,7 +628,7 @@ def quality_action_undo(
     audit_record(
         organization=action.organization,
         actor=actor,
-        verb=AuditVerb.QUALITY_ACTION_UNDONE,
+        verb=AuditVerb.QUALITY_ACTION_REVERTED,
         target=action,
         annotator=annotator,
         before=action.after,

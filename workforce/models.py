@@ -343,8 +343,8 @@ class AuditVerb(models.TextChoices):
     GOLD_RETIRED = "gold.retired"
     EXAM_PASSED = "exam.passed"
     EXAM_FAILED = "exam.failed"
-    QUALITY_ACTION_TAKEN = "quality_action.applied"
-    QUALITY_ACTION_UNDONE = "quality_action.reverted"
+    QUALITY_ACTION_APPLIED = "quality_action.applied"
+    QUALITY_ACTION_REVERTED = "quality_action.reverted"
 
 
 class AuditEvent(models.Model):

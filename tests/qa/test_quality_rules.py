@@ -87,7 +87,7 @@ def test_the_firing_is_audited_with_its_evidence_and_alerts_staff_in_the_live_sc
     watched = rule(org, project)
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     [action] = actions()
-    event = AuditEvent.objects.get(verb=AuditVerb.QUALITY_ACTION_TAKEN)
+    event = AuditEvent.objects.get(verb=AuditVerb.QUALITY_ACTION_APPLIED)
     assert event.actor is None and event.annotator_id == org.annotator.pk
     assert event.target_id == action.pk
     assert event.after["evidence"]["scores"] == [0.0]
@@ -144,13 +144,13 @@ def test_suspension_from_the_project_is_undone_exactly_and_audited(
     assert response.status_code == 200, response.json()
     member.refresh_from_db()
     assert member.is_active
-    event = AuditEvent.objects.get(verb=AuditVerb.QUALITY_ACTION_UNDONE)
+    event = AuditEvent.objects.get(verb=AuditVerb.QUALITY_ACTION_REVERTED)
     assert (event.actor, event.reason) == (org.qa_lead.user, "Reviewed by hand.")
     assert event.before == {"is_active": False} and event.after == {"is_active": True}
     # Twice is a conflict that changes nothing.
     again = undo(org, action)
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_undone"
-    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_UNDONE).count() == 1
+    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_REVERTED).count() == 1
 
 
 def test_undo_refuses_when_someone_changed_the_state_since(org, django_capture_on_commit_callbacks):
@@ -324,7 +324,7 @@ def test_concurrent_evaluations_fire_once(org):
     assert not errors, errors
     assert sorted(fired) == [0] * (threads_n - 1) + [1]
     assert QualityAction.objects.count() == 1
-    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_TAKEN).count() == 1
+    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_APPLIED).count() == 1
     assert LiveEvent.objects.filter(type=LiveEventType.QUALITY_ALERT).count() == 1
 
 
