@@ -15,7 +15,8 @@ from qa.models import (
 )
 from qa.rules import quality_rule_create, quality_rules_evaluate, rules_for
 from tasks.models import Annotation, ProjectMember
-from tests.helpers import gold_project, gold_submit, make_project
+from tests.helpers import make_project
+from tests.qa.gold_helpers import label_gold_project, label_gold_submit
 from workforce import services
 from workforce.models import (
     AnnotatorSkill,
@@ -48,7 +49,7 @@ def rule(org, project, **fields):
 def submit(capture, project, annotator, *results: bool) -> None:
     for correct in results:
         with capture(execute=True):
-            gold_submit(project, annotator, correct=correct)
+            label_gold_submit(project, annotator, correct=correct)
 
 
 def actions(**where):
@@ -58,7 +59,7 @@ def actions(**where):
 def test_a_rule_fires_once_per_crossing_and_again_after_recovery(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator, gold_tasks=20)
+    project = label_gold_project(org, org.annotator, gold_tasks=20)
     watched = rule(org, project, min_sample=3)
     # Below the threshold from the first score, but under the minimum sample twice.
     submit(django_capture_on_commit_callbacks, project, org.annotator, False, False)
@@ -83,7 +84,7 @@ def test_a_rule_fires_once_per_crossing_and_again_after_recovery(
 def test_the_firing_is_audited_with_its_evidence_and_alerts_staff_in_the_live_schema(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     watched = rule(org, project)
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     [action] = actions()
@@ -112,7 +113,7 @@ def test_the_firing_is_audited_with_its_evidence_and_alerts_staff_in_the_live_sc
 def test_the_wilson_lower_bound_waits_for_its_minimum_sample(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, project, metric="gold_lower_bound", threshold=0.5, min_sample=4)
     # Three right answers: the bound is 0.44, below 0.5, but the sample is 3.
     submit(django_capture_on_commit_callbacks, project, org.annotator, True, True, True)
@@ -133,7 +134,7 @@ def undo(org, action, reason="Reviewed by hand."):
 def test_suspension_from_the_project_is_undone_exactly_and_audited(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, project, action="suspend_project")
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     member = ProjectMember.objects.get(project=project, annotator=org.annotator)
@@ -154,7 +155,7 @@ def test_suspension_from_the_project_is_undone_exactly_and_audited(
 
 
 def test_undo_refuses_when_someone_changed_the_state_since(org, django_capture_on_commit_callbacks):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, project, action="suspend_project")
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     [action] = actions()
@@ -170,7 +171,7 @@ def test_undo_refuses_when_someone_changed_the_state_since(org, django_capture_o
 def test_a_lowered_skill_is_put_back_to_its_level_and_source(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)  # staffed at level 5, set by hand
+    project = label_gold_project(org, org.annotator)  # staffed at level 5, set by hand
     rule(org, project, action="lower_skill", parameter=2)
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     skill = AnnotatorSkill.objects.get(annotator=org.annotator, skill="classification")
@@ -183,7 +184,7 @@ def test_a_lowered_skill_is_put_back_to_its_level_and_source(
 
 
 def test_lowering_stops_at_zero(org, django_capture_on_commit_callbacks):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, project, action="lower_skill", parameter=5)
     services.annotator_skill_set(
         annotator=org.annotator, skill="classification", level=5, source="manual", actor=None
@@ -209,7 +210,7 @@ def test_suspended_certifications_are_reinstated(org, django_capture_on_commit_c
         evidence="exam",
         expires_at=None,
     )
-    project = gold_project(org, org.annotator, required_domains=["legal"])
+    project = label_gold_project(org, org.annotator, required_domains=["legal"])
     rule(org, project, action="suspend_certification")
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     certification = Certification.objects.get(annotator=org.annotator, domain=domain)
@@ -226,7 +227,7 @@ def test_suspended_certifications_are_reinstated(org, django_capture_on_commit_c
 
 
 def test_a_raised_gold_rate_goes_back_to_its_prior_value(org, django_capture_on_commit_callbacks):
-    project = gold_project(org, org.annotator, gold_rate=0.1)
+    project = label_gold_project(org, org.annotator, gold_rate=0.1)
     # Every claim gold regardless: the newcomer rate.
     project.newcomer_gold_rate, project.newcomer_gold_tasks = 1.0, 100
     project.save()
@@ -260,7 +261,7 @@ def test_a_project_rule_replaces_the_defaults_of_its_metric(org):
 def test_the_project_rule_acts_where_the_default_would_have(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, None, threshold=0.9)
     own = rule(org, project, threshold=0.5, min_sample=2)
     submit(django_capture_on_commit_callbacks, project, org.annotator, True, False)
@@ -272,7 +273,7 @@ def test_the_project_rule_acts_where_the_default_would_have(
 
 def test_fast_submissions_fire_against_the_project_median(org, django_capture_on_commit_callbacks):
     steady = org.add_annotator("steady")
-    project = gold_project(org, org.annotator, steady, gold_tasks=30)
+    project = label_gold_project(org, org.annotator, steady, gold_tasks=30)
     submit(django_capture_on_commit_callbacks, project, steady, *[True] * 20)
     Annotation.objects.filter(annotator=steady).update(duration_seconds=100)
     submit(django_capture_on_commit_callbacks, project, org.annotator, True, True, True, True)
@@ -297,9 +298,9 @@ def test_fast_submissions_fire_against_the_project_median(org, django_capture_on
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_evaluations_fire_once(org):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     for _ in range(3):
-        gold_submit(project, org.annotator, correct=False)  # no rule yet: nothing fires
+        label_gold_submit(project, org.annotator, correct=False)  # no rule yet: nothing fires
     rule(org, project, action="suspend_project", min_sample=3)
     threads_n = 8
     barrier = threading.Barrier(threads_n)
@@ -403,7 +404,7 @@ def test_staff_create_change_list_and_delete_rules(org):
 def test_actions_are_listed_per_project_and_annotator_and_only_qa_leads_undo(
     org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(org, org.annotator)
+    project = label_gold_project(org, org.annotator)
     rule(org, project)
     submit(django_capture_on_commit_callbacks, project, org.annotator, False)
     [action] = actions()
@@ -430,7 +431,7 @@ def test_actions_are_listed_per_project_and_annotator_and_only_qa_leads_undo(
 def test_another_organizations_rules_and_actions_are_not_found(
     org, other_org, django_capture_on_commit_callbacks
 ):
-    project = gold_project(other_org, other_org.annotator)
+    project = label_gold_project(other_org, other_org.annotator)
     theirs = rule(other_org, project)
     submit(django_capture_on_commit_callbacks, project, other_org.annotator, False)
     [action] = actions()
