@@ -9,7 +9,7 @@ from config.api import validated
 from config.errors import ValidationFailed
 from config.openapi import error_response
 from config.parsers import JSONParser
-from config.serializers import KnownFieldsOnly
+from config.serializers import KnownFieldsOnly, Prepared
 from tasks.openapi import LabelSchemaField, PayloadField
 from tasks.selectors import project_get
 from tasks.services.claims import MAX_ACTIVE_SECONDS
@@ -60,7 +60,7 @@ class LiveTicketApi(OrganizationApi):
         return Response(LiveTicketOut(body).data, status=status.HTTP_201_CREATED)
 
 
-class AccuracyOut(serializers.Serializer):
+class AccuracyOut(Prepared):
     """Accuracy as Assay always tells it: with its sample size and 95 % Wilson interval."""
 
     scored = serializers.IntegerField(help_text="n: gold tasks scored.")

@@ -114,11 +114,15 @@ def combined(parts: list[AccuracyFigures]) -> AccuracyFigures:
 # submissions of one annotator in one project add up. ``day`` rolls the before-today totals.
 _ACCURACY_ADD = f"""
 INSERT INTO {Accuracy._meta.db_table} AS acc
-    (annotator_id, project_id, scored, score_sum, recent, day, scored_before_day,
+    (annotator_id, project_id, scored, score_sum, recent, recent_sum, day, scored_before_day,
      sum_before_day, updated_at)
 VALUES (%(annotator)s, %(project)s, 1, %(score)s, ARRAY[%(score)s]::double precision[],
-        %(day)s, 0, 0, %(now)s)
+        %(score)s, %(day)s, 0, 0, %(now)s)
 ON CONFLICT (project_id, annotator_id) DO UPDATE SET
+    -- The new score joins the window; the one RECENT_N back leaves it.
+    recent_sum = acc.recent_sum + EXCLUDED.recent_sum - CASE
+        WHEN cardinality(acc.recent) >= {RECENT_N}
+        THEN acc.recent[cardinality(acc.recent) - {RECENT_N} + 1] ELSE 0 END,
     scored_before_day = CASE WHEN acc.day < EXCLUDED.day THEN acc.scored
                              ELSE acc.scored_before_day END,
     sum_before_day = CASE WHEN acc.day < EXCLUDED.day THEN acc.score_sum
@@ -216,6 +220,7 @@ def accuracy_rebuild(*, project_id: int, annotator_ids: list[int]) -> None:
             row.scored = totals["n"]
             row.score_sum = min((totals["mean"] or 0.0) * totals["n"], totals["n"])
             row.recent = list(reversed(latest[:RECENT_KEPT]))
+            row.recent_sum = sum(row.recent[-RECENT_N:])
             row.day = today
             row.scored_before_day = before["n"]
             row.sum_before_day = min((before["mean"] or 0.0) * before["n"], before["n"])

@@ -9,8 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, Func, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
@@ -125,35 +124,50 @@ def had_membership(*, user_id: int, organization: str) -> bool:
 # (``qa.gold``): none scans annotations or scores per annotator.
 
 
-def project_accuracy(*, project: Project) -> list[dict]:
+class RankedAccuracy(Sequence):
+    """A project's accuracy table, best lower bound first: ranked whole, each row built when
+    it is read, so that a page costs its own rows only."""
+
+    def __init__(self, rows: list[tuple[int, str, AccuracyFigures]]):
+        def key(row):
+            interval = row[2].interval
+            return (interval is None, -(interval[0] if interval else 0.0), row[1])
+
+        self._rows = sorted(rows, key=key)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._row(row) for row in self._rows[index]]
+        return self._row(self._rows[index])
+
+    @staticmethod
+    def _row(row) -> dict:
+        annotator_id, username, shown = row
+        return {"annotator": annotator_id, "username": username} | shown.as_dict()
+
+
+def project_accuracy(*, project: Project) -> RankedAccuracy:
     """Every annotator on the project, and anyone scored in it: their accuracy there, ranked by
     the interval's lower bound (those without a score last).
 
-    Two queries; the latest scores' mean is taken in the database, so no score array is read.
+    Two queries, and no score array is read: the latest scores' sum is kept beside them.
     """
-    window = f"recent[greatest(cardinality(recent) - {RECENT_N - 1}, 1):]"
+    scored = Accuracy.objects.filter(project=project)
     rows = {
-        annotator_id: AccuracyFigures(scored, score_sum, recent_sum or 0.0, recent_n)
-        for annotator_id, scored, score_sum, recent_sum, recent_n in Accuracy.objects.filter(
-            project=project
-        )
-        .annotate(
-            recent_sum=RawSQL(f"(SELECT sum(x) FROM unnest({window}) AS x)", []),  # noqa: S608, S611
-            recent_n=RawSQL(f"cardinality({window})", []),  # noqa: S611
-        )
-        .values_list("annotator_id", "scored", "score_sum", "recent_sum", "recent_n")
+        annotator_id: AccuracyFigures(n, k, recent_sum, min(recent_n, RECENT_N))
+        for annotator_id, n, k, recent_sum, recent_n in scored.annotate(
+            recent_n=Func("recent", function="cardinality")
+        ).values_list("annotator_id", "scored", "score_sum", "recent_sum", "recent_n")
     }
     members = ProjectMember.objects.filter(project=project, role=ProjectRole.ANNOTATOR)
     people = Annotator.objects.filter(
-        Q(pk__in=members.values("annotator_id")) | Q(pk__in=list(rows))
+        Q(pk__in=members.values("annotator_id")) | Q(pk__in=scored.values("annotator_id"))
     ).values_list("pk", "member__user__username")
-    out = [
-        {"annotator": annotator_id, "username": username}
-        | rows.get(annotator_id, AccuracyFigures(0, 0.0)).as_dict()
-        for annotator_id, username in people
-    ]
-    out.sort(key=lambda r: (r["low"] is None, -(r["low"] or 0), r["username"]))
-    return out
+    unscored = AccuracyFigures(0, 0.0)
+    return RankedAccuracy([(pk, username, rows.get(pk, unscored)) for pk, username in people])
 
 
 def _rollups(rows: list[Accuracy], view) -> dict:

@@ -68,6 +68,9 @@ class Accuracy(models.Model):
     scored = models.PositiveIntegerField(default=0)
     score_sum = models.FloatField(default=0.0)
     recent = ArrayField(models.FloatField(), default=list)
+    # The sum of the latest ``qa.gold.RECENT_N`` scores, kept with ``recent``: reading the
+    # arrays of a thousand rows to add them up would cost a project's table read most of its time.
+    recent_sum = models.FloatField(db_default=0.0)
     day = models.DateField()
     scored_before_day = models.PositiveIntegerField(default=0)
     sum_before_day = models.FloatField(default=0.0)

@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 
 from qa.gold import own_figures, wilson
 from qa.models import Accuracy, GoldScore, LiveEvent
+from qa.selectors import project_accuracy
 from tasks.kinds.bbox import BoundingBoxes
 from tasks.models import Annotation, Assignment, AssignmentStatus, ProjectMember, Slot
 from tasks.selectors import project_progress
@@ -287,3 +288,19 @@ def test_an_annotator_reads_their_own_accuracy_as_of_yesterday(org):
     me = org.client(Role.ANNOTATOR).get("/api/v1/me/accuracy").json()
     assert me["projects"][0]["scored"] == 1
     assert "score" not in str(me).replace("scored", "")
+
+
+def test_the_latest_scores_sum_kept_beside_them_stays_their_sum(org):
+    """The window's sum is kept by each submission (the score in, the one 20 back out), so a
+    project's table adds up no arrays; after 26 scores it is still the sum of the latest 20."""
+    project = gold_project(org, regular=40, gold=26, gold_rate=1.0)
+    (person,) = annotators(org, project, 1)
+    answers = [ANSWER, HALF, WRONG]
+    for i in range(26):
+        submit(person, project, lambda task, i=i: answers[i % 3] if task.is_gold else ANSWER)
+    row = Accuracy.objects.get(annotator=person)
+    assert row.scored == 26 and len(row.recent) == 26
+    assert row.recent_sum == pytest.approx(sum(row.recent[-20:]))
+    (listed,) = project_accuracy(project=project)[:]
+    assert listed["recent_n"] == 20
+    assert listed["recent_mean"] == pytest.approx(sum(row.recent[-20:]) / 20)
