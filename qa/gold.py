@@ -12,7 +12,7 @@ of scores and n the number scored (``wilson``): three correct gold tasks read [0
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
@@ -62,9 +62,11 @@ class AccuracyFigures:
     def mean(self) -> float | None:
         return self.score_sum / self.scored if self.scored else None
 
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return wilson(self.score_sum, self.scored)
+    # The Wilson interval, worked out once: ranking and showing a row both read it.
+    interval: tuple[float, float] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interval", wilson(self.score_sum, self.scored))
 
     def as_dict(self) -> dict:
         interval = self.interval
