@@ -1,13 +1,71 @@
-"""The admin reads the live-event outbox; only the relay's readers and the prune job use it."""
+"""The admin reads quality's tables; every change to them goes through the API's services (they
+validate and audit), and the outbox is written only by the changes it tells about."""
 
 from django.contrib import admin
 
 from workforce.admin import ReadOnlyAdmin
 
-from .models import LiveEvent
+from .models import (
+    Accuracy,
+    Exam,
+    ExamAnswer,
+    ExamAttempt,
+    ExamItem,
+    GoldScore,
+    LiveEvent,
+    QualityAction,
+    QualityRule,
+    QualityRuleState,
+)
 
 
 @admin.register(LiveEvent)
 class LiveEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "type", "organization_id", "member_id", "staff", "created_at"]
     list_filter = ["type"]
+
+
+@admin.register(GoldScore)
+class GoldScoreAdmin(ReadOnlyAdmin):
+    list_display = ["annotation_id", "task_id", "annotator_id", "score", "scored_at"]
+
+
+@admin.register(Accuracy)
+class AccuracyAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "annotator_id", "scored", "score_sum", "updated_at"]
+
+
+@admin.register(QualityRule)
+class QualityRuleAdmin(ReadOnlyAdmin):
+    list_display = ["id", "organization_id", "project_id", "metric", "threshold", "action"]
+    list_filter = ["metric", "action", "is_active"]
+
+
+@admin.register(QualityRuleState)
+class QualityRuleStateAdmin(ReadOnlyAdmin):
+    list_display = ["rule_id", "annotator_id", "project_id"]
+
+
+@admin.register(QualityAction)
+class QualityActionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "rule_id", "annotator_id", "project_id", "effect", "undone_at"]
+
+
+@admin.register(Exam)
+class ExamAdmin(ReadOnlyAdmin):
+    list_display = ["id", "organization_id", "name", "kind", "domain_id", "is_active"]
+
+
+@admin.register(ExamItem)
+class ExamItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "exam_id", "position"]
+
+
+@admin.register(ExamAttempt)
+class ExamAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["id", "exam_id", "annotator_id", "status", "score", "started_at"]
+
+
+@admin.register(ExamAnswer)
+class ExamAnswerAdmin(ReadOnlyAdmin):
+    list_display = ["id", "attempt_id", "item_id", "score", "submitted_at"]

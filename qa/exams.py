@@ -18,10 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, FieldErrors, ValidationFailed
+from config.errors import Conflict, ErrorCode, FieldErrors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.services.claims import ACTIVE_SECONDS_MARGIN, MAX_ACTIVE_SECONDS
+from tasks.services.claims import active_seconds_check
 from workforce import services as workforce
 from workforce.locks import lock_annotator
 from workforce.models import (
@@ -356,26 +356,6 @@ def attempt_claim(*, attempt: ExamAttempt) -> tuple[ExamAnswer, bool]:
     return answer, True
 
 
-def _check_active_seconds(value, *, claimed_at: datetime, now: datetime) -> None:
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 0 <= value <= MAX_ACTIVE_SECONDS
-    ):
-        raise ValidationFailed(
-            "Invalid active time.",
-            fields={"active_seconds": [f"Must be a whole number from 0 to {MAX_ACTIVE_SECONDS}."]},
-        )
-    held = (now - claimed_at).total_seconds()
-    if value > held + ACTIVE_SECONDS_MARGIN:
-        raise ValidationFailed(
-            "The active time is longer than the item was held.",
-            fields={"active_seconds": [f"{value} s is longer than the {held:.0f} s held."]},
-        )
-
-
 @transaction.atomic
 def answer_submit(
     *,
@@ -394,7 +374,7 @@ def answer_submit(
     exam, item = answer.attempt.exam, answer.item
     problems = FieldErrors()
     with problems.collect():
-        _check_active_seconds(active_seconds, claimed_at=answer.claimed_at, now=now)
+        active_seconds_check(active_seconds, claimed_at=answer.claimed_at, now=now)
     kind = get_kind(exam.kind)
     issues = kind.validate_payload(payload, exam.label_schema, item.data)
     problems.update(issues_by_path(issue.under("payload") for issue in issues))

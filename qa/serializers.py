@@ -148,19 +148,9 @@ class OwnExamOut(serializers.ModelSerializer):
 
     class Meta:
         model = Exam
+        # What staff read of an exam, but for its switch and bookkeeping, then your own state.
         fields = [
-            "id",
-            "name",
-            "instructions",
-            "kind",
-            "label_schema",
-            "domain",
-            "pass_threshold",
-            "certification_days",
-            "skill_level",
-            "cooldown_hours",
-            "max_attempts",
-            "item_count",
+            *(f for f in ExamOut.Meta.fields if f not in ("is_active", "created_at", "updated_at")),
             "available",
             "reason",
             "attempt_in_progress",

@@ -22,6 +22,8 @@ from django_celery_beat.models import (
 )
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
+from qa.rules import quality_rule_create, quality_rules_evaluate
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import task_import_start
 from tests.helpers import Org, image_rows, import_rows, make_project, staff
@@ -80,6 +82,7 @@ def build_world(slug: str) -> None:
         payload = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 30, "h": 40}]}
         assignment_submit(assignment=assignment, payload=payload)
     claim_next(annotator=org.annotator)
+    build_quality(org, domain, second)
     upload = File(io.BytesIO(b'{"external_id": "late", "data": {"width": 1, "height": 1}}\n'))
     task_import_start(project=project, upload=upload, fmt="jsonl", actor=org.manager.user)
     Token.objects.create(user=org.manager.user)
@@ -92,6 +95,42 @@ def build_world(slug: str) -> None:
     CrontabSchedule.objects.create(minute="5")
     SolarSchedule.objects.create(event="sunrise", latitude=org.organization.pk % 90, longitude=11)
     ClockedSchedule.objects.create(clocked_time=timezone.now())
+
+
+def build_quality(org, domain, second) -> None:
+    """A scored gold task, a rule that acted on it, and an exam taken: quality's rows."""
+    project = make_project(org, name="gold checks", gold_rate=1.0)
+    rows = image_rows(2)
+    rows[1]["gold_answer"] = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 30, "h": 40}]}
+    import_rows(project, rows)
+    staff(project, second)
+    quality_rule_create(
+        organization=org.organization,
+        actor=None,
+        project_id=project.pk,
+        metric="gold_recent_mean",
+        threshold=0.99,
+        window=1,
+        min_sample=1,
+        action="alert",
+    )
+    claimed = claim_next(annotator=second, project_id=project.pk).claimed
+    assignment = project.assignments.get(pk=claimed.assignment_id)
+    assignment_submit(assignment=assignment, payload={"boxes": []})
+    assert quality_rules_evaluate(annotator_id=second.pk, project_id=project.pk) == 1
+    exam = exam_create(
+        organization=org.organization,
+        actor=None,
+        name="Legal basics",
+        kind="classification",
+        label_schema={"labels": [{"name": "ok"}, {"name": "bad"}]},
+        items=[{"data": {"text": "a clause"}, "answer": {"label": "ok"}}],
+        pass_threshold=0.5,
+        domain=domain,
+        certification_days=365,
+    )
+    answer, _ = attempt_claim(attempt=attempt_start(exam=exam, annotator=second))
+    answer_submit(answer=answer, payload={"label": "ok"})
 
 
 @pytest.fixture

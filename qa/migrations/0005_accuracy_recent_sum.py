@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('qa', '0004_exams'),
+        ("qa", "0004_exams"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='accuracy',
-            name='recent_sum',
+            model_name="accuracy",
+            name="recent_sum",
             field=models.FloatField(db_default=0.0),
         ),
     ]

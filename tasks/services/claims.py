@@ -244,7 +244,7 @@ def assignment_release(*, assignment: Assignment) -> Assignment:
     return assignment
 
 
-def _active_seconds(value, *, leased_at: datetime, now: datetime) -> int | None:
+def active_seconds_check(value, *, claimed_at: datetime, now: datetime) -> int | None:
     """Return the active time a client reports, refused when it is longer than the lease held.
 
     Stats and throughput add these up: a figure longer than the time between the claim and the
@@ -261,13 +261,13 @@ def _active_seconds(value, *, leased_at: datetime, now: datetime) -> int | None:
             "Invalid active time.",
             fields={"active_seconds": [f"Must be a whole number from 0 to {MAX_ACTIVE_SECONDS}."]},
         )
-    held = (now - leased_at).total_seconds()
+    held = (now - claimed_at).total_seconds()
     if value > held + ACTIVE_SECONDS_MARGIN:
         raise ValidationFailed(
-            "The active time is longer than the task was held.",
+            "The active time is longer than the work was held.",
             fields={
                 "active_seconds": [
-                    f"{value} s is longer than the {held:.0f} s since the task was claimed."
+                    f"{value} s is longer than the {held:.0f} s since it was claimed."
                 ]
             },
         )
@@ -292,7 +292,9 @@ def assignment_submit(
     # A bad active time and a bad payload are told together.
     problems = FieldErrors()
     with problems.collect():
-        active_seconds = _active_seconds(active_seconds, leased_at=assignment.leased_at, now=now)
+        active_seconds = active_seconds_check(
+            active_seconds, claimed_at=assignment.leased_at, now=now
+        )
     project = assignment.project
     issues = get_kind(project.kind).validate_payload(
         payload, project.label_schema, assignment.task.data
