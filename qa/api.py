@@ -213,7 +213,7 @@ class ProjectGoldPoolApi(OrganizationApi):
 
 
 class ExamItemFields(serializers.Serializer):
-    data = serializers.JSONField(help_text="The item, as a task's data of the exam's kind.")
+    data = serializers.DictField(help_text="The item, as a task's data of the exam's kind.")
     answer = PayloadField(help_text="The gold answer, a payload of the exam's kind.")
 
 

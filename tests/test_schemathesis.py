@@ -186,6 +186,11 @@ KNOWN = {
     # Rules no JSON Schema can state: one parameter or field depending on another.
     ("RejectedPositiveData", "GET /api/v1/annotators/"): "min_level needs a skill",
     ("RejectedPositiveData", "POST /api/v1/projects/"): "keypoints: a sigma per keypoint",
+    ("RejectedPositiveData", "POST /api/v1/exams/"): "items' data and answers of the exam's kind",
+    (
+        "RejectedPositiveData",
+        "POST /api/v1/quality-rules/",
+    ): "window and parameter by metric, action",
     # Found by deeper runs, other parts of issue 14: a taken slug is a 400 by design (one
     # answer names every bad field), and the body parser refuses integers past 64 bits in
     # properties the token request does not declare.
