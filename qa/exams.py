@@ -162,7 +162,18 @@ def exam_create(
         **options,
     )
     _items_replace(exam, items)
+    workforce.audit_record(
+        organization=organization,
+        actor=actor,
+        verb=AuditVerb.EXAM_CREATED,
+        target=exam,
+        after=_exam_settings(exam) | {"items": len(items)},
+    )
     return exam
+
+
+def _exam_settings(exam: Exam) -> dict:
+    return workforce.field_values(exam, [name for name in EXAM_FIELDS if name != "items"])
 
 
 @transaction.atomic
@@ -181,11 +192,18 @@ def exam_update(*, exam: Exam, actor: AbstractBaseUser | None, **fields) -> Exam
         )
     exam_check(organization=exam.organization, fields=fields, exam=exam)
     items = fields.pop("items", None)
-    for name, value in fields.items():
-        setattr(exam, name, value)
-    exam.save()
+    changes = workforce.model_update(exam, fields)
     if items is not None:
         _items_replace(exam, items)
+        changes["items"] = (None, len(items))
+    if changes:
+        workforce.audit_record(
+            organization=exam.organization,
+            actor=actor,
+            verb=AuditVerb.EXAM_UPDATED,
+            target=exam,
+            changes=changes,
+        )
     return exam
 
 

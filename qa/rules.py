@@ -78,6 +78,8 @@ from workforce.services import (
     annotator_skill_set,
     audit_record,
     certification_set_status,
+    field_values,
+    model_update,
 )
 from workforce.services.audit import require_reason
 
@@ -192,41 +194,64 @@ def quality_rule_check(
     problems.raise_if_any("Invalid quality rule.")
 
 
+def _rule_settings(rule: QualityRule) -> dict:
+    return field_values(rule, [name.removesuffix("_id") for name in RULE_FIELDS])
+
+
 @transaction.atomic
 def quality_rule_create(
     *, organization: Organization, actor: AbstractBaseUser | None, **fields
 ) -> QualityRule:
-    """Make a rule for a project, or an organization default when ``project`` is None.
-
-    Rule changes are not audit events yet: the audit log's verbs are fixed by a workforce
-    migration this change does not make. The actions rules take are audited.
-    """
+    """Make a rule for a project, or an organization default when ``project`` is None."""
     quality_rule_check(organization=organization, fields=fields)
     for required in ("metric", "threshold", "action"):
         if fields.get(required) is None:
             raise ValidationFailed(
                 "Invalid quality rule.", fields={required: ["This field is required."]}
             )
-    return QualityRule.objects.create(organization=organization, created_by=actor, **fields)
+    rule = QualityRule.objects.create(organization=organization, created_by=actor, **fields)
+    audit_record(
+        organization=organization,
+        actor=actor,
+        verb=AuditVerb.QUALITY_RULE_CREATED,
+        target=rule,
+        after=_rule_settings(rule),
+    )
+    return rule
 
 
 @transaction.atomic
-def quality_rule_update(*, rule: QualityRule, **fields) -> QualityRule:
+def quality_rule_update(
+    *, rule: QualityRule, actor: AbstractBaseUser | None, **fields
+) -> QualityRule:
     """Change a rule's threshold, window, sample, action or activity; its metric is fixed.
 
     The states of the rule stay: an annotator beyond the old threshold and within the new one
     counts as recovered at their next evaluation.
     """
     quality_rule_check(organization=rule.organization, fields=fields, rule=rule)
-    for name, value in fields.items():
-        setattr(rule, name, value)
-    rule.save()
+    changes = model_update(rule, fields)
+    if changes:
+        audit_record(
+            organization=rule.organization,
+            actor=actor,
+            verb=AuditVerb.QUALITY_RULE_UPDATED,
+            target=rule,
+            changes=changes,
+        )
     return rule
 
 
 @transaction.atomic
-def quality_rule_delete(*, rule: QualityRule) -> None:
+def quality_rule_delete(*, rule: QualityRule, actor: AbstractBaseUser | None) -> None:
     """Delete a rule; the actions it took stay, with their own copy of what it said."""
+    audit_record(
+        organization=rule.organization,
+        actor=actor,
+        verb=AuditVerb.QUALITY_RULE_DELETED,
+        target=rule,
+        before=_rule_settings(rule),
+    )
     rule.delete()
 
 

@@ -175,12 +175,14 @@ class QualityRuleDetailApi(OrganizationApi):
                 organization=rule.organization, fields=passed, rule=rule
             ),
         )
-        rule = rules.quality_rule_update(rule=rule, **fields)
+        rule = rules.quality_rule_update(rule=rule, actor=request.user, **fields)
         return Response(RuleOut(rule).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
-        rules.quality_rule_delete(rule=selectors.quality_rule_get(member=self.member, rule_id=pk))
+        rules.quality_rule_delete(
+            rule=selectors.quality_rule_get(member=self.member, rule_id=pk), actor=request.user
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

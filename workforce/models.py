@@ -341,8 +341,13 @@ class AuditVerb(models.TextChoices):
     PROJECT_TASKS_IMPORTED = "project.tasks_imported"
     GOLD_SET = "gold.set"
     GOLD_RETIRED = "gold.retired"
+    EXAM_CREATED = "exam.created"
+    EXAM_UPDATED = "exam.updated"
     EXAM_PASSED = "exam.passed"
     EXAM_FAILED = "exam.failed"
+    QUALITY_RULE_CREATED = "quality_rule.created"
+    QUALITY_RULE_UPDATED = "quality_rule.updated"
+    QUALITY_RULE_DELETED = "quality_rule.deleted"
     QUALITY_ACTION_APPLIED = "quality_action.applied"
     QUALITY_ACTION_REVERTED = "quality_action.reverted"
 

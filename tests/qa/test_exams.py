@@ -368,3 +368,19 @@ def test_concurrent_last_submissions_grant_once():
     assert AuditEvent.objects.filter(verb=AuditVerb.EXAM_PASSED).count() == 1
     assert AuditEvent.objects.filter(verb=AuditVerb.CERTIFICATION_ISSUED).count() == 1
     assert AuditEvent.objects.filter(verb=AuditVerb.SKILL_SET).count() == 1
+
+
+def test_creating_and_changing_an_exam_is_audited(org, exam):
+    lead = org.client(Role.QA_LEAD)
+    assert (
+        lead.patch(f"/api/v1/exams/{exam.pk}", {"pass_threshold": 0.8}, format="json").status_code
+        == 200
+    )
+    trail = list(
+        AuditEvent.objects.filter(target_type="exam", target_id=exam.pk)
+        .order_by("id")
+        .values_list("verb", "before", "after")
+    )
+    assert [verb for verb, *_ in trail] == [AuditVerb.EXAM_CREATED, AuditVerb.EXAM_UPDATED]
+    assert trail[0][2]["items"] == 3 and trail[0][2]["pass_threshold"] == 0.6
+    assert (trail[1][1], trail[1][2]) == ({"pass_threshold": 0.6}, {"pass_threshold": 0.8})

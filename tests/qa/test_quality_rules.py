@@ -399,6 +399,20 @@ def test_staff_create_change_list_and_delete_rules(org):
     assert org.client(Role.ANNOTATOR).get("/api/v1/quality-rules").status_code == 403
     assert lead.delete(f"/api/v1/quality-rules/{pk}").status_code == 204
     assert not QualityRule.objects.exists()
+    # Each change of a rule is audited with who made it and what it changed.
+    trail = list(
+        AuditEvent.objects.filter(target_type="qualityrule", target_id=pk)
+        .order_by("id")
+        .values_list("verb", "actor__username", "before", "after")
+    )
+    assert [verb for verb, *_ in trail] == [
+        AuditVerb.QUALITY_RULE_CREATED,
+        AuditVerb.QUALITY_RULE_UPDATED,
+        AuditVerb.QUALITY_RULE_DELETED,
+    ]
+    assert trail[1][3] == {"action": "alert", "parameter": None, "threshold": 0.7}
+    assert trail[1][2]["action"] == "lower_skill" and trail[1][1] == org.manager.user.username
+    assert trail[2][2]["action"] == "alert"
 
 
 def test_actions_are_listed_per_project_and_annotator_and_only_qa_leads_undo(
