@@ -3,7 +3,7 @@
 Order, whenever several are taken in one transaction: project, annotator (workforce,
 ``workforce/locks.py``), project member, certification (workforce), slot, assignment, task. The
 claim locks the annotator then one slot; submit and release lock the slot, then the assignment,
-then the task; writers of seats lock the project, then the slots of a range of tasks; a quality
+then the task (a gold task's submit locks its project member first); writers of seats lock the project, then the slots of a range of tasks; a quality
 action (``qa.rules``) locks the annotator, then the membership, then certifications. Taking them in this order everywhere means
 no deadlock. An import's own row is locked alone.
 

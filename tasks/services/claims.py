@@ -58,12 +58,17 @@ from config.errors import Conflict, ErrorCode, FieldErrors, PermissionDenied, Va
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of, lock_task
+from tasks.locks import (
+    lock_assignment,
+    lock_lapsed_slots,
+    lock_project_member,
+    lock_slot_of,
+    lock_task,
+)
 from tasks.models import (
     Annotation,
     Assignment,
     AssignmentStatus,
-    ProjectMember,
     Slot,
     SlotState,
     Task,
@@ -301,6 +306,12 @@ def assignment_submit(
     )
     problems.update(issues_by_path(issue.under("payload") for issue in issues))
     problems.raise_if_any("Invalid submission.")
+    # Only a gold task's assignments hold no slot (marking a task gold takes its slots, and
+    # ends live leases on it). Its submitter's membership, whose count of gold work it adds
+    # to, is locked first: ``tasks/locks.py`` orders a project member before slots and
+    # assignments.
+    gold = assignment.slot_id is None
+    member = lock_project_member(assignment.project_id, assignment.annotator_id) if gold else None
     slot = lock_slot_of(assignment)
     assignment = lock_assignment(assignment.pk)
     # Checked under the locks, so that a retried request racing the first one sees its result.
@@ -325,9 +336,6 @@ def assignment_submit(
     )
     assignment.status, assignment.ended_at = AssignmentStatus.SUBMITTED, now
     assignment.save(update_fields=["status", "ended_at"])
-    # Only a gold task's assignments hold no slot (marking a task gold takes its slots, and
-    # waits for this submit's lock on its slot first).
-    gold = slot is None
     if not gold:
         slot.state, slot.lease_expires_at = SlotState.DONE, None
         slot.save(update_fields=["state", "lease_expires_at"])
@@ -342,10 +350,9 @@ def assignment_submit(
             .exists()
         ):
             Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
-    else:
-        ProjectMember.objects.filter(
-            project_id=assignment.project_id, annotator_id=assignment.annotator_id
-        ).update(gold_submitted=F("gold_submitted") + 1)
+    elif member is not None:
+        member.gold_submitted = F("gold_submitted") + 1
+        member.save(update_fields=["gold_submitted"])
     # Scored in this transaction by qa's in-transaction handler when ``gold``.
     events.publish(events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=gold)
     return annotation, True
