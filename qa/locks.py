@@ -1,11 +1,13 @@
 """Row locks for qa rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: an exam attempt, then the workforce rows
-the grants lock (annotator, then certification; ``workforce/locks.py``). Starting an attempt
-locks the annotator alone and only inserts an attempt, so it never waits for an attempt's lock.
+Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state
+or a quality action (each alone: no transaction takes two of them), then the rows of
+``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the project
+member, certifications. Starting an attempt locks the annotator alone and only inserts an
+attempt, so it never waits for an attempt's lock.
 """
 
-from .models import ExamAttempt
+from .models import ExamAttempt, QualityAction, QualityRuleState
 
 
 def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
@@ -20,3 +22,24 @@ def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
         )
         .get(pk=attempt_id)
     )
+
+
+def lock_rule_state(rule_id: int, annotator_id: int, project_id: int) -> QualityRuleState:
+    """Create if need be, then lock, the state of a rule for one annotator in one project.
+
+    The insert skips a row that exists (or that a concurrent evaluation is inserting: it waits
+    for that one to commit); the lock then makes concurrent evaluations of the rule take turns.
+    """
+    QualityRuleState.objects.bulk_create(
+        [QualityRuleState(rule_id=rule_id, annotator_id=annotator_id, project_id=project_id)],
+        ignore_conflicts=True,
+    )
+    return QualityRuleState.objects.select_for_update(of=("self",), no_key=True).get(
+        rule_id=rule_id, annotator_id=annotator_id, project_id=project_id
+    )
+
+
+def lock_quality_action(action_id: int) -> QualityAction:
+    """Lock a quality action's row, so that two undos of it take turns."""
+    locked = QualityAction.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("organization").get(pk=action_id)

@@ -48,8 +48,8 @@ the 409 ``superseded`` names what changed. Undoing an action again is a 409 ``al
 Undo leaves the rule's state as it is: the rule does not fire again for the crossing a QA lead
 has just overruled, only after the metric recovers and crosses again.
 
-Lock order (``tasks/locks.py``): the rule state or the action row first (rows only this module
-locks), then the annotator, the project membership, certifications.
+Lock order (``qa/locks.py``): the rule state or the action row first, then the annotator, the
+project membership, certifications.
 """
 
 from collections.abc import Callable
@@ -85,6 +85,7 @@ from workforce.services.audit import require_reason
 
 from .gold import figures, wilson
 from .live import record_staff_event
+from .locks import lock_quality_action, lock_rule_state
 from .models import (
     Accuracy,
     LiveEventType,
@@ -92,7 +93,6 @@ from .models import (
     QualityEffect,
     QualityMetric,
     QualityRule,
-    QualityRuleState,
 )
 from .models.gold import RECENT_KEPT
 
@@ -440,21 +440,6 @@ EFFECTS: dict[str, Callable[[QualityRule, Annotator, Project, str], Outcome]] = 
 # Evaluation.
 
 
-def lock_rule_state(rule_id: int, annotator_id: int, project_id: int) -> QualityRuleState:
-    """Create if need be, then lock, the state of a rule for one annotator in one project.
-
-    The insert skips a row that exists (or that a concurrent evaluation is inserting: it waits
-    for that one to commit); the lock then makes concurrent evaluations of the rule take turns.
-    """
-    QualityRuleState.objects.bulk_create(
-        [QualityRuleState(rule_id=rule_id, annotator_id=annotator_id, project_id=project_id)],
-        ignore_conflicts=True,
-    )
-    return QualityRuleState.objects.select_for_update(of=("self",), no_key=True).get(
-        rule_id=rule_id, annotator_id=annotator_id, project_id=project_id
-    )
-
-
 def quality_rules_evaluate(*, annotator_id: int, project_id: int) -> int:
     """Evaluate every rule that watches an annotator in a project; return how many fired.
 
@@ -619,12 +604,6 @@ UNDO: dict[str, Callable[[QualityAction, Annotator, AbstractBaseUser | None, str
     QualityEffect.SUSPEND_CERTIFICATION: _undo_suspend_certification,
     QualityEffect.RAISE_GOLD_RATE: _undo_raise_gold_rate,
 }
-
-
-def lock_quality_action(action_id: int) -> QualityAction:
-    """Lock a quality action's row, so that two undos of it take turns."""
-    locked = QualityAction.objects.select_for_update(of=("self",), no_key=True)
-    return locked.select_related("organization").get(pk=action_id)
 
 
 @transaction.atomic

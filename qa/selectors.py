@@ -272,6 +272,13 @@ def top_annotators(project: Project) -> set[int]:
     return {annotator_id for _low, annotator_id in ranked[:size]}
 
 
+def _active_annotators(project: Project) -> int:
+    """How many annotators work on the project now: gold exposure is a share of them."""
+    return ProjectMember.objects.filter(
+        project=project, role=ProjectRole.ANNOTATOR, is_active=True
+    ).count()
+
+
 def gold_tasks(*, project: Project) -> QuerySet[Task]:
     return Task.objects.filter(project=project, is_gold=True).order_by("id")
 
@@ -279,9 +286,7 @@ def gold_tasks(*, project: Project) -> QuerySet[Task]:
 def gold_health(*, project: Project, tasks: list[Task]) -> dict[int, dict]:
     """Health of the given gold tasks of the project, in a fixed number of queries."""
     ids = [t.pk for t in tasks]
-    annotators = ProjectMember.objects.filter(
-        project=project, role=ProjectRole.ANNOTATOR, is_active=True
-    ).count()
+    annotators = _active_annotators(project)
     served = dict(
         Assignment.objects.filter(task_id__in=ids)
         .values("task_id")
@@ -322,9 +327,7 @@ def gold_pool(*, project: Project) -> dict:
         .values("annotator_id")
         .annotate(n=Count("pk"))
     )
-    members = ProjectMember.objects.filter(
-        project=project, role=ProjectRole.ANNOTATOR, is_active=True
-    ).count()
+    members = _active_annotators(project)
     dry = sum(1 for row in seen if size and row["n"] >= size)
     return {
         "gold_tasks": size,
