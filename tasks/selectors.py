@@ -17,6 +17,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from tasks.kinds import get_kind
@@ -230,12 +231,19 @@ def assignment_get(*, member: Member, assignment_id: int) -> Assignment:
 
 
 def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
-    """The member's own assignment: only its holder may heartbeat, release or submit it."""
-    return get_object_or_404(
-        Assignment.objects.select_related("project", "task"),
-        pk=assignment_id,
-        annotator__member=member,
+    """The member's own assignment: only its holder may heartbeat, release or submit it.
+
+    Its holder is the member's annotator profile, which the request has already read: it is
+    attached as it is, so that what is answered about the assignment reads nothing again.
+    """
+    annotator = getattr(member, "annotator", None)
+    if annotator is None:
+        raise Http404("No Assignment matches the given query.")
+    assignment = get_object_or_404(
+        Assignment.objects.select_related("project", "task"), pk=assignment_id, annotator=annotator
     )
+    assignment.annotator = annotator
+    return assignment
 
 
 def annotation_list(*, member: Member) -> QuerySet[Annotation]:

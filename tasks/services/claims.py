@@ -53,26 +53,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from config.errors import Conflict, ErrorCode, FieldErrors, PermissionDenied, ValidationFailed
 from tasks import events
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.locks import (
-    lock_assignment,
-    lock_lapsed_slots,
-    lock_project_member,
-    lock_slot_of,
-    lock_task,
-)
-from tasks.models import (
-    Annotation,
-    Assignment,
-    AssignmentStatus,
-    Slot,
-    SlotState,
-    Task,
-)
+from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of
+from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
 
@@ -183,30 +171,42 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
     )
 
 
+def _refusal(status: str, holds_task: bool) -> Exception | None:
+    """Why an assignment in ``status`` may not be acted on, or None when its holder may.
+
+    ``holds_task``: its slot is still leased to it (a lease that lapsed unclaimed counts), or it
+    is a gold task's, which holds no slot and which nobody else can take over.
+    """
+    if status == AssignmentStatus.SUBMITTED:
+        return Conflict("This work was already submitted.", code=ErrorCode.ALREADY_SUBMITTED)
+    if status == AssignmentStatus.RELEASED:
+        return Conflict("You released this task.", code=ErrorCode.ALREADY_RELEASED)
+    if status == AssignmentStatus.REVOKED:
+        return PermissionDenied(
+            "You may no longer work on this task: you were suspended or taken off its project, "
+            "or the task was cancelled or its project archived. Your lease ended.",
+            code=ErrorCode.ACCESS_ENDED,
+        )
+    if not holds_task:
+        return Conflict(
+            "Your lease expired and the task went to someone else.", code=ErrorCode.LEASE_LOST
+        )
+    return None
+
+
 def _require_holder(assignment: Assignment, slot: Slot | None) -> Slot | None:
     """Refuse to act on work that was handed in, given back, or taken over by someone else.
 
     Read under the slot's and the assignment's locks, so the answer is the state that stands.
     Returns the slot, or None for a gold task's assignment (it holds none).
     """
-    if assignment.status == AssignmentStatus.SUBMITTED:
-        raise Conflict("This work was already submitted.", code=ErrorCode.ALREADY_SUBMITTED)
-    if assignment.status == AssignmentStatus.RELEASED:
-        raise Conflict("You released this task.", code=ErrorCode.ALREADY_RELEASED)
-    if assignment.status == AssignmentStatus.REVOKED:
-        raise PermissionDenied(
-            "You may no longer work on this task: you were suspended or taken off its project, "
-            "or the task was cancelled or its project archived. Your lease ended.",
-            code=ErrorCode.ACCESS_ENDED,
-        )
-    if assignment.slot_id is None:
-        # A gold task: it has no slot, and nobody else can take it over.
-        return None
-    if slot is None or slot.state != SlotState.LEASED:
-        raise Conflict(
-            "Your lease expired and the task went to someone else.", code=ErrorCode.LEASE_LOST
-        )
-    return slot
+    gold = assignment.slot_id is None
+    refusal = _refusal(
+        assignment.status, gold or (slot is not None and slot.state == SlotState.LEASED)
+    )
+    if refusal is not None:
+        raise refusal
+    return None if gold else slot
 
 
 @transaction.atomic
@@ -279,6 +279,27 @@ def active_seconds_check(value, *, claimed_at: datetime, now: datetime) -> int |
     return value
 
 
+class SubmitResult(StrEnum):
+    """What ``tasks_submit`` answers in ``r_result``."""
+
+    SUBMITTED = "submitted"
+    SUBMITTED_BEFORE = "submitted_before"
+    REFUSED = "refused"
+
+
+def _submit(assignment: Assignment, payload, active_seconds: int | None, now: datetime) -> dict:
+    """Call ``tasks_submit`` and return its row by column name, without the ``r_`` prefix."""
+    duration = (now - assignment.leased_at).total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM tasks_submit(%s, %s, %s, %s, %s)",
+            [assignment.pk, Jsonb(payload), active_seconds, duration, now],
+        )
+        row = cursor.fetchone()
+        names = [column.name.removeprefix("r_") for column in cursor.description]
+    return dict(zip(names, row, strict=True)) | {"duration": duration}
+
+
 @transaction.atomic
 def assignment_submit(
     *,
@@ -292,6 +313,9 @@ def assignment_submit(
     Submitting the same payload again returns the stored annotation (a retried request is
     harmless); a different payload for a submitted assignment is a conflict. The payload is
     validated by the project's kind first, and nothing is stored when it is invalid.
+
+    The locks, checks and writes are ``tasks_submit`` (``submit.sql`` beside this module), one
+    round trip; the assignment's project and task are the ones ``assignment`` was read with.
     """
     now = timezone.now()
     # A bad active time and a bad payload are told together.
@@ -306,55 +330,38 @@ def assignment_submit(
     )
     problems.update(issues_by_path(issue.under("payload") for issue in issues))
     problems.raise_if_any("Invalid submission.")
-    # Only a gold task's assignments hold no slot (marking a task gold takes its slots, and
-    # ends live leases on it). Its submitter's membership, whose count of gold work it adds
-    # to, is locked first: ``tasks/locks.py`` orders a project member before slots and
-    # assignments.
-    gold = assignment.slot_id is None
-    member = lock_project_member(assignment.project_id, assignment.annotator_id) if gold else None
-    slot = lock_slot_of(assignment)
-    assignment = lock_assignment(assignment.pk)
-    # Checked under the locks, so that a retried request racing the first one sees its result.
-    existing = Annotation.objects.filter(assignment=assignment).first()
-    if existing is not None:
+    row = _submit(assignment, payload, active_seconds, now)
+    result = SubmitResult(row["result"])
+    # Checked under the locks ``tasks_submit`` took, which this transaction still holds, so
+    # that a retried request racing the first one sees its result.
+    if result == SubmitResult.SUBMITTED_BEFORE:
+        existing = Annotation.objects.get(pk=row["annotation"])
         if existing.payload == payload:
             return existing, False
         raise Conflict(
             "This assignment was already submitted with a different payload.",
             code=ErrorCode.ALREADY_SUBMITTED,
         )
-    slot = _require_holder(assignment, slot)
-    annotation = Annotation.objects.create(
+    if result == SubmitResult.REFUSED:
+        raise _refusal(row["status"], row["holds"])
+    # What ``tasks_submit`` wrote, without reading it back; the annotator and the task are the
+    # ones the caller read, so that nothing is loaded again to answer.
+    annotation = Annotation(
+        pk=row["annotation"],
         assignment=assignment,
-        task_id=assignment.task_id,
-        project_id=assignment.project_id,
-        annotator_id=assignment.annotator_id,
+        task=assignment.task,
+        project=project,
+        annotator=assignment.annotator,
         payload=payload,
         active_seconds=active_seconds,
-        duration_seconds=(now - assignment.leased_at).total_seconds(),
+        duration_seconds=row["duration"],
         submitted_at=now,
     )
-    assignment.status, assignment.ended_at = AssignmentStatus.SUBMITTED, now
-    assignment.save(update_fields=["status", "ended_at"])
-    if not gold:
-        slot.state, slot.lease_expires_at = SlotState.DONE, None
-        slot.save(update_fields=["state", "lease_expires_at"])
-        # The task is locked before its other slots are looked at: when the last seats are
-        # submitted at once, each submit waits here for the others to commit, and the last one
-        # through sees every slot done (each statement reads what has committed). Looking first
-        # would let each see the other's slot still leased, and nobody would complete the task.
-        lock_task(assignment.task_id)
-        if (
-            not Slot.objects.filter(task_id=assignment.task_id)
-            .exclude(state=SlotState.DONE)
-            .exists()
-        ):
-            Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
-    elif member is not None:
-        member.gold_submitted = F("gold_submitted") + 1
-        member.save(update_fields=["gold_submitted"])
-    # Scored in this transaction by qa's in-transaction handler when ``gold``.
-    events.publish(events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=gold)
+    annotation._state.adding = False
+    # Scored in this transaction by qa's in-transaction handler when gold.
+    events.publish(
+        events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=assignment.slot_id is None
+    )
     return annotation, True
 
 

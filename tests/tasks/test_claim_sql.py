@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
 from tasks.models import AssignmentStatus, ProjectRole, ProjectStatus, SlotState
-from tasks.services.claims import ClaimOutcome
+from tasks.services.claims import ClaimOutcome, SubmitResult
 from workforce.models import AnnotatorStatus, CertificationStatus, Role
 from workforce.sql import InstallSQL, sql_version
 
@@ -27,6 +27,7 @@ def test_every_sql_file_of_the_apps_is_checked_here():
     assert {
         "tasks/services/access.sql",
         "tasks/services/claims.sql",
+        "tasks/services/submit.sql",
         "workforce/certifications.sql",
     } <= names
 
@@ -97,8 +98,14 @@ NAMES = {
     "me": "workforce_annotator",
     "held": "workforce_certification",
     "wm": "workforce_member",
+    "asg": "tasks_assignment",
 }
-OUTPUTS = {"r_outcome": ClaimOutcome, "p_status": CertificationStatus}
+OUTPUTS = {
+    "r_outcome": ClaimOutcome,
+    "r_result": SubmitResult,
+    "p_status": CertificationStatus,
+    "slot_state": SlotState,
+}
 QUOTED = re.compile(r"'([^']*)'")
 
 
