@@ -20,6 +20,7 @@ from django.db.models import (
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from config.rows import JoinedRows
 from tasks.kinds import get_kind
 from workforce.models import Annotator, Member, Role
 from workforce.tenancy import STAFF
@@ -230,18 +231,31 @@ def assignment_get(*, member: Member, assignment_id: int) -> Assignment:
     return get_object_or_404(assignment_list(member=member), pk=assignment_id)
 
 
+# An assignment with the project and task a submit validates against, in one prepared statement.
+_OWN = JoinedRows([(Assignment, "a"), (Project, "p"), (Task, "t")])
+# Every name comes from the models; the ids are parameters.
+_OWN_SQL = (
+    f"SELECT {_OWN.columns} FROM {_OWN.table('a')} a "  # noqa: S608
+    f"JOIN {_OWN.table('p')} p ON p.id = a.project_id "
+    f"JOIN {_OWN.table('t')} t ON t.id = a.task_id "
+    "WHERE a.id = %s AND a.annotator_id = %s"
+)
+
+
 def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
-    """The member's own assignment: only its holder may heartbeat, release or submit it.
+    """The member's own assignment, with its project and task: only its holder may heartbeat,
+    release or submit it.
 
     Its holder is the member's annotator profile, which the request has already read: it is
     attached as it is, so that what is answered about the assignment reads nothing again.
     """
     annotator = getattr(member, "annotator", None)
-    if annotator is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_OWN_SQL, [assignment_id, annotator.pk if annotator else None])
+        row = cursor.fetchone()
+    if row is None:
         raise Http404("No Assignment matches the given query.")
-    assignment = get_object_or_404(
-        Assignment.objects.select_related("project", "task"), pk=assignment_id, annotator=annotator
-    )
+    assignment, assignment.project, assignment.task = _OWN.instances(row)
     assignment.annotator = annotator
     return assignment
 

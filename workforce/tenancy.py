@@ -4,8 +4,6 @@ A request names its organization by slug in the ``X-Organization`` header (the w
 it in the session). A user with exactly one active membership may omit it.
 """
 
-import functools
-
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import HttpRequest
@@ -15,6 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import BasePermission
 
 from config.errors import ErrorCode, NotFound, ValidationFailed
+from config.rows import JoinedRows
 
 from . import throttles
 from .models import Annotator, Member, Organization, Role
@@ -68,32 +67,25 @@ def request_member(request: HttpRequest) -> Member:
     return member
 
 
+# A token with its user, membership, organization and annotator profile.
+_LOADED = JoinedRows(
+    [(Token, "t"), (get_user_model(), "u"), (Member, "m"), (Organization, "o"), (Annotator, "a")]
+)
+
+
 def _loaded_sql(where: str) -> str:
     """One statement reading a token with its user, membership, organization and profile."""
-    columns = ", ".join(
-        f'{alias}."{field.column}"'
-        for model, alias in _LOADED
-        for field in model._meta.concrete_fields
-    )
-    tables = {alias: model._meta.db_table for model, alias in _LOADED}
     # Every name comes from the models; the token and slug are parameters.
     return (
-        f"SELECT {columns} FROM {tables['t']} t "  # noqa: S608
-        f"JOIN {tables['u']} u ON u.id = t.user_id "
-        f"JOIN {tables['m']} m ON m.user_id = u.id AND m.is_active "
-        f"JOIN {tables['o']} o ON o.id = m.organization_id "
-        f"LEFT JOIN {tables['a']} a ON a.member_id = m.id "
+        f"SELECT {_LOADED.columns} FROM {_LOADED.table('t')} t "  # noqa: S608
+        f"JOIN {_LOADED.table('u')} u ON u.id = t.user_id "
+        f"JOIN {_LOADED.table('m')} m ON m.user_id = u.id AND m.is_active "
+        f"JOIN {_LOADED.table('o')} o ON o.id = m.organization_id "
+        f"LEFT JOIN {_LOADED.table('a')} a ON a.member_id = m.id "
         f"WHERE t.key = %s{where} LIMIT 2"
     )
 
 
-_LOADED = [
-    (Token, "t"),
-    (get_user_model(), "u"),
-    (Member, "m"),
-    (Organization, "o"),
-    (Annotator, "a"),
-]
 _BY_TOKEN = _loaded_sql("")
 _BY_TOKEN_IN_ORGANIZATION = _loaded_sql(" AND o.slug = %s")
 
@@ -133,7 +125,7 @@ class MemberTokenAuthentication(TokenAuthentication):
             rows = cursor.fetchall()
         if len(rows) != 1:
             return super().authenticate_credentials(key)
-        token, user, member, organization, annotator = _instances(rows[0])
+        token, user, member, organization, annotator = _LOADED.instances(rows[0])
         if not user.is_active:
             return super().authenticate_credentials(key)
         token.user = member.user = user
@@ -144,38 +136,6 @@ class MemberTokenAuthentication(TokenAuthentication):
             annotator.member = member
         self.member = member
         return user, token
-
-
-def _instances(row) -> list:
-    """Split one row of ``_loaded_sql`` into its model instances, in ``_LOADED`` order."""
-    instances, start = [], 0
-    for model, names, converted in _readers():
-        values = list(row[start : start + len(names)])
-        for i, column, converters in converted:
-            for convert in converters:
-                values[i] = convert(values[i], column, connection)
-        instances.append(model.from_db(connection.alias, names, values))
-        start += len(names)
-    return instances
-
-
-@functools.cache
-def _readers() -> list:
-    """Per model of ``_LOADED``: its field names, and the fields the ORM converts when reading
-    them (JSON) with their position, column and converters."""
-    readers = []
-    for model, alias in _LOADED:
-        fields = model._meta.concrete_fields
-        converted = []
-        for i, field in enumerate(fields):
-            column = field.get_col(alias)
-            converters = connection.ops.get_db_converters(column) + field.get_db_converters(
-                connection
-            )
-            if converters:
-                converted.append((i, column, converters))
-        readers.append((model, [field.attname for field in fields], converted))
-    return readers
 
 
 class HasRole(BasePermission):
