@@ -3,7 +3,8 @@
 Label Studio (``VERSION``) goes into a virtualenv of its own outside the repository (made with
 this interpreter's ``venv``; ``pip`` fetches it and uWSGI from PyPI, and uWSGI is compiled, so a C
 compiler is needed). It keeps its data in a PostgreSQL database of its own on the bench's server
-(``DATABASE``, dropped at the end) and is served by uWSGI as its Docker image serves it
+(``DATABASE``, dropped at the end; the first run keeps a migrated copy, ``TEMPLATE``, to start
+the next ones from) and is served by uWSGI as its Docker image serves it
 (``deploy/uwsgi.ini`` of its repository: two processes per core, one thread each, a master, its
 HTTP router). Its annotators' loop is the one its own labeling stream makes:
 ``GET /api/projects/{id}/next/``, then ``POST /api/tasks/{id}/annotations/`` with the same
@@ -26,6 +27,8 @@ import psycopg
 
 VERSION = "1.23.2"
 DATABASE = os.environ.get("BENCH_PEER_DATABASE", f"{_setup.DB_NAME}_label_studio")
+# Its database freshly migrated, kept on the server between runs (drop it to migrate again).
+TEMPLATE = f"{DATABASE}_{VERSION.replace('.', '_')}_migrated"
 PASSWORD = _setup.PASSWORD
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -194,15 +197,10 @@ class LabelStudio:
         over the API from ``rows`` (JSON Lines as ``_setup.write_image_rows`` writes them)."""
         import loop
 
-        with psycopg.connect(_setup.ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
         data_dir = tmp / "label-studio"
         data_dir.mkdir()
         self.env = self.environment(data_dir)
-        started = time.perf_counter()
-        self.manage(self.env, "migrate", "--noinput")
-        print(f"Label Studio migrated in {time.perf_counter() - started:.0f} s", flush=True)
+        self.database_create()
         spec = {
             "password": PASSWORD,
             "label_config": LABEL_CONFIG,
@@ -227,6 +225,8 @@ class LabelStudio:
             "master = true\ncheaper = true\nsingle-interpreter = true\n"
             f"processes = {2 * (os.cpu_count() or 1)}\nthreads = 1\n"
             "vacuum = true\ndie-on-term = true\nbuffer-size = 65535\nhttp-timeout = 300\n"
+            # Behind its image's nginx, clients keep their connections; here the router does.
+            "http-keepalive = 1\n"
             "need-app = true\nenv = APP_WEBSERVER=uwsgi\n"
             "ignore-sigpipe = true\nignore-write-errors = true\ndisable-write-exception = true\n"
             "harakiri = 120\npost-buffering = 4096\ndisable-logging = true\nlog-5xx = true\n"
@@ -247,6 +247,20 @@ class LabelStudio:
         for size in sizes:
             seconds = self.import_rows(self.seeded["projects"][str(size)], rows, size)
             print(f"Label Studio imported {size:,} tasks over HTTP in {seconds:.1f} s", flush=True)
+
+    def database_create(self) -> None:
+        """Its database, empty and migrated: copied from ``TEMPLATE`` once a first run made it
+        (migrating takes minutes)."""
+        with psycopg.connect(_setup.ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{DATABASE}" TEMPLATE "{TEMPLATE}"')
+                return
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            started = time.perf_counter()
+            self.manage(self.env, "migrate", "--noinput")
+            print(f"Label Studio migrated in {time.perf_counter() - started:.0f} s", flush=True)
+            conn.execute(f'CREATE DATABASE "{TEMPLATE}" TEMPLATE "{DATABASE}"')
 
     def import_rows(self, project: int, rows: Path, count: int) -> float:
         """POST the first ``count`` rows of ``rows`` as one JSON array; return the seconds."""

@@ -180,6 +180,14 @@ def postgres_pids(database: str) -> Callable[[], list[int]]:
     return pids
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (every core, every process) since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    # user nice system idle iowait irq softirq steal: all but idle and iowait.
+    values = [int(x) for x in fields[:8]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
 def client_cpu() -> float:
     stat = _stat(os.getpid())
     return stat[1] if stat else 0.0
@@ -199,6 +207,12 @@ class Run:
     claims: list[float] = field(default_factory=list)
     submits: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    others: float = 0.0  # CPU seconds the rest of the machine used during the run
+
+    @property
+    def others_share(self) -> float:
+        """The share of the machine's cores the rest of it kept busy during the run."""
+        return self.others / (self.seconds * (os.cpu_count() or 1)) if self.seconds else 0.0
 
     @property
     def rate(self) -> float:
@@ -260,13 +274,14 @@ class AssayClient:
 
 def run_loop(run: Run, clients: list, limit: int, seconds: float, meters: dict[str, CpuMeter]):
     """All clients loop claim + submit together for ``seconds`` or ``limit`` cycles each."""
-    begun, deadline, cpu_before = [0.0], [0.0], [0.0]
+    begun, deadline, cpu_before, busy_before = [0.0], [0.0], [0.0], [0.0]
 
     def go() -> None:
         # Run by the last thread through the barrier, before any is released.
         for meter in meters.values():
             meter.start()
         cpu_before[0] = client_cpu()
+        busy_before[0] = machine_busy()
         begun[0] = time.perf_counter()
         deadline[0] = begun[0] + seconds
 
@@ -320,6 +335,9 @@ def run_loop(run: Run, clients: list, limit: int, seconds: float, meters: dict[s
     run.seconds = time.perf_counter() - begun[0]
     run.cpu = {name: meter.stop() for name, meter in meters.items()}
     run.cpu["client"] = client_cpu() - cpu_before[0]
+    # What everything else on the machine took meanwhile (other benches, test suites): the
+    # figures above are only comparable between runs that shared the machine alike.
+    run.others = max(0.0, machine_busy() - busy_before[0] - sum(run.cpu.values()))
     for t in threads:
         t.join()
     for client in clients:
@@ -346,7 +364,8 @@ def print_run(run: Run) -> None:
         f" {ms(run.claims, 0.99):6.1f} ms  submit {ms(run.submits, 0.5):6.1f}"
         f" {ms(run.submits, 0.95):6.1f} {ms(run.submits, 0.99):6.1f} ms  CPU/cycle"
         + "".join(f" {p} {run.per_cycle_ms(p):.1f}" for p in ("web", "jobs", "database", "client"))
-        + f" ms  ({run.cycles:,} cycles{f', {run.empty} empty claims' if run.empty else ''})",
+        + f" ms  ({run.cycles:,} cycles{f', {run.empty} empty claims' if run.empty else ''};"
+        f" others {run.others_share:.0%} of the machine)",
         flush=True,
     )
 
@@ -622,7 +641,7 @@ def report(runs: list[Run], sizes: list[int], checks: list[Check], imports: dict
     print()
     print(f"{'system':<13}{'tasks':>10}{'runs':>5}{'cycles/s':>10}  "
           f"{'claim p50/p95/p99 ms':>22}  {'submit p50/p95/p99 ms':>22}  "
-          f"{'CPU ms/cycle web+jobs+db = server; client':>42}")  # fmt: skip
+          f"{'CPU ms/cycle web+jobs+db = server; client':>42}  others")  # fmt: skip
     medians: dict[tuple[str, int], float] = {}
     for system in systems:
         for size in sizes:
@@ -640,7 +659,8 @@ def report(runs: list[Run], sizes: list[int], checks: list[Check], imports: dict
                   f"{ms(claims, .5):>6.1f} {ms(claims, .95):>6.1f} {ms(claims, .99):>7.1f}  "
                   f"{ms(submits, .5):>6.1f} {ms(submits, .95):>6.1f} {ms(submits, .99):>7.1f}  "
                   f"{cpu['web']:>7.1f} +{cpu['jobs']:>5.1f} +{cpu['database']:>6.1f} = "
-                  f"{server:>6.1f}; {cpu['client']:>5.1f}")  # fmt: skip
+                  f"{server:>6.1f}; {cpu['client']:>5.1f}  "
+                  f"{statistics.median(r.others_share for r in mine):>5.0%}")  # fmt: skip
     if imports:
         print()
         for system, seconds in imports.items():
