@@ -4,8 +4,8 @@ Run with `BENCH_DATABASE=<name> .venv/bin/python bench/loop.py [--sizes 10000,10
 [--seconds 20] [--runs 3] [--peer label-studio]`. Creates a fresh PostgreSQL database
 (``BENCH_DATABASE``, default ``assay_bench``; dropped at the end) with one bbox project per size:
 that many regular tasks at overlap 1, plus ``GOLD_TASKS`` gold tasks served at gold rate 0.1
-(newcomer rates as the defaults have them), an organization quality rule that every scored gold
-submission is evaluated against, and ``CLIENTS`` annotators of its own.
+(nobody counted a newcomer, whose rate would be higher), an organization quality rule that every
+scored gold submission is evaluated against, and ``CLIENTS`` annotators of its own.
 
 Assay is served as the README deploys it: gunicorn with ``config/gunicorn.py``, Redis (database
 ``REDIS_DB``) as cache and broker, and one Celery worker running the jobs the submissions queue
@@ -403,7 +403,12 @@ def seed(sizes: list[int], tmp: Path) -> Seeded:
     )  # fmt: skip
     for size in sizes:
         project = _setup.project_seed(
-            organization, manager, name=f"{size:,} tasks", overlap=1, gold_rate=GOLD_RATE
+            organization,
+            manager,
+            name=f"{size:,} tasks",
+            overlap=1,
+            gold_rate=GOLD_RATE,
+            newcomer_gold_tasks=0,
         )
         for name, count, boxes in (("tasks", size, 0), ("gold", GOLD_TASKS, BOXES)):
             path = tmp / f"{name}-{size}.jsonl"
@@ -804,9 +809,10 @@ def main() -> int:
             if peer is not None:
                 systems[PEER] = lambda size, index: peer.run(size, index, args.seconds, PAYLOAD)
             print(f"{CLIENTS} annotators, {args.seconds:g} s runs", flush=True)
-            for size in sizes:
-                for index in range(args.runs):
-                    # The order turns from run to run, so the machine's drift favours none.
+            # Sizes and systems take turns, and the order turns from run to run, so that the
+            # machine's drift (other work on it) favours none of them.
+            for index in range(args.runs):
+                for size in sizes:
                     names = [n for n in systems if n != PEER or size in peer_sizes]
                     shift = index % len(names)
                     for name in names[shift:] + names[:shift]:
@@ -817,6 +823,7 @@ def main() -> int:
                             checks.extend(assay_checks(run, state.projects[size]))
                         runs.append(run)
                         print_run(run)
+            for size in sizes:
                 reset(state.projects[size])
         finally:
             for server in servers:

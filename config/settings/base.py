@@ -308,6 +308,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker keeps its database connection from job to job, as a web process keeps its own from
+# request to request, checked around each job by the same rules (``config/celery.py``). Without
+# this Celery closes every connection around every job, and each job pays a new PostgreSQL
+# session: a process forked, authentication, its statements planned and prepared again. It still
+# closes them after this many jobs.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {

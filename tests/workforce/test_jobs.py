@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.helpers import wait_for
@@ -59,3 +60,29 @@ def test_worker_runs_the_expiry_job_sent_through_the_broker_and_a_second_run_rec
     assert expiry_audits(first) == 1
     assert expiry_audits(second) == 1
     assert AuditEvent.objects.filter(verb="certification.expired").count() == 2
+
+
+def sessions_started() -> int:
+    """How many sessions were ever opened on the test database (PostgreSQL's own count)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_the_worker_keeps_its_database_connection_from_one_job_to_the_next(
+    org, celery_worker_process, eager_jobs_off
+):
+    """A job does not pay a new PostgreSQL session (a process forked, its plans made again):
+    the worker's connection outlives the job, as a web process's outlives a request."""
+    first = lapsed_certification(org, "med")
+    expire_certifications.delay()
+    wait_for(lambda: expired(first), timeout=20, what="the first job")
+    opened = sessions_started()
+
+    for slug in ("law", "tax", "bio"):
+        certification = lapsed_certification(org, slug)
+        expire_certifications.delay()
+        wait_for(lambda c=certification: expired(c), timeout=20, what=f"the {slug} job")
+
+    assert sessions_started() == opened
