@@ -140,8 +140,9 @@ def test_a_plain_django_view_answers_503_too(org, short_lock_timeout):
 
 
 @contextmanager
-def wsgi_server(workers: int):
-    """gunicorn with sync workers, as the README deploys the API, on the test database."""
+def wsgi_server(processes: int, threads: int):
+    """gunicorn with the configuration the README deploys the API with, on the test database,
+    with ``processes`` processes of ``threads`` threads: that many requests at once."""
     port = free_port()
     env = {
         **os.environ,
@@ -149,10 +150,12 @@ def wsgi_server(workers: int):
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "ALLOWED_HOSTS": "127.0.0.1",
+        "WEB_PROCESSES": str(processes),
+        "WEB_THREADS": str(threads),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", str(workers),
-         "-k", "sync", "-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning"],
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+         "config.wsgi:application", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -174,15 +177,16 @@ def wsgi_server(workers: int):
 
 @pytest.mark.slow
 def test_requests_stuck_on_a_lock_free_the_web_workers(org, other_org, world):
-    """Every sync worker busy with a request waiting on the lock is what held /healthz and
+    """Every web worker busy with a request waiting on the lock is what held /healthz and
     another organization's list for 36.5 s: the timeout gives each worker back within seconds.
     """
     project, _, extra = world
-    workers = 2
+    processes, threads = 1, 2
+    workers = processes * threads
     annotators = [org.annotator, *extra]
     tokens = [Token.objects.create(user=a.member.user).key for a in annotators]
     manager = Token.objects.create(user=other_org.manager.user).key
-    with wsgi_server(workers) as base:
+    with wsgi_server(processes, threads) as base:
         headers = [{"Authorization": f"Token {t}", "X-Organization": "acme"} for t in tokens]
         assignments = []
         for h in headers:
