@@ -242,7 +242,7 @@ class LabelStudio:
         time.sleep(5)
         self.meters = {
             "web": self.server.meter(),
-            "database": loop.CpuMeter(loop.postgres_pids(DATABASE)),
+            "database": loop.postgres_meter(DATABASE),
         }
         for size in sizes:
             seconds = self.import_rows(self.seeded["projects"][str(size)], rows, size)

@@ -20,8 +20,10 @@ cycles, as a long-running server's workers have loaded their caches long before.
 the project is reset (annotations, scores, assignments and events deleted, slots opened) and
 vacuumed. Printed per run and pooled per size: cycles per second, claim and submit latency
 p50/p95/p99, and CPU per cycle split into web (gunicorn's processes), jobs (the Celery
-worker), database (the PostgreSQL backends of the bench database, plus the server's WAL writer,
-checkpointer and background writer, read from ``/proc/<pid>/stat``) and client (this process).
+worker), database (the PostgreSQL backends of the bench database, those that ended during the
+run, and the server's WAL writer, checkpointer and background writer; ``postgres_meter``) and
+client (this process), each read from ``/proc/<pid>/stat``, with what the rest of the machine
+used meanwhile ("others": figures are comparable between runs that shared the machine alike).
 Then the correctness checks, over every run's rows before they are reset: no regular task held
 or annotated by more annotators than its overlap, no annotator twice on a task, no claim that
 answered "nothing open" (204) while open work remained, and every gold submission scored and
@@ -161,12 +163,18 @@ class CpuMeter:
         return used + self._reaped() - self.reaped
 
 
-def postgres_pids(database: str) -> Callable[[], list[int]]:
-    """The backends connected to ``database`` and the server's own background processes (WAL
-    writer, checkpointer, background writer, autovacuum launcher): what the bench's writes cost
-    the database. Other databases' backends are left out."""
+def postgres_meter(database: str) -> CpuMeter:
+    """What the bench's work costs the database: the backends connected to ``database``, the
+    server's own background processes (WAL writer, checkpointer, background writer, autovacuum
+    launcher), and the backends that ended during the run, which the server's postmaster reaped.
+    Other databases' live backends are left out; those of theirs that end during a run are
+    counted (on a machine others use, the figure is then an upper bound). A system that opens a
+    connection per request (Label Studio does) would otherwise hide most of its database work.
+    """
     conn = psycopg.connect(_setup.dsn(database), autocommit=True)
     lock = threading.Lock()
+    (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+    postmaster = _stat(backend)[0]
 
     def pids() -> list[int]:
         with lock:
@@ -175,9 +183,9 @@ def postgres_pids(database: str) -> Callable[[], list[int]]:
                 "(datname = %s OR (datname IS NULL AND backend_type <> 'client backend'))",
                 (database,),
             ).fetchall()
-        return [pid for (pid,) in rows]
+        return [postmaster, *(pid for (pid,) in rows)]
 
-    return pids
+    return CpuMeter(pids, reaper=postmaster)
 
 
 def machine_busy() -> float:
@@ -791,7 +799,7 @@ def main() -> int:
                 rows = tmp_path / "peer-rows.jsonl"
                 _setup.write_image_rows(rows, max(IMPORT_TASKS, *peer_sizes), prefix="peer")
                 peer.start(tmp_path, peer_sizes, CLIENTS, rows)
-            database = CpuMeter(postgres_pids(_setup.DB_NAME))
+            database = postgres_meter(_setup.DB_NAME)
             # Each system: what runs one of its runs.
             systems: dict[str, Callable[[int, int], Run]] = {}
             for name, checkout in [(ASSAY, ROOT)] + (
