@@ -242,7 +242,8 @@ class LabelStudio:
         time.sleep(5)
         self.meters = {
             "web": self.server.meter(),
-            "database": loop.postgres_meter(DATABASE),
+            # It opens a database connection per request (no CONN_MAX_AGE).
+            "database": loop.postgres_meter(DATABASE, ended=True),
         }
         for size in sizes:
             seconds = self.import_rows(self.seeded["projects"][str(size)], rows, size)

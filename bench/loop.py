@@ -20,8 +20,8 @@ cycles, as a long-running server's workers have loaded their caches long before.
 the project is reset (annotations, scores, assignments and events deleted, slots opened) and
 vacuumed. Printed per run and pooled per size: cycles per second, claim and submit latency
 p50/p95/p99, and CPU per cycle split into web (gunicorn's processes), jobs (the Celery
-worker), database (the PostgreSQL backends of the bench database, those that ended during the
-run, and the server's WAL writer, checkpointer and background writer; ``postgres_meter``) and
+worker), database (the PostgreSQL backends of the bench database and the server's WAL writer,
+checkpointer and background writer; ``postgres_meter``) and
 client (this process), each read from ``/proc/<pid>/stat``, with what the rest of the machine
 used meanwhile ("others": figures are comparable between runs that shared the machine alike).
 Then the correctness checks, over every run's rows before they are reset: no regular task held
@@ -163,13 +163,16 @@ class CpuMeter:
         return used + self._reaped() - self.reaped
 
 
-def postgres_meter(database: str) -> CpuMeter:
-    """What the bench's work costs the database: the backends connected to ``database``, the
+def postgres_meter(database: str, *, ended: bool = False) -> CpuMeter:
+    """What the bench's work costs the database: the backends connected to ``database`` and the
     server's own background processes (WAL writer, checkpointer, background writer, autovacuum
-    launcher), and the backends that ended during the run, which the server's postmaster reaped.
-    Other databases' live backends are left out; those of theirs that end during a run are
-    counted (on a machine others use, the figure is then an upper bound). A system that opens a
-    connection per request (Label Studio does) would otherwise hide most of its database work.
+    launcher). Other databases' backends are left out.
+
+    A backend that ends between two samples keeps only what the last one saw. Assay's keep
+    their connections (``CONN_MAX_AGE``), so none ends during a run. For a system that opens a
+    connection per request (Label Studio does), ``ended`` counts in full the backends the
+    server's postmaster reaped during the run: other databases' that ended meanwhile too, so on
+    a machine others use the figure is then an upper bound.
     """
     conn = psycopg.connect(_setup.dsn(database), autocommit=True)
     lock = threading.Lock()
@@ -185,7 +188,7 @@ def postgres_meter(database: str) -> CpuMeter:
             ).fetchall()
         return [postmaster, *(pid for (pid,) in rows)]
 
-    return CpuMeter(pids, reaper=postmaster)
+    return CpuMeter(pids, reaper=postmaster if ended else None)
 
 
 def machine_busy() -> float:
