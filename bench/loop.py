@@ -69,7 +69,7 @@ WARM_UP = 5
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
+GUNICORN_CONFIG = ROOT / "config" / "gunicorn_conf.py"
 
 # Targets from the issue.
 RATE_TARGET = 150.0  # cycles/s at 10,000 tasks
@@ -575,7 +575,7 @@ def assay_environment() -> dict[str, str]:
 
 def gunicorn_start(tmp: Path, checkout: Path = ROOT) -> tuple[Server, int]:
     """gunicorn serving ``checkout``'s code with its deployment configuration (README's flags
-    when it has no ``config/gunicorn.conf.py``); return it and its port."""
+    when it has no ``config/gunicorn_conf.py``); return it and its port."""
     port = _setup.free_port()
     config = checkout / GUNICORN_CONFIG.relative_to(ROOT)
     flags = ["-c", str(config)] if config.exists() else ["-w", "4", "--timeout", "300"]

@@ -154,7 +154,7 @@ def wsgi_server(processes: int, threads: int):
         "WEB_THREADS": str(threads),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn_conf.py",
          "config.wsgi:application", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )  # fmt: skip

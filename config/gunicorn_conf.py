@@ -1,6 +1,6 @@
 """gunicorn's configuration for Assay's REST API, as the README deploys it.
 
-``gunicorn -c config/gunicorn.conf.py config.wsgi:application -b 0.0.0.0:8000``
+``gunicorn -c config/gunicorn_conf.py config.wsgi:application -b 0.0.0.0:8000``
 
 Measured with ``bench/loop.py`` on two cores, 8 annotators claiming and submitting without a
 pause: one process per core with four threads each served 1.2-1.9x the cycles per second of
