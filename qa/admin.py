@@ -7,6 +7,7 @@ from workforce.admin import ReadOnlyAdmin
 
 from .models import (
     Accuracy,
+    ErrorTag,
     Exam,
     ExamAnswer,
     ExamAttempt,
@@ -16,6 +17,9 @@ from .models import (
     QualityAction,
     QualityRule,
     QualityRuleState,
+    Review,
+    ReviewItem,
+    ReviewLayer,
 )
 
 
@@ -69,3 +73,25 @@ class ExamAttemptAdmin(ReadOnlyAdmin):
 @admin.register(ExamAnswer)
 class ExamAnswerAdmin(ReadOnlyAdmin):
     list_display = ["id", "attempt_id", "item_id", "score", "submitted_at"]
+
+
+@admin.register(ReviewLayer)
+class ReviewLayerAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "position", "name", "sample_rate", "floor_rate", "role"]
+
+
+@admin.register(ErrorTag)
+class ErrorTagAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "code"]
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "annotation_id", "version", "layer_id", "sampled", "rate", "state"]
+    list_filter = ["state", "basis"]
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ["id", "annotation_id", "version", "layer_id", "reviewer_id", "verdict"]
+    list_filter = ["verdict"]

@@ -52,6 +52,15 @@ class Project(TimeStamped):
     newcomer_gold_tasks = models.PositiveSmallIntegerField(default=5)
     # A gold task seen by more than this share of the project's annotators is ``overexposed``.
     gold_max_exposure = models.FloatField(default=0.5)
+    # Adaptive review (``qa.reviews``): an annotator's sampling rate at a review layer falls
+    # from the layer's base rate, while the lower bound of their accuracy is at most 0.5, to its
+    # floor once the lower bound reaches this target.
+    accuracy_target = models.FloatField(default=0.9)
+    # Dynamic overlap (``qa.agreement``): a task whose agreement comes out under this threshold
+    # gets one more seat, up to ``overlap_max`` seats. 0 turns it off; so does an ``overlap_max``
+    # no higher than ``overlap``.
+    agreement_threshold = models.FloatField(default=0.0)
+    overlap_max = models.PositiveSmallIntegerField(default=1)
     lease_seconds = models.PositiveIntegerField(default=1800)
     max_concurrent_tasks = models.PositiveSmallIntegerField(default=5)
     priority = models.SmallIntegerField(default=0)
@@ -76,6 +85,18 @@ class Project(TimeStamped):
             models.CheckConstraint(
                 condition=Q(gold_max_exposure__gt=0) & Q(gold_max_exposure__lte=1),
                 name="project_gold_max_exposure",
+            ),
+            models.CheckConstraint(
+                condition=Q(accuracy_target__gte=0.5) & Q(accuracy_target__lte=1),
+                name="project_accuracy_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(agreement_threshold__gte=0) & Q(agreement_threshold__lte=1),
+                name="project_agreement_threshold",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_max__gte=1) & Q(overlap_max__lte=MAX_OVERLAP),
+                name="project_overlap_max",
             ),
             models.CheckConstraint(
                 condition=Q(required_skill_level__lte=MAX_SKILL_LEVEL), name="project_skill_level"
@@ -112,6 +133,9 @@ class ProjectMember(TimeStamped):
     # A gold rate raised for this annotator (by a quality rule); the claim takes the higher of
     # it and the project's.
     gold_rate = models.FloatField(null=True, blank=True)
+    # A review sampling rate raised for this annotator (by a quality rule); every layer samples
+    # them at least at this rate.
+    review_rate = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["project_id", "id"]

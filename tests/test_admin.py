@@ -23,6 +23,15 @@ from django_celery_beat.models import (
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
+from qa.models import (
+    ErrorTag,
+    Review,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    SamplingBasis,
+    Verdict,
+)
 from qa.rules import quality_rule_create, quality_rules_evaluate
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import task_import_start
@@ -131,6 +140,43 @@ def build_quality(org, domain, second) -> None:
     )
     answer, _ = attempt_claim(attempt=attempt_start(exam=exam, annotator=second))
     answer_submit(answer=answer, payload={"label": "ok"})
+    build_review(project, org, assignment.annotation)
+
+
+def build_review(project, org, annotation) -> None:
+    """A review layer, an error tag, and one verdict on an annotation: review's rows."""
+    now = timezone.now()
+    layer = ReviewLayer.objects.create(project=project, position=1, name="first", sample_rate=1.0)
+    ErrorTag.objects.create(project=project, code="missed-object")
+    author = annotation.annotator.member
+    reviewer = org.organization.members.exclude(pk=author.pk).first()
+    item = ReviewItem.objects.create(
+        annotation=annotation,
+        version=annotation.version,
+        layer=layer,
+        project=project,
+        task=annotation.task,
+        author_member=author,
+        sampled=True,
+        rate=1.0,
+        basis=SamplingBasis.NEWCOMER,
+        arrived_at=now,
+        state=ReviewItemState.DONE,
+        reviewer=reviewer,
+    )
+    Review.objects.create(
+        item=item,
+        annotation=annotation,
+        version=annotation.version,
+        layer=layer,
+        project=project,
+        author_member=author,
+        reviewer=reviewer,
+        verdict=Verdict.REJECT,
+        tags=["missed-object"],
+        score=0.0,
+        created_at=now,
+    )
 
 
 @pytest.fixture

@@ -3,12 +3,23 @@
 from .exams import AttemptStatus, Exam, ExamAnswer, ExamAttempt, ExamItem
 from .gold import Accuracy, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
+from .reviews import (
+    ErrorTag,
+    Review,
+    ReviewerRole,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    SamplingBasis,
+    Verdict,
+)
 from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, QualityRuleState
 
 __all__ = [
     "Accuracy",
     "AttemptStatus",
     "CurrentTransactionId",
+    "ErrorTag",
     "Exam",
     "ExamAnswer",
     "ExamAttempt",
@@ -21,4 +32,11 @@ __all__ = [
     "QualityMetric",
     "QualityRule",
     "QualityRuleState",
+    "Review",
+    "ReviewItem",
+    "ReviewItemState",
+    "ReviewLayer",
+    "ReviewerRole",
+    "SamplingBasis",
+    "Verdict",
 ]
