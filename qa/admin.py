@@ -18,6 +18,7 @@ from .models import (
     QualityRule,
     QualityRuleState,
     Review,
+    ReviewAccuracy,
     ReviewItem,
     ReviewLayer,
 )
@@ -95,3 +96,8 @@ class ReviewItemAdmin(ReadOnlyAdmin):
 class ReviewAdmin(ReadOnlyAdmin):
     list_display = ["id", "annotation_id", "version", "layer_id", "reviewer_id", "verdict"]
     list_filter = ["verdict"]
+
+
+@admin.register(ReviewAccuracy)
+class ReviewAccuracyAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "annotator_id", "reviewed", "score_sum", "updated_at"]

@@ -3,15 +3,17 @@
 from workforce.queue import enqueue
 
 from . import gold as gold_module
-from . import jobs, live
+from . import jobs, live, reviews
 
 
 def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
     """In the submission's transaction: the live event joins the outbox, and a gold submission
-    is scored and counted, or the submission fails."""
+    is scored and counted, another one meets its review layers; or the submission fails."""
     live.record_annotation_submitted(annotation_id)
     if gold:
         _score(annotation_id)
+    else:
+        reviews.review_submitted(annotation_id)
 
 
 def _score(annotation_id: int) -> None:

@@ -26,6 +26,7 @@ from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
 from qa.models import (
     ErrorTag,
     Review,
+    ReviewAccuracy,
     ReviewItem,
     ReviewItemState,
     ReviewLayer,
@@ -176,6 +177,9 @@ def build_review(project, org, annotation) -> None:
         tags=["missed-object"],
         score=0.0,
         created_at=now,
+    )
+    ReviewAccuracy.objects.create(
+        annotator=annotation.annotator, project=project, reviewed=1, score_sum=0.0, updated_at=now
     )
 
 

@@ -6,6 +6,7 @@ from .live import CurrentTransactionId, LiveEvent, LiveEventType
 from .reviews import (
     ErrorTag,
     Review,
+    ReviewAccuracy,
     ReviewerRole,
     ReviewItem,
     ReviewItemState,
@@ -33,6 +34,7 @@ __all__ = [
     "QualityRule",
     "QualityRuleState",
     "Review",
+    "ReviewAccuracy",
     "ReviewItem",
     "ReviewItemState",
     "ReviewLayer",

@@ -21,7 +21,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from tasks.models import Annotation, Project, Task
-from workforce.models import MAX_SKILL_LEVEL, Domain, Member, Role
+from workforce.models import MAX_SKILL_LEVEL, Annotator, Domain, Member, Role
 
 
 class ReviewerRole(models.TextChoices):
@@ -238,3 +238,30 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"review {self.pk}: {self.verdict}"
+
+
+class ReviewAccuracy(models.Model):
+    """What reviewers' verdicts say of an annotator's work in one project, kept current by each
+    verdict: ``reviewed`` and ``score_sum`` are n and k of its Wilson interval (``Review.score``).
+
+    Read beside gold accuracy; adaptive sampling pools the two (``qa.reviews``).
+    """
+
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    reviewed = models.PositiveIntegerField(default=0)
+    score_sum = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["project_id", "annotator_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="review_accuracy_unique"),
+            models.CheckConstraint(
+                condition=Q(score_sum__gte=0) & Q(score_sum__lte=F("reviewed")),
+                name="review_accuracy_sum_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review accuracy of {self.annotator_id}@{self.project_id}"
