@@ -1,13 +1,15 @@
 """Row locks for qa rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state
-or a quality action (each alone: no transaction takes two of them), then the rows of
-``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the project
-member, certifications. Starting an attempt locks the annotator alone and only inserts an
-attempt, so it never waits for an attempt's lock.
+Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state,
+a quality action or a review item (each alone: no transaction takes two of them), then the rows
+of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the
+project member, certifications, the slot, the assignment, the task; last, the annotator's
+review accuracy row, which a verdict's upsert locks as it writes it. Starting an attempt locks
+the annotator alone and only inserts an attempt, so it never waits for an attempt's lock. A
+submission meeting its review layers only inserts review items, never locks one.
 """
 
-from .models import ExamAttempt, QualityAction, QualityRuleState
+from .models import ExamAttempt, QualityAction, QualityRuleState, ReviewItem
 
 
 def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
@@ -43,3 +45,11 @@ def lock_quality_action(action_id: int) -> QualityAction:
     """Lock a quality action's row, so that two undos of it take turns."""
     locked = QualityAction.objects.select_for_update(of=("self",), no_key=True)
     return locked.select_related("organization").get(pk=action_id)
+
+
+def lock_review_item(item_id: int) -> ReviewItem:
+    """Lock a review item, so that two verdicts on it (or a verdict and a claim taking its
+    lapsed lease over) take turns. Its layer and its annotation with the annotation's project
+    are read along, not locked."""
+    locked = ReviewItem.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("layer", "annotation__project").get(pk=item_id)

@@ -8,7 +8,8 @@ from . import jobs, live, reviews
 
 def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
     """In the submission's transaction: the live event joins the outbox, and a gold submission
-    is scored and counted, another one meets its review layers; or the submission fails."""
+    is scored and counted, another one meets its review layers (a resubmission after a
+    rejection, the layer that rejected it); or the submission fails."""
     live.record_annotation_submitted(annotation_id)
     if gold:
         _score(annotation_id)

@@ -27,7 +27,15 @@ from tasks.models import Annotation, Project, ProjectMember
 from workforce.models import Annotator
 
 from .gold import wilson
-from .models import Accuracy, ReviewAccuracy, ReviewItem, ReviewItemState, ReviewLayer
+from .models import (
+    Accuracy,
+    Review,
+    ReviewAccuracy,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    Verdict,
+)
 from .models import SamplingBasis as Basis
 
 # Below this lower bound an annotator is sampled at the base rate.
@@ -139,13 +147,28 @@ def review_arrive(
 
 
 def review_submitted(annotation_id: int) -> ReviewItem | None:
-    """A submission arrives at its project's first layer (in the submission's transaction).
+    """A submission arrives at its project's first layer; a resubmission after a rejection
+    (``qa.verdicts``) goes back to the layer that rejected it. In the submission's transaction.
 
-    A project without review layers costs one indexed query.
+    A project without review layers costs one indexed query; a first submission (version 1)
+    never looks for a rejection.
     """
     if not ReviewLayer.objects.filter(project__annotations__pk=annotation_id).exists():
         return None
     annotation = Annotation.objects.select_related("project").get(pk=annotation_id)
+    rejected = None
+    if annotation.version > 1:
+        # The resubmission is the version after the one rejected.
+        rejected = (
+            Review.objects.filter(
+                annotation=annotation, version=annotation.version - 1, verdict=Verdict.REJECT
+            )
+            .select_related("layer")
+            .first()
+        )
     return review_arrive(
-        annotation=annotation, version=annotation.version, now=annotation.submitted_at
+        annotation=annotation,
+        version=annotation.version,
+        now=annotation.submitted_at,
+        rework_layer=rejected.layer if rejected else None,
     )

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api, rules_api
+from . import api, rules_api, verdict_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -24,6 +24,12 @@ urlpatterns = [
         name="annotator-accuracy",
     ),
     re_path(r"^me/accuracy/?$", api.MyAccuracyApi.as_view(), name="my-accuracy"),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/verdict/?$",
+        verdict_api.ReviewVerdictApi.as_view(),
+        name="review-verdict",
+    ),
+    re_path(r"^me/reviews/?$", verdict_api.OwnReviewListApi.as_view(), name="my-reviews"),
     re_path(r"^quality-rules/?$", rules_api.QualityRuleListApi.as_view(), name="quality-rules"),
     re_path(
         r"^quality-rules/(?P<pk>\d+)/?$",

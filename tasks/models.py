@@ -356,7 +356,15 @@ class Assignment(models.Model):
 
 
 class Annotation(models.Model):
-    """What an annotator submitted for an assignment."""
+    """What an annotator submitted for an assignment.
+
+    ``version`` counts the annotation's versions: 1 as submitted, one more for each reviewer's
+    correction and each resubmission after a rejection. ``payload`` is always the annotator's
+    own latest work, version ``payload_version``: a correction is kept on its review (it is the
+    next version's content), so that agreement and accuracy still measure annotators. A
+    resubmission replaces ``payload``, keeping the earlier one as an ``AnnotationVersion``; the
+    times (``active_seconds``, ``duration_seconds``) then add up the annotator's work on it.
+    """
 
     assignment = models.OneToOneField(
         Assignment, on_delete=models.CASCADE, related_name="annotation"
@@ -366,6 +374,7 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="annotations")
     payload = models.JSONField()
     version = models.PositiveIntegerField(default=1)
+    payload_version = models.PositiveIntegerField(default=1)
     active_seconds = models.PositiveIntegerField(null=True, blank=True)
     duration_seconds = models.FloatField()
     submitted_at = models.DateTimeField(default=timezone.now)
@@ -379,6 +388,33 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.pk} of task {self.task_id}"
+
+
+class AnnotationVersion(models.Model):
+    """An annotator's earlier payload of an annotation sent back for rework, as submitted.
+
+    Written when the rework comes in (``annotation_resubmit``), never at a first submission:
+    most annotations are never reworked, and the submit is the hot path.
+    """
+
+    # Indexed through the (annotation, version) unique constraint.
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="earlier_versions", db_index=False
+    )
+    version = models.PositiveIntegerField()
+    payload = models.JSONField()
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["annotation_id", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotation", "version"], name="annotation_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation_id} v{self.version}"
 
 
 class ImportStatus(models.TextChoices):

@@ -18,6 +18,7 @@ from .models import (
     TaskStatus,
 )
 from .openapi import LabelSchemaField, PayloadField
+from .selectors import assignment_rework_notes
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -91,12 +92,33 @@ class ClaimedProjectOut(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "instructions", "label_schema"]
 
 
+class ReworkTagOut(serializers.Serializer):
+    code = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ReworkOut(serializers.Serializer):
+    """Why submitted work is back with its annotator: the rejection, from the project's error
+    taxonomy, and the layer that sent it (not the reviewer: verdicts are the layer's)."""
+
+    review = serializers.IntegerField()
+    layer = serializers.CharField(help_text="The name of the review layer that rejected it.")
+    tags = ReworkTagOut(many=True)
+    comment = serializers.CharField()
+    rejected_at = serializers.DateTimeField()
+
+
 class AssignmentOut(serializers.ModelSerializer):
-    """An assignment as its annotator sees it: the task's data and nothing about gold."""
+    """An assignment as its annotator sees it: the task's data and nothing about gold.
+
+    ``rework`` is the rejection behind an assignment back for rework, until it is resubmitted.
+    A page of them is read at once (``context["rework"]``); a single one reads its own.
+    """
 
     task = serializers.SerializerMethodField()
     project = ClaimedProjectOut()
     annotator = serializers.IntegerField(source="annotator_id")
+    rework = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
@@ -109,11 +131,20 @@ class AssignmentOut(serializers.ModelSerializer):
             "ended_at",
             "task",
             "project",
+            "rework",
         ]
 
     @extend_schema_field(AssignedTaskOut)
     def get_task(self, obj) -> dict:
         return {"id": obj.task_id, "data": obj.task.data}
+
+    @extend_schema_field(ReworkOut(allow_null=True))
+    def get_rework(self, obj) -> dict | None:
+        notes = self.context.get("rework")
+        if notes is None:
+            notes = assignment_rework_notes([obj.pk])
+        note = notes.get(obj.pk)
+        return None if note is None else ReworkOut(note).data
 
 
 class AnnotationOut(serializers.ModelSerializer):

@@ -242,7 +242,9 @@ class Review(models.Model):
 
 class ReviewAccuracy(models.Model):
     """What reviewers' verdicts say of an annotator's work in one project, kept current by each
-    verdict: ``reviewed`` and ``score_sum`` are n and k of its Wilson interval (``Review.score``).
+    verdict on it (``qa.verdicts``): ``reviewed`` and ``score_sum`` are n and k of its Wilson
+    interval (``Review.score``); ``recent`` the latest ``RECENT_KEPT`` scores, oldest first, for
+    the quality rules' rolling window.
 
     Read beside gold accuracy; adaptive sampling pools the two (``qa.reviews``).
     """
@@ -251,6 +253,7 @@ class ReviewAccuracy(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     reviewed = models.PositiveIntegerField(default=0)
     score_sum = models.FloatField(default=0.0)
+    recent = ArrayField(models.FloatField(), default=list)
     updated_at = models.DateTimeField()
 
     class Meta:

@@ -73,6 +73,7 @@ from tasks.models import (
     SlotState,
     Task,
 )
+from tasks.services.tasks import annotation_resubmit
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
 
@@ -290,7 +291,8 @@ def assignment_submit(
     """Store the annotator's work; return it and whether it was new.
 
     Submitting the same payload again returns the stored annotation (a retried request is
-    harmless); a different payload for a submitted assignment is a conflict. The payload is
+    harmless); a different payload for a submitted assignment is a conflict. Work sent back for
+    rework is submitted again the same way, as the annotation's next version. The payload is
     validated by the project's kind first, and nothing is stored when it is invalid.
     """
     now = timezone.now()
@@ -316,7 +318,7 @@ def assignment_submit(
     assignment = lock_assignment(assignment.pk)
     # Checked under the locks, so that a retried request racing the first one sees its result.
     existing = Annotation.objects.filter(assignment=assignment).first()
-    if existing is not None:
+    if existing is not None and assignment.status == AssignmentStatus.SUBMITTED:
         if existing.payload == payload:
             return existing, False
         raise Conflict(
@@ -324,16 +326,22 @@ def assignment_submit(
             code=ErrorCode.ALREADY_SUBMITTED,
         )
     slot = _require_holder(assignment, slot)
-    annotation = Annotation.objects.create(
-        assignment=assignment,
-        task_id=assignment.task_id,
-        project_id=assignment.project_id,
-        annotator_id=assignment.annotator_id,
-        payload=payload,
-        active_seconds=active_seconds,
-        duration_seconds=(now - assignment.leased_at).total_seconds(),
-        submitted_at=now,
-    )
+    if existing is not None:
+        # Work a reviewer rejected, sent back to its author (``assignment_rework``).
+        annotation = annotation_resubmit(
+            existing, assignment=assignment, payload=payload, active_seconds=active_seconds, now=now
+        )
+    else:
+        annotation = Annotation.objects.create(
+            assignment=assignment,
+            task_id=assignment.task_id,
+            project_id=assignment.project_id,
+            annotator_id=assignment.annotator_id,
+            payload=payload,
+            active_seconds=active_seconds,
+            duration_seconds=(now - assignment.leased_at).total_seconds(),
+            submitted_at=now,
+        )
     assignment.status, assignment.ended_at = AssignmentStatus.SUBMITTED, now
     assignment.save(update_fields=["status", "ended_at"])
     if not gold:

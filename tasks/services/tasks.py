@@ -1,4 +1,5 @@
-"""Cancelling and deleting tasks, and ending the live leases of an archived project.
+"""Cancelling and deleting tasks, ending the live leases of an archived project, and sending
+submitted work back for rework.
 
 A task is **cancelled** when its work is no longer wanted but what was submitted is: its seats
 nobody submitted are closed (``SlotState.CLOSED`` never opens again, so no claim serves it), a
@@ -11,14 +12,18 @@ loses access (``access.sql``): its holder's heartbeat, release and submit answer
 ``access_ended``. Locks follow ``tasks/locks.py``: slots, then their holders, then the task.
 """
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, ErrorCode
-from tasks.locks import lock_assignments, lock_slots, lock_task
+from tasks.locks import lock_assignment, lock_assignments, lock_slot_of, lock_slots, lock_task
 from tasks.models import (
     Annotation,
+    AnnotationVersion,
     Assignment,
     AssignmentStatus,
     ProjectStatus,
@@ -26,6 +31,7 @@ from tasks.models import (
     SlotState,
     Task,
 )
+from workforce.locks import lock_annotator
 from workforce.models import AuditVerb
 from workforce.services import audit_record
 
@@ -155,3 +161,103 @@ def task_delete(*, task: Task, actor: AbstractBaseUser | None) -> None:
         before={"project": task.project_id, "external_id": task.external_id},
     )
     task.delete()
+
+
+# Whether an annotator may hold a lease in a project now: the access rule of ``access.sql``,
+# the one the claim grants leases by.
+_MAY_HOLD_LEASE = "SELECT EXISTS (SELECT 1 FROM tasks_lease_projects(%s) WHERE project_id = %s)"
+
+
+@dataclass(frozen=True)
+class Rework:
+    """Where rejected work went: back to its author (``assignment`` active again, under a
+    fresh lease), or to the pool (its slot open, the author's assignment ``revoked``)."""
+
+    assignment: Assignment
+    to_author: bool
+
+
+@transaction.atomic
+def assignment_rework(*, assignment_id: int) -> Rework:
+    """Send a submitted assignment's work back for rework, to its author first.
+
+    The author's assignment is active again under a fresh lease of the project's length, its
+    slot leased back to it with the same expiry, and the task is no longer complete. The
+    author resubmits through the ordinary submit, which stores the new payload as the
+    annotation's next version (``annotation_resubmit``). If they let the lease lapse, the
+    claim's rule for lapsed leases hands the slot to another annotator (the author's assignment
+    ends ``expired``, and their submit answers ``lease_lost``): no rule of its own is needed.
+
+    An author who may no longer hold a lease in the project (suspended, taken off it, gone from
+    the organization: ``tasks_lease_projects``) never gets it back: the slot opens for the pool
+    at once and their assignment ends ``revoked``. Their annotator row is locked first, as the
+    claim and the access rule lock it, so that a change of access committing meanwhile is
+    either seen here or ends the lease granted here.
+
+    Locks: annotator, slot, assignment, task (``tasks/locks.py``). Gold work is never reviewed,
+    so never reworked: it holds no slot, and is refused.
+    """
+    now = timezone.now()
+    assignment = Assignment.objects.select_related("project").get(pk=assignment_id)
+    if assignment.slot_id is None:
+        raise Conflict("Gold work is never sent back for rework.", code=ErrorCode.INVALID_STATUS)
+    lock_annotator(assignment.annotator_id)
+    slot = lock_slot_of(assignment)
+    assignment = lock_assignment(assignment.pk)
+    if assignment.status != AssignmentStatus.SUBMITTED or slot is None:
+        raise Conflict("Only submitted work can be sent back.", code=ErrorCode.INVALID_STATUS)
+    with connection.cursor() as cursor:
+        cursor.execute(_MAY_HOLD_LEASE, [assignment.annotator_id, assignment.project_id])
+        to_author = cursor.fetchone()[0]
+    if to_author:
+        expires = now + timedelta(seconds=assignment.project.lease_seconds)
+        slot.state, slot.lease_expires_at = SlotState.LEASED, expires
+        assignment.status, assignment.ended_at = AssignmentStatus.ACTIVE, None
+        assignment.leased_at, assignment.lease_expires_at = now, expires
+    else:
+        slot.state, slot.assignment, slot.lease_expires_at = SlotState.OPEN, None, None
+        assignment.status, assignment.ended_at = AssignmentStatus.REVOKED, now
+    slot.save(update_fields=["state", "assignment", "lease_expires_at"])
+    assignment.save(update_fields=["status", "ended_at", "leased_at", "lease_expires_at"])
+    lock_task(assignment.task_id)
+    Task.objects.filter(pk=assignment.task_id).update(completed_at=None)
+    return Rework(assignment, to_author)
+
+
+def annotation_resubmit(
+    annotation: Annotation,
+    *,
+    assignment: Assignment,
+    payload,
+    active_seconds: int | None,
+    now: datetime,
+) -> Annotation:
+    """Store reworked work as the annotation's next version (the submit calls it, under the
+    slot's and the assignment's locks, for an assignment sent back by ``assignment_rework``).
+
+    The annotator's earlier payload is kept as an ``AnnotationVersion``; the times add this
+    round's work (measured from the rework's lease) to the earlier rounds'.
+    """
+    AnnotationVersion.objects.create(
+        annotation=annotation,
+        version=annotation.payload_version,
+        payload=annotation.payload,
+        submitted_at=annotation.submitted_at,
+    )
+    annotation.version += 1
+    annotation.payload, annotation.payload_version = payload, annotation.version
+    if active_seconds is not None:
+        annotation.active_seconds = (annotation.active_seconds or 0) + active_seconds
+    annotation.duration_seconds += (now - assignment.leased_at).total_seconds()
+    annotation.submitted_at = now
+    annotation.save(
+        update_fields=[
+            "version",
+            "payload",
+            "payload_version",
+            "active_seconds",
+            "duration_seconds",
+            "submitted_at",
+        ]
+    )
+    return annotation
