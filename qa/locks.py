@@ -1,12 +1,13 @@
 """Row locks for qa rows. Take them only through these helpers.
 
 Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state,
-a quality action or a review item (each alone: no transaction takes two of them), then the rows
-of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the
-project member, certifications, the slot, the assignment, the task; last, the annotator's
-review accuracy row, which a verdict's upsert locks as it writes it. Starting an attempt locks
-the annotator alone and only inserts an attempt, so it never waits for an attempt's lock. A
-submission meeting its review layers only inserts review items, never locks one.
+a quality action or a review item (each alone: no transaction takes two of them); then the
+author's review accuracy row, which a verdict's upsert locks as it writes it; then the rows of
+``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the project
+member, certifications, the slot, the assignment, the task (a rejection's rework). Starting an
+attempt locks the annotator alone and only inserts an attempt, so it never waits for an
+attempt's lock. A submission meeting its review layers only inserts review items and reads
+review accuracy, never locks either.
 """
 
 from .models import ExamAttempt, QualityAction, QualityRuleState, ReviewItem
@@ -48,8 +49,8 @@ def lock_quality_action(action_id: int) -> QualityAction:
 
 
 def lock_review_item(item_id: int) -> ReviewItem:
-    """Lock a review item, so that two verdicts on it (or a verdict and a claim taking its
-    lapsed lease over) take turns. Its layer and its annotation with the annotation's project
-    are read along, not locked."""
+    """Lock a review item, so that two verdicts on it take turns (and a review claim, which
+    skips locked rows, passes it by meanwhile). Its layer and its annotation with the
+    annotation's project are read along, not locked."""
     locked = ReviewItem.objects.select_for_update(of=("self",), no_key=True)
     return locked.select_related("layer", "annotation__project").get(pk=item_id)

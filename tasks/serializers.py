@@ -60,13 +60,19 @@ class ProjectOut(serializers.ModelSerializer):
 
 # What a project says of its gold: staff only.
 GOLD_SETTINGS = {"gold_rate", "newcomer_gold_rate", "newcomer_gold_tasks", "gold_max_exposure"}
+# How its review samples and its agreement checks work: staff only too.
+CHECK_SETTINGS = {"accuracy_target", "agreement_threshold", "overlap_max"}
 
 
 class AnnotatorProjectOut(ProjectOut):
     """A project as its annotators see it: nothing about how their work is checked."""
 
     class Meta(ProjectOut.Meta):
-        fields = [f for f in ProjectOut.Meta.fields if f not in GOLD_SETTINGS | {"client"}]
+        fields = [
+            f
+            for f in ProjectOut.Meta.fields
+            if f not in GOLD_SETTINGS | CHECK_SETTINGS | {"client"}
+        ]
 
 
 class ProjectMemberOut(serializers.ModelSerializer):
@@ -148,6 +154,9 @@ class AssignmentOut(serializers.ModelSerializer):
 
 
 class AnnotationOut(serializers.ModelSerializer):
+    """An annotation: ``payload`` is the annotator's own latest work, version
+    ``payload_version``; ``version`` counts reviewers' corrections too, which the reviews keep."""
+
     annotator_username = serializers.CharField(source="annotator.member.user.username")
     payload = PayloadField(read_only=True)
 
@@ -162,6 +171,7 @@ class AnnotationOut(serializers.ModelSerializer):
             "annotator_username",
             "payload",
             "version",
+            "payload_version",
             "active_seconds",
             "duration_seconds",
             "submitted_at",

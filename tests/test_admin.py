@@ -34,6 +34,7 @@ from qa.models import (
     Verdict,
 )
 from qa.rules import quality_rule_create, quality_rules_evaluate
+from tasks.models import AnnotationVersion
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import task_import_start
 from tests.helpers import Org, image_rows, import_rows, make_project, staff
@@ -180,6 +181,10 @@ def build_review(project, org, annotation) -> None:
     )
     ReviewAccuracy.objects.create(
         annotator=annotation.annotator, project=project, reviewed=1, score_sum=0.0, updated_at=now
+    )
+    # The rejected payload, as a resubmission keeps it.
+    AnnotationVersion.objects.create(
+        annotation=annotation, version=1, payload=annotation.payload, submitted_at=now
     )
 
 
