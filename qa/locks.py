@@ -50,7 +50,7 @@ def lock_quality_action(action_id: int) -> QualityAction:
 
 def lock_review_item(item_id: int) -> ReviewItem:
     """Lock a review item, so that two verdicts on it take turns (and a review claim, which
-    skips locked rows, passes it by meanwhile). Its layer and its annotation with the
-    annotation's project are read along, not locked."""
+    skips locked rows, passes it by meanwhile). Its layer and its annotation, each with its
+    project, are read along, not locked."""
     locked = ReviewItem.objects.select_for_update(of=("self",), no_key=True)
-    return locked.select_related("layer", "annotation__project").get(pk=item_id)
+    return locked.select_related("layer__project", "annotation__project").get(pk=item_id)

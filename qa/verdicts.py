@@ -107,11 +107,13 @@ def version_payload(annotation: Annotation, version: int):
     """
     if version == annotation.payload_version:
         return annotation.payload
-    corrected = Review.objects.filter(
-        annotation=annotation, version=version - 1, verdict=Verdict.CORRECT
-    ).values_list("corrected_payload", flat=True)
-    for payload in corrected:
-        return payload
+    correction = (
+        Review.objects.filter(annotation=annotation, version=version - 1, verdict=Verdict.CORRECT)
+        .values_list("corrected_payload", flat=True)
+        .first()
+    )
+    if correction is not None:
+        return correction
     earlier = AnnotationVersion.objects.filter(annotation=annotation, version=version)
     return earlier.values_list("payload", flat=True).get()
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from qa.models import ReviewItem, ReviewItemState, SamplingBasis
+from qa.models import ReviewAccuracy, ReviewItem, ReviewItemState, SamplingBasis
 from qa.verdicts import review_judge, version_payload
 from tasks.models import (
     Annotation,
@@ -225,3 +225,32 @@ def test_gold_is_never_reviewed(org):
     assert Task.objects.get(pk=annotation.task_id).is_gold
     assert not ReviewItem.objects.filter(annotation=annotation).exists()
     assert Annotation.objects.get(pk=annotation.pk).version == 1
+
+
+def test_a_rejected_correction_comes_back_as_the_annotators_next_version(org):
+    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    annotation = submit(org.annotator, project)
+    corrected = review_judge(
+        item=lease(waiting_item(annotation), org.qa_lead),
+        reviewer=org.qa_lead,
+        verdict="correct",
+        corrected_payload=FIXED,
+    )
+    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    # Layer 2 rejects version 2, the correction: the work goes back to its annotator all the
+    # same, and the rejection of a reviewer's work does not count against them. Their record
+    # holds the correction's score alone: one of their two boxes kept, F1 2/3.
+    reject(lease(corrected.next_item, reviewer), reviewer)
+    accuracy = ReviewAccuracy.objects.get(annotator=org.annotator, project=project)
+    assert accuracy.reviewed == 1
+    assert accuracy.score_sum == pytest.approx(2 / 3)
+    assignment = Assignment.objects.select_related("project", "task").get(
+        pk=annotation.assignment_id
+    )
+    mine = {"boxes": [CAR | {"x": 12}]}
+    assignment_submit(assignment=assignment, payload=mine)
+    annotation.refresh_from_db()
+    assert (annotation.version, annotation.payload_version, annotation.payload) == (3, 3, mine)
+    assert [version_payload(annotation, v) for v in (1, 2, 3)] == [TWO_BOXES, FIXED, mine]
+    back = waiting_item(annotation)
+    assert (back.layer, back.version, back.basis) == (layer(project, 2), 3, SamplingBasis.REWORK)
