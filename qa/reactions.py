@@ -1,5 +1,6 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
+from tasks.models import Task
 from workforce.queue import enqueue
 
 from . import gold as gold_module
@@ -37,3 +38,13 @@ def on_import_progressed(*, import_id: int) -> None:
     (or the import's own row) makes good.
     """
     live.record_import_progressed(import_id)
+
+
+def on_task_completed(*, task_id: int) -> None:
+    """After a task's last seat committed: its agreement and consensus are computed by a job.
+
+    Projects with an overlap of one have none (``qa.task_agreement``): asked here, so that their
+    tasks cost no message.
+    """
+    if Task.objects.filter(pk=task_id, project__overlap__gte=2).exists():
+        enqueue(jobs.compute_task_agreement, task_id)
