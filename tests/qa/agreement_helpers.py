@@ -14,12 +14,12 @@ CAR = {"label": "car", "x": 10, "y": 10, "w": 40, "h": 40}
 PERSON = {"label": "person", "x": 300, "y": 300, "w": 20, "h": 20}
 
 
-def crowd_project(org, *, kind="classification", tasks=1, people=3, **fields):
+def crowd_project(org, *, kind="classification", tasks=1, people=3, schema=None, **fields):
     """A project of ``tasks`` tasks with overlap ``people`` (unless given), staffed with
     ``people`` annotators; returns (project, annotators)."""
     fields.setdefault("overlap", people)
     fields.setdefault("max_concurrent_tasks", 1000)
-    schema = {"classification": CLASS_SCHEMA, "ner": NER_SCHEMA}.get(kind)
+    schema = schema or {"classification": CLASS_SCHEMA, "ner": NER_SCHEMA}.get(kind)
     project = make_project(org, kind=kind, schema=schema, **fields)
     if kind == "ner":
         rows = [{"external_id": f"t{i}", "data": {"text": TEXT}} for i in range(tasks)]

@@ -138,9 +138,7 @@ def test_the_job_run_again_finds_its_work_done_and_a_new_version_is_recomputed(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_job_waits_as_pending_work_and_the_catch_up_computes_it_once(
-    org, eager_jobs_off
-):
+def test_a_refused_job_waits_as_pending_work_and_the_catch_up_computes_it_once(org, eager_jobs_off):
     project, people = crowd_project(org, tasks=2)
     with broker_at(CLOSED_PORT):
         for person in people:
