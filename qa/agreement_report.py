@@ -25,11 +25,11 @@ and the stored consensus would change with whoever asked last. The tasks' consen
 vote computed when each task completed; Dawid-Skene is there to inspect annotators.
 
 **Cache.** A report is kept per project and name (``AgreementReport``) with a fingerprint of what
-it read: its parameters, the schema's classes and scale and the overlap, and, for the rows it
-reads, their count with the largest id, version sum or computation time. New work moves one of
-them (a submission adds a row, a correction raises a version, a recomputed consensus its time, a
-task made gold leaves the counts), and the next request builds the report again; until then it is
-served from the row. Counting the fingerprint is one aggregate query, a fraction of a build.
+it read: its parameters, the schema's classes and scale, the overlap, and a few aggregates of
+the rows it reads, each over one table (``_LABELS_FINGERPRINT``, ``_STORED_FINGERPRINT`` say
+why they move with any new work). A request finding the same fingerprint is answered from the
+row; another builds the report again and replaces it. A cached read costs those aggregates,
+no join and no label.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from tasks.kinds.classification import scale_of
 from tasks.kinds.schema import label_order
-from tasks.models import Annotation, Assignment, AssignmentStatus, Project, Task
+from tasks.models import Annotation, Assignment, AssignmentStatus, Project
 
 from . import agreement, voting
 from .models import AgreementReport, ReportName, TaskAgreement, TaskConsensus
@@ -57,15 +57,16 @@ LEVELS_OF_SCALE = {
     "interval": ("nominal", "ordinal", "interval"),
 }
 
-_A, _S, _T = Annotation._meta.db_table, Assignment._meta.db_table, Task._meta.db_table
+_A, _S = Annotation._meta.db_table, Assignment._meta.db_table
 _G, _C = TaskAgreement._meta.db_table, TaskConsensus._meta.db_table
 
-# Counted annotations of a project: submitted, on regular tasks.
+# Counted annotations of a project: their assignment submitted and holding a seat. A gold task's
+# assignments hold none (marking a task gold takes its seats), so no join with tasks is needed.
 _COUNTED = f"""
 FROM {_A} a
 JOIN {_S} s ON s.id = a.assignment_id
-JOIN {_T} t ON t.id = a.task_id
-WHERE a.project_id = %(project)s AND s.status = '{AssignmentStatus.SUBMITTED}' AND NOT t.is_gold
+WHERE a.project_id = %(project)s AND s.status = '{AssignmentStatus.SUBMITTED}'
+  AND s.slot_id IS NOT NULL
 """
 
 # Each label as (task, annotator, the label's position in the schema's classes, 0-based).
@@ -75,39 +76,45 @@ SELECT a.task_id, a.annotator_id, array_position(%(classes)s::text[], a.payload-
 ORDER BY a.task_id, a.annotator_id
 """
 
+# Stored rows leave with a task made gold (``qa.reactions.on_gold_answer_set``).
 _CONSENSUS_LABELS = f"""
-SELECT c.task_id, array_position(%(classes)s::text[], c.payload->>'label') - 1
-FROM {_C} c JOIN {_T} t ON t.id = c.task_id
-WHERE c.project_id = %(project)s AND NOT t.is_gold
-ORDER BY c.task_id
+SELECT task_id, array_position(%(classes)s::text[], payload->>'label') - 1
+FROM {_C} WHERE project_id = %(project)s ORDER BY task_id
 """  # noqa: S608
 
 _MEAN_PAIRWISE = f"""
-SELECT count(g.value), avg(g.value)
-FROM {_G} g JOIN {_T} t ON t.id = g.task_id
-WHERE g.project_id = %(project)s AND NOT t.is_gold
+SELECT count(value), avg(value) FROM {_G} WHERE project_id = %(project)s
 """  # noqa: S608
 
 _SCORES_AGAINST_CONSENSUS = f"""
 SELECT s.key::bigint, count(*), avg(s.value::float8)
-FROM {_C} c JOIN {_T} t ON t.id = c.task_id, jsonb_each_text(c.scores) s
-WHERE c.project_id = %(project)s AND NOT t.is_gold
+FROM {_C} c, jsonb_each_text(c.scores) s
+WHERE c.project_id = %(project)s
 GROUP BY 1 ORDER BY 1
 """  # noqa: S608
 
+# Single-table aggregates, each over one project's rows, so that a cached read stays cheap: no
+# join of annotations with their assignments (which costs as much as reading the labels).
+# Together they move with every change of the counted labels: a submission adds an annotation
+# and a submitted assignment; work sent back for rework, or a task made gold, takes a submitted
+# assignment holding a seat away; a correction or a reworked submission raises a version (a
+# payload never changes without its version).
 _STORED_FINGERPRINT = f"""
 SELECT
-  (SELECT count(*) FROM {_G} g JOIN {_T} t ON t.id = g.task_id
-   WHERE g.project_id = %(project)s AND NOT t.is_gold),
-  (SELECT max(g.computed_at)::text FROM {_G} g WHERE g.project_id = %(project)s),
-  (SELECT count(*) FROM {_C} c JOIN {_T} t ON t.id = c.task_id
-   WHERE c.project_id = %(project)s AND NOT t.is_gold),
-  (SELECT max(c.computed_at)::text FROM {_C} c WHERE c.project_id = %(project)s)
+  (SELECT count(*) FROM {_G} WHERE project_id = %(project)s),
+  (SELECT max(computed_at)::text FROM {_G} WHERE project_id = %(project)s),
+  (SELECT count(*) FROM {_C} WHERE project_id = %(project)s),
+  (SELECT max(computed_at)::text FROM {_C} WHERE project_id = %(project)s)
 """  # noqa: S608
 
 _LABELS_FINGERPRINT = f"""
-SELECT count(*), coalesce(max(a.id), 0), coalesce(sum(a.version), 0) {_COUNTED}
-"""
+SELECT
+  (SELECT count(*) FROM {_A} WHERE project_id = %(project)s),
+  (SELECT coalesce(max(id), 0) FROM {_A} WHERE project_id = %(project)s),
+  (SELECT coalesce(sum(version), 0) FROM {_A} WHERE project_id = %(project)s),
+  (SELECT count(*) FROM {_S} WHERE project_id = %(project)s
+     AND status = '{AssignmentStatus.SUBMITTED}' AND slot_id IS NOT NULL)
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from tasks.models import Task
 from workforce.queue import enqueue
 
 from . import gold as gold_module
-from . import jobs, live, reviews
+from . import jobs, live, reviews, task_agreement
 
 
 def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
@@ -25,7 +25,10 @@ def _score(annotation_id: int) -> None:
 
 
 def on_gold_answer_set(*, task_id: int) -> None:
-    """After a task was made gold or its answer corrected: rescore its past submissions."""
+    """In the transaction that made a task gold or corrected its answer: the task leaves
+    agreement and consensus (its answer is known), and its past submissions are rescored after
+    commit."""
+    task_agreement.task_agreement_forget(task_id)
     enqueue(jobs.rescore_gold, task_id)
 
 

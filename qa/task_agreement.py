@@ -199,6 +199,13 @@ def task_agreement_compute(*, task_id: int) -> TaskAgreement | None:
     return agreement
 
 
+def task_agreement_forget(task_id: int) -> None:
+    """A task made gold has no agreement or consensus: its answer is known. Run in the
+    transaction that made it gold, so that no report reads them after."""
+    TaskAgreement.objects.filter(task_id=task_id).delete()
+    TaskConsensus.objects.filter(task_id=task_id).delete()
+
+
 def _below_threshold(project: Project, agreement: TaskAgreement) -> bool:
     """Dynamic overlap is on (a threshold above 0) and this task's agreement is under it.
 

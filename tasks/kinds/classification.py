@@ -68,7 +68,9 @@ class Classification(Kind):
         extra_optional={
             "scale": {
                 "type": "string",
-                "enum": list(SCALES),
+                # A pattern, not an enum: the schema's enum post-processing would hoist an enum
+                # out of the kinds' shapes.
+                "pattern": f"^({'|'.join(SCALES)})$",
                 "description": "What the labels measure: nominal (default), ordinal (ranked in "
                 "schema order) or interval (label names are numbers).",
             }

@@ -13,6 +13,7 @@ from qa.agreement import label_table
 from qa.models import AgreementReport, TaskConsensus
 from qa.voting import dawid_skene
 from tasks.models import Annotation, Task
+from tasks.services.gold import task_gold_set
 from tests.qa.agreement_helpers import CAR, PERSON, crowd_project, work
 from workforce.models import Role
 
@@ -162,14 +163,16 @@ def test_the_report_is_served_from_its_cache_until_new_work_arrives(
     assert client.get(url(project)).json()["cached"] is True
 
     # A correction (a new version of a label) is new work too.
-    annotation = Annotation.objects.filter(project=project).first()
+    annotation = Annotation.objects.filter(project=project, task__completed_at__isnull=False)[0]
     changed = "1" if annotation.payload["label"] != "1" else "2"
     Annotation.objects.filter(pk=annotation.pk).update(payload={"label": changed}, version=2)
     assert client.get(url(project)).json()["cached"] is False
-    # So is a task made gold: its labels leave the report.
-    Task.objects.filter(pk=annotation.task_id).update(is_gold=True, gold_answer={"label": "1"})
+    # So is a task made gold: its labels, agreement and consensus leave the report.
+    task_gold_set(task=Task.objects.get(pk=annotation.task_id), answer={"label": "1"}, actor=None)
     fourth = client.get(url(project)).json()
     assert fourth["cached"] is False and fourth["tasks"] == TASKS
+    assert fourth["mean_pairwise"]["tasks"] == TASKS - 1
+    assert sum(map(sum, fourth["confusion"])) == 3 * (TASKS - 1)
 
 
 def test_dawid_skene_equals_the_model_on_the_same_labels_and_is_cached(

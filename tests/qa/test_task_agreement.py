@@ -9,6 +9,7 @@ from qa.jobs import catch_up_task_agreements, compute_task_agreement
 from qa.models import TaskAgreement, TaskConsensus
 from qa.task_agreement import task_agreement_compute, task_agreements_catch_up
 from tasks.models import Annotation, Assignment, AssignmentStatus, Task
+from tasks.services.gold import task_gold_set
 from tests.faults import broker_at
 from tests.qa.agreement_helpers import (
     ACME,
@@ -181,3 +182,18 @@ def test_the_catch_up_recomputes_an_agreement_answering_an_earlier_completion(
     assert TaskAgreement.objects.count() == 3
     stale.refresh_from_db()
     assert stale.task_completed_at.year == 1999
+
+
+def test_a_task_made_gold_leaves_agreement_and_consensus_and_is_not_caught_up(
+    org, django_capture_on_commit_callbacks
+):
+    project, people = crowd_project(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        for person in people:
+            work(person, project, {"label": "car"})
+    task = one_task(project)
+    assert TaskAgreement.objects.filter(task=task).exists()
+    task_gold_set(task=task, answer={"label": "car"}, actor=None)
+    assert not TaskAgreement.objects.exists() and not TaskConsensus.objects.exists()
+    assert task_agreements_catch_up() == 0
+    assert task_agreement_compute(task_id=task.pk) is None
