@@ -240,3 +240,15 @@ def test_a_bad_min_shared_is_refused_by_name(org, value):
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["min_shared"]
     assert not AgreementReport.objects.exists()
+
+
+def test_a_project_without_work_reports_no_figures(org):
+    project, _ = crowd_project(org)
+    client = org.client(Role.QA_LEAD)
+    body = client.get(url(project)).json()
+    assert (body["tasks"], body["cohen"], body["annotators"]) == (0, [], [])
+    assert body["fleiss"] == {"raters": 3, "tasks": 0, "kappa": None}
+    assert body["krippendorff"] == {"nominal": None}
+    assert body["mean_pairwise"] == {"tasks": 0, "value": None}
+    model = client.get(url(project, "consensus/dawid-skene")).json()
+    assert (model["tasks"], model["annotators"], model["iterations"]) == (0, [], 0)
