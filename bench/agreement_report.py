@@ -225,6 +225,8 @@ def main() -> int:
         spent, _ = once(lambda: [task_agreement_compute(task_id=task) for task in ids])
         print(f"    job: {spent / len(ids) * 1000:.1f} ms per task ({len(ids)} tasks)")
         connection.close()
+    # Other processes on the machine slow every figure: say how busy it was.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("all PASS" if all(results) else "some FAIL")
     return 0 if all(results) else 1
 

@@ -140,7 +140,7 @@ class ProjectAgreementApi(OrganizationApi):
         parameters=[
             OpenApiParameter(
                 "min_shared",
-                int,
+                {"type": "integer", "minimum": 1, "maximum": MAX_MIN_SHARED},
                 default=agreement_report.DEFAULT_MIN_SHARED,
                 description=f"Cohen's kappa only for pairs sharing at least this many tasks "
                 f"(1 to {MAX_MIN_SHARED}).",

@@ -7,8 +7,9 @@ less than the project's ``agreement_threshold``, gives the task one more seat (d
 
 What counts: the annotations whose assignment is ``submitted``. Work sent back for rework (its
 assignment ``active`` again) or lost to the pool (``expired``) does not, until it is submitted
-again; gold tasks have no agreement (their answer is known), nor do projects with an overlap of
-one (one annotation agrees with nobody).
+again; gold tasks have no agreement (their answer is known: a task made gold loses its rows,
+``task_agreement_forget``), nor do projects with an overlap of one (one annotation agrees with
+nobody).
 
 Idempotent: a computation stores the annotations (ids and versions) it read and the task's
 completion it answers; a run that finds the same is done at once, and computations of one task
@@ -20,7 +21,10 @@ computation counts the new annotation.
 
 Nothing is lost to a broker that refused the job: the beat job ``qa.catch_up_task_agreements``
 finds complete tasks whose agreement is missing or answers an earlier completion
-(``task_agreements_catch_up``), a bounded batch at a time.
+(``task_agreements_catch_up``), a bounded batch at a time. It does not look for a new version of
+an annotation on a task that stays complete (a reviewer's correction): reading every version
+would cost the scan a join with annotations; a computation of the task counts it (enqueue
+``qa.compute_task_agreement`` where a correction is stored).
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ logger = logging.getLogger(__name__)
 # Kinds whose payload is one label from the schema: agreement keeps the label table, consensus
 # is a vote, and the project report measures kappa and alpha on the labels.
 CATEGORICAL = frozenset({"classification"})
-# Tasks one catch-up run computes at most, in batches of this many: the beat runs it again.
+# A catch-up run walks the stale tasks in batches of this many, for at most this many seconds
+# (under beat's 120 s period); the next run goes on.
 CATCH_UP_BATCH = 500
 CATCH_UP_SECONDS = 50.0
 
