@@ -25,6 +25,7 @@ from .models import (
     GoldScore,
     QualityAction,
     QualityRule,
+    TaskConsensus,
 )
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
@@ -431,3 +432,16 @@ def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
         attempt__annotator__member=member,
         attempt__exam__organization=member.organization,
     )
+
+
+def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float]]:
+    """The stored consensus of each of the tasks that have one: task id -> (payload, method,
+    confidence), ``method`` a ``ConsensusMethod``. One query, whatever the number of tasks.
+
+    A task has one once it reached its overlap (of two or more) and its job ran; the export
+    falls back to the single annotation or the reviewed version where there is none.
+    """
+    rows = TaskConsensus.objects.filter(task_id__in=task_ids).values_list(
+        "task_id", "payload", "method", "confidence"
+    )
+    return {task: (payload, method, confidence) for task, payload, method, confidence in rows}

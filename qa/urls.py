@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api, rules_api
+from . import agreement_api, api, rules_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -17,6 +17,16 @@ urlpatterns = [
         r"^projects/(?P<pk>\d+)/gold/pool/?$",
         api.ProjectGoldPoolApi.as_view(),
         name="project-gold-pool",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/agreement/?$",
+        agreement_api.ProjectAgreementApi.as_view(),
+        name="project-agreement",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/consensus/dawid-skene/?$",
+        agreement_api.ProjectDawidSkeneApi.as_view(),
+        name="project-dawid-skene",
     ),
     re_path(
         r"^annotators/(?P<pk>\d+)/accuracy/?$",

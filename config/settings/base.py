@@ -333,6 +333,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "catch-up-task-agreements": {
+        "task": "qa.catch_up_task_agreements",
+        # Tasks whose agreement job the broker refused or a worker lost are computed by the
+        # next run, within two minutes. A run stops after 50 s (``qa.task_agreement``).
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
     "prune-live-events": {
         "task": "qa.prune_live_events",
         "schedule": 600.0,
