@@ -46,7 +46,8 @@ class PackageFileFinder(BaseFinder):
         found = PACKAGE_FILES.get(path)
         located = _package_file(*found) if found else None
         if located is None:
-            return [] if find_all or kwargs.get("all") else None
+            # Django's own finders answer an empty list for a path they do not know.
+            return []
         return [str(located)] if find_all or kwargs.get("all") else str(located)
 
     def list(self, ignore_patterns):

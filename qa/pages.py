@@ -35,7 +35,13 @@ def page_member(request: HttpRequest) -> Member | None:
     (several memberships and none chosen) or has none."""
     try:
         return request_member(request)
-    except (NotFound, ValidationFailed):
+    except NotFound:
+        # The organization chosen earlier is no longer theirs: forget it, and fall back to
+        # their one membership if that is all they have.
+        if request.session.pop(SESSION_KEY, None) is not None:
+            return page_member(request)
+        return None
+    except ValidationFailed:
         return None
 
 

@@ -177,9 +177,9 @@ export function liveSocket({ onSnapshot, onEvent, onState = () => {} }) {
       if (message.type === "snapshot") {
         // A reconnect's snapshot is followed by what was missed since lastId.
         if (lastId === null) lastId = message.data.cursor;
-        onSnapshot(message);
+        refresh(() => onSnapshot(message));
       } else if (message.type === "resync" || gap) {
-        onSnapshot(message);
+        refresh(() => onSnapshot(message));
       } else {
         onEvent(message);
       }
@@ -200,6 +200,16 @@ export function liveSocket({ onSnapshot, onEvent, onState = () => {} }) {
   return { close: () => socket && socket.close() };
 }
 
+/**
+ * Run a re-fetch and let a failure be told, not thrown: the next event or snapshot fetches
+ * again, so a refresh that failed (a deploy, a dropped connection) only waits for it.
+ */
+export function refresh(fn) {
+  Promise.resolve()
+    .then(fn)
+    .catch((error) => console.warn(`Could not refresh: ${error.message}`));
+}
+
 /** Run `fn` at most once per `ms`, trailing: bursts of events cost one re-fetch. */
 export function throttled(fn, ms) {
   let timer = null;
@@ -209,12 +219,12 @@ export function throttled(fn, ms) {
       again = true;
       return;
     }
-    fn();
+    refresh(fn);
     timer = setTimeout(function tick() {
       timer = null;
       if (again) {
         again = false;
-        fn();
+        refresh(fn);
         timer = setTimeout(tick, ms);
       }
     }, ms);
