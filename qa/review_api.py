@@ -5,7 +5,6 @@ from datetime import timedelta
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
     extend_schema_field,
     inline_serializer,
@@ -14,7 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.api import validated
-from config.errors import NotFound, ValidationFailed
+from config.errors import NotFound
 from config.openapi import error_response
 from config.parsers import FormParser, JSONParser
 from config.serializers import KnownFieldsOnly, Prepared
@@ -115,8 +114,8 @@ POLICY_EXAMPLE = OpenApiExample(
             },
         ],
         "error_tags": [
-            {"code": "missed-object", "description": "An object in the image has no box."},
-            {"code": "loose-box", "description": "A box is larger than its object."},
+            dict(code="missed-object", description="An object in the image has no box."),
+            dict(code="loose-box", description="A box is larger than its object."),
         ],
     },
 )
@@ -424,6 +423,16 @@ class ReviewQueueOut(Prepared):
 MAX_WINDOW_HOURS = 168
 
 
+class QueueWindow(serializers.Serializer):
+    hours = serializers.IntegerField(
+        required=False,
+        default=24,
+        min_value=1,
+        max_value=MAX_WINDOW_HOURS,
+        help_text="The window of arrivals counted as sampled and skipped, in hours.",
+    )
+
+
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["reviews"])
 class ProjectReviewQueuesApi(OrganizationApi):
     """Each review layer's queue, in position order: what waits, what is held, how long the
@@ -432,29 +441,14 @@ class ProjectReviewQueuesApi(OrganizationApi):
     roles = {"GET": STAFF}
     pagination_class = None  # one row per layer, at most review_policy.MAX_LAYERS
 
-    @extend_schema(
-        responses=ReviewQueueOut(many=True),
-        parameters=[
-            OpenApiParameter(
-                "hours",
-                int,
-                description=f"The window of arrivals counted, 1 to {MAX_WINDOW_HOURS} hours "
-                "(default 24).",
-            )
-        ],
-    )
+    @extend_schema(responses=ReviewQueueOut(many=True), parameters=[QueueWindow])
     def get(self, request, pk: int):
         project = task_selectors.project_get(member=self.member, project_id=pk)
-        raw = request.query_params.get("hours") or "24"
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_WINDOW_HOURS:
-            raise ValidationFailed(
-                "Invalid window.",
-                fields={"hours": [f"A whole number from 1 to {MAX_WINDOW_HOURS}."]},
-            )
+        window = QueueWindow(data=request.query_params)
+        window.is_valid(raise_exception=True)
         now = timezone.now()
-        queues = selectors.review_queues(
-            project=project, now=now, since=now - timedelta(hours=int(raw))
-        )
+        since = now - timedelta(hours=window.validated_data["hours"])
+        queues = selectors.review_queues(project=project, now=now, since=since)
         return Response(ReviewQueueOut(queues, many=True).data)
 
 

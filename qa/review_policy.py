@@ -45,7 +45,7 @@ def review_policy_check(
     problems = FieldErrors()
     slugs = set()
     for index, layer in enumerate(layers or []):
-        path = f"layers[{index}]"
+        path = f"layers.{index}"
         sample, floor = layer.get("sample_rate"), layer.get("floor_rate", 0.0)
         for name, value in (("sample_rate", sample), ("floor_rate", floor)):
             if value is not None and not 0 <= value <= 1:
@@ -66,12 +66,12 @@ def review_policy_check(
     for index, layer in enumerate(layers or []):
         for slug in layer.get("required_domains", []):
             if slug not in domains:
-                problems.add(f"layers[{index}].required_domains", f"Unknown domain {slug!r}.")
+                problems.add(f"layers.{index}.required_domains", f"Unknown domain {slug!r}.")
     first_use: dict[str, int] = {}
     for index, tag in enumerate(error_tags or []):
         code = tag.get("code")
         if code in first_use:
-            problems.add(f"error_tags[{index}].code", f"Repeated: error_tags[{first_use[code]}].")
+            problems.add(f"error_tags.{index}.code", f"Repeated: error_tags.{first_use[code]}.")
         first_use.setdefault(code, index)
     if error_tags is not None and len(error_tags) > MAX_ERROR_TAGS:
         problems.add("error_tags", f"At most {MAX_ERROR_TAGS} tags.")

@@ -460,10 +460,9 @@ def review_policy(*, project: Project) -> dict:
             }
             for layer in layers.order_by("position")
         ],
-        "error_tags": [
-            {"code": tag.code, "description": tag.description}
-            for tag in ErrorTag.objects.filter(project=project).order_by("code")
-        ],
+        "error_tags": list(
+            ErrorTag.objects.filter(project=project).order_by("code").values("code", "description")
+        ),
     }
 
 
