@@ -8,12 +8,15 @@ so that every annotation waits as a review item, and 16 reviewers on the project
 HTTP run, the same reviewers logged in through the API). The annotations and their items are
 written in bulk SQL, as ``review_arrive`` would have written them one by one.
 
-Two phases, each run ``--repeat`` times in turn:
+Three phases, each run ``--repeat`` times in turn:
 
 - in-process: 16 threads, each a reviewer of its own on a connection of its own, call
   ``qa.reviews.review_claim`` (the GIL limits them: a floor, not the target);
 - over HTTP: gunicorn with two sync workers per core, as the README deploys it, and 16 client
-  threads, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``.
+  threads, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``;
+- the reference: task claims (``POST /api/v1/claims/``) on the same server by 16 annotators of
+  a second project of as many open tasks, so that the review claim is judged against the task
+  claim on the same machine at the same moment (this machine's throughput drifts).
 
 Every phase starts from the same table: the items it leased are opened again and the table
 vacuumed. Clients make ten untimed claims first, as a long-running server's connections have
@@ -45,6 +48,9 @@ CLIENTS = 16
 TARGET_RATE = 500.0
 P99_TARGET_MS = 50.0
 WARM_UP = 10
+IN_PROCESS, HTTP, REFERENCE = "in-process", "HTTP", "HTTP task claims (ref.)"
+MODES = (IN_PROCESS, HTTP, REFERENCE)
+REVIEW, TASK = "/api/v1/reviews/claim", "/api/v1/claims/"
 PAYLOAD = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 40, "h": 40}]}
 
 # Every annotation of the project waits at its layer, oldest first, as a submission leaves it.
@@ -55,6 +61,13 @@ INSERT INTO qa_reviewitem
 SELECT a.id, 1, %(layer)s, a.project_id, a.task_id, %(author)s, true, 1.0, 'newcomer',
     a.submitted_at, 'open', '{}'
 FROM tasks_annotation a WHERE a.project_id = %(project)s ORDER BY a.id
+"""
+_TASKS_REOPEN = """
+WITH opened AS (
+    UPDATE tasks_slot SET state = 'open', assignment_id = NULL, lease_expires_at = NULL
+    WHERE project_id = %(project)s AND state <> 'open'
+)
+DELETE FROM tasks_assignment WHERE project_id = %(project)s
 """
 _REOPEN = """
 UPDATE qa_reviewitem SET state = 'open', reviewer_id = NULL, leased_at = NULL,
@@ -85,6 +98,8 @@ class Seeded:
     project: int
     reviewers: list  # Member
     usernames: list[str]
+    task_project: int
+    annotator_names: list[str]
 
 
 def seed(tmp: Path, tasks: int, clients: int) -> Seeded:
@@ -136,15 +151,34 @@ def seed(tmp: Path, tasks: int, clients: int) -> Seeded:
         role="reviewer",
         actor=None,
     )
-    return Seeded(organization.slug, project.pk, reviewers, [m.user.username for m in reviewers])
+    # The reference: a project of as many open tasks, and annotators to claim them.
+    tasks_project = _setup.project_seed(organization, manager, name="tasks")
+    _setup.write_image_rows(path, tasks, prefix="task")
+    _setup.import_file(tasks_project, path, on_error="abort")
+    path.unlink()
+    annotators = _setup.annotators_seed(organization, tasks_project, prefix="ann", count=clients)
+    for annotator in annotators[1:]:
+        annotator.member.user.set_password(_setup.PASSWORD)
+        annotator.member.user.save(update_fields=["password"])
+    return Seeded(
+        organization.slug,
+        project.pk,
+        reviewers,
+        [m.user.username for m in reviewers],
+        tasks_project.pk,
+        [a.member.user.username for a in annotators],
+    )
 
 
-def reopen(project_id: int) -> None:
+def reopen(state: Seeded) -> None:
+    """Every phase starts from the same tables: what the last one leased is open again."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(_REOPEN, [project_id])
-        cursor.execute("VACUUM ANALYZE qa_reviewitem")
+        cursor.execute(_REOPEN, [state.project])
+        cursor.execute(_TASKS_REOPEN, {"project": state.task_project})
+        for table in ("qa_reviewitem", "tasks_slot", "tasks_assignment"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def run_threads(phase: Phase, workers: list, seconds: float) -> None:
@@ -206,9 +240,10 @@ def in_process(member):
 
 
 class Client:
-    """One reviewer's connection to gunicorn."""
+    """One reviewer's (or, for the reference, annotator's) connection to gunicorn."""
 
-    def __init__(self, port: int, token: str, organization: str):
+    def __init__(self, port: int, token: str, organization: str, path: str):
+        self.path = path
         self.conn = http.client.HTTPConnection(_setup.HOST, port, timeout=60)
         self.headers = {
             "Authorization": f"Token {token}",
@@ -218,7 +253,7 @@ class Client:
 
     def __call__(self) -> tuple[int, float]:
         started = time.perf_counter()
-        self.conn.request("POST", "/api/v1/reviews/claim", body=b"{}", headers=self.headers)
+        self.conn.request("POST", self.path, body=b"{}", headers=self.headers)
         response = self.conn.getresponse()
         body = response.read()
         elapsed = time.perf_counter() - started
@@ -242,20 +277,25 @@ def main() -> int:
         phases: list[Phase] = []
         with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
             tokens = [_setup.login(port, name) for name in state.usernames]
+            annotator_tokens = [_setup.login(port, name) for name in state.annotator_names]
             print(f"gunicorn -w {WORKERS} on port {port}; {args.clients} clients, each a "
                   f"reviewer of their own; {seconds:.0f} s per phase", flush=True)  # fmt: skip
             for n in range(args.repeat):
-                for mode in ("in-process", "HTTP"):
-                    reopen(state.project)
+                for mode in MODES:
+                    reopen(state)
                     phase = Phase(mode, n)
-                    if mode == "HTTP":
-                        workers = [Client(port, t, state.organization) for t in tokens]
+                    if mode == HTTP:
+                        workers = [Client(port, t, state.organization, REVIEW) for t in tokens]
+                    elif mode == REFERENCE:
+                        workers = [
+                            Client(port, t, state.organization, TASK) for t in annotator_tokens
+                        ]
                     else:
                         workers = [in_process(m) for m in state.reviewers]
                     run_threads(phase, workers, seconds)
                     phases.append(phase)
                     twice = len(phase.handed) - len(set(phase.handed))
-                    print(f"  pass {n + 1} {mode:<11} {phase.rate:7,.1f} claims/s  p50 "
+                    print(f"  pass {n + 1} {mode:<22} {phase.rate:7,.1f} claims/s  p50 "
                           f"{phase.p(0.5):6.2f} ms  p99 {phase.p(0.99):6.2f} ms  "
                           f"({len(phase.latencies):,} claims; handed twice: {twice})",
                           flush=True)  # fmt: skip
@@ -267,19 +307,23 @@ def main() -> int:
 
 def report(phases: list[Phase], clients: int) -> int:
     print()
-    verdict = 0
-    for mode in ("in-process", "HTTP"):
+    medians, verdict = {}, 1
+    for mode in MODES:
         mine = [p for p in phases if p.mode == mode]
         rate = statistics.median(p.rate for p in mine)
         p50 = statistics.median(p.p(0.5) for p in mine)
         p99 = statistics.median(p.p(0.99) for p in mine)
-        print(f"{mode:<11} median of {len(mine)} passes: {rate:7,.1f} claims/s, p50 {p50:.2f} ms, "
+        medians[mode] = rate
+        print(f"{mode:<22} median of {len(mine)} passes: {rate:7,.1f} claims/s, p50 {p50:.2f} ms, "
               f"p99 {p99:.2f} ms")  # fmt: skip
-        if mode == "HTTP":
+        if mode == HTTP:
             ok = rate >= TARGET_RATE and p99 <= P99_TARGET_MS
             verdict = 0 if ok else 1
-            print(f"  [{'PASS' if ok else 'FAIL'}] target with {clients} clients: at least "
-                  f"{TARGET_RATE:.0f} claims/s and p99 at most {P99_TARGET_MS:.0f} ms")  # fmt: skip
+    print(f"review claims over HTTP at {medians[HTTP] / medians[REFERENCE]:.2f}x the task claims' "
+          "rate, on the same server at the same time")  # fmt: skip
+    print(f"  [{'PASS' if verdict == 0 else 'FAIL'}] target with {clients} clients: at least "
+          f"{TARGET_RATE:.0f} review claims/s over HTTP and p99 at most "
+          f"{P99_TARGET_MS:.0f} ms")  # fmt: skip
     return verdict
 
 

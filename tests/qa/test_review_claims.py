@@ -13,6 +13,7 @@ from django.utils import timezone
 from qa.models import Review, ReviewItem, Verdict
 from qa.reviews import ReviewClaimOutcome, review_claim
 from tasks.models import Project
+from tasks.services.gold import annotation_promote
 from tasks.services.projects import project_member_remove, project_members_add
 from tests.helpers import Org
 from tests.qa.review_helpers import (
@@ -120,6 +121,15 @@ def test_nothing_waiting_answers_204_and_the_other_outcomes_say_why(org, queue):
             "reasons": ["skill bbox no level < 2", "no certification in streets"],
         }
     ]
+
+
+def test_work_on_a_task_made_gold_since_is_never_handed_to_a_reviewer(org, queue):
+    """Gold counts toward nothing, and its answer may be the very payload under review."""
+    _, _, annotations, rita, _ = queue
+    annotation_promote(annotation=annotations[0], actor=org.qa_lead.user, reason="Clear case")
+    assert claim(client_of(rita)).json()["id"] == item_of(annotations[1]).pk
+    assert claim(client_of(rita)).json()["id"] == item_of(annotations[2]).pk
+    assert claim(client_of(rita)).status_code == 204
 
 
 def test_a_reviewer_holds_at_most_the_projects_limit_of_reviews(org, queue):
