@@ -6,9 +6,21 @@ rows of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the
 project member, certifications; or, when dynamic overlap adds a seat, the project, the task's
 slots and the task. Starting an attempt locks the annotator alone and only inserts an
 attempt, so it never waits for an attempt's lock.
+
+Review policy and review queue: a policy change locks the project (``tasks/locks.py``), then
+its review layers. The review claim takes its member's claim lock (``qa/reviews.sql``), then
+one review item; a heartbeat or a release locks the item alone. An access change takes the
+claim locks of the members it concerns after every row lock it holds, then their items.
 """
 
-from .models import ExamAttempt, QualityAction, QualityRuleState, TaskAgreement
+from .models import (
+    ExamAttempt,
+    QualityAction,
+    QualityRuleState,
+    ReviewItem,
+    ReviewLayer,
+    TaskAgreement,
+)
 
 
 def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
@@ -57,3 +69,21 @@ def lock_task_agreement(task_id: int, project_id: int) -> TaskAgreement:
         [TaskAgreement(task_id=task_id, project_id=project_id)], ignore_conflicts=True
     )
     return TaskAgreement.objects.select_for_update(of=("self",), no_key=True).get(task_id=task_id)
+
+
+def lock_review_layers(project_id: int) -> list[ReviewLayer]:
+    """Lock a project's review layers, in id order, for a change of its review policy.
+
+    ``FOR UPDATE``, not ``NO KEY``: the change may delete layers, and a submission recording an
+    item at a layer meanwhile waits (its foreign key's lock conflicts), so no item arrives at a
+    layer between the check that it holds none and its removal.
+    """
+    locked = ReviewLayer.objects.select_for_update(of=("self",))
+    return list(locked.filter(project_id=project_id).order_by("pk"))
+
+
+def lock_review_item(item_id: int) -> ReviewItem:
+    """Lock one review item (a heartbeat, a release, a verdict); its layer and project are read
+    along, not locked."""
+    locked = ReviewItem.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("layer", "project").get(pk=item_id)

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import agreement_api, api, rules_api
+from . import agreement_api, api, review_api, rules_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -82,5 +82,33 @@ urlpatterns = [
         r"^me/exam-answers/(?P<pk>\d+)/submit/?$",
         api.OwnExamAnswerSubmitApi.as_view(),
         name="my-exam-answer-submit",
+    ),
+    # Review policy, the review queue and what QA leads watch of it (qa.review_api).
+    re_path(
+        r"^projects/(?P<pk>\d+)/review-policy/?$",
+        review_api.ReviewPolicyApi.as_view(),
+        name="project-review-policy",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/review-queues/?$",
+        review_api.ProjectReviewQueuesApi.as_view(),
+        name="project-review-queues",
+    ),
+    re_path(
+        r"^annotations/(?P<pk>\d+)/reviews/?$",
+        review_api.AnnotationReviewsApi.as_view(),
+        name="annotation-reviews",
+    ),
+    re_path(r"^reviews/?$", review_api.ReviewListApi.as_view(), name="review-list"),
+    re_path(r"^reviews/claim/?$", review_api.ReviewClaimApi.as_view(), name="review-claim"),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/heartbeat/?$",
+        review_api.ReviewHeartbeatApi.as_view(),
+        name="review-heartbeat",
+    ),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/release/?$",
+        review_api.ReviewReleaseApi.as_view(),
+        name="review-release",
     ),
 ]

@@ -272,6 +272,9 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStatusEnum": "tasks.models.AssignmentStatus.choices",
         "AuditVerbEnum": "workforce.models.AuditVerb.choices",
         "ExamAttemptStatusEnum": "qa.models.exams.AttemptStatus.choices",
+        "ReviewerRoleEnum": "qa.models.reviews.ReviewerRole.choices",
+        "ReviewItemStateEnum": "qa.models.reviews.ReviewItemState.choices",
+        "SamplingBasisEnum": "qa.models.reviews.SamplingBasis.choices",
     },
 }
 

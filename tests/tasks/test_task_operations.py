@@ -151,10 +151,10 @@ def test_reviewers_read_tasks_of_their_projects_without_gold_and_annotators_not_
     reviewer = org.client(Role.REVIEWER)
     # Not on the project: not found, as any project they do not belong to.
     assert reviewer.get(url).status_code == 404
-    # A reviewer with an annotator profile, on the project as a reviewer.
+    # A reviewer, on the project as a reviewer through their working profile.
     from workforce.models import Annotator
 
-    profile = Annotator.objects.create(member=org.reviewer)
+    profile = Annotator.objects.get(member=org.reviewer)
     ProjectMember.objects.create(project=project, annotator=profile, role="reviewer")
     rows = reviewer.get(url).json()["results"]
     assert rows and all("is_gold" not in row for row in rows)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("qa", "0006_reviews"),
+        ("qa", "0007_review_claim"),
         ("tasks", "0009_review_and_agreement_settings"),
     ]
 
