@@ -60,7 +60,6 @@ class ErrorCode(StrEnum):
     # Quality.
     ALREADY_UNDONE = "already_undone"  # a quality action was undone already
     SUPERSEDED = "superseded"  # what a quality action changed was changed again since; not undone
-    ALREADY_JUDGED = "already_judged"  # the review item has its verdict already
     # Qualification exams.
     EXAM_COOLDOWN = "exam_cooldown"  # the annotator failed lately; the message says until when
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # as many failed attempts as the exam allows

@@ -7,6 +7,7 @@ from workforce.admin import ReadOnlyAdmin
 
 from .models import (
     Accuracy,
+    AgreementReport,
     ErrorTag,
     Exam,
     ExamAnswer,
@@ -21,6 +22,8 @@ from .models import (
     ReviewAccuracy,
     ReviewItem,
     ReviewLayer,
+    TaskAgreement,
+    TaskConsensus,
 )
 
 
@@ -101,3 +104,19 @@ class ReviewAdmin(ReadOnlyAdmin):
 @admin.register(ReviewAccuracy)
 class ReviewAccuracyAdmin(ReadOnlyAdmin):
     list_display = ["project_id", "annotator_id", "reviewed", "score_sum", "updated_at"]
+
+
+@admin.register(TaskAgreement)
+class TaskAgreementAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "project_id", "annotations", "value", "seat_added", "computed_at"]
+
+
+@admin.register(TaskConsensus)
+class TaskConsensusAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "project_id", "method", "confidence", "computed_at"]
+    list_filter = ["method"]
+
+
+@admin.register(AgreementReport)
+class AgreementReportAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "name", "computed_at", "seconds"]

@@ -25,6 +25,9 @@ class QaConfig(AppConfig):
         events.subscribe(
             events.GOLD_ANSWER_SET, reactions.on_gold_answer_set, phase=events.IN_TRANSACTION
         )
+        events.subscribe(
+            events.TASK_COMPLETED, reactions.on_task_completed, phase=events.AFTER_COMMIT
+        )
         # Staffing ranks qualified annotators by their accuracy.
         staffing.accuracy_reader_set(
             lambda project, ids: selectors.staffing_accuracy(project=project, annotator_ids=ids)

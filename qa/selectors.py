@@ -3,6 +3,7 @@
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import import_module
 
 from django.conf import settings
@@ -12,8 +13,8 @@ from django.db import connection
 from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
-from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
-from workforce.models import Annotator, AnnotatorStatus, Member, Organization
+from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
+from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
 from workforce.tenancy import STAFF
 
 from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures, review_figures
@@ -29,6 +30,9 @@ from .models import (
     Review,
     ReviewAccuracy,
     ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    TaskConsensus,
     Verdict,
 )
 
@@ -479,15 +483,168 @@ def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
     )
 
 
-# Reviews: the items a reviewer judges, and what an annotator reads of the verdicts on their work.
+def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float]]:
+    """The stored consensus of each of the tasks that have one: task id -> (payload, method,
+    confidence), ``method`` a ``ConsensusMethod``. One query, whatever the number of tasks.
+
+    A task has one once it reached its overlap (of two or more) and its job ran; the export
+    falls back to the single annotation or the reviewed version where there is none.
+    """
+    rows = TaskConsensus.objects.filter(task_id__in=task_ids).values_list(
+        "task_id", "payload", "method", "confidence"
+    )
+    return {task: (payload, method, confidence) for task, payload, method, confidence in rows}
+
+
+# Review policy and review queues.
+
+
+def review_policy(*, project: Project) -> dict:
+    """The project's review policy as the API shows it and the audit log records it: layers in
+    position order, with their required domains' slugs, and the error taxonomy by code."""
+    layers = ReviewLayer.objects.filter(project=project).prefetch_related(
+        Prefetch("required_domains", queryset=Domain.objects.order_by("slug"))
+    )
+    return {
+        "layers": [
+            {
+                "position": layer.position,
+                "name": layer.name,
+                "sample_rate": layer.sample_rate,
+                "floor_rate": layer.floor_rate,
+                "role": layer.role,
+                "min_skill_level": layer.min_skill_level,
+                "required_domains": [d.slug for d in layer.required_domains.all()],
+            }
+            for layer in layers.order_by("position")
+        ],
+        "error_tags": list(
+            ErrorTag.objects.filter(project=project).order_by("code").values("code", "description")
+        ),
+    }
+
+
+def own_review_items(*, member: Member) -> QuerySet[ReviewItem]:
+    """The review items the member holds or judged, newest first (``review_item_reviewer_idx``).
+
+    Items they released or lost are no longer theirs, and not listed.
+    """
+    return (
+        ReviewItem.objects.filter(reviewer=member)
+        .select_related("layer", "project")
+        .order_by("-id")
+    )
 
 
 def review_item_get(*, member: Member, item_id: int) -> ReviewItem:
-    """A review item of the member's organization; another organization's is a 404. Whether
-    the member may judge it is the verdict's to say (``qa.verdicts``)."""
+    """A review item of the member's organization; 404 for another's or none.
+
+    Whether the member holds it is the service's to say (``qa.reviews.review_lease_check``), so
+    that a lease that ended answers why.
+    """
     return get_object_or_404(
-        ReviewItem.objects.filter(project__organization_id=member.organization_id), pk=item_id
+        ReviewItem.objects.select_related("layer", "project"),
+        pk=item_id,
+        project__organization_id=member.organization_id,
     )
+
+
+# Per layer of a project: its queue now, and its sampling decisions since a moment. Each count
+# is an index scan of one layer's rows: the open and leased ones through the claim's partial
+# indexes, arrivals through (layer, arrived_at); nothing reads a layer's whole history.
+_QUEUES_SQL = f"""
+SELECT l.position, l.name, l.role, l.sample_rate, l.floor_rate,
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(open)s),
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at > %(now)s),
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at <= %(now)s),
+    (SELECT i.arrived_at FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(open)s ORDER BY i.id LIMIT 1),
+    (SELECT MIN(i.lease_expires_at) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at <= %(now)s),
+    arrivals.sampled, arrivals.skipped
+FROM {ReviewLayer._meta.db_table} l
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE i.sampled) AS sampled,
+        COUNT(*) FILTER (WHERE NOT i.sampled) AS skipped
+    FROM {ReviewItem._meta.db_table} i
+    WHERE i.layer_id = l.id AND i.arrived_at > %(since)s
+) arrivals
+WHERE l.project_id = %(project)s
+ORDER BY l.position
+"""  # noqa: S608
+
+
+def review_queues(*, project: Project, now: datetime, since: datetime) -> list[dict]:
+    """Each layer's queue: items waiting (``open``), held (``leased``), lapsed leases (claimable
+    again), how long the longest-waiting item has waited, and the layer's sampling decisions
+    (``sampled``, ``skipped``) on what arrived since ``since``. One query, a row per layer."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _QUEUES_SQL,
+            {
+                "project": project.pk,
+                "now": now,
+                "since": since,
+                "open": ReviewItemState.OPEN.value,
+                "leased": ReviewItemState.LEASED.value,
+            },
+        )
+        rows = cursor.fetchall()
+    queues = []
+    for (
+        position,
+        name,
+        role,
+        rate,
+        floor,
+        waiting,
+        leased,
+        lapsed,
+        oldest,
+        lapsed_at,
+        *counts,
+    ) in rows:
+        # A lapsed lease waits again from when it lapsed.
+        since_when = [moment for moment in (oldest, lapsed_at) if moment is not None]
+        queues.append(
+            {
+                "layer": position,
+                "name": name,
+                "role": role,
+                "sample_rate": rate,
+                "floor_rate": floor,
+                "open": waiting,
+                "leased": leased,
+                "lapsed": lapsed,
+                "oldest_waiting_seconds": (
+                    round((now - min(since_when)).total_seconds(), 3) if since_when else None
+                ),
+                "sampled": counts[0],
+                "skipped": counts[1],
+            }
+        )
+    return queues
+
+
+def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[ReviewItem]:
+    """Every layer's decision on each version of an annotation of the member's organization,
+    oldest first, with the verdict where there is one; 404 for another organization's."""
+    annotation = get_object_or_404(
+        Annotation.objects.only("pk"),
+        pk=annotation_id,
+        project__organization_id=member.organization_id,
+    )
+    return (
+        ReviewItem.objects.filter(annotation=annotation)
+        .select_related("layer", "review")
+        .order_by("version", "layer__position", "id")
+    )
+
+
+# What an annotator reads of the verdicts on their work.
 
 
 def tag_descriptions(project_ids) -> dict[tuple[int, str], str]:

@@ -99,8 +99,8 @@ class ReviewVerdictApi(OrganizationApi):
         responses={
             201: VerdictOut,
             409: error_response(
-                "You do not hold the item's lease (`lease_lost`), or it has its verdict "
-                "already (`already_judged`)."
+                "You do not hold the item's lease (`lease_lost`), you judged it already "
+                "(`already_submitted`) or released it (`already_released`)."
             ),
         },
         examples=[

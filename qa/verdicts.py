@@ -20,22 +20,23 @@ A verdict on a version that is a reviewer's correction judges that correction, n
 annotator: it is kept with its score, and counts toward nobody's accuracy.
 
 Who may judge: the holder of the item's lease (a lease that lapsed but that no other reviewer
-took over still counts, as for tasks), while they may still review at the layer
-(``reviewer_refusal``). Nobody judges their own work, nor one annotation at two layers: the
-database refuses both (``Review``'s constraints), whatever let the request through.
+took over still counts, as for tasks), while they may still review at the layer: the review
+queue's own rule (``qa.reviews.review_lease_check``). Nobody judges their own work, nor one
+annotation at two layers: the database refuses both (``Review``'s constraints), whatever let
+the request through.
 """
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, ErrorCode, FieldErrors, PermissionDenied
+from config.errors import FieldErrors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.models import Annotation, AnnotationVersion, ProjectMember, ProjectRole
+from tasks.models import Annotation, AnnotationVersion
 from tasks.services.tasks import Rework, assignment_rework
-from workforce.models import Member, Role
+from workforce.models import Member
 from workforce.queue import enqueue
 
 from . import jobs
@@ -47,20 +48,12 @@ from .models import (
     LiveEventType,
     Review,
     ReviewAccuracy,
-    ReviewerRole,
     ReviewItem,
     ReviewItemState,
-    ReviewLayer,
     Verdict,
 )
 from .models.gold import RECENT_KEPT
-from .reviews import review_arrive
-
-# Who may review at a layer of each role: QA leads review wherever reviewers do.
-LAYER_ROLES = {
-    ReviewerRole.REVIEWER: (Role.REVIEWER, Role.QA_LEAD),
-    ReviewerRole.QA_LEAD: (Role.QA_LEAD,),
-}
+from .reviews import review_arrive, review_lease_check
 
 
 @dataclass(frozen=True)
@@ -71,32 +64,6 @@ class Judgement:
     review: Review
     next_item: ReviewItem | None = None
     rework: Rework | None = None
-
-
-def reviewer_refusal(reviewer: Member, layer: ReviewLayer) -> str | None:
-    """Why ``reviewer`` may not review at ``layer`` now, or None when they may.
-
-    They must be an active member of the project's organization in a role the layer admits
-    (``LAYER_ROLES``). A reviewer must also be an active reviewer on the project; a QA lead, who
-    oversees every project of the organization, needs no membership. Skill level and
-    certifications are the claim's to check: a lease already held outlives a change of them, as
-    a task's lease does.
-    """
-    project = layer.project
-    if not reviewer.is_active or reviewer.organization_id != project.organization_id:
-        return "You are not an active member of this project's organization."
-    if reviewer.role not in LAYER_ROLES[layer.role]:
-        return f"Your role ({reviewer.role}) does not review at the layer {layer.name!r}."
-    if reviewer.role == Role.REVIEWER and not (
-        ProjectMember.objects.filter(
-            project_id=project.pk,
-            annotator__member=reviewer,
-            role=ProjectRole.REVIEWER,
-            is_active=True,
-        ).exists()
-    ):
-        return "You are not an active reviewer on this project."
-    return None
 
 
 def version_payload(annotation: Annotation, version: int):
@@ -116,18 +83,6 @@ def version_payload(annotation: Annotation, version: int):
         return correction
     earlier = AnnotationVersion.objects.filter(annotation=annotation, version=version)
     return earlier.values_list("payload", flat=True).get()
-
-
-def _require_lease(item: ReviewItem, reviewer: Member) -> None:
-    """Refuse a verdict from anyone but the item's lease holder; read under the item's lock."""
-    if item.state == ReviewItemState.DONE:
-        raise Conflict("This item has its verdict already.", code=ErrorCode.ALREADY_JUDGED)
-    if item.state != ReviewItemState.LEASED or item.reviewer_id != reviewer.pk:
-        raise Conflict(
-            "You do not hold this item's lease: it lapsed and another reviewer took it, or you "
-            "never claimed it.",
-            code=ErrorCode.LEASE_LOST,
-        )
 
 
 def _verdict_check(
@@ -201,19 +156,16 @@ def review_judge(
 ) -> Judgement:
     """Record ``reviewer``'s verdict on the item they hold, and carry it out (module docstring).
 
-    403 when they may no longer review at the item's layer, or would judge their own work or
-    an annotation they judged at another layer; 409 ``lease_lost`` when they do not hold its
-    lease, ``already_judged`` when it has its verdict; 400 naming each bad field. Any refusal
-    changes nothing.
+    Who may: ``qa.reviews.review_lease_check``, as for a heartbeat (403 ``access_ended`` when
+    they may no longer review at the item's layer; 409 ``lease_lost``, ``already_submitted``,
+    ``already_released``); 400 naming each bad field. Any refusal changes nothing.
     """
     now = timezone.now()
     item = lock_review_item(item.pk)
-    layer, annotation = item.layer, item.annotation
-    project = annotation.project
-    refusal = reviewer_refusal(reviewer, layer)
-    if refusal is not None:
-        raise PermissionDenied(refusal)
-    _require_lease(item, reviewer)
+    review_lease_check(item, reviewer)
+    layer, project = item.layer, item.project
+    annotation = Annotation.objects.get(pk=item.annotation_id)
+    annotation.project = project
     tags = list(tags or [])
     judged = version_payload(annotation, item.version)
     _verdict_check(
@@ -229,7 +181,7 @@ def review_judge(
         score, details = score_checked(comparison.score), comparison.details
     else:
         score, details = (1.0 if verdict == Verdict.ACCEPT else 0.0), {}
-    review = _review_create(
+    review = Review.objects.create(
         item=item,
         annotation=annotation,
         version=item.version,
@@ -281,29 +233,6 @@ def review_judge(
         },
     )
     return judgement
-
-
-# The constraints that hold invariant 3 on ``Review``.
-_INVARIANT_3 = {"review_not_self", "review_one_layer_per_reviewer"}
-
-
-def _review_create(**fields) -> Review:
-    """Insert the review; the database's refusal under invariant 3 answers 403, not 500.
-
-    The rule is the database's alone: a reviewer who came by a lease on their own work, or on
-    an annotation they judged at another layer, is stopped here whatever let them through.
-    """
-    try:
-        with transaction.atomic():
-            return Review.objects.create(**fields)
-    except IntegrityError as exc:
-        if getattr(exc.__cause__, "diag", None) is None or (
-            exc.__cause__.diag.constraint_name not in _INVARIANT_3
-        ):
-            raise
-        raise PermissionDenied(
-            "Nobody reviews their own work, nor one annotation at two layers."
-        ) from exc
 
 
 def _carry_out(review: Review, annotation: Annotation, now) -> Judgement:

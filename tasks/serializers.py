@@ -58,21 +58,23 @@ class ProjectOut(serializers.ModelSerializer):
         return self.context.get("progress", {}).get(obj.pk)
 
 
-# What a project says of its gold: staff only.
-GOLD_SETTINGS = {"gold_rate", "newcomer_gold_rate", "newcomer_gold_tasks", "gold_max_exposure"}
-# How its review samples and its agreement checks work: staff only too.
-CHECK_SETTINGS = {"accuracy_target", "agreement_threshold", "overlap_max"}
+# How a project checks its work (gold, review sampling, dynamic overlap): staff only.
+CHECK_SETTINGS = {
+    "gold_rate",
+    "newcomer_gold_rate",
+    "newcomer_gold_tasks",
+    "gold_max_exposure",
+    "accuracy_target",
+    "agreement_threshold",
+    "overlap_max",
+}
 
 
 class AnnotatorProjectOut(ProjectOut):
     """A project as its annotators see it: nothing about how their work is checked."""
 
     class Meta(ProjectOut.Meta):
-        fields = [
-            f
-            for f in ProjectOut.Meta.fields
-            if f not in GOLD_SETTINGS | CHECK_SETTINGS | {"client"}
-        ]
+        fields = [f for f in ProjectOut.Meta.fields if f not in CHECK_SETTINGS | {"client"}]
 
 
 class ProjectMemberOut(serializers.ModelSerializer):

@@ -22,6 +22,7 @@ from django_celery_beat.models import (
 )
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from qa.agreement_report import project_agreement_report
 from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
 from qa.models import (
     ErrorTag,
@@ -34,6 +35,7 @@ from qa.models import (
     Verdict,
 )
 from qa.rules import quality_rule_create, quality_rules_evaluate
+from qa.task_agreement import task_agreement_compute
 from tasks.models import AnnotationVersion
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import task_import_start
@@ -92,6 +94,9 @@ def build_world(slug: str) -> None:
         assignment = project.assignments.get(pk=claimed.assignment_id)
         payload = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 30, "h": 40}]}
         assignment_submit(assignment=assignment, payload=payload)
+    # What the completed task's agreement job and a QA lead's report store.
+    task_agreement_compute(task_id=assignment.task_id)
+    project_agreement_report(project=project)
     claim_next(annotator=org.annotator)
     build_quality(org, domain, second)
     upload = File(io.BytesIO(b'{"external_id": "late", "data": {"width": 1, "height": 1}}\n'))

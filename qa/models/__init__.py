@@ -1,5 +1,12 @@
 """Quality tables, one module per concern; each is listed here so Django finds its models."""
 
+from .agreement import (
+    AgreementReport,
+    ConsensusMethod,
+    ReportName,
+    TaskAgreement,
+    TaskConsensus,
+)
 from .exams import AttemptStatus, Exam, ExamAnswer, ExamAttempt, ExamItem
 from .gold import Accuracy, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
@@ -18,7 +25,9 @@ from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, Qua
 
 __all__ = [
     "Accuracy",
+    "AgreementReport",
     "AttemptStatus",
+    "ConsensusMethod",
     "CurrentTransactionId",
     "ErrorTag",
     "Exam",
@@ -33,6 +42,7 @@ __all__ = [
     "QualityMetric",
     "QualityRule",
     "QualityRuleState",
+    "ReportName",
     "Review",
     "ReviewAccuracy",
     "ReviewItem",
@@ -40,5 +50,7 @@ __all__ = [
     "ReviewLayer",
     "ReviewerRole",
     "SamplingBasis",
+    "TaskAgreement",
+    "TaskConsensus",
     "Verdict",
 ]

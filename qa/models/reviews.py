@@ -8,11 +8,16 @@ the rate used. A sampled item waits in the layer's queue (``open``), is leased t
 (``leased``) and ends ``done`` with one ``Review``; an item not sampled is ``skipped`` and the
 version moves on at once.
 
+A waiting item is leased by the review claim (``qa/reviews.sql``), which scans the partial
+indexes of open items and of leases; a lapsed lease is claimable again. ``reviewer`` is the
+current holder, then the judge: it is cleared when the holder releases the item (who is then
+remembered in ``released_by``, so the item never comes back to them) or loses access.
+
 People are identified by their organization ``Member``, which stays the same person through
 role changes: the annotation's author is copied onto the item and the review as
 ``author_member``. Invariant 3 is held by the database: a reviewer is never the author (check
-constraints on both tables), and a reviewer's verdicts on one annotation are all at one layer
-(an exclusion constraint, with ``btree_gist``).
+constraints on both tables), and the items a reviewer holds or judged of one annotation, and
+their verdicts on it, are all at one layer (exclusion constraints, with ``btree_gist``).
 """
 
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -112,7 +117,10 @@ class ReviewItem(models.Model):
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
-    layer = models.ForeignKey(ReviewLayer, on_delete=models.CASCADE, related_name="items")
+    # Indexed through review_item_arrival_idx.
+    layer = models.ForeignKey(
+        ReviewLayer, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+", db_index=False)
     author_member = models.ForeignKey(
@@ -128,6 +136,8 @@ class ReviewItem(models.Model):
     )
     leased_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Members who gave the item back: the claim never offers it to them again.
+    released_by = ArrayField(models.BigIntegerField(), default=list, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -150,10 +160,24 @@ class ReviewItem(models.Model):
                 condition=Q(reviewer__isnull=True) | ~Q(reviewer=F("author_member")),
                 name="review_item_not_self",
             ),
+            # ... nor holds, nor judged, one annotation at two layers: the claim never hands
+            # such an item out, and this refuses it if anything else tries.
+            ExclusionConstraint(
+                name="review_item_one_layer_per_reviewer",
+                expressions=[
+                    ("annotation", RangeOperators.EQUAL),
+                    ("reviewer", RangeOperators.EQUAL),
+                    ("layer", RangeOperators.NOT_EQUAL),
+                ],
+            ),
             models.CheckConstraint(
                 condition=~Q(state=ReviewItemState.LEASED)
                 | (Q(reviewer__isnull=False) & Q(lease_expires_at__isnull=False)),
                 name="review_item_leased_has_holder",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=ReviewItemState.OPEN) | Q(reviewer__isnull=True),
+                name="review_item_open_unheld",
             ),
         ]
         indexes = [
@@ -170,6 +194,22 @@ class ReviewItem(models.Model):
                 condition=Q(state=ReviewItemState.LEASED),
             ),
             models.Index(fields=["annotation", "version"], name="review_item_annotation_idx"),
+            # A layer's arrivals by time: what QA leads count as sampled and skipped lately.
+            models.Index(fields=["layer", "arrived_at"], name="review_item_arrival_idx"),
+            # A reviewer's leases: the claim counts them against the project's limit, and an
+            # access change ends them.
+            models.Index(
+                fields=["reviewer", "project", "lease_expires_at"],
+                name="review_item_held_idx",
+                condition=Q(state=ReviewItemState.LEASED),
+            ),
+            # A reviewer's items, newest first (``GET /api/v1/reviews``).
+            models.Index(
+                F("reviewer"),
+                F("id").desc(),
+                name="review_item_reviewer_idx",
+                condition=Q(reviewer__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

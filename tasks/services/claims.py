@@ -358,6 +358,7 @@ def assignment_submit(
             .exists()
         ):
             Task.objects.filter(pk=assignment.task_id).update(completed_at=now)
+            events.publish(events.TASK_COMPLETED, task_id=assignment.task_id)
     elif member is not None:
         member.gold_submitted = F("gold_submitted") + 1
         member.save(update_fields=["gold_submitted"])

@@ -1,5 +1,5 @@
-"""Cancelling and deleting tasks, ending the live leases of an archived project, and sending
-submitted work back for rework.
+"""Cancelling and deleting tasks, giving a task one more seat, ending the live leases of an
+archived project, and sending submitted work back for rework.
 
 A task is **cancelled** when its work is no longer wanted but what was submitted is: its seats
 nobody submitted are closed (``SlotState.CLOSED`` never opens again, so no claim serves it), a
@@ -20,7 +20,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, ErrorCode
-from tasks.locks import lock_assignment, lock_assignments, lock_slot_of, lock_slots, lock_task
+from tasks.locks import (
+    lock_assignment,
+    lock_assignments,
+    lock_project,
+    lock_slot_of,
+    lock_slots,
+    lock_task,
+)
 from tasks.models import (
     Annotation,
     AnnotationVersion,
@@ -161,6 +168,48 @@ def task_delete(*, task: Task, actor: AbstractBaseUser | None) -> None:
         before={"project": task.project_id, "external_id": task.external_id},
     )
     task.delete()
+
+
+@transaction.atomic
+def task_seat_add(*, task_id: int, seats: int) -> bool:
+    """Give a complete task one more seat, which opens at once; return whether it was added.
+
+    Dynamic overlap (``qa.task_agreement``) asks for it when the annotators of a task disagree.
+    ``seats`` is how many seats the task had when the caller decided: the seat is added only if
+    the task still has exactly that many, all submitted, so that one decision adds one seat
+    however often it is delivered or however many run at once (the second finds one seat more
+    and adds none). Never past the project's ``overlap_max``, never for a gold task (it has no
+    seats), a cancelled one or one in an archived project. The task is complete no longer, so
+    the claim serves the new seat like any other open one (to someone who never had the task);
+    its submission completes the task again.
+
+    Locks in the order of ``tasks/locks.py`` for writers of seats: the project (held against a
+    change of its settings or its archiving meanwhile), the task's slots (a claim or submit in
+    flight is waited for), then the task.
+    """
+    task = Task.objects.filter(pk=task_id).values("project_id").first()
+    if task is None:
+        return False
+    project = lock_project(task["project_id"])
+    if project.status == ProjectStatus.ARCHIVED or seats >= project.overlap_max:
+        return False
+    slots = lock_slots(task_id=task_id)
+    if not slots or len(slots) != seats or any(slot.state != SlotState.DONE for slot in slots):
+        return False
+    lock_task(task_id)
+    reopened = Task.objects.filter(
+        pk=task_id, is_gold=False, cancelled_at__isnull=True, completed_at__isnull=False
+    ).update(completed_at=None)
+    if not reopened:
+        return False
+    Slot.objects.create(
+        task_id=task_id,
+        project_id=project.pk,
+        seat=seats,
+        state=SlotState.OPEN,
+        task_priority=slots[0].task_priority,
+    )
+    return True
 
 
 # Whether an annotator may hold a lease in a project now: the access rule of ``access.sql``,

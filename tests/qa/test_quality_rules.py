@@ -20,7 +20,7 @@ from qa.verdicts import review_judge
 from tasks.models import Annotation, ProjectMember
 from tests.helpers import make_project
 from tests.qa.gold_helpers import label_gold_project, label_gold_submit
-from tests.qa.review_helpers import lease, review_project, waiting_item
+from tests.qa.review_helpers import lease, verdict_project, waiting_item
 from tests.qa.review_helpers import submit as review_submit
 from workforce import services
 from workforce.models import (
@@ -497,7 +497,7 @@ def reject_twice(org, project, capture) -> None:
 def test_review_scores_raise_the_review_rate_which_undo_restores(
     org, django_capture_on_commit_callbacks
 ):
-    project = review_project(org, org.annotator, tasks=4)
+    project = verdict_project(org, org.annotator, tasks=4)
     rule(
         org,
         project,
@@ -530,7 +530,7 @@ def test_review_scores_raise_the_review_rate_which_undo_restores(
 def test_undoing_a_raised_review_rate_refuses_when_it_was_changed_since(
     org, django_capture_on_commit_callbacks
 ):
-    project = review_project(org, org.annotator, tasks=4)
+    project = verdict_project(org, org.annotator, tasks=4)
     rule(
         org,
         project,
@@ -551,7 +551,7 @@ def test_undoing_a_raised_review_rate_refuses_when_it_was_changed_since(
 
 
 def test_a_review_rate_already_as_high_is_left_alone(org, django_capture_on_commit_callbacks):
-    project = review_project(org, org.annotator, tasks=4)
+    project = verdict_project(org, org.annotator, tasks=4)
     ProjectMember.objects.filter(project=project).update(review_rate=0.95)
     rule(
         org,

@@ -24,11 +24,11 @@ from tests.qa.review_helpers import (
     CAR,
     TAGS,
     TWO_BOXES,
-    layer,
+    layer_at,
     lease,
-    project_reviewer,
-    review_project,
+    reviewer_on,
     submit,
+    verdict_project,
     waiting_item,
 )
 from workforce.models import Role
@@ -39,6 +39,10 @@ pytestmark = pytest.mark.django_db
 FIXED = {"boxes": [CAR]}
 
 
+def verdict_over_api(org, item, body):
+    return org.client(Role.QA_LEAD).post(f"/api/v1/reviews/{item.pk}/verdict", body, format="json")
+
+
 def reject(item, reviewer, comment="The person is not in the picture."):
     return review_judge(
         item=item, reviewer=reviewer, verdict="reject", tags=["wrong-label"], comment=comment
@@ -46,7 +50,7 @@ def reject(item, reviewer, comment="The person is not in the picture."):
 
 
 def test_the_rework_loop_keeps_every_version(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     annotation = submit(org.annotator, project)
     task = Task.objects.get(pk=annotation.task_id)
     assert task.completed_at is not None  # overlap 1: the one seat is done
@@ -103,8 +107,14 @@ def test_the_rework_loop_keeps_every_version(org):
         SamplingBasis.REWORK,
         1.0,
     )
-    final = review_judge(item=lease(back, org.qa_lead), reviewer=org.qa_lead, verdict="accept")
-    assert final.next_item is None
+    # Claimed through the review queue, over the API, and accepted there: final.
+    claimed = org.client(Role.QA_LEAD).post(
+        "/api/v1/reviews/claim", {"project": project.pk}, format="json"
+    )
+    assert claimed.status_code == 201, claimed.json()
+    assert claimed.json()["id"] == back.pk
+    accepted = verdict_over_api(org, back, {"verdict": "accept"})
+    assert accepted.status_code == 201 and accepted.json()["final"] is True
     assert list(
         ReviewItem.objects.filter(annotation=annotation)
         .order_by("id")
@@ -113,12 +123,12 @@ def test_the_rework_loop_keeps_every_version(org):
 
 
 def test_reworked_work_skips_the_layers_before_the_one_that_rejected_it(org):
-    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 1.0))
     annotation = submit(org.annotator, project)
     first = review_judge(
         item=lease(waiting_item(annotation), org.qa_lead), reviewer=org.qa_lead, verdict="accept"
     )
-    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    reviewer = reviewer_on(org, project, "acme-reviewer-2")
     reject(lease(first.next_item, reviewer), reviewer)
     assignment = Assignment.objects.select_related("project", "task").get(
         pk=annotation.assignment_id
@@ -128,16 +138,16 @@ def test_reworked_work_skips_the_layers_before_the_one_that_rejected_it(org):
     )
     assert response.status_code == 201
     back = waiting_item(annotation)
-    assert (back.layer, back.version) == (layer(project, 2), 2)
+    assert (back.layer, back.version) == (layer_at(project, 2), 2)
     # Layer 1 decided on version 1 only.
-    assert not ReviewItem.objects.filter(layer=layer(project, 1), version=2).exists()
+    assert not ReviewItem.objects.filter(layer=layer_at(project, 1), version=2).exists()
     # The same reviewer judges the rework at the same layer.
     assert review_judge(item=lease(back, reviewer), reviewer=reviewer, verdict="accept")
 
 
 def test_rework_not_taken_within_the_lease_goes_to_the_pool(org):
     other = org.add_annotator("acme-other")
-    project = review_project(org, org.annotator, other, tasks=1)
+    project = verdict_project(org, org.annotator, other, tasks=1)
     annotation = submit(org.annotator, project)
     reject(lease(waiting_item(annotation), org.qa_lead), org.qa_lead)
     assignment = Assignment.objects.get(pk=annotation.assignment_id)
@@ -159,7 +169,7 @@ def test_rework_not_taken_within_the_lease_goes_to_the_pool(org):
     # The newcomer's work is a submission of its own, reviewed as any first one is.
     theirs = submit_claimed(other, claimed)
     assert Task.objects.get(pk=annotation.task_id).completed_at is not None
-    assert waiting_item(theirs).layer == layer(project, 1)
+    assert waiting_item(theirs).layer == layer_at(project, 1)
 
 
 def submit_claimed(annotator, claimed):
@@ -169,7 +179,7 @@ def submit_claimed(annotator, claimed):
 
 def test_rework_goes_to_the_pool_at_once_when_the_author_is_suspended(org):
     other = org.add_annotator("acme-other")
-    project = review_project(org, org.annotator, other, tasks=1)
+    project = verdict_project(org, org.annotator, other, tasks=1)
     annotation = submit(org.annotator, project)
     annotator_set_status(
         annotator=org.annotator, action="suspend", actor=None, reason="Under investigation."
@@ -192,7 +202,7 @@ def test_rework_goes_to_the_pool_at_once_when_the_author_is_suspended(org):
 
 
 def test_an_author_suspended_during_rework_loses_it_to_the_pool(org):
-    project = review_project(org, org.annotator, tasks=1)
+    project = verdict_project(org, org.annotator, tasks=1)
     annotation = submit(org.annotator, project)
     reject(lease(waiting_item(annotation), org.qa_lead), org.qa_lead)
     annotator_set_status(annotator=org.annotator, action="suspend", actor=None, reason="Gone.")
@@ -202,7 +212,7 @@ def test_an_author_suspended_during_rework_loses_it_to_the_pool(org):
 
 
 def test_a_rejection_shows_only_on_the_authors_own_assignment(org, other_org):
-    project = review_project(org, org.annotator, tasks=2)
+    project = verdict_project(org, org.annotator, tasks=2)
     kept = submit(org.annotator, project)
     annotation = submit(org.annotator, project)
     reject(lease(waiting_item(annotation), org.qa_lead), org.qa_lead)
@@ -217,7 +227,7 @@ def test_a_rejection_shows_only_on_the_authors_own_assignment(org, other_org):
 
 
 def test_gold_is_never_reviewed(org):
-    project = review_project(org, org.annotator, tasks=1, gold_rate=1.0)
+    project = verdict_project(org, org.annotator, tasks=1, gold_rate=1.0)
     rows = image_rows(1, start=10)
     rows[0]["gold_answer"] = TWO_BOXES
     import_rows(project, rows)
@@ -228,7 +238,7 @@ def test_gold_is_never_reviewed(org):
 
 
 def test_a_rejected_correction_comes_back_as_the_annotators_next_version(org):
-    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 1.0))
     annotation = submit(org.annotator, project)
     corrected = review_judge(
         item=lease(waiting_item(annotation), org.qa_lead),
@@ -236,7 +246,7 @@ def test_a_rejected_correction_comes_back_as_the_annotators_next_version(org):
         verdict="correct",
         corrected_payload=FIXED,
     )
-    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    reviewer = reviewer_on(org, project, "acme-reviewer-2")
     # Layer 2 rejects version 2, the correction: the work goes back to its annotator all the
     # same, and the rejection of a reviewer's work does not count against them. Their record
     # holds the correction's score alone: one of their two boxes kept, F1 2/3.
@@ -253,4 +263,4 @@ def test_a_rejected_correction_comes_back_as_the_annotators_next_version(org):
     assert (annotation.version, annotation.payload_version, annotation.payload) == (3, 3, mine)
     assert [version_payload(annotation, v) for v in (1, 2, 3)] == [TWO_BOXES, FIXED, mine]
     back = waiting_item(annotation)
-    assert (back.layer, back.version, back.basis) == (layer(project, 2), 3, SamplingBasis.REWORK)
+    assert (back.layer, back.version, back.basis) == (layer_at(project, 2), 3, SamplingBasis.REWORK)

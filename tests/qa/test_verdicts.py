@@ -25,11 +25,11 @@ from tests.qa.review_helpers import (
     PERSON,
     TAGS,
     TWO_BOXES,
-    layer,
+    layer_at,
     lease,
-    project_reviewer,
-    review_project,
+    reviewer_on,
     submit,
+    verdict_project,
     waiting_item,
 )
 from workforce.models import Role
@@ -53,7 +53,7 @@ def verdict(org, item, body, role=Role.QA_LEAD):
 
 
 def test_an_accept_at_the_last_layer_is_final_and_scores_one(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     response = verdict(org, item, {"verdict": "accept", "comment": "Fine."})
     assert response.status_code == 201, response.json()
@@ -77,23 +77,23 @@ def test_an_accept_at_the_last_layer_is_final_and_scores_one(org):
 
 
 def test_an_accept_moves_the_version_to_the_next_layer_that_samples_it(org):
-    project = review_project(org, org.annotator, layers=(1.0, 0.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 0.0, 1.0))
     item = leased(org, project)
     judgement = review_judge(item=item, reviewer=org.qa_lead, verdict="accept")
     # Layer 2 samples nothing: its decision is recorded, and the version goes on to layer 3.
-    skipped = ReviewItem.objects.get(annotation=item.annotation, layer=layer(project, 2))
+    skipped = ReviewItem.objects.get(annotation=item.annotation, layer=layer_at(project, 2))
     assert (skipped.sampled, skipped.state, skipped.version) == (False, "skipped", 1)
-    assert judgement.next_item.layer == layer(project, 3)
+    assert judgement.next_item.layer == layer_at(project, 3)
     assert (judgement.next_item.state, judgement.next_item.version) == ("open", 1)
     # Layer 3 accepts it: nothing follows, the version is final.
-    other = project_reviewer(org, project, "acme-reviewer-2")
+    other = reviewer_on(org, project, "acme-reviewer-2")
     final = review_judge(item=lease(judgement.next_item, other), reviewer=other, verdict="accept")
     assert final.next_item is None and final.rework is None
     assert not ReviewItem.objects.filter(state__in=["open", "leased"]).exists()
 
 
 def test_a_correction_is_the_next_version_scored_with_the_kinds_compare(org):
-    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 1.0))
     item = leased(org, project)
     judgement = review_judge(
         item=item, reviewer=org.qa_lead, verdict="correct", corrected_payload=MOVED
@@ -117,12 +117,12 @@ def test_a_correction_is_the_next_version_scored_with_the_kinds_compare(org):
 
 
 def test_a_verdict_on_a_correction_counts_toward_nobodys_accuracy(org):
-    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 1.0))
     item = leased(org, project)
     corrected = review_judge(
         item=item, reviewer=org.qa_lead, verdict="correct", corrected_payload=MOVED
     )
-    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    reviewer = reviewer_on(org, project, "acme-reviewer-2")
     # Layer 2 judges the correction, not the annotator: the score stays on the review.
     second = review_judge(
         item=lease(corrected.next_item, reviewer),
@@ -139,7 +139,7 @@ def test_a_verdict_on_a_correction_counts_toward_nobodys_accuracy(org):
 
 
 def test_the_verdict_is_told_live_to_staff_in_its_schema(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     review = review_judge(item=item, reviewer=org.qa_lead, verdict="accept").review
     event = LiveEvent.objects.get(type=LiveEventType.REVIEW_COMPLETED)
@@ -185,7 +185,7 @@ OUT_OF_IMAGE = {"boxes": [CAR | {"x": 650}]}
     ],
 )  # fmt: skip
 def test_a_bad_verdict_names_each_field_and_changes_nothing(org, body, fields):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     response = verdict(org, item, body)
     assert response.status_code == 400, response.json()
@@ -198,7 +198,7 @@ def test_a_bad_verdict_names_each_field_and_changes_nothing(org, body, fields):
 
 
 def test_unknown_tags_are_named(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     body = {"verdict": "reject", "tags": ["wrong-label", "blurry"], "comment": "Redo."}
     fields = verdict(org, item, body).json()["error"]["fields"]
@@ -206,8 +206,8 @@ def test_unknown_tags_are_named(org):
 
 
 def test_only_the_lease_holder_judges_and_only_once(org):
-    project = review_project(org, org.annotator)
-    other = project_reviewer(org, project, "acme-reviewer-2")
+    project = verdict_project(org, org.annotator)
+    other = reviewer_on(org, project, "acme-reviewer-2")
     item = leased(org, project, reviewer=other)
     taken = verdict(org, item, {"verdict": "accept"})
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "lease_lost"
@@ -215,13 +215,13 @@ def test_only_the_lease_holder_judges_and_only_once(org):
     item = lease(item, org.qa_lead, seconds=-60)
     assert verdict(org, item, {"verdict": "accept"}).status_code == 201
     again = verdict(org, item, {"verdict": "accept"})
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_judged"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_submitted"
     assert Review.objects.count() == 1
 
 
 def test_a_reviewer_who_lost_the_role_or_the_project_cannot_judge(org):
-    project = review_project(org, org.annotator, tasks=6)
-    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    project = verdict_project(org, org.annotator, tasks=6)
+    reviewer = reviewer_on(org, project, "acme-reviewer-2")
     item = leased(org, project, reviewer=reviewer)
     member_role_change(member=reviewer, role=Role.ANNOTATOR, actor=None)
     reviewer.refresh_from_db()
@@ -241,9 +241,9 @@ def test_a_reviewer_who_lost_the_role_or_the_project_cannot_judge(org):
 
 
 def test_a_qa_lead_layer_refuses_reviewers(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     project.review_layers.update(role="qa_lead")
-    reviewer = project_reviewer(org, project, "acme-reviewer-2")
+    reviewer = reviewer_on(org, project, "acme-reviewer-2")
     item = leased(org, project, reviewer=reviewer)
     with pytest.raises(PermissionDenied):
         review_judge(item=item, reviewer=reviewer, verdict="accept")
@@ -252,7 +252,7 @@ def test_a_qa_lead_layer_refuses_reviewers(org):
 
 
 def test_annotators_and_managers_cannot_give_verdicts(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     for role in (Role.ANNOTATOR, Role.MANAGER):
         assert verdict(org, item, {"verdict": "accept"}, role=role).status_code == 403
@@ -260,7 +260,7 @@ def test_annotators_and_managers_cannot_give_verdicts(org):
 
 
 def test_the_database_refuses_a_verdict_by_the_author(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = waiting_item(submit(org.annotator, project))
     # The item cannot even be leased to its author ...
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -278,13 +278,13 @@ def test_the_database_refuses_a_verdict_by_the_author(org):
 
 
 def test_one_reviewer_never_judges_an_annotation_at_two_layers(org):
-    project = review_project(org, org.annotator, layers=(1.0, 1.0))
+    project = verdict_project(org, org.annotator, rates=(1.0, 1.0))
     first = leased(org, project)
     second = review_judge(item=first, reviewer=org.qa_lead, verdict="accept").next_item
-    # The claim would not hand them layer 2's item; were they to get it, the database refuses.
-    lease(second, org.qa_lead)
-    with pytest.raises(PermissionDenied, match="two layers"):
-        review_judge(item=second, reviewer=org.qa_lead, verdict="accept")
+    # The claim would not hand them layer 2's item; the database refuses it to them anyway ...
+    with pytest.raises(IntegrityError), transaction.atomic():
+        lease(second, org.qa_lead)
+    # ... and a verdict of theirs there, however it is written.
     with pytest.raises(IntegrityError), transaction.atomic():
         Review.objects.create(
             item=second,
@@ -299,13 +299,13 @@ def test_one_reviewer_never_judges_an_annotation_at_two_layers(org):
             created_at=timezone.now(),
         )
     second.refresh_from_db()
-    assert second.state == ReviewItemState.LEASED
+    assert second.state == ReviewItemState.OPEN
     assert Review.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_verdicts_on_one_item_one_wins(org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     threads_n = 6
     barrier = threading.Barrier(threads_n)
@@ -334,7 +334,7 @@ def test_concurrent_verdicts_on_one_item_one_wins(org):
     for thread in threads:
         thread.join()
     assert not errors, errors
-    assert len(won) == 1 and refused == [ErrorCode.ALREADY_JUDGED] * (threads_n - 1)
+    assert len(won) == 1 and refused == [ErrorCode.ALREADY_SUBMITTED] * (threads_n - 1)
     assert Review.objects.count() == 1
     accuracy = ReviewAccuracy.objects.get(annotator=org.annotator, project=project)
     assert accuracy.reviewed == 1
@@ -344,7 +344,7 @@ def test_concurrent_verdicts_on_one_item_one_wins(org):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_verdicts_on_one_annotators_work_add_up(org):
-    project = review_project(org, org.annotator, tasks=8)
+    project = verdict_project(org, org.annotator, tasks=8)
     items = [leased(org, project) for _ in range(8)]
     barrier = threading.Barrier(len(items))
     errors = []
@@ -369,7 +369,7 @@ def test_concurrent_verdicts_on_one_annotators_work_add_up(org):
 
 
 def test_review_accuracy_is_shown_with_its_interval_beside_gold(org):
-    project = review_project(org, org.annotator, tasks=3)
+    project = verdict_project(org, org.annotator, tasks=3)
     items = [leased(org, project) for _ in range(3)]
     review_judge(item=items[0], reviewer=org.qa_lead, verdict="accept")
     review_judge(
@@ -399,7 +399,7 @@ def test_review_accuracy_is_shown_with_its_interval_beside_gold(org):
 
 
 def test_an_annotator_reads_the_verdicts_on_their_work_not_who_gave_them(org):
-    project = review_project(org, org.annotator, tasks=3)
+    project = verdict_project(org, org.annotator, tasks=3)
     items = [leased(org, project) for _ in range(2)]
     review_judge(
         item=items[0],
@@ -427,7 +427,7 @@ def test_an_annotator_reads_the_verdicts_on_their_work_not_who_gave_them(org):
 
 
 def test_the_own_reviews_page_costs_the_same_whatever_its_size(org):
-    project = review_project(org, org.annotator, tasks=6)
+    project = verdict_project(org, org.annotator, tasks=6)
     client = org.client(Role.ANNOTATOR)
 
     def queries() -> int:
@@ -449,7 +449,7 @@ def test_the_own_reviews_page_costs_the_same_whatever_its_size(org):
 
 
 def test_nothing_crosses_an_organization(org, other_org):
-    project = review_project(org, org.annotator)
+    project = verdict_project(org, org.annotator)
     item = leased(org, project)
     theirs = other_org.client(Role.QA_LEAD)
     response = theirs.post(
