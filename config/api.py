@@ -35,7 +35,14 @@ class Pagination(PageNumberPagination):
         if not raw:
             # Absent or empty (the schema allows an empty value): the default size.
             return self.page_size
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # Its length is checked before it is read as a number: Python refuses to read one of
+        # thousands of digits (a 500, not a 400).
+        if (
+            not raw.isascii()
+            or not raw.isdigit()
+            or len(raw) > len(str(self.max_page_size))
+            or not 1 <= int(raw) <= self.max_page_size
+        ):
             raise ValidationFailed(
                 "Invalid page size.",
                 fields={"page_size": [f"A whole number from 1 to {self.max_page_size}."]},

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from qa import pages as qa_pages
 from workforce.auth_views import throttled_login
 from workforce.pages import home
 
@@ -14,6 +15,17 @@ handler500 = api.server_error
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", pages.healthz, name="healthz"),
+    # The pages of the three roles (qa/pages.py); each reads and writes through /api/v1/.
+    path("orgs/choose", qa_pages.organization_choose, name="organization-choose"),
+    path("work/", qa_pages.work, name="page-work"),
+    path("qa/", qa_pages.quality, name="page-quality"),
+    path("qa/projects/<int:pk>/", qa_pages.project_dashboard, name="page-project"),
+    path(
+        "qa/projects/<int:pk>/annotators/<int:annotator_id>/",
+        qa_pages.annotator_drilldown,
+        name="page-annotator",
+    ),
+    path("staffing/", qa_pages.staffing, name="page-staffing"),
     # Both password forms are throttled like the token endpoint (workforce.throttles).
     path("accounts/login/", throttled_login(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

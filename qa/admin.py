@@ -7,6 +7,8 @@ from workforce.admin import ReadOnlyAdmin
 
 from .models import (
     Accuracy,
+    AgreementReport,
+    ErrorTag,
     Exam,
     ExamAnswer,
     ExamAttempt,
@@ -16,6 +18,12 @@ from .models import (
     QualityAction,
     QualityRule,
     QualityRuleState,
+    Review,
+    ReviewAccuracy,
+    ReviewItem,
+    ReviewLayer,
+    TaskAgreement,
+    TaskConsensus,
 )
 
 
@@ -69,3 +77,46 @@ class ExamAttemptAdmin(ReadOnlyAdmin):
 @admin.register(ExamAnswer)
 class ExamAnswerAdmin(ReadOnlyAdmin):
     list_display = ["id", "attempt_id", "item_id", "score", "submitted_at"]
+
+
+@admin.register(ReviewLayer)
+class ReviewLayerAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "position", "name", "sample_rate", "floor_rate", "role"]
+
+
+@admin.register(ErrorTag)
+class ErrorTagAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "code"]
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "annotation_id", "version", "layer_id", "sampled", "rate", "state"]
+    list_filter = ["state", "basis"]
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ["id", "annotation_id", "version", "layer_id", "reviewer_id", "verdict"]
+    list_filter = ["verdict"]
+
+
+@admin.register(ReviewAccuracy)
+class ReviewAccuracyAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "annotator_id", "reviewed", "score_sum", "updated_at"]
+
+
+@admin.register(TaskAgreement)
+class TaskAgreementAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "project_id", "annotations", "value", "seat_added", "computed_at"]
+
+
+@admin.register(TaskConsensus)
+class TaskConsensusAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "project_id", "method", "confidence", "computed_at"]
+    list_filter = ["method"]
+
+
+@admin.register(AgreementReport)
+class AgreementReportAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "name", "computed_at", "seconds"]

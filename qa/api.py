@@ -60,8 +60,19 @@ class LiveTicketApi(OrganizationApi):
         return Response(LiveTicketOut(body).data, status=status.HTTP_201_CREATED)
 
 
+class ReviewAccuracyOut(Prepared):
+    """What reviewers' verdicts say of the work: each scores 1 for an accept, 0 for a reject,
+    the kind's comparison with the correction for a correction."""
+
+    reviewed = serializers.IntegerField(help_text="n: verdicts on the annotator's own work.")
+    mean = serializers.FloatField(allow_null=True, help_text="k / n, k the sum of scores.")
+    low = serializers.FloatField(allow_null=True, help_text="Lower bound of the interval.")
+    high = serializers.FloatField(allow_null=True, help_text="Upper bound of the interval.")
+
+
 class AccuracyOut(Prepared):
-    """Accuracy as Assay always tells it: with its sample size and 95 % Wilson interval."""
+    """Accuracy as Assay always tells it: with its sample size and 95 % Wilson interval; gold
+    accuracy, and review accuracy beside it (``review``)."""
 
     scored = serializers.IntegerField(help_text="n: gold tasks scored.")
     mean = serializers.FloatField(allow_null=True, help_text="k / n, k the sum of scores.")
@@ -71,6 +82,7 @@ class AccuracyOut(Prepared):
         allow_null=True, help_text=f"Mean of the latest {RECENT_N} scores (per project only)."
     )
     recent_n = serializers.IntegerField()
+    review = ReviewAccuracyOut()
 
 
 class AnnotatorAccuracyRowOut(AccuracyOut):
@@ -100,7 +112,8 @@ class AccuracyRollupOut(serializers.Serializer):
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["quality"])
 class ProjectAccuracyApi(OrganizationApi):
-    """Every annotator's gold accuracy in the project, best lower bound first."""
+    """Every annotator's gold accuracy in the project, best lower bound first, with their
+    review accuracy."""
 
     roles = {"GET": STAFF}
 
@@ -112,7 +125,8 @@ class ProjectAccuracyApi(OrganizationApi):
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["quality"])
 class AnnotatorAccuracyApi(OrganizationApi):
-    """An annotator's gold accuracy per project, and rolled up per kind and per domain."""
+    """An annotator's gold and review accuracy per project, and rolled up per kind and per
+    domain."""
 
     roles = {"GET": STAFF}
     pagination_class = None
@@ -125,8 +139,8 @@ class AnnotatorAccuracyApi(OrganizationApi):
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["quality"])
 class MyAccuracyApi(OrganizationApi):
-    """Your own gold accuracy: aggregates only, counting gold checks up to the end of the last
-    day (UTC), so that no figure moves while you work."""
+    """Your own accuracy: aggregates only. Gold checks count up to the end of the last day
+    (UTC), so that no gold figure moves while you work; reviews of your work count at once."""
 
     roles = {"GET": ANNOTATOR}
     pagination_class = None

@@ -8,8 +8,9 @@ class QaConfig(AppConfig):
 
     def ready(self) -> None:
         """Subscribe to the domain events of ``tasks``: every reaction is listed here, with
-        the accuracy reader staffing calls."""
+        the readers ``tasks`` calls for what quality knows."""
         from tasks import events, staffing
+        from tasks import selectors as task_selectors
 
         from . import reactions, selectors
 
@@ -24,7 +25,12 @@ class QaConfig(AppConfig):
         events.subscribe(
             events.GOLD_ANSWER_SET, reactions.on_gold_answer_set, phase=events.IN_TRANSACTION
         )
+        events.subscribe(
+            events.TASK_COMPLETED, reactions.on_task_completed, phase=events.AFTER_COMMIT
+        )
         # Staffing ranks qualified annotators by their accuracy.
         staffing.accuracy_reader_set(
             lambda project, ids: selectors.staffing_accuracy(project=project, annotator_ids=ids)
         )
+        # An annotator's assignment back for rework shows the rejection behind it.
+        task_selectors.rework_reader_set(selectors.rework_notes)

@@ -80,6 +80,13 @@ class AccuracyFigures:
         }
 
 
+def review_figures(reviewed: int, score_sum: float) -> dict:
+    """Review accuracy as it is shown: n, mean and the Wilson interval of the review scores."""
+    shown = AccuracyFigures(reviewed, score_sum)
+    low, high = shown.interval or (None, None)
+    return {"reviewed": reviewed, "mean": shown.mean, "low": low, "high": high}
+
+
 def _figures(scored: int, score_sum: float, recent: list[float]) -> AccuracyFigures:
     window = recent[-RECENT_N:]
     return AccuracyFigures(scored, score_sum, sum(window), len(window))
@@ -153,7 +160,7 @@ def gold_score_record(annotation_id: int) -> GoldScore | None:
     comparison = get_kind(project.kind).compare(
         annotation.payload, task.gold_answer, project.label_schema
     )
-    score = _checked(comparison.score)
+    score = score_checked(comparison.score)
     now = annotation.submitted_at
     gold_score = GoldScore.objects.create(
         annotation=annotation,
@@ -190,8 +197,8 @@ def gold_score_record(annotation_id: int) -> GoldScore | None:
     return gold_score
 
 
-def _checked(score: float) -> float:
-    """A kind's score as stored: a number in [0, 1], or the submission fails."""
+def score_checked(score: float) -> float:
+    """A kind's score as stored: a number in [0, 1], or the write that scores fails."""
     if not isinstance(score, int | float) or math.isnan(score) or not 0 <= score <= 1:
         raise ValueError(f"A comparison scored {score!r}, outside [0, 1].")
     return float(score)
@@ -259,7 +266,7 @@ def gold_rescore(*, task_id: int) -> int:
                 "task_id": task_id,
                 "project_id": task.project_id,
                 "annotator_id": annotation.annotator_id,
-                "score": _checked(comparison.score),
+                "score": score_checked(comparison.score),
                 "details": comparison.details,
                 "answer_version": task.gold_version,
                 # A new score keeps its submission's time: windows stay in submission order.

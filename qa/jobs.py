@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import gold, live, rules
+from . import gold, live, rules, task_agreement
 
 
 @shared_task(name="qa.prune_live_events")
@@ -22,3 +22,18 @@ def evaluate_quality_rules(annotator_id: int, project_id: int) -> int:
     """Evaluate the quality rules that watch an annotator in a project (``qa.rules``);
     return how many fired."""
     return rules.quality_rules_evaluate(annotator_id=annotator_id, project_id=project_id)
+
+
+@shared_task(name="qa.compute_task_agreement")
+def compute_task_agreement(task_id: int) -> float | None:
+    """Compute a complete task's agreement and consensus, and add a seat where they disagree
+    (``qa.task_agreement``); return the agreement. Safe to run twice: the second finds its
+    work done."""
+    agreement = task_agreement.task_agreement_compute(task_id=task_id)
+    return agreement.value if agreement else None
+
+
+@shared_task(name="qa.catch_up_task_agreements")
+def catch_up_task_agreements() -> int:
+    """Compute the agreements that a refused or lost job left missing; return how many."""
+    return task_agreement.task_agreements_catch_up()

@@ -61,6 +61,20 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
         "threshold": _NUM,
         "effect": _STR,
     },
+    # A reviewer's verdict (``qa.verdicts``): staff only, as the score it gave is.
+    LiveEventType.REVIEW_COMPLETED: {
+        "review": _INT,
+        "item": _INT,
+        "annotation": _INT,
+        "version": _INT,
+        "project": _INT,
+        "task": _INT,
+        "annotator": _INT,
+        "layer": _INT,
+        "reviewer": _INT,
+        "verdict": _STR,
+        "score": _NUM,
+    },
     LiveEventType.IMPORT_PROGRESSED: {
         "import": _INT,
         "project": _INT,

@@ -1,13 +1,30 @@
 """Row locks for qa rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state
-or a quality action (each alone: no transaction takes two of them), then the rows of
-``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the project
-member, certifications. Starting an attempt locks the annotator alone and only inserts an
+Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state,
+a quality action or a task's agreement (each alone: no transaction takes two of them), then the
+rows of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the
+project member, certifications; or, when dynamic overlap adds a seat, the project, the task's
+slots and the task. Starting an attempt locks the annotator alone and only inserts an
 attempt, so it never waits for an attempt's lock.
+
+Review policy and review queue: a policy change locks the project (``tasks/locks.py``), then
+its review layers. The review claim takes its member's claim lock (``qa/reviews.sql``), then
+one review item; a heartbeat or a release locks the item alone. An access change takes the
+claim locks of the members it concerns after every row lock it holds, then their items. A
+verdict (``qa.verdicts``) locks the item, then the author's review accuracy row (its upsert
+locks it as it writes it), then, for a rejection's rework, the rows of ``tasks`` in their order:
+the annotator, the slot, the assignment, the task. A submission meeting its review layers only
+inserts review items and reads review accuracy, never locks either.
 """
 
-from .models import ExamAttempt, QualityAction, QualityRuleState
+from .models import (
+    ExamAttempt,
+    QualityAction,
+    QualityRuleState,
+    ReviewItem,
+    ReviewLayer,
+    TaskAgreement,
+)
 
 
 def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
@@ -43,3 +60,34 @@ def lock_quality_action(action_id: int) -> QualityAction:
     """Lock a quality action's row, so that two undos of it take turns."""
     locked = QualityAction.objects.select_for_update(of=("self",), no_key=True)
     return locked.select_related("organization").get(pk=action_id)
+
+
+def lock_task_agreement(task_id: int, project_id: int) -> TaskAgreement:
+    """Create if need be, then lock, a task's agreement row, so that computations of one task
+    take turns: the second reads what the first stored and finds nothing new to do.
+
+    A row created here is blank (``computed_at`` None) until its computation fills it, in the
+    same transaction.
+    """
+    TaskAgreement.objects.bulk_create(
+        [TaskAgreement(task_id=task_id, project_id=project_id)], ignore_conflicts=True
+    )
+    return TaskAgreement.objects.select_for_update(of=("self",), no_key=True).get(task_id=task_id)
+
+
+def lock_review_layers(project_id: int) -> list[ReviewLayer]:
+    """Lock a project's review layers, in id order, for a change of its review policy.
+
+    ``FOR UPDATE``, not ``NO KEY``: the change may delete layers, and a submission recording an
+    item at a layer meanwhile waits (its foreign key's lock conflicts), so no item arrives at a
+    layer between the check that it holds none and its removal.
+    """
+    locked = ReviewLayer.objects.select_for_update(of=("self",))
+    return list(locked.filter(project_id=project_id).order_by("pk"))
+
+
+def lock_review_item(item_id: int) -> ReviewItem:
+    """Lock one review item (a heartbeat, a release, a verdict); its layer and project are read
+    along, not locked."""
+    locked = ReviewItem.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("layer", "project").get(pk=item_id)

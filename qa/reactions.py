@@ -1,17 +1,21 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
+from tasks.models import Task
 from workforce.queue import enqueue
 
 from . import gold as gold_module
-from . import jobs, live
+from . import jobs, live, reviews, task_agreement
 
 
 def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
     """In the submission's transaction: the live event joins the outbox, and a gold submission
-    is scored and counted, or the submission fails."""
+    is scored and counted, another one meets its review layers (a resubmission after a
+    rejection, the layer that rejected it); or the submission fails."""
     live.record_annotation_submitted(annotation_id)
     if gold:
         _score(annotation_id)
+    else:
+        reviews.review_submitted(annotation_id)
 
 
 def _score(annotation_id: int) -> None:
@@ -22,7 +26,10 @@ def _score(annotation_id: int) -> None:
 
 
 def on_gold_answer_set(*, task_id: int) -> None:
-    """After a task was made gold or its answer corrected: rescore its past submissions."""
+    """In the transaction that made a task gold or corrected its answer: the task leaves
+    agreement and consensus (its answer is known), and its past submissions are rescored after
+    commit."""
+    task_agreement.task_agreement_forget(task_id)
     enqueue(jobs.rescore_gold, task_id)
 
 
@@ -35,3 +42,13 @@ def on_import_progressed(*, import_id: int) -> None:
     (or the import's own row) makes good.
     """
     live.record_import_progressed(import_id)
+
+
+def on_task_completed(*, task_id: int) -> None:
+    """After a task's last seat committed: its agreement and consensus are computed by a job.
+
+    Projects with an overlap of one have none (``qa.task_agreement``): asked here, so that their
+    tasks cost no message.
+    """
+    if Task.objects.filter(pk=task_id, project__overlap__gte=2).exists():
+        enqueue(jobs.compute_task_agreement, task_id)

@@ -2,9 +2,9 @@
 
 A rule reads one metric of an annotator in a project and, when it crosses the threshold, acts:
 suspends them from the project, lowers their skill in the project's kind by k levels, suspends
-their certifications in the project's domains, raises their gold rate in the project to r, or
-only alerts staff. It is evaluated by the job ``qa.evaluate_quality_rules`` after each scored
-gold submission.
+their certifications in the project's domains, raises their gold rate or their review sampling
+rate in the project to r, or only alerts staff. It is evaluated by the job
+``qa.evaluate_quality_rules`` after each scored gold submission and each verdict on their work.
 
 Which rules apply to a project: its own rules, and the organization's defaults (rules with no
 project) for every metric the project has no rule of its own for. A project rule replaces the
@@ -18,6 +18,9 @@ Metrics, and which side of the threshold is bad:
 - ``gold_lower_bound``: the lower bound of the 95 % Wilson interval over every gold score in the
   project (``qa.gold.wilson``); bad below. The sample is the number scored; ``window`` only
   bounds the scores quoted as evidence.
+- ``review_recent_mean``: the mean of the last ``window`` review scores (``Review.score``: 1 an
+  accept, 0 a reject, a correction's ``compare``); bad below the threshold. The sample is the
+  number of scores in the window.
 - ``fast_submissions``: among the annotator's last ``window`` submissions in the project (gold
   or not), the share whose handling time is under ``fast_fraction`` times the project's median
   handling time; bad above the threshold. Handling time is ``duration_seconds``, measured by
@@ -39,12 +42,13 @@ Each firing, in one transaction: the effect, a ``QualityAction`` keeping the sta
 after, the audit event ``quality_action.applied`` with the evidence, and a live ``quality.alert``
 to the organization's staff (its ``effect`` is the action's kind). An action that finds nothing
 to change (the annotator already suspended, at level 0, holding no certification in force, or
-at a higher gold rate) is recorded all the same, with an empty ``prior``.
+at a higher gold or review rate) is recorded all the same, with an empty ``prior``.
 
 Undo (``quality_action_undo``, by a QA lead, with a reason) restores ``prior`` exactly, unless
 what the action left was changed since (a manager reinstated the member, set another level,
-reinstated or revoked the certification, set another gold rate): then nothing is restored and
-the 409 ``superseded`` names what changed. Undoing an action again is a 409 ``already_undone``.
+reinstated or revoked the certification, set another gold or review rate): then nothing is
+restored and the 409 ``superseded`` names what changed. Undoing an action again is a 409
+``already_undone``.
 Undo leaves the rule's state as it is: the rule does not fire again for the crossing a QA lead
 has just overruled, only after the metric recovers and crosses again.
 
@@ -93,10 +97,24 @@ from .models import (
     QualityEffect,
     QualityMetric,
     QualityRule,
+    ReviewAccuracy,
 )
 from .models.gold import RECENT_KEPT
 
 GOLD_METRICS = {QualityMetric.GOLD_RECENT_MEAN, QualityMetric.GOLD_LOWER_BOUND}
+# Metrics that are a score in [0, 1], read from the rows' kept windows of ``RECENT_KEPT``.
+SCORE_METRICS = GOLD_METRICS | {QualityMetric.REVIEW_RECENT_MEAN}
+# Metrics whose sample is their window.
+WINDOW_METRICS = {
+    QualityMetric.GOLD_RECENT_MEAN,
+    QualityMetric.REVIEW_RECENT_MEAN,
+    QualityMetric.FAST_SUBMISSIONS,
+}
+# Effects that raise a rate of the annotator's project membership: the field each one sets.
+RATE_FIELDS = {
+    QualityEffect.RAISE_GOLD_RATE: "gold_rate",
+    QualityEffect.RAISE_REVIEW_RATE: "review_rate",
+}
 # The longest window of submissions ``fast_submissions`` reads: one bounded query.
 FAST_WINDOW_MAX = 200
 # The project's latest submissions whose median is the yardstick, and how many it needs: below
@@ -107,6 +125,7 @@ MEDIAN_MIN = 20
 PARAMETER_RANGES = {
     QualityEffect.LOWER_SKILL: (1, MAX_SKILL_LEVEL),
     QualityEffect.RAISE_GOLD_RATE: (0, 1),
+    QualityEffect.RAISE_REVIEW_RATE: (0, 1),
 }
 RULE_FIELDS = [
     "project_id",
@@ -123,7 +142,7 @@ RULE_FIELDS = [
 
 def beyond(metric: str, value: float, threshold: float) -> bool:
     """Whether ``value`` is on the bad side of ``threshold``: above for fast submissions,
-    below for gold accuracy."""
+    below for gold and review scores."""
     if metric == QualityMetric.FAST_SUBMISSIONS:
         return value > threshold
     return value < threshold
@@ -147,26 +166,22 @@ def quality_rule_check(
         problems.add("action", f"One of {', '.join(QualityEffect.values)}.")
     threshold = merged.get("threshold")
     if threshold is not None and metric in QualityMetric.values:
-        # A gold threshold of 0 could never be crossed (nothing scores below 0), nor a share
+        # A score threshold of 0 could never be crossed (nothing scores below 0), nor a share
         # of fast submissions of 1 (nothing is above all).
-        if metric in GOLD_METRICS and not 0 < threshold <= 1:
-            problems.add("threshold", "For a gold metric, a number above 0 and at most 1.")
+        if metric in SCORE_METRICS and not 0 < threshold <= 1:
+            problems.add("threshold", "For a score metric, a number above 0 and at most 1.")
         if metric == QualityMetric.FAST_SUBMISSIONS and not 0 <= threshold < 1:
             problems.add("threshold", "For fast submissions, a share from 0 and below 1.")
     window = merged.get("window")
     if window is not None and metric in QualityMetric.values:
-        most = RECENT_KEPT if metric in GOLD_METRICS else FAST_WINDOW_MAX
+        most = RECENT_KEPT if metric in SCORE_METRICS else FAST_WINDOW_MAX
         if not 1 <= window <= most:
             problems.add("window", f"From 1 to {most} for {metric}.")
     min_sample = merged.get("min_sample")
     if min_sample is not None:
         if min_sample < 1:
             problems.add("min_sample", "At least 1.")
-        elif (
-            metric in (QualityMetric.GOLD_RECENT_MEAN, QualityMetric.FAST_SUBMISSIONS)
-            and window is not None
-            and min_sample > window
-        ):
+        elif metric in WINDOW_METRICS and window is not None and min_sample > window:
             problems.add("min_sample", f"At most the window ({window}): the sample is the window.")
     fraction = merged.get("fast_fraction")
     if fraction is not None and not 0 < fraction < 1:
@@ -183,8 +198,8 @@ def quality_rule_check(
             parameter != int(parameter) or not bounds[0] <= parameter <= bounds[1]
         ):
             problems.add("parameter", f"A whole number of levels from 1 to {MAX_SKILL_LEVEL}.")
-        elif action == QualityEffect.RAISE_GOLD_RATE and not 0 < parameter <= 1:
-            problems.add("parameter", "A gold rate above 0 and at most 1.")
+        elif action in RATE_FIELDS and not 0 < parameter <= 1:
+            problems.add("parameter", "A rate above 0 and at most 1.")
     project_id = merged.get("project_id")
     if (
         project_id is not None
@@ -283,12 +298,17 @@ class Reading:
     evidence: dict
 
 
-def _gold_recent_mean(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
-    row = Accuracy.objects.filter(annotator_id=annotator_id, project_id=project_id).first()
-    window = list(row.recent[-rule.window :]) if row else []
-    if not window:
-        return None
-    return Reading(sum(window) / len(window), len(window), {"scores": window})
+def _recent_mean(model) -> Callable[[QualityRule, int, int], Reading | None]:
+    """The mean of the last ``window`` scores kept on ``model``'s row (gold or review)."""
+
+    def read(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
+        row = model.objects.filter(annotator_id=annotator_id, project_id=project_id).first()
+        window = list(row.recent[-rule.window :]) if row else []
+        if not window:
+            return None
+        return Reading(sum(window) / len(window), len(window), {"scores": window})
+
+    return read
 
 
 def _gold_lower_bound(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
@@ -336,9 +356,10 @@ def _fast_submissions(rule: QualityRule, annotator_id: int, project_id: int) -> 
 
 
 METRICS: dict[str, Callable[[QualityRule, int, int], Reading | None]] = {
-    QualityMetric.GOLD_RECENT_MEAN: _gold_recent_mean,
+    QualityMetric.GOLD_RECENT_MEAN: _recent_mean(Accuracy),
     QualityMetric.GOLD_LOWER_BOUND: _gold_lower_bound,
     QualityMetric.FAST_SUBMISSIONS: _fast_submissions,
+    QualityMetric.REVIEW_RECENT_MEAN: _recent_mean(ReviewAccuracy),
 }
 
 
@@ -408,19 +429,24 @@ def _suspend_certification(rule, annotator: Annotator, project: Project, reason:
     )
 
 
-def _raise_gold_rate(rule, annotator: Annotator, project: Project, reason: str) -> Outcome:
+def _raise_rate(rule, annotator: Annotator, project: Project, reason: str) -> Outcome:
+    """Raise the member's gold rate (the claim takes the higher of it and the project's) or
+    review rate (every layer samples them at least at it) to r: only a raise counts."""
+    field = RATE_FIELDS[rule.action]
+    what = field.replace("_", " ")
     member = lock_project_member(project.pk, annotator.pk)
     rate = rule.parameter
     if member is None:
         return Outcome(f"{NOTHING}: not a member of the project", {}, {})
-    # The claim takes the higher of the member's and the project's rate: only a raise counts.
-    current = max(member.gold_rate or 0.0, project.gold_rate)
+    current = getattr(member, field) or 0.0
+    if field == "gold_rate":
+        current = max(current, project.gold_rate)
     if current >= rate:
-        return Outcome(f"{NOTHING}: the gold rate is {current:g} already", {}, {})
-    prior = member.gold_rate
-    member.gold_rate = rate
-    member.save(update_fields=["gold_rate", "updated_at"])
-    return Outcome(f"gold rate raised to {rate:g}", {"gold_rate": prior}, {"gold_rate": rate})
+        return Outcome(f"{NOTHING}: the {what} is {current:g} already", {}, {})
+    prior = getattr(member, field)
+    setattr(member, field, rate)
+    member.save(update_fields=[field, "updated_at"])
+    return Outcome(f"{what} raised to {rate:g}", {field: prior}, {field: rate})
 
 
 def _alert(rule, annotator: Annotator, project: Project, reason: str) -> Outcome:
@@ -431,7 +457,8 @@ EFFECTS: dict[str, Callable[[QualityRule, Annotator, Project, str], Outcome]] = 
     QualityEffect.SUSPEND_PROJECT: _suspend_project,
     QualityEffect.LOWER_SKILL: _lower_skill,
     QualityEffect.SUSPEND_CERTIFICATION: _suspend_certification,
-    QualityEffect.RAISE_GOLD_RATE: _raise_gold_rate,
+    QualityEffect.RAISE_GOLD_RATE: _raise_rate,
+    QualityEffect.RAISE_REVIEW_RATE: _raise_rate,
     QualityEffect.ALERT: _alert,
 }
 
@@ -589,20 +616,23 @@ def _undo_suspend_certification(action: QualityAction, annotator, actor, reason)
         )
 
 
-def _undo_raise_gold_rate(action: QualityAction, annotator, actor, reason) -> None:
+def _undo_raise_rate(action: QualityAction, annotator, actor, reason) -> None:
+    field = RATE_FIELDS[action.action]
     member = lock_project_member(action.project_id, annotator.pk)
-    if member is None or member.gold_rate != action.after["gold_rate"]:
-        now = "removed" if member is None else f"{member.gold_rate}"
-        raise _superseded(f"the annotator's gold rate in the project was set to {now}")
-    member.gold_rate = action.prior["gold_rate"]
-    member.save(update_fields=["gold_rate", "updated_at"])
+    if member is None or getattr(member, field) != action.after[field]:
+        now = "removed" if member is None else f"{getattr(member, field)}"
+        what = field.replace("_", " ")
+        raise _superseded(f"the annotator's {what} in the project was set to {now}")
+    setattr(member, field, action.prior[field])
+    member.save(update_fields=[field, "updated_at"])
 
 
 UNDO: dict[str, Callable[[QualityAction, Annotator, AbstractBaseUser | None, str], None]] = {
     QualityEffect.SUSPEND_PROJECT: _undo_suspend_project,
     QualityEffect.LOWER_SKILL: _undo_lower_skill,
     QualityEffect.SUSPEND_CERTIFICATION: _undo_suspend_certification,
-    QualityEffect.RAISE_GOLD_RATE: _undo_raise_gold_rate,
+    QualityEffect.RAISE_GOLD_RATE: _undo_raise_rate,
+    QualityEffect.RAISE_REVIEW_RATE: _undo_raise_rate,
 }
 
 

@@ -3,28 +3,37 @@
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, Func, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
-from tasks.models import Assignment, Project, ProjectMember, ProjectRole, Task
-from workforce.models import Annotator, AnnotatorStatus, Member, Organization
+from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
+from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
 from workforce.tenancy import STAFF
 
-from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures
+from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures, review_figures
 from .models import (
     Accuracy,
+    ErrorTag,
     Exam,
     ExamAnswer,
     ExamAttempt,
     GoldScore,
     QualityAction,
     QualityRule,
+    Review,
+    ReviewAccuracy,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    TaskConsensus,
+    Verdict,
 )
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
@@ -128,7 +137,7 @@ class RankedAccuracy(Sequence):
     """A project's accuracy table, best lower bound first: ranked whole, each row built when
     it is read, so that a page costs its own rows only."""
 
-    def __init__(self, rows: list[tuple[int, str, AccuracyFigures]]):
+    def __init__(self, rows: list[tuple[int, str, AccuracyFigures, AccuracyFigures]]):
         def key(row):
             interval = row[2].interval
             return (interval is None, -(interval[0] if interval else 0.0), row[1])
@@ -145,15 +154,20 @@ class RankedAccuracy(Sequence):
 
     @staticmethod
     def _row(row) -> dict:
-        annotator_id, username, shown = row
-        return {"annotator": annotator_id, "username": username} | shown.as_dict()
+        annotator_id, username, shown, reviewed = row
+        return (
+            {"annotator": annotator_id, "username": username}
+            | shown.as_dict()
+            | {"review": review_figures(reviewed.scored, reviewed.score_sum)}
+        )
 
 
 def project_accuracy(*, project: Project) -> RankedAccuracy:
-    """Every annotator on the project, and anyone scored in it: their accuracy there, ranked by
-    the interval's lower bound (those without a score last).
+    """Every annotator on the project, and anyone scored or reviewed in it: their gold
+    accuracy there, ranked by its interval's lower bound (those without a score last), with
+    their review accuracy beside it.
 
-    Two queries, and no score array is read: the latest scores' sum is kept beside them.
+    Three queries, and no score array is read: the latest gold scores' sum is kept beside them.
     """
     scored = Accuracy.objects.filter(project=project)
     rows = {
@@ -162,62 +176,98 @@ def project_accuracy(*, project: Project) -> RankedAccuracy:
             recent_n=Func("recent", function="cardinality")
         ).values_list("annotator_id", "scored", "score_sum", "recent_sum", "recent_n")
     }
+    reviewed = ReviewAccuracy.objects.filter(project=project)
+    reviews = {
+        annotator_id: AccuracyFigures(n, k)
+        for annotator_id, n, k in reviewed.values_list("annotator_id", "reviewed", "score_sum")
+    }
     members = ProjectMember.objects.filter(project=project, role=ProjectRole.ANNOTATOR)
     people = Annotator.objects.filter(
-        Q(pk__in=members.values("annotator_id")) | Q(pk__in=scored.values("annotator_id"))
+        Q(pk__in=members.values("annotator_id"))
+        | Q(pk__in=scored.values("annotator_id"))
+        | Q(pk__in=reviewed.values("annotator_id"))
     ).values_list("pk", "member__user__username")
     unscored = AccuracyFigures(0, 0.0)
-    return RankedAccuracy([(pk, username, rows.get(pk, unscored)) for pk, username in people])
+    return RankedAccuracy(
+        [
+            (pk, username, rows.get(pk, unscored), reviews.get(pk, unscored))
+            for pk, username in people
+        ]
+    )
 
 
-def _rollups(rows: list[Accuracy], view) -> dict:
-    """Per project, per kind and per domain (a project's required domains), as ``view`` shows."""
+def _rollups(gold: dict[int, AccuracyFigures], reviewed: dict[int, AccuracyFigures]) -> dict:
+    """Per project, per kind and per domain (a project's required domains): gold accuracy as
+    given (by project id), and review accuracy beside it."""
     projects = {
         p.pk: p
-        for p in Project.objects.filter(pk__in=[r.project_id for r in rows]).prefetch_related(
+        for p in Project.objects.filter(pk__in=[*gold, *reviewed]).prefetch_related(
             "required_domains"
         )
     }
-    shown = {row.pk: view(row) for row in rows}
-    by_kind: dict[str, list[AccuracyFigures]] = {}
-    by_domain: dict[str, list[AccuracyFigures]] = {}
-    for row in rows:
-        project = projects[row.project_id]
-        by_kind.setdefault(project.kind, []).append(shown[row.pk])
-        for domain in project.required_domains.all():
-            by_domain.setdefault(domain.slug, []).append(shown[row.pk])
+    none = AccuracyFigures(0, 0.0)
+    by_kind: dict[str, tuple[list, list]] = {}
+    by_domain: dict[str, tuple[list, list]] = {}
+    for pk, project in projects.items():
+        parts = (gold.get(pk, none), reviewed.get(pk, none))
+        groups = [by_kind.setdefault(project.kind, ([], []))]
+        groups += [by_domain.setdefault(d.slug, ([], [])) for d in project.required_domains.all()]
+        for group in groups:
+            group[0].append(parts[0])
+            group[1].append(parts[1])
+
+    def shown(gold_part: AccuracyFigures, review_part: AccuracyFigures) -> dict:
+        return gold_part.as_dict() | {
+            "review": review_figures(review_part.scored, review_part.score_sum)
+        }
+
     return {
         "projects": [
-            {"project": row.project_id, "name": projects[row.project_id].name}
-            | shown[row.pk].as_dict()
-            for row in rows
+            {"project": pk, "name": projects[pk].name}
+            | shown(gold.get(pk, none), reviewed.get(pk, none))
+            for pk in sorted(projects)
         ],
         "kinds": [
-            {"kind": kind} | combined(group).as_dict() for kind, group in sorted(by_kind.items())
+            {"kind": kind} | shown(combined(g), combined(r))
+            for kind, (g, r) in sorted(by_kind.items())
         ],
         "domains": [
-            {"domain": slug} | combined(group).as_dict()
-            for slug, group in sorted(by_domain.items())
+            {"domain": slug} | shown(combined(g), combined(r))
+            for slug, (g, r) in sorted(by_domain.items())
         ],
+    }
+
+
+def _review_rows(annotator: Annotator) -> dict[int, AccuracyFigures]:
+    rows = ReviewAccuracy.objects.filter(annotator=annotator, reviewed__gt=0)
+    return {
+        project_id: AccuracyFigures(n, k)
+        for project_id, n, k in rows.values_list("project_id", "reviewed", "score_sum")
     }
 
 
 def annotator_accuracy(*, annotator: Annotator) -> dict:
-    """An annotator's accuracy per project, and rolled up per kind and per domain, for staff."""
-    rows = list(Accuracy.objects.filter(annotator=annotator).order_by("project_id"))
-    return {"annotator": annotator.pk} | _rollups(rows, figures)
+    """An annotator's gold and review accuracy per project, and rolled up per kind and per
+    domain, for staff."""
+    rows = Accuracy.objects.filter(annotator=annotator)
+    gold = {row.project_id: figures(row) for row in rows}
+    return {"annotator": annotator.pk} | _rollups(gold, _review_rows(annotator))
 
 
 def own_accuracy(*, annotator: Annotator) -> dict:
-    """What an annotator reads of their own accuracy: aggregates only, as of the end of the
-    last day (``qa.gold.own_figures``), so that nothing they read moves when one task is
-    scored: not a figure, and not a row appearing with a project's first gold score."""
-    rows = [
-        row
-        for row in Accuracy.objects.filter(annotator=annotator).order_by("project_id")
-        if own_figures(row).scored
-    ]
-    return {"annotator": annotator.pk} | _rollups(rows, own_figures)
+    """What an annotator reads of their own accuracy: aggregates only.
+
+    Gold figures are as of the end of the last day (``qa.gold.own_figures``), so that nothing
+    they read moves when one task is scored: not a figure, and not a row appearing with a
+    project's first gold score. Review figures are live: reviews never concern gold (gold work
+    is never reviewed), so a verdict moving them tells nothing about gold.
+    """
+    gold = {
+        row.project_id: shown
+        for row in Accuracy.objects.filter(annotator=annotator)
+        if (shown := own_figures(row)).scored
+    }
+    return {"annotator": annotator.pk} | _rollups(gold, _review_rows(annotator))
 
 
 def staffing_accuracy(*, project: Project, annotator_ids: list[int]) -> dict[int, dict]:
@@ -431,3 +481,226 @@ def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
         attempt__annotator__member=member,
         attempt__exam__organization=member.organization,
     )
+
+
+def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float]]:
+    """The stored consensus of each of the tasks that have one: task id -> (payload, method,
+    confidence), ``method`` a ``ConsensusMethod``. One query, whatever the number of tasks.
+
+    A task has one once it reached its overlap (of two or more) and its job ran; the export
+    falls back to the single annotation or the reviewed version where there is none.
+    """
+    rows = TaskConsensus.objects.filter(task_id__in=task_ids).values_list(
+        "task_id", "payload", "method", "confidence"
+    )
+    return {task: (payload, method, confidence) for task, payload, method, confidence in rows}
+
+
+# Review policy and review queues.
+
+
+def review_policy(*, project: Project) -> dict:
+    """The project's review policy as the API shows it and the audit log records it: layers in
+    position order, with their required domains' slugs, and the error taxonomy by code."""
+    layers = ReviewLayer.objects.filter(project=project).prefetch_related(
+        Prefetch("required_domains", queryset=Domain.objects.order_by("slug"))
+    )
+    return {
+        "layers": [
+            {
+                "position": layer.position,
+                "name": layer.name,
+                "sample_rate": layer.sample_rate,
+                "floor_rate": layer.floor_rate,
+                "role": layer.role,
+                "min_skill_level": layer.min_skill_level,
+                "required_domains": [d.slug for d in layer.required_domains.all()],
+            }
+            for layer in layers.order_by("position")
+        ],
+        "error_tags": list(
+            ErrorTag.objects.filter(project=project).order_by("code").values("code", "description")
+        ),
+    }
+
+
+def own_review_items(*, member: Member) -> QuerySet[ReviewItem]:
+    """The review items the member holds or judged, newest first (``review_item_reviewer_idx``).
+
+    Items they released or lost are no longer theirs, and not listed.
+    """
+    return (
+        ReviewItem.objects.filter(reviewer=member)
+        .select_related("layer", "project")
+        .order_by("-id")
+    )
+
+
+def review_item_get(*, member: Member, item_id: int) -> ReviewItem:
+    """A review item of the member's organization; 404 for another's or none.
+
+    Whether the member holds it is the service's to say (``qa.reviews.review_lease_check``), so
+    that a lease that ended answers why.
+    """
+    return get_object_or_404(
+        ReviewItem.objects.select_related("layer", "project"),
+        pk=item_id,
+        project__organization_id=member.organization_id,
+    )
+
+
+# Per layer of a project: its queue now, and its sampling decisions since a moment. Each count
+# is an index scan of one layer's rows: the open and leased ones through the claim's partial
+# indexes, arrivals through (layer, arrived_at); nothing reads a layer's whole history.
+_QUEUES_SQL = f"""
+SELECT l.position, l.name, l.role, l.sample_rate, l.floor_rate,
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(open)s),
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at > %(now)s),
+    (SELECT COUNT(*) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at <= %(now)s),
+    (SELECT i.arrived_at FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(open)s ORDER BY i.id LIMIT 1),
+    (SELECT MIN(i.lease_expires_at) FROM {ReviewItem._meta.db_table} i
+     WHERE i.layer_id = l.id AND i.state = %(leased)s AND i.lease_expires_at <= %(now)s),
+    arrivals.sampled, arrivals.skipped
+FROM {ReviewLayer._meta.db_table} l
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE i.sampled) AS sampled,
+        COUNT(*) FILTER (WHERE NOT i.sampled) AS skipped
+    FROM {ReviewItem._meta.db_table} i
+    WHERE i.layer_id = l.id AND i.arrived_at > %(since)s
+) arrivals
+WHERE l.project_id = %(project)s
+ORDER BY l.position
+"""  # noqa: S608
+
+
+def review_queues(*, project: Project, now: datetime, since: datetime) -> list[dict]:
+    """Each layer's queue: items waiting (``open``), held (``leased``), lapsed leases (claimable
+    again), how long the longest-waiting item has waited, and the layer's sampling decisions
+    (``sampled``, ``skipped``) on what arrived since ``since``. One query, a row per layer."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _QUEUES_SQL,
+            {
+                "project": project.pk,
+                "now": now,
+                "since": since,
+                "open": ReviewItemState.OPEN.value,
+                "leased": ReviewItemState.LEASED.value,
+            },
+        )
+        rows = cursor.fetchall()
+    queues = []
+    for (
+        position,
+        name,
+        role,
+        rate,
+        floor,
+        waiting,
+        leased,
+        lapsed,
+        oldest,
+        lapsed_at,
+        *counts,
+    ) in rows:
+        # A lapsed lease waits again from when it lapsed.
+        since_when = [moment for moment in (oldest, lapsed_at) if moment is not None]
+        queues.append(
+            {
+                "layer": position,
+                "name": name,
+                "role": role,
+                "sample_rate": rate,
+                "floor_rate": floor,
+                "open": waiting,
+                "leased": leased,
+                "lapsed": lapsed,
+                "oldest_waiting_seconds": (
+                    round((now - min(since_when)).total_seconds(), 3) if since_when else None
+                ),
+                "sampled": counts[0],
+                "skipped": counts[1],
+            }
+        )
+    return queues
+
+
+def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[ReviewItem]:
+    """Every layer's decision on each version of an annotation of the member's organization,
+    oldest first, with the verdict where there is one; 404 for another organization's."""
+    annotation = get_object_or_404(
+        Annotation.objects.only("pk"),
+        pk=annotation_id,
+        project__organization_id=member.organization_id,
+    )
+    return (
+        ReviewItem.objects.filter(annotation=annotation)
+        .select_related("layer", "review")
+        .order_by("version", "layer__position", "id")
+    )
+
+
+# What an annotator reads of the verdicts on their work.
+
+
+def tag_descriptions(project_ids) -> dict[tuple[int, str], str]:
+    """The error taxonomies of the given projects, in one query: (project, code) -> description."""
+    rows = ErrorTag.objects.filter(project_id__in=set(project_ids))
+    return {
+        (p, code): text for p, code, text in rows.values_list("project_id", "code", "description")
+    }
+
+
+def own_reviews(*, member: Member) -> QuerySet[Review]:
+    """The verdicts on the member's own work, newest first, with the task and assignment they
+    concern. Who gave them is not among what the author reads (``qa.verdict_api``)."""
+    return (
+        Review.objects.filter(author_member=member, project__organization_id=member.organization_id)
+        .select_related("layer")
+        .annotate(task_id=F("annotation__task_id"), assignment_id=F("annotation__assignment_id"))
+        .order_by("-id")
+    )
+
+
+def rework_notes(assignment_ids: list[int]) -> dict[int, dict]:
+    """For each given assignment whose work was rejected and not resubmitted since: the
+    rejection, as ``tasks.serializers.ReworkOut`` shows it. Two queries whatever the number.
+
+    Registered as ``tasks``' rework reader in ``QaConfig.ready()``.
+    """
+    rejections = list(
+        Review.objects.filter(
+            annotation__assignment_id__in=assignment_ids,
+            verdict=Verdict.REJECT,
+            # Not resubmitted: the annotation is still at the version rejected.
+            version=F("annotation__version"),
+        ).values(
+            "pk",
+            "project_id",
+            "tags",
+            "comment",
+            "created_at",
+            "layer__name",
+            "annotation__assignment_id",
+        )
+    )
+    if not rejections:
+        return {}
+    described = tag_descriptions(r["project_id"] for r in rejections)
+    return {
+        r["annotation__assignment_id"]: {
+            "review": r["pk"],
+            "layer": r["layer__name"],
+            "tags": [
+                {"code": tag, "description": described.get((r["project_id"], tag), "")}
+                for tag in r["tags"]
+            ],
+            "comment": r["comment"],
+            "rejected_at": r["created_at"],
+        }
+        for r in rejections
+    }

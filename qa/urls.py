@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api, rules_api
+from . import agreement_api, api, review_api, rules_api, verdict_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -19,11 +19,27 @@ urlpatterns = [
         name="project-gold-pool",
     ),
     re_path(
+        r"^projects/(?P<pk>\d+)/agreement/?$",
+        agreement_api.ProjectAgreementApi.as_view(),
+        name="project-agreement",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/consensus/dawid-skene/?$",
+        agreement_api.ProjectDawidSkeneApi.as_view(),
+        name="project-dawid-skene",
+    ),
+    re_path(
         r"^annotators/(?P<pk>\d+)/accuracy/?$",
         api.AnnotatorAccuracyApi.as_view(),
         name="annotator-accuracy",
     ),
     re_path(r"^me/accuracy/?$", api.MyAccuracyApi.as_view(), name="my-accuracy"),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/verdict/?$",
+        verdict_api.ReviewVerdictApi.as_view(),
+        name="review-verdict",
+    ),
+    re_path(r"^me/reviews/?$", verdict_api.OwnReviewListApi.as_view(), name="my-reviews"),
     re_path(r"^quality-rules/?$", rules_api.QualityRuleListApi.as_view(), name="quality-rules"),
     re_path(
         r"^quality-rules/(?P<pk>\d+)/?$",
@@ -72,5 +88,33 @@ urlpatterns = [
         r"^me/exam-answers/(?P<pk>\d+)/submit/?$",
         api.OwnExamAnswerSubmitApi.as_view(),
         name="my-exam-answer-submit",
+    ),
+    # Review policy, the review queue and what QA leads watch of it (qa.review_api).
+    re_path(
+        r"^projects/(?P<pk>\d+)/review-policy/?$",
+        review_api.ReviewPolicyApi.as_view(),
+        name="project-review-policy",
+    ),
+    re_path(
+        r"^projects/(?P<pk>\d+)/review-queues/?$",
+        review_api.ProjectReviewQueuesApi.as_view(),
+        name="project-review-queues",
+    ),
+    re_path(
+        r"^annotations/(?P<pk>\d+)/reviews/?$",
+        review_api.AnnotationReviewsApi.as_view(),
+        name="annotation-reviews",
+    ),
+    re_path(r"^reviews/?$", review_api.ReviewListApi.as_view(), name="review-list"),
+    re_path(r"^reviews/claim/?$", review_api.ReviewClaimApi.as_view(), name="review-claim"),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/heartbeat/?$",
+        review_api.ReviewHeartbeatApi.as_view(),
+        name="review-heartbeat",
+    ),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/release/?$",
+        review_api.ReviewReleaseApi.as_view(),
+        name="review-release",
     ),
 ]

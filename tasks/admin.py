@@ -9,7 +9,16 @@ from django.contrib import admin
 
 from workforce.admin import ReadOnlyAdmin, ReadOnlyInline
 
-from .models import Annotation, Assignment, Project, ProjectMember, Slot, Task, TaskImport
+from .models import (
+    Annotation,
+    AnnotationVersion,
+    Assignment,
+    Project,
+    ProjectMember,
+    Slot,
+    Task,
+    TaskImport,
+)
 
 
 class ProjectMemberInline(ReadOnlyInline):
@@ -66,6 +75,12 @@ class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "annotator", "version", "submitted_at", "duration_seconds"]
     search_fields = ["task__external_id", "annotator__member__user__username"]
     list_select_related = ["task", "annotator__member__user"]
+
+
+@admin.register(AnnotationVersion)
+class AnnotationVersionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "annotation", "version", "submitted_at"]
+    list_select_related = ["annotation"]
 
 
 @admin.register(TaskImport)

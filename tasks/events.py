@@ -13,6 +13,12 @@
 ``import_progressed(import_id: int)``
     An import job started, wrote a batch of rows, or finished (``status`` says which).
 
+``task_completed(task_id: int)``
+    A regular task's last seat was submitted: it has reached its overlap, and the work of its
+    annotators can be compared and merged. Its subscribers run after the submission commits
+    (``AFTER_COMMIT``). A task given another seat (a raised overlap, dynamic overlap) completes,
+    and publishes it, again.
+
 A handler runs in one of two phases, chosen when it subscribes:
 
 ``IN_TRANSACTION``
@@ -38,7 +44,8 @@ logger = logging.getLogger(__name__)
 ANNOTATION_SUBMITTED = "annotation_submitted"
 IMPORT_PROGRESSED = "import_progressed"
 GOLD_ANSWER_SET = "gold_answer_set"
-EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED, GOLD_ANSWER_SET})
+TASK_COMPLETED = "task_completed"
+EVENTS = frozenset({ANNOTATION_SUBMITTED, IMPORT_PROGRESSED, GOLD_ANSWER_SET, TASK_COMPLETED})
 
 IN_TRANSACTION = "in_transaction"
 AFTER_COMMIT = "after_commit"

@@ -3,9 +3,11 @@
 Order, whenever several are taken in one transaction: project, annotator (workforce,
 ``workforce/locks.py``), project member, certification (workforce), slot, assignment, task. The
 claim locks the annotator then one slot; submit and release lock the slot, then the assignment,
-then the task (a gold task's submit locks its project member first); writers of seats lock the project, then the slots of a range of tasks; a quality
-action (``qa.rules``) locks the annotator, then the membership, then certifications. Taking them in this order everywhere means
-no deadlock. An import's own row is locked alone.
+then the task (a gold task's submit locks its project member first); rework locks the
+annotator, then the slot, the assignment and the task; writers of seats lock the project, then
+the slots of a range of tasks; a quality action (``qa.rules``) locks the annotator, then the
+membership, then certifications. Taking them in this order everywhere means no deadlock. An
+import's own row is locked alone.
 
 Each helper locks its own table's rows only (``FOR NO KEY UPDATE OF`` that table): rows it joins
 for the caller are read, not locked, so that no helper takes a lock its caller's place in the

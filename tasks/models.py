@@ -52,6 +52,15 @@ class Project(TimeStamped):
     newcomer_gold_tasks = models.PositiveSmallIntegerField(default=5)
     # A gold task seen by more than this share of the project's annotators is ``overexposed``.
     gold_max_exposure = models.FloatField(default=0.5)
+    # Adaptive review (``qa.reviews``): an annotator's sampling rate at a review layer falls
+    # from the layer's base rate, while the lower bound of their accuracy is at most 0.5, to its
+    # floor once the lower bound reaches this target.
+    accuracy_target = models.FloatField(default=0.9)
+    # Dynamic overlap (``qa.agreement``): a task whose agreement comes out under this threshold
+    # gets one more seat, up to ``overlap_max`` seats. 0 turns it off; so does an ``overlap_max``
+    # no higher than ``overlap``.
+    agreement_threshold = models.FloatField(default=0.0)
+    overlap_max = models.PositiveSmallIntegerField(default=1)
     lease_seconds = models.PositiveIntegerField(default=1800)
     max_concurrent_tasks = models.PositiveSmallIntegerField(default=5)
     priority = models.SmallIntegerField(default=0)
@@ -76,6 +85,18 @@ class Project(TimeStamped):
             models.CheckConstraint(
                 condition=Q(gold_max_exposure__gt=0) & Q(gold_max_exposure__lte=1),
                 name="project_gold_max_exposure",
+            ),
+            models.CheckConstraint(
+                condition=Q(accuracy_target__gte=0.5) & Q(accuracy_target__lte=1),
+                name="project_accuracy_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(agreement_threshold__gte=0) & Q(agreement_threshold__lte=1),
+                name="project_agreement_threshold",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_max__gte=1) & Q(overlap_max__lte=MAX_OVERLAP),
+                name="project_overlap_max",
             ),
             models.CheckConstraint(
                 condition=Q(required_skill_level__lte=MAX_SKILL_LEVEL), name="project_skill_level"
@@ -112,6 +133,9 @@ class ProjectMember(TimeStamped):
     # A gold rate raised for this annotator (by a quality rule); the claim takes the higher of
     # it and the project's.
     gold_rate = models.FloatField(null=True, blank=True)
+    # A review sampling rate raised for this annotator (by a quality rule); every layer samples
+    # them at least at this rate.
+    review_rate = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["project_id", "id"]
@@ -332,7 +356,15 @@ class Assignment(models.Model):
 
 
 class Annotation(models.Model):
-    """What an annotator submitted for an assignment."""
+    """What an annotator submitted for an assignment.
+
+    ``version`` counts the annotation's versions: 1 as submitted, one more for each reviewer's
+    correction and each resubmission after a rejection. ``payload`` is always the annotator's
+    own latest work, version ``payload_version``: a correction is kept on its review (it is the
+    next version's content), so that agreement and accuracy still measure annotators. A
+    resubmission replaces ``payload``, keeping the earlier one as an ``AnnotationVersion``; the
+    times (``active_seconds``, ``duration_seconds``) then add up the annotator's work on it.
+    """
 
     assignment = models.OneToOneField(
         Assignment, on_delete=models.CASCADE, related_name="annotation"
@@ -342,6 +374,7 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="annotations")
     payload = models.JSONField()
     version = models.PositiveIntegerField(default=1)
+    payload_version = models.PositiveIntegerField(default=1)
     active_seconds = models.PositiveIntegerField(null=True, blank=True)
     duration_seconds = models.FloatField()
     submitted_at = models.DateTimeField(default=timezone.now)
@@ -355,6 +388,33 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.pk} of task {self.task_id}"
+
+
+class AnnotationVersion(models.Model):
+    """An annotator's earlier payload of an annotation sent back for rework, as submitted.
+
+    Written when the rework comes in (``annotation_resubmit``), never at a first submission:
+    most annotations are never reworked, and the submit is the hot path.
+    """
+
+    # Indexed through the (annotation, version) unique constraint.
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="earlier_versions", db_index=False
+    )
+    version = models.PositiveIntegerField()
+    payload = models.JSONField()
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["annotation_id", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotation", "version"], name="annotation_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation_id} v{self.version}"
 
 
 class ImportStatus(models.TextChoices):

@@ -1,6 +1,7 @@
 """Reads of projects, tasks, assignments and annotations, scoped to what the member may see."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -258,6 +259,27 @@ def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
     assignment, assignment.project, assignment.task = _OWN.instances(row)
     assignment.annotator = annotator
     return assignment
+
+
+# Why work is back with its annotator is quality's to say, and ``tasks`` never imports ``qa``:
+# qa registers its reader in ``QaConfig.ready()``. It takes assignment ids and answers, for each
+# one whose work a reviewer rejected and that was not resubmitted since, the rejection (the
+# shape of ``serializers.ReworkOut``).
+ReworkReader = Callable[[list[int]], dict[int, dict]]
+_rework_reader: ReworkReader | None = None
+
+
+def rework_reader_set(reader: ReworkReader) -> None:
+    global _rework_reader
+    _rework_reader = reader
+
+
+def assignment_rework_notes(assignment_ids: list[int]) -> dict[int, dict]:
+    """The rejection behind each given assignment that is back for rework, in a fixed number of
+    queries whatever the number of assignments."""
+    if _rework_reader is None or not assignment_ids:
+        return {}
+    return _rework_reader(assignment_ids)
 
 
 def annotation_list(*, member: Member) -> QuerySet[Annotation]:

@@ -17,6 +17,7 @@ from .models import (
     TaskStatus,
 )
 from .openapi import LabelSchemaField, PayloadField
+from .selectors import assignment_rework_notes
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -40,6 +41,9 @@ class ProjectOut(serializers.ModelSerializer):
             "newcomer_gold_rate",
             "newcomer_gold_tasks",
             "gold_max_exposure",
+            "accuracy_target",
+            "agreement_threshold",
+            "overlap_max",
             "lease_seconds",
             "max_concurrent_tasks",
             "priority",
@@ -53,15 +57,23 @@ class ProjectOut(serializers.ModelSerializer):
         return self.context.get("progress", {}).get(obj.pk)
 
 
-# What a project says of its gold: staff only.
-GOLD_SETTINGS = {"gold_rate", "newcomer_gold_rate", "newcomer_gold_tasks", "gold_max_exposure"}
+# How a project checks its work (gold, review sampling, dynamic overlap): staff only.
+CHECK_SETTINGS = {
+    "gold_rate",
+    "newcomer_gold_rate",
+    "newcomer_gold_tasks",
+    "gold_max_exposure",
+    "accuracy_target",
+    "agreement_threshold",
+    "overlap_max",
+}
 
 
 class AnnotatorProjectOut(ProjectOut):
     """A project as its annotators see it: nothing about how their work is checked."""
 
     class Meta(ProjectOut.Meta):
-        fields = [f for f in ProjectOut.Meta.fields if f not in GOLD_SETTINGS | {"client"}]
+        fields = [f for f in ProjectOut.Meta.fields if f not in CHECK_SETTINGS | {"client"}]
 
 
 class ProjectMemberOut(serializers.ModelSerializer):
@@ -87,12 +99,33 @@ class ClaimedProjectOut(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "instructions", "label_schema"]
 
 
+class ReworkTagOut(serializers.Serializer):
+    code = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ReworkOut(serializers.Serializer):
+    """Why submitted work is back with its annotator: the rejection, from the project's error
+    taxonomy, and the layer that sent it (not the reviewer: verdicts are the layer's)."""
+
+    review = serializers.IntegerField()
+    layer = serializers.CharField(help_text="The name of the review layer that rejected it.")
+    tags = ReworkTagOut(many=True)
+    comment = serializers.CharField()
+    rejected_at = serializers.DateTimeField()
+
+
 class AssignmentOut(serializers.ModelSerializer):
-    """An assignment as its annotator sees it: the task's data and nothing about gold."""
+    """An assignment as its annotator sees it: the task's data and nothing about gold.
+
+    ``rework`` is the rejection behind an assignment back for rework, until it is resubmitted.
+    A page of them is read at once (``context["rework"]``); a single one reads its own.
+    """
 
     task = serializers.SerializerMethodField()
     project = ClaimedProjectOut()
     annotator = serializers.IntegerField(source="annotator_id")
+    rework = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
@@ -105,11 +138,20 @@ class AssignmentOut(serializers.ModelSerializer):
             "ended_at",
             "task",
             "project",
+            "rework",
         ]
 
     @extend_schema_field(AssignedTaskOut)
     def get_task(self, obj) -> dict:
         return {"id": obj.task_id, "data": obj.task.data}
+
+    @extend_schema_field(ReworkOut(allow_null=True))
+    def get_rework(self, obj) -> dict | None:
+        notes = self.context.get("rework")
+        if notes is None:
+            notes = assignment_rework_notes([obj.pk])
+        note = notes.get(obj.pk)
+        return None if note is None else ReworkOut(note).data
 
 
 # The largest a PositiveIntegerField holds, as the schema states it.
@@ -120,6 +162,9 @@ _POSITIVE_INT_MAX = 2147483647
 # ModelSerializer's are: that works them out from the model again for every instance, which cost
 # the submit three times what serializing the annotation costs.
 class AnnotationOut(serializers.Serializer):
+    """An annotation: ``payload`` is the annotator's own latest work, version
+    ``payload_version``; ``version`` counts reviewers' corrections too, which the reviews keep."""
+
     id = serializers.IntegerField(read_only=True)
     assignment = serializers.IntegerField(source="assignment_id")
     task = serializers.IntegerField(source="task_id")
@@ -128,6 +173,9 @@ class AnnotationOut(serializers.Serializer):
     annotator_username = serializers.CharField(source="annotator.member.user.username")
     payload = PayloadField(read_only=True)
     version = serializers.IntegerField(required=False, min_value=0, max_value=_POSITIVE_INT_MAX)
+    payload_version = serializers.IntegerField(
+        required=False, min_value=0, max_value=_POSITIVE_INT_MAX
+    )
     active_seconds = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=_POSITIVE_INT_MAX
     )

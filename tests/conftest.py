@@ -66,6 +66,20 @@ def pytest_configure(config):
         used.append(f"embedded Redis at 127.0.0.1:{redis.port}")
     config.stash[services_key] = "services: " + ", ".join(used)
 
+    if config.getoption("nomigrations", default=False):
+        from django.db.models.signals import pre_migrate
+
+        pre_migrate.connect(_btree_gist, dispatch_uid="assay-tests-btree-gist")
+
+
+def _btree_gist(using: str, **kwargs) -> None:
+    """Tables built from the models (``--no-migrations``) need the extension a migration
+    otherwise creates first: the reviews' exclusion constraints compare bigints in GiST."""
+    from django.db import connections
+
+    with connections[using].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+
 
 def pytest_report_header(config):
     return config.stash.get(services_key, None)

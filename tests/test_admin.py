@@ -22,8 +22,21 @@ from django_celery_beat.models import (
 )
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from qa.agreement_report import project_agreement_report
 from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
+from qa.models import (
+    ErrorTag,
+    Review,
+    ReviewAccuracy,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    SamplingBasis,
+    Verdict,
+)
 from qa.rules import quality_rule_create, quality_rules_evaluate
+from qa.task_agreement import task_agreement_compute
+from tasks.models import AnnotationVersion
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.imports import task_import_start
 from tests.helpers import Org, image_rows, import_rows, make_project, staff
@@ -81,6 +94,9 @@ def build_world(slug: str) -> None:
         assignment = project.assignments.get(pk=claimed.assignment_id)
         payload = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 30, "h": 40}]}
         assignment_submit(assignment=assignment, payload=payload)
+    # What the completed task's agreement job and a QA lead's report store.
+    task_agreement_compute(task_id=assignment.task_id)
+    project_agreement_report(project=project)
     claim_next(annotator=org.annotator)
     build_quality(org, domain, second)
     upload = File(io.BytesIO(b'{"external_id": "late", "data": {"width": 1, "height": 1}}\n'))
@@ -131,6 +147,50 @@ def build_quality(org, domain, second) -> None:
     )
     answer, _ = attempt_claim(attempt=attempt_start(exam=exam, annotator=second))
     answer_submit(answer=answer, payload={"label": "ok"})
+    build_review(project, org, assignment.annotation)
+
+
+def build_review(project, org, annotation) -> None:
+    """A review layer, an error tag, and one verdict on an annotation: review's rows."""
+    now = timezone.now()
+    layer = ReviewLayer.objects.create(project=project, position=1, name="first", sample_rate=1.0)
+    ErrorTag.objects.create(project=project, code="missed-object")
+    author = annotation.annotator.member
+    reviewer = org.organization.members.exclude(pk=author.pk).first()
+    item = ReviewItem.objects.create(
+        annotation=annotation,
+        version=annotation.version,
+        layer=layer,
+        project=project,
+        task=annotation.task,
+        author_member=author,
+        sampled=True,
+        rate=1.0,
+        basis=SamplingBasis.NEWCOMER,
+        arrived_at=now,
+        state=ReviewItemState.DONE,
+        reviewer=reviewer,
+    )
+    Review.objects.create(
+        item=item,
+        annotation=annotation,
+        version=annotation.version,
+        layer=layer,
+        project=project,
+        author_member=author,
+        reviewer=reviewer,
+        verdict=Verdict.REJECT,
+        tags=["missed-object"],
+        score=0.0,
+        created_at=now,
+    )
+    ReviewAccuracy.objects.create(
+        annotator=annotation.annotator, project=project, reviewed=1, score_sum=0.0, updated_at=now
+    )
+    # The rejected payload, as a resubmission keeps it.
+    AnnotationVersion.objects.create(
+        annotation=annotation, version=1, payload=annotation.payload, submitted_at=now
+    )
 
 
 @pytest.fixture

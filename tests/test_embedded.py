@@ -166,7 +166,7 @@ def test_a_session_with_no_servers_at_its_urls_starts_embedded_ones():
         "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/11",
     }
     session = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-migrations",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
          "--timeout", "60", f"{__file__}::test_the_session_database_and_broker_answer"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

@@ -196,6 +196,10 @@ KNOWN = {
     # properties the token request does not declare.
     ("RejectedPositiveData", "POST /api/v1/domains/"): "a taken slug",
     ("RejectedPositiveData", "POST /api/v1/auth/token/"): "integers past 64 bits",
+    (
+        "RejectedPositiveData",
+        "PUT /api/v1/projects/{id}/review-policy/",
+    ): "each layer's floor_rate at most its sample_rate, domains that exist, a tag code once",
 }
 
 

@@ -350,6 +350,7 @@ class AuditVerb(models.TextChoices):
     QUALITY_RULE_DELETED = "quality_rule.deleted"
     QUALITY_ACTION_APPLIED = "quality_action.applied"
     QUALITY_ACTION_REVERTED = "quality_action.reverted"
+    REVIEW_POLICY_UPDATED = "review_policy.updated"
 
 
 class AuditEvent(models.Model):

@@ -188,6 +188,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# The apps' own static folders, and the chart library the pages load from its installed package
+# (config/staticfiles.py).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "config.staticfiles.PackageFileFinder",
+]
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -266,6 +272,9 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStatusEnum": "tasks.models.AssignmentStatus.choices",
         "AuditVerbEnum": "workforce.models.AuditVerb.choices",
         "ExamAttemptStatusEnum": "qa.models.exams.AttemptStatus.choices",
+        "ReviewerRoleEnum": "qa.models.reviews.ReviewerRole.choices",
+        "ReviewItemStateEnum": "qa.models.reviews.ReviewItemState.choices",
+        "SamplingBasisEnum": "qa.models.reviews.SamplingBasis.choices",
     },
 }
 
@@ -338,6 +347,13 @@ CELERY_BEAT_SCHEDULE = {
         # An import whose worker died stops beating; within two minutes it runs again or fails.
         "schedule": 60.0,
         "options": {"expires": 60.0},
+    },
+    "catch-up-task-agreements": {
+        "task": "qa.catch_up_task_agreements",
+        # Tasks whose agreement job the broker refused or a worker lost are computed by the
+        # next run, within two minutes. A run stops after 50 s (``qa.task_agreement``).
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
     },
     "prune-live-events": {
         "task": "qa.prune_live_events",

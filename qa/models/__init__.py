@@ -1,14 +1,35 @@
 """Quality tables, one module per concern; each is listed here so Django finds its models."""
 
+from .agreement import (
+    AgreementReport,
+    ConsensusMethod,
+    ReportName,
+    TaskAgreement,
+    TaskConsensus,
+)
 from .exams import AttemptStatus, Exam, ExamAnswer, ExamAttempt, ExamItem
 from .gold import Accuracy, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
+from .reviews import (
+    ErrorTag,
+    Review,
+    ReviewAccuracy,
+    ReviewerRole,
+    ReviewItem,
+    ReviewItemState,
+    ReviewLayer,
+    SamplingBasis,
+    Verdict,
+)
 from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, QualityRuleState
 
 __all__ = [
     "Accuracy",
+    "AgreementReport",
     "AttemptStatus",
+    "ConsensusMethod",
     "CurrentTransactionId",
+    "ErrorTag",
     "Exam",
     "ExamAnswer",
     "ExamAttempt",
@@ -21,4 +42,15 @@ __all__ = [
     "QualityMetric",
     "QualityRule",
     "QualityRuleState",
+    "ReportName",
+    "Review",
+    "ReviewAccuracy",
+    "ReviewItem",
+    "ReviewItemState",
+    "ReviewLayer",
+    "ReviewerRole",
+    "SamplingBasis",
+    "TaskAgreement",
+    "TaskConsensus",
+    "Verdict",
 ]

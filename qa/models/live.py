@@ -14,6 +14,8 @@ class LiveEventType(models.TextChoices):
     # Staff only: a gold submission's score never reaches the annotator.
     GOLD_SCORED = "gold.scored"
     QUALITY_ALERT = "quality.alert"
+    # Staff only: a reviewer's verdict, with the score it gave the author's work.
+    REVIEW_COMPLETED = "review.completed"
 
 
 class CurrentTransactionId(models.Func):

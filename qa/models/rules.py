@@ -25,8 +25,9 @@ class QualityMetric(models.TextChoices):
     # The share of the annotator's last N submissions in the project much faster than the
     # project's median handling time (``qa.rules.fast_share``).
     FAST_SUBMISSIONS = "fast_submissions", "Share of much-too-fast submissions"
-    # Review-based metrics (a review reject rate over the last N reviews) come with review
-    # layers: add them here and to ``qa.rules.METRICS``.
+    # The mean of the annotator's last N review scores in the project (``Review.score``: 1 an
+    # accept, 0 a reject, a correction's ``compare``).
+    REVIEW_RECENT_MEAN = "review_recent_mean", "Mean of the last N review scores"
 
 
 class QualityEffect(models.TextChoices):
@@ -37,8 +38,11 @@ class QualityEffect(models.TextChoices):
     SUSPEND_CERTIFICATION = "suspend_certification", "Suspend the project's certifications"
     RAISE_GOLD_RATE = "raise_gold_rate", "Raise the annotator's gold rate to r"
     ALERT = "alert", "Alert staff only"
-    # ``raise_review_sampling`` comes with review layers: add it here and to
-    # ``qa.rules.EFFECTS``.
+    RAISE_REVIEW_RATE = "raise_review_rate", "Raise the annotator's review sampling rate to r"
+
+
+# The effects that take ``parameter``.
+PARAMETRISED = ["lower_skill", "raise_gold_rate", "raise_review_rate"]
 
 
 class QualityRule(models.Model):
@@ -81,8 +85,8 @@ class QualityRule(models.Model):
                 name="quality_rule_fast_fraction",
             ),
             models.CheckConstraint(
-                condition=Q(action__in=["lower_skill", "raise_gold_rate"], parameter__isnull=False)
-                | (~Q(action__in=["lower_skill", "raise_gold_rate"]) & Q(parameter__isnull=True)),
+                condition=Q(action__in=PARAMETRISED, parameter__isnull=False)
+                | (~Q(action__in=PARAMETRISED) & Q(parameter__isnull=True)),
                 name="quality_rule_parameter",
             ),
         ]

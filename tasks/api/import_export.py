@@ -120,18 +120,23 @@ def _export_description() -> str:
     rules = "\n".join(f"- `{kind}`: {rule}" for kind, rule in merge_rules().items())
     return (
         "Stream the project's annotated tasks in one of its kind's formats.\n\n"
-        "Every task with at least one annotation goes out, complete or not, unless "
-        "`only_complete=true` (the default is false, as before the option existed); gold tasks "
-        "go out only with `include_gold=true`. A JSON Lines row also says whether its task is "
-        "`complete` and which `annotators` (ids, in submission order) worked on it.\n\n"
-        "A task several annotators worked on goes out as one merged answer; each kind merges "
-        "with equal weights and a quorum of more than half of the annotators:\n\n" + rules
+        "Every task whose seats are all submitted goes out once with its final answer; with "
+        "`include_incomplete=true` every task with submitted work does, and gold tasks only "
+        "with `include_gold=true`. Work sent back for rework does not count until it is "
+        "submitted again.\n\n"
+        "The final answer is what review made final (the last version a reviewer accepted or "
+        "corrected), else the task's consensus, else its annotators' payloads merged by the "
+        "kind, else its one annotation. A JSON Lines row names it as `source` (`review`, "
+        "`consensus`, `merge`, `annotation`), and also says whether its task is `complete` and "
+        "which `annotators` (ids, in submission order) worked on it.\n\n"
+        "The kinds merge with equal weights and a quorum of more than half of the "
+        "annotators:\n\n" + rules
     )
 
 
 class ExportInput(serializers.Serializer):
     format = serializers.CharField(required=False, default="jsonl")
-    only_complete = serializers.BooleanField(required=False, default=False)
+    include_incomplete = serializers.BooleanField(required=False, default=False)
     include_gold = serializers.BooleanField(required=False, default=False)
 
 
@@ -146,10 +151,10 @@ class ProjectExportApi(OrganizationApi):
         parameters=[
             EXPORT_FORMAT_PARAMETER,
             OpenApiParameter(
-                "only_complete",
+                "include_incomplete",
                 bool,
                 default=False,
-                description="Only tasks whose every seat is submitted.",
+                description="Tasks with some of their seats still open too.",
             ),
             OpenApiParameter("include_gold", bool, default=False, description="Gold tasks too."),
         ],

@@ -25,8 +25,8 @@ from workforce.tenancy import ANYONE, MANAGER, STAFF
 class Rate(serializers.FloatField):
     """A number from 0 to 1; ``true`` and ``false`` are not numbers, whatever Python says."""
 
-    def __init__(self, **kwargs):
-        super().__init__(min_value=0, max_value=1, **kwargs)
+    def __init__(self, min_value=0, **kwargs):
+        super().__init__(min_value=min_value, max_value=1, **kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool):
@@ -49,6 +49,9 @@ class ProjectFields(serializers.Serializer):
     newcomer_gold_rate = Rate(required=False)
     newcomer_gold_tasks = serializers.IntegerField(required=False, min_value=0, max_value=1000)
     gold_max_exposure = Rate(required=False)
+    accuracy_target = Rate(required=False, min_value=0.5)
+    agreement_threshold = Rate(required=False)
+    overlap_max = serializers.IntegerField(required=False, min_value=1, max_value=MAX_OVERLAP)
     lease_seconds = serializers.IntegerField(required=False, min_value=60, max_value=7 * 86_400)
     max_concurrent_tasks = serializers.IntegerField(required=False, min_value=1, max_value=1000)
     priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)

@@ -80,13 +80,18 @@ class ClaimApi(OrganizationApi):
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
 class AssignmentListApi(OrganizationApi):
+    """Assignments: annotators see their own, managers and QA leads the organization's. Work a
+    reviewer sent back is active again, with the rejection in ``rework``."""
+
     roles = {"GET": ANYONE}
     filterset_class = AssignmentFilter
 
     @extend_schema(responses=AssignmentOut(many=True), filters=True)
     def get(self, request):
         return self.paginated(
-            self.filtered(selectors.assignment_list(member=self.member)), AssignmentOut
+            self.filtered(selectors.assignment_list(member=self.member)),
+            AssignmentOut,
+            lambda page: {"rework": selectors.assignment_rework_notes([a.pk for a in page])},
         )
 
 

@@ -1,7 +1,16 @@
-"""classification: one label per task, e.g. {"label": "dog"}."""
+"""classification: one label per task, e.g. {"label": "dog"}.
+
+A schema may say what its labels measure with ``scale``: ``nominal`` (the default: categories
+with no order), ``ordinal`` (ranked in the schema's order, e.g. "bad", "fair", "good") or
+``interval`` (each label name is a number, e.g. "1" to "5", and distances between them mean
+something). Agreement reads it: Krippendorff's alpha is reported at every level the scale
+allows, since a disagreement between "4" and "5" is a smaller one than between "1" and "5"
+(``qa.agreement_report``).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from tasks.kinds.base import (
@@ -17,18 +26,61 @@ from tasks.kinds.base import (
 from tasks.kinds.consensus import annotator_weights, weighted_vote
 from tasks.kinds.schema import label_order, label_schema_issues, schema_shape
 from tasks.kinds.shapes import LABEL, obj
-from tasks.kinds.validation import check_label, check_object, object_data_issues
+from tasks.kinds.validation import check_label, check_object, object_data_issues, quote
+
+SCALES = ("nominal", "ordinal", "interval")
+
+
+def scale_of(schema: Schema) -> str:
+    """What the schema's labels measure (``SCALES``); ``nominal`` unless the schema says."""
+    return schema.get("scale", "nominal")
+
+
+def _check_scale(schema: Schema, value: object, path: str, issues: list[ValidationIssue]) -> None:
+    if value not in SCALES:
+        issues.append(ValidationIssue(path, f"must be one of {', '.join(SCALES)}"))
+        return
+    if value != "interval":
+        return
+    labels = schema.get("labels")
+    # Labels that are not a list of named objects are told about by their own check.
+    for index, label in enumerate(labels if isinstance(labels, list) else ()):
+        name = label.get("name") if isinstance(label, dict) else None
+        if isinstance(name, str) and not _is_number(name):
+            issues.append(
+                ValidationIssue(
+                    f"labels[{index}].name", f"{quote(name)} is not a number, as interval needs"
+                )
+            )
+
+
+def _is_number(name: str) -> bool:
+    try:
+        return math.isfinite(float(name))
+    except ValueError:
+        return False
 
 
 class Classification(Kind):
     key = "classification"
     title = "Classification"
-    label_schema_shape = schema_shape()
+    label_schema_shape = schema_shape(
+        extra_optional={
+            "scale": {
+                "type": "string",
+                # A pattern, not an enum: the schema's enum post-processing would hoist an enum
+                # out of the kinds' shapes.
+                "pattern": f"^({'|'.join(SCALES)})$",
+                "description": "What the labels measure: nominal (default), ordinal (ranked in "
+                "schema order) or interval (label names are numbers).",
+            }
+        }
+    )
     payload_shape = obj({"label": LABEL}, required=("label",), description="The task's one label.")
     label_paths = {"labels": "$.label"}
 
     def validate_schema(self, schema: Schema) -> list[ValidationIssue]:
-        return label_schema_issues(schema)
+        return label_schema_issues(schema, extra_optional={"scale": _check_scale})
 
     def validate_task_data(self, data: TaskData) -> list[ValidationIssue]:
         return object_data_issues(data)

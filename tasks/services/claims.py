@@ -61,6 +61,7 @@ from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
 from tasks.locks import lock_assignment, lock_lapsed_slots, lock_slot_of
 from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotState
+from tasks.services.tasks import annotation_resubmit
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
 
@@ -283,6 +284,7 @@ class SubmitResult(StrEnum):
     """What ``tasks_submit`` answers in ``r_result``."""
 
     SUBMITTED = "submitted"
+    RESUBMITTED = "resubmitted"
     SUBMITTED_BEFORE = "submitted_before"
     REFUSED = "refused"
 
@@ -311,7 +313,8 @@ def assignment_submit(
     """Store the annotator's work; return it and whether it was new.
 
     Submitting the same payload again returns the stored annotation (a retried request is
-    harmless); a different payload for a submitted assignment is a conflict. The payload is
+    harmless); a different payload for a submitted assignment is a conflict. Work sent back for
+    rework is submitted again the same way, as the annotation's next version. The payload is
     validated by the project's kind first, and nothing is stored when it is invalid.
 
     The locks, checks and writes are ``tasks_submit`` (``submit.sql`` beside this module), one
@@ -344,20 +347,33 @@ def assignment_submit(
         )
     if result == SubmitResult.REFUSED:
         raise _refusal(row["status"], row["holds"])
-    # What ``tasks_submit`` wrote, without reading it back; the annotator and the task are the
-    # ones the caller read, so that nothing is loaded again to answer.
-    annotation = Annotation(
-        pk=row["annotation"],
-        assignment=assignment,
-        task=assignment.task,
-        project=project,
-        annotator=assignment.annotator,
-        payload=payload,
-        active_seconds=active_seconds,
-        duration_seconds=row["duration"],
-        submitted_at=now,
-    )
-    annotation._state.adding = False
+    if result == SubmitResult.RESUBMITTED:
+        # Work a reviewer rejected, sent back to its author (``assignment_rework``): stored as
+        # the annotation's next version, under the locks ``tasks_submit`` took.
+        annotation = annotation_resubmit(
+            Annotation.objects.get(pk=row["annotation"]),
+            assignment=assignment,
+            payload=payload,
+            active_seconds=active_seconds,
+            now=now,
+        )
+    else:
+        # What ``tasks_submit`` inserted, without reading it back; the annotator and the task
+        # are the ones the caller read, so that nothing is loaded again to answer.
+        annotation = Annotation(
+            pk=row["annotation"],
+            assignment=assignment,
+            task=assignment.task,
+            project=project,
+            annotator=assignment.annotator,
+            payload=payload,
+            active_seconds=active_seconds,
+            duration_seconds=row["duration"],
+            submitted_at=now,
+        )
+        annotation._state.adding = False
+    if row["completed"]:
+        events.publish(events.TASK_COMPLETED, task_id=assignment.task_id)
     # Scored in this transaction by qa's in-transaction handler when gold.
     events.publish(
         events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=assignment.slot_id is None

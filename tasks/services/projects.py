@@ -40,6 +40,9 @@ EDITABLE = {
     "newcomer_gold_rate",
     "newcomer_gold_tasks",
     "gold_max_exposure",
+    "accuracy_target",
+    "agreement_threshold",
+    "overlap_max",
     "lease_seconds",
     "max_concurrent_tasks",
     "priority",
@@ -77,6 +80,12 @@ def project_check(
         problems.add("newcomer_gold_tasks", "Must be between 0 and 1000.")
     if "gold_max_exposure" in fields and not 0 < fields["gold_max_exposure"] <= 1:
         problems.add("gold_max_exposure", "Must be above 0 and at most 1.")
+    if "accuracy_target" in fields and not 0.5 <= fields["accuracy_target"] <= 1:
+        problems.add("accuracy_target", "Must be between 0.5 and 1.")
+    if "agreement_threshold" in fields and not 0 <= fields["agreement_threshold"] <= 1:
+        problems.add("agreement_threshold", "Must be between 0 and 1.")
+    if "overlap_max" in fields and not 1 <= fields["overlap_max"] <= MAX_OVERLAP:
+        problems.add("overlap_max", f"{fields['overlap_max']} is not between 1 and {MAX_OVERLAP}.")
     if "required_skill_level" in fields and not 0 <= fields["required_skill_level"] <= 5:
         problems.add("required_skill_level", f"{fields['required_skill_level']} is not 0 to 5.")
     if "lease_seconds" in fields and not 60 <= fields["lease_seconds"] <= 7 * 86_400:

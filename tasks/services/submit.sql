@@ -11,12 +11,15 @@
 -- them is the state that stands, so a retried request racing the first sees its result.
 -- ``r_result``:
 --   ``submitted``        stored: ``r_annotation`` is the new annotation;
---   ``submitted_before`` the assignment already has an annotation (``r_annotation``): the
+--   ``resubmitted``      work sent back for rework, submitted again: the assignment is finished
+--                        as below, and the caller stores the new payload as the next version of
+--                        its annotation (``r_annotation``), with the locks still held;
+--   ``submitted_before`` the assignment was submitted already, with ``r_annotation``: the
 --                        caller compares payloads, with the locks still held;
 --   ``refused``          nothing stored: the assignment was submitted, released or revoked,
 --                        or its slot went to someone else (``r_holds`` false).
 -- ``r_status`` is the assignment's status and ``r_holds`` whether it holds its task, as read
--- under the locks.
+-- under the locks; ``r_completed`` says this submit completed the task.
 -- A task is complete when its last seat is submitted: the task's row is locked before its other
 -- slots are read, so that when the last seats are submitted at once each waits for the others
 -- to commit and the last one through sees every slot done (each statement reads what has
@@ -24,7 +27,9 @@
 CREATE OR REPLACE FUNCTION tasks_submit(
     p_assignment bigint, p_payload jsonb, p_active_seconds integer,
     p_duration double precision, p_now timestamptz
-) RETURNS TABLE (r_result text, r_annotation bigint, r_status text, r_holds boolean)
+) RETURNS TABLE (
+    r_result text, r_annotation bigint, r_status text, r_holds boolean, r_completed boolean
+)
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -54,8 +59,9 @@ BEGIN
     -- to it. A gold task's assignment holds no slot, and nobody else can take it over.
     r_status := asg.status;
     r_holds := gold OR COALESCE(slot_state = 'leased', false);
+    r_completed := false;
     SELECT n.id INTO r_annotation FROM tasks_annotation n WHERE n.assignment_id = p_assignment;
-    IF FOUND THEN
+    IF FOUND AND asg.status = 'submitted' THEN
         r_result := 'submitted_before'; RETURN NEXT; RETURN;
     END IF;
     IF asg.status = 'submitted' OR asg.status = 'released' OR asg.status = 'revoked'
@@ -64,12 +70,18 @@ BEGIN
         r_result := 'refused'; RETURN NEXT; RETURN;
     END IF;
 
-    INSERT INTO tasks_annotation
-        (assignment_id, task_id, project_id, annotator_id, payload, version, active_seconds,
-         duration_seconds, submitted_at)
-    VALUES (p_assignment, asg.task_id, asg.project_id, asg.annotator_id, p_payload, 1,
-            p_active_seconds, p_duration, p_now)
-    RETURNING id INTO r_annotation;
+    IF r_annotation IS NULL THEN
+        INSERT INTO tasks_annotation
+            (assignment_id, task_id, project_id, annotator_id, payload, version,
+             payload_version, active_seconds, duration_seconds, submitted_at)
+        VALUES (p_assignment, asg.task_id, asg.project_id, asg.annotator_id, p_payload, 1, 1,
+                p_active_seconds, p_duration, p_now)
+        RETURNING id INTO r_annotation;
+        r_result := 'submitted';
+    ELSE
+        -- Sent back for rework (its slot leased to it again): its annotation has a new version.
+        r_result := 'resubmitted';
+    END IF;
     UPDATE tasks_assignment SET status = 'submitted', ended_at = p_now WHERE id = p_assignment;
     IF gold THEN
         UPDATE tasks_projectmember SET gold_submitted = gold_submitted + 1
@@ -80,9 +92,9 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM tasks_slot s
                        WHERE s.task_id = asg.task_id AND s.state <> 'done') THEN
             UPDATE tasks_task SET completed_at = p_now WHERE id = asg.task_id;
+            r_completed := true;
         END IF;
     END IF;
-    r_result := 'submitted';
     RETURN NEXT;
 END;
 $$;

@@ -1,6 +1,7 @@
 """Fixtures for the browser tests: a uvicorn serving the app and a headless Chromium, each
-started once for the package, and a fresh browser tab per test that records every request the
-page makes and every error it reports.
+started once for the package, and fresh browser tabs per test (each in a context of its own,
+logged out or signed in as a user) that record every request the page makes and every error it
+reports.
 
 The browser is Debian's Chromium (``apt-get install chromium``), never one Playwright downloads.
 Without it the tests skip on a developer's machine and fail where ``CI`` is set.
@@ -8,12 +9,14 @@ Without it the tests skip on a developer's machine and fail where ``CI`` is set.
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
+from django.test import Client
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
 from tests.helpers import ROOT, asgi_server
@@ -92,14 +95,13 @@ class Tab:
         return path
 
 
-@pytest.fixture
-def tab(browser: Browser, app_server: str) -> Iterator[Tab]:
-    """A fresh tab (no cookies) on the test server, recording requests and errors."""
-    context = browser.new_context(base_url=app_server, viewport={"width": 1280, "height": 800})
+def _open_tab(browser: Browser, origin: str, viewport: dict) -> tuple[Tab, Callable[[], None]]:
+    """A tab in a context of its own (no cookies), recording requests and errors."""
+    context = browser.new_context(base_url=origin, viewport=viewport)
     # Everything here answers within a second; a missing element should fail fast.
     context.set_default_timeout(10_000)
     page = context.new_page()
-    tab = Tab(page=page, origin=app_server)
+    tab = Tab(page=page, origin=origin)
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -112,5 +114,39 @@ def tab(browser: Browser, app_server: str) -> Iterator[Tab]:
     page.on("console", on_console)
     page.on("pageerror", lambda error: tab.errors.append(f"uncaught on {page.url}: {error}"))
     page.on("requestfailed", on_failed)
+    return tab, context.close
+
+
+@pytest.fixture
+def tab(browser: Browser, app_server: str) -> Iterator[Tab]:
+    """A fresh tab (no cookies) on the test server, recording requests and errors."""
+    tab, close = _open_tab(browser, app_server, {"width": 1280, "height": 800})
     yield tab
-    context.close()
+    close()
+
+
+# A laptop's screen, which the role pages are laid out for.
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@pytest.fixture
+def signed_in(browser: Browser, app_server: str) -> Iterator[Callable[..., Tab]]:
+    """Open tabs already logged in: ``signed_in(user)`` gives a tab in a context of its own
+    carrying a session of ``user``, made in the database the server reads (the login form is
+    tested on its own, and its throttle is no part of these tests)."""
+    closers = []
+
+    def open_as(user) -> Tab:
+        client = Client()
+        client.force_login(user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        tab, close = _open_tab(browser, app_server, LAPTOP)
+        tab.page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": app_server}]
+        )
+        closers.append(close)
+        return tab
+
+    yield open_as
+    for close in closers:
+        close()

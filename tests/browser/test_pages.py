@@ -54,10 +54,20 @@ def test_a_member_logs_in_through_the_form_and_sees_their_organizations_and_role
     brand, button = banner.get_by_role("link", name="Assay").bounding_box(), log_out.bounding_box()
     assert abs((brand["y"] + brand["height"] / 2) - (button["y"] + button["height"] / 2)) < 3
     expect(page.get_by_role("heading", name="Your organizations")).to_be_visible()
-    expect(page.get_by_role("main").get_by_role("listitem")).to_have_text(
-        ["Acme — QA lead", "Globex — Annotator"]
-    )
+    items = page.get_by_role("main").get_by_role("listitem")
+    expect(items).to_contain_text(["Acme — QA lead", "Globex — Annotator"])
+    expect(items.get_by_role("button")).to_have_text(["Work here", "Work here"])
+    # With two organizations, the pages wait for a choice; then the header links the role's.
+    expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["API"])
     tab.screenshot("home-logged-in")
+
+    page.get_by_role("button", name="Work in Acme").click()
+
+    expect(page.get_by_role("main").get_by_role("listitem").first).to_contain_text("working here")
+    nav = page.get_by_role("navigation", name="Pages")
+    expect(nav.get_by_role("link")).to_have_text(["Quality", "API"])
+    nav.get_by_role("link", name="Quality").click()
+    expect(page.get_by_role("heading", name="Quality")).to_be_visible()
     assert tab.errors == []
     assert tab.offsite_requests() == []
 

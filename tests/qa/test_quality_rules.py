@@ -12,11 +12,16 @@ from qa.models import (
     QualityAction,
     QualityRule,
     QualityRuleState,
+    ReviewItem,
+    ReviewLayer,
 )
 from qa.rules import quality_rule_create, quality_rules_evaluate, rules_for
+from qa.verdicts import review_judge
 from tasks.models import Annotation, ProjectMember
 from tests.helpers import make_project
 from tests.qa.gold_helpers import label_gold_project, label_gold_submit
+from tests.qa.review_helpers import lease, verdict_project, waiting_item
+from tests.qa.review_helpers import submit as review_submit
 from workforce import services
 from workforce.models import (
     AnnotatorSkill,
@@ -472,3 +477,118 @@ def test_another_organizations_rules_and_actions_are_not_found(
         format="json",
     )  # fmt: skip
     assert set(refused.json()["error"]["fields"]) == {"project"}
+
+
+def reject_twice(org, project, capture) -> None:
+    """Two of the annotator's submissions rejected at the review layer, with the jobs the
+    verdicts queue run after each commit."""
+    for _ in range(2):
+        item = lease(waiting_item(review_submit(org.annotator, project)), org.qa_lead)
+        with capture(execute=True):
+            review_judge(
+                item=item,
+                reviewer=org.qa_lead,
+                verdict="reject",
+                tags=["wrong-label"],
+                comment="No.",
+            )
+
+
+def test_review_scores_raise_the_review_rate_which_undo_restores(
+    org, django_capture_on_commit_callbacks
+):
+    project = verdict_project(org, org.annotator, tasks=4)
+    rule(
+        org,
+        project,
+        metric="review_recent_mean",
+        threshold=0.8,
+        window=3,
+        min_sample=2,
+        action="raise_review_rate",
+        parameter=0.9,
+    )
+    reject_twice(org, project, django_capture_on_commit_callbacks)
+    [action] = actions()
+    assert (action.metric, action.value, action.evidence["scores"]) == (
+        "review_recent_mean",
+        0.0,
+        [0.0, 0.0],
+    )
+    assert (action.prior, action.after) == ({"review_rate": None}, {"review_rate": 0.9})
+    member = ProjectMember.objects.get(project=project, annotator=org.annotator)
+    assert member.review_rate == 0.9
+    # Every layer now samples them at least at 0.9, and says why.
+    ReviewLayer.objects.filter(project=project).update(sample_rate=0.1)
+    item = ReviewItem.objects.filter(annotation=review_submit(org.annotator, project)).get()
+    assert (item.rate, item.basis) == (0.9, "raised")
+    assert undo(org, action).status_code == 200
+    member.refresh_from_db()
+    assert member.review_rate is None
+
+
+def test_undoing_a_raised_review_rate_refuses_when_it_was_changed_since(
+    org, django_capture_on_commit_callbacks
+):
+    project = verdict_project(org, org.annotator, tasks=4)
+    rule(
+        org,
+        project,
+        metric="review_recent_mean",
+        threshold=0.8,
+        window=3,
+        min_sample=2,
+        action="raise_review_rate",
+        parameter=0.9,
+    )
+    reject_twice(org, project, django_capture_on_commit_callbacks)
+    [action] = actions()
+    ProjectMember.objects.filter(project=project).update(review_rate=0.5)
+    response = undo(org, action)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "superseded"
+    assert "review rate" in response.json()["error"]["message"]
+    assert ProjectMember.objects.get(project=project, annotator=org.annotator).review_rate == 0.5
+
+
+def test_a_review_rate_already_as_high_is_left_alone(org, django_capture_on_commit_callbacks):
+    project = verdict_project(org, org.annotator, tasks=4)
+    ProjectMember.objects.filter(project=project).update(review_rate=0.95)
+    rule(
+        org,
+        project,
+        metric="review_recent_mean",
+        threshold=0.8,
+        window=3,
+        min_sample=2,
+        action="raise_review_rate",
+        parameter=0.9,
+    )
+    reject_twice(org, project, django_capture_on_commit_callbacks)
+    [action] = actions()
+    assert action.prior == {} and "already" in action.effect
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "window": 51, "action": "alert"},
+            {"window"},
+        ),
+        ({"metric": "review_recent_mean", "threshold": 0, "action": "alert"}, {"threshold"}),
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate"},
+            {"parameter"},
+        ),
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate",
+             "parameter": 0},
+            {"parameter"},
+        ),
+    ],
+)  # fmt: skip
+def test_bad_review_rules_are_refused_naming_each_field(org, body, fields):
+    response = org.client(Role.MANAGER).post("/api/v1/quality-rules", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert set(response.json()["error"]["fields"]) == fields
+    assert not QualityRule.objects.exists()

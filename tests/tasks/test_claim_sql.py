@@ -7,6 +7,8 @@ import pytest
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
+from qa.models import ReviewerRole, ReviewItemState
+from qa.reviews import ReviewClaimOutcome
 from tasks.models import AssignmentStatus, ProjectRole, ProjectStatus, SlotState
 from tasks.services.claims import ClaimOutcome, SubmitResult
 from workforce.models import AnnotatorStatus, CertificationStatus, Role
@@ -25,6 +27,7 @@ FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(")
 def test_every_sql_file_of_the_apps_is_checked_here():
     names = {path.relative_to(ROOT).as_posix() for path in SQL_FILES}
     assert {
+        "qa/reviews.sql",
         "tasks/services/access.sql",
         "tasks/services/claims.sql",
         "tasks/services/submit.sql",
@@ -86,6 +89,8 @@ COLUMNS = {
     ("workforce_annotator", "status"): AnnotatorStatus,
     ("workforce_certification", "status"): CertificationStatus,
     ("workforce_member", "role"): Role,
+    ("qa_reviewitem", "state"): ReviewItemState,
+    ("qa_reviewlayer", "role"): ReviewerRole,
 }
 # The aliases and variables the SQL uses for those tables' rows, and the functions' outputs.
 NAMES = {
@@ -99,10 +104,13 @@ NAMES = {
     "held": "workforce_certification",
     "wm": "workforce_member",
     "asg": "tasks_assignment",
+    "i": "qa_reviewitem",
+    "l": "qa_reviewlayer",
 }
 OUTPUTS = {
     "r_outcome": ClaimOutcome,
     "r_result": SubmitResult,
+    "o_outcome": ReviewClaimOutcome,
     "p_status": CertificationStatus,
     "slot_state": SlotState,
 }

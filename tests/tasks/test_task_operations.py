@@ -151,10 +151,10 @@ def test_reviewers_read_tasks_of_their_projects_without_gold_and_annotators_not_
     reviewer = org.client(Role.REVIEWER)
     # Not on the project: not found, as any project they do not belong to.
     assert reviewer.get(url).status_code == 404
-    # A reviewer with an annotator profile, on the project as a reviewer.
+    # A reviewer, on the project as a reviewer through their working profile.
     from workforce.models import Annotator
 
-    profile = Annotator.objects.create(member=org.reviewer)
+    profile = Annotator.objects.get(member=org.reviewer)
     ProjectMember.objects.create(project=project, annotator=profile, role="reviewer")
     rows = reviewer.get(url).json()["results"]
     assert rows and all("is_gold" not in row for row in rows)
@@ -434,23 +434,35 @@ def test_export_rows_say_complete_and_annotators_and_leave_gold_out_by_default(o
     project, first, second = _exported_project(org)
     url = f"/api/v1/projects/{project.pk}/export"
     client = org.client(Role.MANAGER)
-    rows = {row["external_id"]: row for row in _lines(client.get(f"{url}?format=jsonl"))}
-    # As before the options: incomplete tasks go out too; gold ones no longer do.
+    # By default only the complete tasks, which are not gold.
+    complete = _lines(client.get(f"{url}?format=jsonl"))
+    assert [row["external_id"] for row in complete] == ["img-0"]
+    assert complete[0]["source"] == "merge"
+    rows = {
+        row["external_id"]: row
+        for row in _lines(client.get(f"{url}?format=jsonl&include_incomplete=true"))
+    }
     assert set(rows) == {"img-0", "img-1"}
     assert rows["img-0"]["complete"] is True
     assert sorted(rows["img-0"]["annotators"]) == sorted([first.pk, second.pk])
-    assert rows["img-1"] == rows["img-1"] | {"complete": False, "annotators": [first.pk]}
+    assert rows["img-1"] == rows["img-1"] | {
+        "complete": False,
+        "annotators": [first.pk],
+        "source": "annotation",
+    }
     assert rows["img-0"]["annotation"]["boxes"][0]["label"] == "car"
-    complete = _lines(client.get(f"{url}?format=jsonl&only_complete=true"))
-    assert [row["external_id"] for row in complete] == ["img-0"]
-    # Gold tasks have no seats to complete: ``only_complete`` leaves them out.
-    everything = _lines(client.get(f"{url}?format=jsonl&include_gold=true"))
+    # Gold tasks have no seats to fill: ``include_gold`` alone brings them.
+    gold = _lines(client.get(f"{url}?format=jsonl&include_gold=true"))
+    assert [row["external_id"] for row in gold] == ["img-0", "img-2"]
+    everything = _lines(client.get(f"{url}?format=jsonl&include_gold=1&include_incomplete=1"))
     assert [row["external_id"] for row in everything] == ["img-0", "img-1", "img-2"]
-    complete = _lines(client.get(f"{url}?format=jsonl&include_gold=true&only_complete=1"))
-    assert [row["external_id"] for row in complete] == ["img-0"]
     # Formats without room for the facts take the same options.
     coco = json.loads(
-        b"".join(client.get(f"{url}?format=coco&include_gold=true").streaming_content)
+        b"".join(
+            client.get(
+                f"{url}?format=coco&include_gold=true&include_incomplete=true"
+            ).streaming_content
+        )
     )
     assert len(coco["images"]) == 3
 
@@ -458,10 +470,10 @@ def test_export_rows_say_complete_and_annotators_and_leave_gold_out_by_default(o
 def test_export_options_refuse_what_is_not_a_boolean(org):
     project, *_ = _exported_project(org)
     response = org.client(Role.MANAGER).get(
-        f"/api/v1/projects/{project.pk}/export?only_complete=maybe&include_gold=sometimes"
+        f"/api/v1/projects/{project.pk}/export?include_incomplete=maybe&include_gold=sometimes"
     )
     assert response.status_code == 400
-    assert set(response.json()["error"]["fields"]) == {"only_complete", "include_gold"}
+    assert set(response.json()["error"]["fields"]) == {"include_incomplete", "include_gold"}
 
 
 def test_export_command_takes_the_same_options(org, tmp_path):
@@ -469,7 +481,9 @@ def test_export_command_takes_the_same_options(org, tmp_path):
 
     project, *_ = _exported_project(org)
     out = tmp_path / "export.jsonl"
-    call_command("export_tasks", project.pk, "--include-gold", "--output", out)
+    call_command(
+        "export_tasks", project.pk, "--include-gold", "--include-incomplete", "--output", out
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(row["external_id"], row["complete"]) for row in rows] == [
         ("img-0", True),
@@ -489,7 +503,7 @@ def test_the_schema_documents_each_kinds_merge_rule_and_the_export_options(clien
     for kind, rule in rules.items():
         assert f"`{kind}`: {rule}" in operation["description"]
     parameters = {p["name"]: p for p in operation["parameters"]}
-    assert parameters["only_complete"]["schema"] == {"type": "boolean", "default": False}
+    assert parameters["include_incomplete"]["schema"] == {"type": "boolean", "default": False}
     assert parameters["include_gold"]["schema"] == {"type": "boolean", "default": False}
 
 

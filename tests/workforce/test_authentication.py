@@ -47,10 +47,11 @@ def test_a_claim_costs_two_statements(org, django_assert_num_queries):
     assert Assignment.objects.get().annotator == org.annotator
 
 
-def test_a_submit_costs_four_statements_and_reads_nothing_back(org, django_assert_num_queries):
+def test_a_submit_costs_five_statements_and_reads_nothing_back(org, django_assert_num_queries):
     """The other half of the loop: the token's member; the assignment with the project and
-    task it is validated against; ``tasks_submit``, which locks, checks and writes; the live
-    event. The answer is built from what the request read, not read again."""
+    task it is validated against; ``tasks_submit``, which locks, checks and writes; then, in
+    its transaction, quality's live event and whether a review layer samples the work. The
+    answer is built from what the request read, not read again."""
     project = make_project(org)
     import_rows(project, image_rows(3))
     staff(project, org.annotator)
@@ -58,7 +59,7 @@ def test_a_submit_costs_four_statements_and_reads_nothing_back(org, django_asser
     claimed = client.post("/api/v1/claims/", {}, format="json").json()
     box = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 3, "h": 4}]}
     # Inside the test's transaction, the submit's own is a savepoint: two statements more.
-    with django_assert_num_queries(4 + 2):
+    with django_assert_num_queries(5 + 2):
         response = client.post(
             f"/api/v1/assignments/{claimed['id']}/submit/", {"payload": box}, format="json"
         )

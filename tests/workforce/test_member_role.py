@@ -80,15 +80,20 @@ def test_the_last_manager_keeps_the_role(org):
     assert Member.objects.get(pk=org.manager.pk).role == Role.QA_LEAD
 
 
-def test_becoming_an_annotator_gives_a_working_profile(org):
-    assert not Annotator.objects.filter(member=org.reviewer).exists()
-    response = org.client(Role.MANAGER).patch(
-        _url(org.reviewer), {"role": "annotator"}, format="json"
-    )
+@pytest.mark.parametrize("role", [Role.ANNOTATOR, Role.REVIEWER])
+def test_becoming_an_annotator_or_a_reviewer_gives_a_working_profile(org, role):
+    assert not Annotator.objects.filter(member=org.qa_lead).exists()
+    response = org.client(Role.MANAGER).patch(_url(org.qa_lead), {"role": role}, format="json")
     assert response.status_code == 200
-    profile = Annotator.objects.get(member=org.reviewer)
+    profile = Annotator.objects.get(member=org.qa_lead)
     event = AuditEvent.objects.get(verb=AuditVerb.MEMBER_ROLE_CHANGED)
     assert event.annotator_id == profile.pk
+
+
+def test_a_new_reviewer_has_a_working_profile_and_a_new_qa_lead_none(org):
+    """A reviewer's skill levels and certifications, which review layers ask for, live on it."""
+    assert Annotator.objects.filter(member=org.reviewer).exists()
+    assert not Annotator.objects.filter(member=org.qa_lead).exists()
 
 
 def test_an_annotator_moved_to_another_role_loses_their_leases(org):

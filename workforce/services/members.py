@@ -40,6 +40,11 @@ User = get_user_model()
 USERNAME_RE = re.compile(r"^[\w.+-]+\Z")
 
 
+# Roles whose members get a working profile: annotators, and reviewers, whose skill levels and
+# certifications review layers ask for and whom projects take on as reviewers through it.
+PROFILE_ROLES = (Role.ANNOTATOR, Role.REVIEWER)
+
+
 def member_login(*, organization: Organization, username: str) -> str:
     """The login name of the account ``username`` in ``organization``: ``alice@acme``."""
     return f"{username}{LOGIN_SEPARATOR}{organization.slug}"
@@ -94,8 +99,8 @@ def member_create(
     last_name: str = "",
     profile: dict | None = None,
 ) -> Member:
-    """Create an account of the organization, with its membership; an annotator also gets a
-    working profile.
+    """Create an account of the organization, with its membership; an annotator or a reviewer
+    also gets a working profile.
 
     The account logs in as ``<username>@<organization slug>``. Without a password it cannot log
     in until one is set. A username already used in this organization is a conflict; one used
@@ -163,7 +168,7 @@ def _member_add(
 ) -> Member:
     member = Member.objects.create(user=user, organization=organization, role=role)
     annotator = None
-    if role == Role.ANNOTATOR:
+    if role in PROFILE_ROLES:
         annotator = Annotator.objects.create(member=member, **profile)
     audit_record(
         organization=organization,
@@ -261,7 +266,9 @@ def member_role_change(
 ) -> Member:
     """Give a member another role in the organization, audited.
 
-    Becoming an annotator gives them a working profile if they had none; leaving the role keeps
+    Becoming an annotator or a reviewer gives them a working profile if they had none (a
+    reviewer's skill levels and certifications, which review layers ask for, live there, and a
+    project takes them on as a reviewer through it); leaving the role keeps
     it (skills and certifications stay on record) while the API refuses them annotators' work.
     Leases held in a role left are ended by the database's access rule, in this transaction.
     The organization's last active manager keeps the role (409), so that someone can still
@@ -286,7 +293,7 @@ def member_role_change(
                 fields={"role": ["The last active manager cannot leave the role."]},
             )
     annotator = Annotator.objects.filter(member=member).first()
-    if role == Role.ANNOTATOR and annotator is None:
+    if role in PROFILE_ROLES and annotator is None:
         annotator = Annotator.objects.create(member=member)
     changes = model_update(member, {"role": role})
     audit_record(

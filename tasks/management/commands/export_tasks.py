@@ -20,20 +20,20 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="jsonl")
         parser.add_argument("--output", type=Path, help="Default: standard output.")
         parser.add_argument(
-            "--only-complete",
+            "--include-incomplete",
             action="store_true",
-            help="Only tasks whose every seat is submitted (default: every annotated task).",
+            help="Tasks with seats still open too (default: tasks whose every seat is submitted).",
         )
         parser.add_argument("--include-gold", action="store_true", help="Gold tasks too.")
 
-    def handle(self, *args, project, format, output, only_complete, include_gold, **options):
+    def handle(self, *args, project, format, output, include_incomplete, include_gold, **options):
         try:
             target = Project.objects.get(pk=project)
         except Project.DoesNotExist as exc:
             raise CommandError(f"No project {project}.") from exc
         try:
             chunks, _, _ = export_project(
-                target, format, only_complete=only_complete, include_gold=include_gold
+                target, format, include_incomplete=include_incomplete, include_gold=include_gold
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc

@@ -7,9 +7,9 @@ class Migration(migrations.Migration):
     """The submit's locks, checks and writes in one round trip (``tasks_submit``)."""
 
     dependencies = [
-        ("tasks", "0008_gold"),
+        ("tasks", "0010_rework_versions"),
     ]
 
     operations = [
-        InstallSQL("tasks/services/submit.sql", "c53d22dc32277db2"),
+        InstallSQL("tasks/services/submit.sql", "71c0f45abc3d4f75"),
     ]

@@ -1,0 +1,210 @@
+// One annotator in one project, for a QA lead: accuracy with its interval, the trend of gold
+// scores, gold results, quality actions (with undo) and the audit log, kept current live.
+
+import {
+  ApiError,
+  api,
+  config,
+  dateTime,
+  fill,
+  moment,
+  h,
+  intervalBar,
+  liveBadge,
+  liveSocket,
+  percent,
+  throttled,
+} from "./core.js";
+
+const $ = (id) => document.getElementById(id);
+const { project, annotator } = config;
+
+let figures = null; // this project's accuracy row
+const scores = []; // gold scores received live: {at, score, task, annotation}
+let submittedLive = 0;
+
+// -- accuracy --------------------------------------------------------------------------
+
+function accuracyTable(rows, key, heading) {
+  if (!rows.length) return null;
+  return h(
+    "table",
+    { class: "figures" },
+    h("thead", {}, h("tr", {}, h("th", {}, heading), h("th", {}, "95 % interval"), h("th", { class: "num" }, "Mean"), h("th", { class: "num" }, "n"), h("th", { class: "num" }, "Recent"))),
+    h(
+      "tbody",
+      {},
+      rows.map((row) =>
+        h(
+          "tr",
+          { class: key === "name" && row.project === project ? "selected" : null },
+          h("td", {}, row[key]),
+          h("td", {}, intervalBar(row, { width: 120 })),
+          h("td", { class: "num" }, percent(row.mean, 1)),
+          h("td", { class: "num" }, String(row.scored)),
+          h("td", { class: "num" }, row.recent_mean === null || row.recent_mean === undefined ? "—" : percent(row.recent_mean, 0)),
+        ),
+      ),
+    ),
+  );
+}
+
+async function loadAccuracy() {
+  const { body } = await api(`annotators/${annotator}/accuracy`);
+  figures = body.projects.find((row) => row.project === project) || null;
+  $("fig-mean").textContent = figures ? percent(figures.mean, 1) : "—";
+  $("fig-interval").textContent = figures && figures.low !== null ? `${percent(figures.low)} – ${percent(figures.high)}` : "—";
+  $("fig-n").textContent = figures ? figures.scored : "0";
+  $("fig-recent").textContent = figures && figures.recent_mean !== null ? percent(figures.recent_mean, 0) : "—";
+  const tables = [
+    accuracyTable(body.projects, "name", "Project"),
+    accuracyTable(body.kinds, "kind", "Kind"),
+    accuracyTable(body.domains, "domain", "Domain"),
+  ].filter(Boolean);
+  fill($("accuracy-all"), tables.length ? tables : h("p", { class: "hint" }, "No gold scored yet."));
+  drawTrend();
+}
+
+// -- the trend chart (plotly.js, served from the plotly package) -------------------------
+
+function drawTrend() {
+  if (!window.Plotly) return; // the library loads deferred; it draws on "load"
+  // Gold checks in order, numbered: a trend over checks reads the same whether they came a
+  // second or a day apart; the hover tells when.
+  const checks = scores.map((_, i) => i + 1);
+  const when = scores.map((s) => `task ${s.task} · ${dateTime(s.at)}`);
+  const running = scores.map((_, i) => scores.slice(0, i + 1).reduce((sum, s) => sum + s.score, 0) / (i + 1));
+  const shapes = [];
+  if (figures && figures.low !== null) {
+    shapes.push({ type: "rect", xref: "paper", x0: 0, x1: 1, y0: figures.low, y1: figures.high, fillcolor: "#8fb3dc", opacity: 0.35, line: { width: 0 } });
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: figures.mean, y1: figures.mean, line: { color: "#1d3557", width: 1.5 } });
+  }
+  if (config.accuracy_target !== null) {
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: config.accuracy_target, y1: config.accuracy_target, line: { color: "#c0392b", width: 1.5, dash: "dot" } });
+  }
+  const traces = [
+    { x: checks, y: scores.map((s) => s.score), text: when, mode: "markers", name: "gold score", marker: { color: "#1d3557", size: 8 } },
+    { x: checks, y: running, mode: "lines", name: "running mean", line: { color: "#2e9d57" } },
+  ];
+  const layout = {
+    margin: { l: 44, r: 10, t: 10, b: 40 },
+    yaxis: { range: [-0.02, 1.02], tickformat: ".0%" },
+    xaxis: { title: { text: "gold check (this session)" }, range: [0.5, Math.max(5, scores.length) + 0.5], dtick: scores.length > 20 ? undefined : 1 },
+    shapes,
+    showlegend: true,
+    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
+    annotations: scores.length
+      ? []
+      : [{ xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, text: "Waiting for gold scores…", font: { color: "#5b6773" } }],
+  };
+  window.Plotly.react($("trend"), traces, layout, { displayModeBar: false, responsive: true });
+}
+
+// -- gold results ----------------------------------------------------------------------
+
+function drawGold() {
+  const body = $("gold").tBodies[0];
+  if (!scores.length) return;
+  fill(
+    body,
+    [...scores].reverse().map((s) =>
+      h("tr", {}, h("td", {}, moment(s.at)), h("td", {}, String(s.task)), h("td", {}, String(s.annotation)), h("td", { class: "num" }, s.score.toFixed(2))),
+    ),
+  );
+}
+
+// -- quality actions and undo ----------------------------------------------------------
+
+function undoForm(action) {
+  const input = h("input", { type: "text", name: "reason", placeholder: "Why undo it?", "aria-label": "Reason to undo", required: true });
+  const form = h(
+    "form",
+    {
+      class: "undo-form",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        if (!input.value.trim()) {
+          input.focus();
+          return;
+        }
+        try {
+          await api(`quality-actions/${action.id}/undo`, { method: "POST", body: { reason: input.value.trim() } });
+          await Promise.all([loadActions(), loadAudit()]);
+        } catch (error) {
+          form.replaceWith(h("p", { class: "error" }, error instanceof ApiError ? error.message : String(error)));
+        }
+      },
+    },
+    input,
+    h("button", { type: "submit", class: "small" }, "Undo"),
+  );
+  return form;
+}
+
+async function loadActions() {
+  const { body } = await api(`annotators/${annotator}/quality-actions?page_size=50`);
+  fill(
+    $("actions"),
+    body.results.length
+      ? body.results.map((action) =>
+          h(
+            "li",
+            { class: action.undone_at ? "undone" : null, dataset: { action: action.id } },
+            h("strong", {}, action.effect || action.action),
+            action.project !== project ? h("span", { class: "hint" }, ` (project ${action.project})`) : null,
+            h("br"),
+            h("span", { class: "when" }, `${action.metric} ${action.value.toFixed(2)} crossed ${action.threshold.toFixed(2)} · ${moment(action.created_at)}`),
+            action.undone_at
+              ? h("div", { class: "when" }, `Undone ${moment(action.undone_at)}: ${action.undo_reason}`)
+              : config.can_undo
+                ? undoForm(action)
+                : null,
+          ),
+        )
+      : h("li", { class: "hint" }, "No quality rule has acted on this annotator."),
+  );
+}
+
+// -- audit -----------------------------------------------------------------------------
+
+async function loadAudit() {
+  const { body } = await api(`audit-events/?annotator=${annotator}&page_size=30`);
+  fill(
+    $("audit").tBodies[0],
+    body.results.length
+      ? body.results.map((event) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, moment(event.at)),
+            h("td", {}, h("strong", {}, event.verb), " ", event.target_repr, event.reason ? h("div", { class: "hint" }, event.reason) : null),
+            h("td", {}, event.actor),
+          ),
+        )
+      : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "Nothing audited yet.")),
+  );
+}
+
+async function loadAll() {
+  await Promise.all([loadAccuracy(), loadActions(), loadAudit()]);
+}
+
+const refreshAccuracy = throttled(loadAccuracy, 500);
+const refreshActions = throttled(() => Promise.all([loadActions(), loadAudit()]), 500);
+
+function onEvent({ type, data, at }) {
+  if (data.annotator !== annotator) return;
+  if (type === "gold.scored" && data.project === project) {
+    scores.push({ at, score: data.score, task: data.task, annotation: data.annotation });
+    drawGold();
+    refreshAccuracy();
+  } else if (type === "annotation.submitted" && data.project === project) {
+    submittedLive += 1;
+    $("fig-live").textContent = submittedLive;
+  } else if (type === "quality.alert") {
+    refreshActions();
+  }
+}
+
+window.addEventListener("load", drawTrend);
+liveSocket({ onSnapshot: loadAll, onEvent, onState: liveBadge($("live")) });

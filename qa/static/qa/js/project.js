@@ -1,0 +1,179 @@
+// A project's live dashboard: the leaderboard and the alerts feed, kept current by the
+// organization's live socket without reloading.
+
+import {
+  api,
+  apiAll,
+  config,
+  moment,
+  fill,
+  h,
+  intervalBar,
+  liveBadge,
+  liveSocket,
+  percent,
+  throttled,
+} from "./core.js";
+
+const $ = (id) => document.getElementById(id);
+const project = config.project;
+
+let rows = []; // the leaderboard as the API gives it
+const usernames = new Map(); // annotator id -> username
+const submittedLive = new Map(); // annotator id -> submissions seen on the socket
+let totalLive = 0;
+const flashed = new Set();
+
+/** A figure the API does not give yet: shown as pending until the row carries it. */
+const pending = (field, title) => ({
+  title,
+  num: true,
+  cell: (row) => (row[field] === undefined ? null : row[field] === null ? "—" : percentOrNumber(field, row[field])),
+  missing: `Not in the API yet (${field}).`,
+});
+const percentOrNumber = (field, value) => (field.endsWith("_per_hour") ? value.toFixed(1) : percent(value, 1));
+
+// The leaderboard's columns, in one place: a figure the API adds to the accuracy rows later
+// (throughput, review pass rate, agreement) shows here by its field name.
+const COLUMNS = [
+  {
+    title: "Annotator",
+    cell: (row) => h("a", { href: `/qa/projects/${project}/annotators/${row.annotator}/` }, row.username),
+  },
+  { title: "Accuracy (95 % interval)", cell: (row) => intervalBar(row, { target: config.accuracy_target, width: 140 }) },
+  { title: "Mean", num: true, cell: (row) => percent(row.mean, 1) },
+  { title: "n", num: true, cell: (row) => String(row.scored) },
+  {
+    title: "Recent",
+    num: true,
+    cell: (row) => (row.recent_mean === null ? "—" : `${percent(row.recent_mean, 0)} (${row.recent_n})`),
+  },
+  pending("throughput_per_hour", "Per hour"),
+  pending("review_pass_rate", "Review pass"),
+  pending("agreement", "Agreement"),
+  { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },
+];
+
+function drawHead() {
+  fill(
+    $("leaderboard-head"),
+    COLUMNS.map((column) => h("th", { class: column.num ? "num" : null, title: column.hint || column.missing || null }, column.title)),
+  );
+}
+
+function drawLeaderboard() {
+  const body = $("leaderboard").tBodies[0];
+  if (!rows.length) {
+    fill(body, h("tr", {}, h("td", { colspan: COLUMNS.length, class: "hint" }, "Nobody works on this project yet.")));
+    return;
+  }
+  fill(
+    body,
+    rows.map((row) =>
+      h(
+        "tr",
+        { dataset: { annotator: row.annotator }, class: flashed.has(row.annotator) ? "flash" : null },
+        COLUMNS.map((column) => {
+          const value = column.cell(row);
+          const missing = value === null && column.missing;
+          return h(
+            "td",
+            { class: [column.num ? "num" : "", missing ? "pending" : ""].join(" ").trim() || null, title: missing || null, dataset: column.key ? { key: column.key } : null },
+            missing ? "—" : value,
+          );
+        }),
+      ),
+    ),
+  );
+  flashed.clear();
+}
+
+async function loadLeaderboard() {
+  rows = await apiAll(`projects/${project}/accuracy`);
+  for (const row of rows) usernames.set(row.annotator, row.username);
+  $("stat-scored").textContent = rows.reduce((sum, row) => sum + row.scored, 0);
+  drawLeaderboard();
+}
+
+async function loadProgress() {
+  const { body } = await api(`projects/${project}`);
+  const p = body.progress;
+  $("stat-tasks").textContent = `${p.tasks_complete} / ${p.tasks_total}`;
+  $("stat-annotations").textContent = `${p.annotations_submitted} / ${p.annotations_needed}`;
+}
+
+const EFFECTS = {
+  suspend_project: "suspended from the project",
+  lower_skill: "skill level lowered",
+  suspend_certification: "certification suspended",
+  raise_gold_rate: "gold rate raised",
+  alert: "alert",
+};
+
+/** One quality action, as the list gives it or as its live alert tells it (`label` set). */
+function alertItem({ id, annotator, metric, value, threshold, label, created_at, undone_at }, fresh = false) {
+  const who = usernames.get(annotator) || `annotator ${annotator}`;
+  return h(
+    "li",
+    { class: [undone_at ? "undone" : "", fresh ? "fresh" : ""].join(" ").trim() || null, dataset: { action: id } },
+    h("a", { href: `/qa/projects/${project}/annotators/${annotator}/` }, who),
+    ": ",
+    label,
+    undone_at ? " (undone)" : "",
+    h("br"),
+    h("span", { class: "when" }, `${metric} ${Number(value).toFixed(2)} crossed ${Number(threshold).toFixed(2)} · ${moment(created_at)}`),
+  );
+}
+
+let seenActions = null;
+
+async function loadAlerts() {
+  const { body } = await api(`projects/${project}/quality-actions?page_size=30`);
+  const before = seenActions;
+  seenActions = new Set(body.results.map((action) => action.id));
+  fill(
+    $("alerts"),
+    body.results.length
+      ? body.results.map((action) =>
+          alertItem(
+            { ...action, label: action.effect || EFFECTS[action.action] || action.action },
+            before !== null && !before.has(action.id),
+          ),
+        )
+      : h("li", { class: "hint" }, "No quality rule has acted in this project."),
+  );
+}
+
+async function loadAll() {
+  await Promise.all([loadLeaderboard(), loadProgress(), loadAlerts()]);
+}
+
+const refreshLeaderboard = throttled(loadLeaderboard, 500);
+const refreshProgress = throttled(loadProgress, 1000);
+const refreshAlerts = throttled(loadAlerts, 500);
+
+function onEvent({ type, data, at }) {
+  if (data.project !== project) return;
+  if (type === "annotation.submitted") {
+    submittedLive.set(data.annotator, (submittedLive.get(data.annotator) || 0) + 1);
+    totalLive += 1;
+    $("stat-live").textContent = totalLive;
+    const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="live"]`);
+    if (cell) cell.textContent = submittedLive.get(data.annotator);
+    refreshProgress();
+  } else if (type === "gold.scored") {
+    flashed.add(data.annotator);
+    refreshLeaderboard();
+  } else if (type === "quality.alert") {
+    // Shown at once, then the feed is read again for the whole action.
+    const list = $("alerts");
+    list.querySelector(".hint")?.remove();
+    list.prepend(
+      alertItem({ ...data, id: data.action, created_at: at, label: EFFECTS[data.effect] || data.effect }, true),
+    );
+    refreshAlerts();
+  }
+}
+
+drawHead();
+liveSocket({ onSnapshot: loadAll, onEvent, onState: liveBadge($("live")) });
