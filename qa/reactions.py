@@ -1,6 +1,5 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
-from tasks.models import Task
 from workforce.queue import enqueue
 
 from . import gold as gold_module
@@ -44,11 +43,11 @@ def on_import_progressed(*, import_id: int) -> None:
     live.record_import_progressed(import_id)
 
 
-def on_task_completed(*, task_id: int) -> None:
+def on_task_completed(*, task_id: int, seats: int) -> None:
     """After a task's last seat committed: its agreement and consensus are computed by a job.
 
-    Projects with an overlap of one have none (``qa.task_agreement``): asked here, so that their
-    tasks cost no message.
+    A task of one seat has none (``qa.task_agreement``): told by the event, so that such tasks
+    cost neither a message nor a query.
     """
-    if Task.objects.filter(pk=task_id, project__overlap__gte=2).exists():
+    if seats >= 2:
         enqueue(jobs.compute_task_agreement, task_id)

@@ -13,9 +13,9 @@
 ``import_progressed(import_id: int)``
     An import job started, wrote a batch of rows, or finished (``status`` says which).
 
-``task_completed(task_id: int)``
-    A regular task's last seat was submitted: it has reached its overlap, and the work of its
-    annotators can be compared and merged. Its subscribers run after the submission commits
+``task_completed(task_id: int, seats: int)``
+    A regular task's last seat was submitted: it has reached its overlap (``seats``, the seats it
+    has), and the work of its annotators can be compared and merged. Its subscribers run after the submission commits
     (``AFTER_COMMIT``). A task given another seat (a raised overlap, dynamic overlap) completes,
     and publishes it, again.
 

@@ -11,5 +11,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        InstallSQL("tasks/services/submit.sql", "71c0f45abc3d4f75"),
+        InstallSQL("tasks/services/submit.sql", "90063e1af76b86f6"),
     ]

@@ -372,8 +372,8 @@ def assignment_submit(
             submitted_at=now,
         )
         annotation._state.adding = False
-    if row["completed"]:
-        events.publish(events.TASK_COMPLETED, task_id=assignment.task_id)
+    if row["seats"] is not None:
+        events.publish(events.TASK_COMPLETED, task_id=assignment.task_id, seats=row["seats"])
     # Scored in this transaction by qa's in-transaction handler when gold.
     events.publish(
         events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=assignment.slot_id is None

@@ -19,7 +19,7 @@
 --   ``refused``          nothing stored: the assignment was submitted, released or revoked,
 --                        or its slot went to someone else (``r_holds`` false).
 -- ``r_status`` is the assignment's status and ``r_holds`` whether it holds its task, as read
--- under the locks; ``r_completed`` says this submit completed the task.
+-- under the locks; ``r_seats``, the task's seats when this submit completed it (else null).
 -- A task is complete when its last seat is submitted: the task's row is locked before its other
 -- slots are read, so that when the last seats are submitted at once each waits for the others
 -- to commit and the last one through sees every slot done (each statement reads what has
@@ -28,7 +28,7 @@ CREATE OR REPLACE FUNCTION tasks_submit(
     p_assignment bigint, p_payload jsonb, p_active_seconds integer,
     p_duration double precision, p_now timestamptz
 ) RETURNS TABLE (
-    r_result text, r_annotation bigint, r_status text, r_holds boolean, r_completed boolean
+    r_result text, r_annotation bigint, r_status text, r_holds boolean, r_seats integer
 )
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -59,7 +59,6 @@ BEGIN
     -- to it. A gold task's assignment holds no slot, and nobody else can take it over.
     r_status := asg.status;
     r_holds := gold OR COALESCE(slot_state = 'leased', false);
-    r_completed := false;
     SELECT n.id INTO r_annotation FROM tasks_annotation n WHERE n.assignment_id = p_assignment;
     IF FOUND AND asg.status = 'submitted' THEN
         r_result := 'submitted_before'; RETURN NEXT; RETURN;
@@ -92,7 +91,7 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM tasks_slot s
                        WHERE s.task_id = asg.task_id AND s.state <> 'done') THEN
             UPDATE tasks_task SET completed_at = p_now WHERE id = asg.task_id;
-            r_completed := true;
+            SELECT count(*) INTO r_seats FROM tasks_slot s WHERE s.task_id = asg.task_id;
         END IF;
     END IF;
     RETURN NEXT;
