@@ -398,47 +398,77 @@ def api_get(port: int, path_: str, headers: dict[str, str]) -> dict:
         conn.close()
 
 
-class RssWatch:
-    """The peak resident memory of every process descending from ``root``, sampled from a
-    thread every 50 ms until ``stop``: a process seen once reports its own peak (``VmHWM``),
-    so only one that lives less than 50 ms can be missed."""
+class ServerWatch:
+    """The peak resident memory and the CPU time of every process descending from ``root``,
+    and the CPU time of the database's backends serving ``database``, sampled from a thread
+    every 50 ms until ``stop``.
 
-    def __init__(self, root: int):
+    A process seen once reports its own peak (``VmHWM``); only one that lives less than 50 ms
+    can be missed, and a process's CPU time after its last sample. Processes are grouped by the
+    child of ``root`` they descend from (gunicorn, the Celery worker), backends as "database".
+    """
+
+    def __init__(self, root: int, database: str, groups: dict[int, str]):
         import threading
 
-        self.root = root
+        self.root, self.database, self.groups = root, database, groups
         self._peaks: dict[int, tuple[str, float]] = {}
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            self._sample(conn)
+        # CPU is counted from here: the servers' start-up is not the import's.
+        self._before = self.cpu()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
-        self._sample()
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            self._sample(conn)
 
     def peaks(self) -> list[tuple[str, float]]:
         """(process, peak RSS in MB), largest first."""
-        return sorted(
-            ((f"{name} [{pid}]", rss) for pid, (name, rss) in self._peaks.items()),
-            key=lambda item: -item[1],
-        )
+        with self._lock:
+            peaks = [(f"{name} [{pid}]", rss) for pid, (name, rss) in self._peaks.items()]
+        return sorted(peaks, key=lambda item: -item[1])
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used by each group since the watch began."""
+        totals: dict[str, float] = {}
+        with self._lock:
+            for group, seconds in self._cpu.values():
+                totals[group] = totals.get(group, 0.0) + seconds
+        before = getattr(self, "_before", {})
+        return {group: seconds - before.get(group, 0.0) for group, seconds in totals.items()}
 
     def _run(self) -> None:
-        while not self._stopping.wait(0.05):
-            self._sample()
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            while not self._stopping.wait(0.05):
+                self._sample(conn)
 
-    def _sample(self) -> None:
-        pending = [self.root]
+    def _sample(self, conn) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        backends = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [self.database],
+        ).fetchall()
+        pending = [(self.root, "")] + [(pid, "database") for (pid,) in backends]
         while pending:
-            pid = pending.pop()
+            pid, group = pending.pop()
             try:
                 kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
                 status = Path(f"/proc/{pid}/status").read_text()
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:  # it ended meanwhile
                 continue
-            pending.extend(int(kid) for kid in kids)
+            if group != "database":
+                pending.extend(
+                    (int(kid), group or self.groups.get(int(kid), "other")) for kid in kids
+                )
             if pid == self.root:
                 continue
             peak = next(
@@ -447,5 +477,12 @@ class RssWatch:
                 0.0,
             )  # fmt: skip
             name = command.decode(errors="replace").strip()[:80]
-            if peak >= self._peaks.get(pid, ("", 0.0))[1]:
-                self._peaks[pid] = (name, peak)
+            with self._lock:
+                if group != "database" and peak >= self._peaks.get(pid, ("", 0.0))[1]:
+                    self._peaks[pid] = (name, peak)
+                self._cpu[pid] = (group, (int(stat[11]) + int(stat[12])) / tick)
+
+
+def children(pid: int) -> list[int]:
+    """The ids of a process's children."""
+    return [int(kid) for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

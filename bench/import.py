@@ -169,11 +169,13 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
     servers = {"REDIS_URL": broker}
     with (
         _setup.gunicorn(tmp / "gunicorn.log", workers=4, env=servers) as port,
-        _setup.celery_worker(tmp / "celery.log", env=servers),
+        _setup.celery_worker(tmp / "celery.log", env=servers) as worker,
     ):
         token = _setup.login(port, manager.user.username)
         headers = {"Authorization": f"Token {token}"}
-        watch = _setup.RssWatch(os.getpid())
+        web = [pid for pid in _setup.children(os.getpid()) if pid != worker.pid]
+        groups = {worker.pid: "worker", **{pid: "web" for pid in web}}
+        watch = _setup.ServerWatch(os.getpid(), _setup.DB_NAME, groups)
         started = time.perf_counter()
         status, answer = _setup.upload(
             port,
@@ -183,6 +185,7 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
             headers=headers,
         )
         uploaded = time.perf_counter()
+        upload_cpu = watch.cpu()
         if status != 202:
             print(f"upload answered {status}: {answer[:500]!r}")
             return 1
@@ -205,6 +208,15 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
         f"{rows:>11,}{upload_seconds:>10.1f}{job_seconds:>8.1f}{total:>9.1f}"
         f"{rows / total:>10,.0f}  {job.get('status')} {job.get('error', '')[:200]}"
     )
+    job_cpu = watch.cpu()
+    groups = sorted(job_cpu)
+    print(f"CPU seconds{'':<10}" + "".join(f"{group:>10}" for group in groups))
+    for name, cpu in (
+        ("upload", upload_cpu),
+        ("job", {g: job_cpu[g] - upload_cpu.get(g, 0.0) for g in groups}),
+    ):
+        print(f"  {name:<19}" + "".join(f"{cpu.get(group, 0.0):>10.1f}" for group in groups))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("peak RSS of the server processes (MB):")
     for name, rss in watch.peaks():
         print(f"  {rss:>7.0f}  {name}")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import ijson
+import orjson
 from ijson.backends import python as ijson_python
 
 from config.storable import MAX_JSON_DEPTH, bigint_problem, json_problems, text_problem
@@ -164,8 +165,25 @@ def _raw_rows(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
         raise ValueError(f"Unknown format {fmt!r}")
 
 
+# A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float (losing
+# digits) where json keeps it whole. Digits inside a string count too: that only costs json's
+# slower parse for the row. Found by turning every digit into 0, then looking for 19 of them.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
 def _loads(text: str | bytes) -> Any:
-    """``json.loads``, with a nesting too deep for its recursion as a ValueError."""
+    """``json.loads``, with a nesting too deep for its recursion as a ValueError.
+
+    A line of bytes is parsed by orjson, four times faster, which reads what it accepts as json
+    does; what it refuses (NaN, lone surrogate escapes, numbers out of a double's range, invalid
+    UTF-8, deep nesting) json parses, so that a row has the same value or error either way.
+    """
+    if isinstance(text, bytes) and _LONG_NUMBER not in text.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(text)
     except RecursionError as exc:
@@ -548,7 +566,7 @@ def read_checked(lines: Iterable[str]) -> Iterator[Row | list[RowError]]:
 
 
 def _row_line(row: Row) -> str:
-    external_id = json.dumps(row.external_id, ensure_ascii=False)
+    external_id = orjson.dumps(row.external_id).decode()
     return f"{row.number}\t{external_id}\t{row.priority}\t{row.data_json}\t{row.gold_json or ''}\n"
 
 
@@ -760,12 +778,7 @@ def _serialised(value: Any, number: int, field: str) -> tuple[str, list[RowError
     backslash before ``u0000`` looks like a NUL) is settled by ``json_problems``, which also
     names the path.
     """
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        if not text.isascii():  # isascii is O(1); encoding finds lone surrogates
-            text.encode("utf-8")
-    except (ValueError, UnicodeEncodeError, RecursionError):
-        text = None
+    text = _json_text(value)
     # Fewer brackets than the limit cannot nest deeper than it: no walk for most rows.
     if (
         text is not None
@@ -782,6 +795,29 @@ def _serialised(value: Any, number: int, field: str) -> tuple[str, list[RowError
         return text, []
     # Past those checks, only an integer too long to write out is left to refuse.
     return "", [RowError(number, field, "cannot be stored as JSON")]
+
+
+def _json_text(value: Any) -> str | None:
+    """``value`` as compact JSON text, or None when it holds a non-finite number or a lone
+    surrogate, or nests deeper than ``json`` can write.
+
+    orjson writes most rows five times faster than json. It refuses lone surrogates, integers
+    beyond 64 bits and nesting past 255 levels, and writes NaN and infinities as ``null``; json
+    decides those rows (a row holding ``null`` is written again, rather than trust the null).
+    """
+    try:
+        text = orjson.dumps(value).decode()
+        if "null" not in text:
+            return text
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if not text.isascii():  # isascii is O(1); encoding finds lone surrogates
+            text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        return None
+    return text
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
