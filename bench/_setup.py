@@ -477,6 +477,8 @@ class ServerWatch:
                 0.0,
             )  # fmt: skip
             name = command.decode(errors="replace").strip()[:80]
+            if "multiprocessing" in name:  # a pool's process, apart from the one it serves
+                group = f"{group} pool"
             with self._lock:
                 if group != "database" and peak >= self._peaks.get(pid, ("", 0.0))[1]:
                     self._peaks[pid] = (name, peak)

@@ -216,6 +216,14 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
         ("job", {g: job_cpu[g] - upload_cpu.get(g, 0.0) for g in groups}),
     ):
         print(f"  {name:<19}" + "".join(f"{cpu.get(group, 0.0):>10.1f}" for group in groups))
+    # On two idle cores each phase takes about its longest serial part: the request's own
+    # process, or its share of both cores; the job's database backend, or the worker.
+    up = {g: upload_cpu.get(g, 0.0) for g in groups}
+    job_only = {g: job_cpu[g] - up[g] for g in groups}
+    idle = max(up.get("web", 0.0), (up.get("web", 0.0) + up.get("web pool", 0.0)) / 2) + max(
+        job_only.get("database", 0.0), job_only.get("worker", 0.0)
+    )
+    print(f"CPU-bound estimate on {os.cpu_count()} idle cores: {idle:.1f} s")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("peak RSS of the server processes (MB):")
     for name, rss in watch.peaks():
