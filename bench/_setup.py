@@ -235,10 +235,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(log: Path, workers: int) -> Iterator[int]:
-    """gunicorn serving the bench database on a free port, for the ``with`` block; yields it."""
+def gunicorn(log: Path, workers: int, env: dict[str, str] | None = None) -> Iterator[int]:
+    """gunicorn serving the bench database on a free port, for the ``with`` block; yields it.
+
+    ``env`` adds to its environment (``REDIS_URL``, to send jobs to a worker)."""
     port = free_port()
-    process = gunicorn_start(port, log, workers)
+    process = gunicorn_start(port, log, workers, env)
     try:
         yield port
     finally:
@@ -246,10 +248,13 @@ def gunicorn(log: Path, workers: int) -> Iterator[int]:
         process.wait(15)
 
 
-def gunicorn_start(port: int, log: Path, workers: int) -> subprocess.Popen:
+def gunicorn_start(
+    port: int, log: Path, workers: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Serve the bench database with gunicorn's sync workers, as the README deploys them."""
     env = {**os.environ, **django_environment(), "DB_TIMEOUTS": "web"}
     env.pop("REDIS_URL", None)
+    env.update(extra_env or {})
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
         [str(gunicorn), "config.wsgi:application", "-w", str(workers), "-k", "sync",
@@ -310,3 +315,176 @@ def annotate_all(cursor, project, annotator, payload: dict) -> None:
     """Give every task of ``project`` one submitted annotation of ``annotator`` with ``payload``."""
     params = {"project": project.pk, "annotator": annotator.pk, "payload": json.dumps(payload)}
     cursor.execute(_ANNOTATE, params)
+
+
+@contextmanager
+def celery_worker(log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A Celery worker as the README runs it, on the bench database and ``env``'s broker.
+
+    Jobs left on the broker by an earlier run are purged first, so that it runs only this one's.
+    """
+    env = {**os.environ, **django_environment(), "DB_TIMEOUTS": "worker", **env}
+    celery = [str(Path(sys.executable).with_name("celery")), "-A", "config"]
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([*celery, "purge", "-f"], env=env, cwd=root, capture_output=True, check=True)
+    process = subprocess.Popen(
+        [*celery, "worker", "-l", "WARNING", "--without-heartbeat", "--without-gossip",
+         "--without-mingle"],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=root,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        ping = [*celery, "inspect", "ping", "-t", "1"]
+        while subprocess.run(ping, env=env, cwd=root, capture_output=True).returncode:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start: {log.read_text()[-2000:]}")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def upload(
+    port: int, path_: str, file: Path, *, fields: dict[str, str], headers: dict[str, str]
+) -> tuple[int, bytes]:
+    """POST ``file`` as the multipart field ``file``, streamed from disk; return the answer."""
+    boundary = "assay-bench-boundary"
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file.name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head.encode()
+        with file.open("rb") as content:
+            while chunk := content.read(2**20):
+                yield chunk
+        yield tail
+
+    length = len(head.encode()) + file.stat().st_size + len(tail)
+    conn = http.client.HTTPConnection(HOST, port, timeout=600)
+    try:
+        conn.request(
+            "POST",
+            path_,
+            body=body(),
+            headers={
+                **headers,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(length),
+            },
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def api_get(port: int, path_: str, headers: dict[str, str]) -> dict:
+    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    try:
+        conn.request("GET", path_, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path_} answered {response.status}: {payload[:200]}")
+        return json.loads(payload)
+    finally:
+        conn.close()
+
+
+class ServerWatch:
+    """The peak resident memory and the CPU time of every process descending from ``root``,
+    and the CPU time of the database's backends serving ``database``, sampled from a thread
+    every 50 ms until ``stop``.
+
+    A process seen once reports its own peak (``VmHWM``); only one that lives less than 50 ms
+    can be missed, and a process's CPU time after its last sample. Processes are grouped by the
+    child of ``root`` they descend from (gunicorn, the Celery worker), backends as "database".
+    """
+
+    def __init__(self, root: int, database: str, groups: dict[int, str]):
+        import threading
+
+        self.root, self.database, self.groups = root, database, groups
+        self._peaks: dict[int, tuple[str, float]] = {}
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            self._sample(conn)
+        # CPU is counted from here: the servers' start-up is not the import's.
+        self._before = self.cpu()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            self._sample(conn)
+
+    def peaks(self) -> list[tuple[str, float]]:
+        """(process, peak RSS in MB), largest first."""
+        with self._lock:
+            peaks = [(f"{name} [{pid}]", rss) for pid, (name, rss) in self._peaks.items()]
+        return sorted(peaks, key=lambda item: -item[1])
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used by each group since the watch began."""
+        totals: dict[str, float] = {}
+        with self._lock:
+            for group, seconds in self._cpu.values():
+                totals[group] = totals.get(group, 0.0) + seconds
+        before = getattr(self, "_before", {})
+        return {group: seconds - before.get(group, 0.0) for group, seconds in totals.items()}
+
+    def _run(self) -> None:
+        with psycopg.connect(dsn(self.database), autocommit=True) as conn:
+            while not self._stopping.wait(0.05):
+                self._sample(conn)
+
+    def _sample(self, conn) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        backends = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [self.database],
+        ).fetchall()
+        pending = [(self.root, "")] + [(pid, "database") for (pid,) in backends]
+        while pending:
+            pid, group = pending.pop()
+            try:
+                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                status = Path(f"/proc/{pid}/status").read_text()
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:  # it ended meanwhile
+                continue
+            if group != "database":
+                pending.extend(
+                    (int(kid), group or self.groups.get(int(kid), "other")) for kid in kids
+                )
+            if pid == self.root:
+                continue
+            peak = next(
+                (int(line.split()[1]) / 1024 for line in status.splitlines()
+                 if line.startswith("VmHWM:")),
+                0.0,
+            )  # fmt: skip
+            name = command.decode(errors="replace").strip()[:80]
+            if "multiprocessing" in name:  # a pool's process, apart from the one it serves
+                group = f"{group} pool"
+            with self._lock:
+                if group != "database" and peak >= self._peaks.get(pid, ("", 0.0))[1]:
+                    self._peaks[pid] = (name, peak)
+                self._cpu[pid] = (group, (int(stat[11]) + int(stat[12])) / tick)
+
+
+def children(pid: int) -> list[int]:
+    """The ids of a process's children."""
+    return [int(kid) for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -2,6 +2,15 @@
 
 What a file may hold, and how a bad row is reported, is ``tasks.task_files``'s to say.
 
+An uploaded file is read once. The request checks every row (on every core, for JSON Lines) and
+keeps the checked lines (``task_files.check_rows``), which say what the database needs of each
+valid row and what is wrong with each invalid one; the job imports those without parsing or
+validating again: an all-or-nothing file must be checked before the answer anyway (a bad one is
+refused with its rows), and checking it a second time cost a million rows 10 s more (bench/import.py).
+What the check depended on, the project's kind and label schema, is written at the top of the
+checked file: a job that finds either changed since fails, saying so, rather than import rows
+checked against a schema the project no longer has.
+
 ``abort`` (all or nothing) writes the whole file in one transaction: an invalid row, an error
 of the database or a worker killed halfway leave nothing behind. ``skip`` commits batch by batch,
 so a long import never holds one transaction open on the task tables; a run that stopped
@@ -14,9 +23,13 @@ say, and the broker will not give the message back for an hour), at most
 ``MAX_IMPORT_ATTEMPTS`` runs in all; then it fails, saying why.
 """
 
+import hashlib
+import io
+import json
 import logging
+import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +37,7 @@ from typing import BinaryIO
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
+from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Now
@@ -38,8 +52,10 @@ from tasks.task_files import (
     FORMATS,
     Row,
     RowError,
+    check_rows,
     file_problem,
     read_ahead,
+    read_checked,
     read_rows,
     row_bytes,
 )
@@ -69,6 +85,11 @@ MAX_IMPORT_ATTEMPTS = 3
 RUN_LOCK_WAIT = timedelta(seconds=10)
 # Stalled imports handled by one run of the recovery job.
 RECOVER_BATCH_SIZE = 100
+# Processes that check a large JSON Lines file: one per core this process may use. An upload
+# is a manager's rare, large request; while it is checked, other requests share the cores.
+IMPORT_PROCESSES = len(os.sched_getaffinity(0))
+# The suffix of a kept, checked file; a file kept before checks were stored has its format's.
+CHECKED_SUFFIX = ".checked"
 
 
 class OnError:
@@ -160,21 +181,60 @@ def _check_mode(fmt: str, on_error: str) -> None:
         raise ValidationFailed("Unknown mode.", fields={"on_error": ["One of abort, skip."]})
 
 
-def tasks_validate(*, project: Project, stream: BinaryIO, fmt: str) -> ImportReport:
-    """Read every row of ``stream`` and report what is wrong, writing nothing.
-
-    ``imported`` is false when any row is invalid. A file without rows is refused outright.
-    """
-    kind = get_kind(project.kind)
+def _checked_upload(
+    project: Project, upload: BinaryIO, fmt: str
+) -> tuple[TemporaryUploadedFile, ImportReport]:
+    """Check every row of an upload once; return the checked file the job imports, and the
+    report of the check (``imported`` false when any row is invalid)."""
+    checked = TemporaryUploadedFile(f"tasks{CHECKED_SUFFIX}", "text/plain", 0, "utf-8")
     report = ImportReport()
-    for row in read_rows(stream, fmt, kind=kind, schema=project.label_schema):
-        report.rows += 1
-        if isinstance(row, list):
-            report.add_errors(row)
-    if not report.rows:
-        raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
+    try:
+        checked.write(_checked_header(project))
+        lines = check_rows(
+            upload,
+            fmt,
+            kind=get_kind(project.kind),
+            schema=project.label_schema,
+            processes=IMPORT_PROCESSES,
+        )
+        batch: list[str] = []
+        for line, errors in lines:
+            report.rows += 1
+            if errors is not None:
+                report.add_errors(errors)
+            batch.append(line)
+            if len(batch) >= BATCH_SIZE:  # one write a batch: a million calls cost seconds
+                checked.write("".join(batch).encode())
+                batch = []
+        checked.write("".join(batch).encode())
+        checked.size = checked.tell()
+        checked.seek(0)
+    except BaseException:
+        checked.close()
+        raise
     report.imported = not report.invalid
-    return report
+    return checked, report
+
+
+def _checked_header(project: Project) -> bytes:
+    """The first line of a checked file: what its rows were checked against."""
+    schema = json.dumps(project.label_schema, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(schema.encode()).hexdigest()
+    return f"{project.kind} {digest}\n".encode()
+
+
+def _checked_rows(
+    project: Project, stream: BinaryIO
+) -> Generator[Row | list[RowError], None, None]:
+    """The rows of a checked file, if the project's kind and schema are still those it was
+    checked against."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+    if text.readline().encode() != _checked_header(project):
+        raise Conflict(
+            "The project's kind or label schema changed after the file was uploaded, and its "
+            "rows were checked against the old one; nothing was imported. Upload it again."
+        )
+    yield from read_checked(text)
 
 
 def tasks_import(
@@ -196,7 +256,21 @@ def tasks_import(
     ``progress`` is called with the rows read so far after every batch.
     """
     _check_mode(fmt, on_error)
-    rows = read_rows(open_stream(), fmt, kind=get_kind(project.kind), schema=project.label_schema)
+    kind = get_kind(project.kind)
+    rows = read_rows(
+        open_stream(), fmt, kind=kind, schema=project.label_schema, processes=IMPORT_PROCESSES
+    )
+    return _import(project, rows, on_error, actor, batch_size, progress)
+
+
+def _import(
+    project: Project,
+    rows: Iterator[Row | list[RowError]],
+    on_error: str,
+    actor: AbstractBaseUser | None,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     # Closed at once when a write fails, so that the thread reading ahead stops with it.
     with closing(
         read_ahead(rows, chunk=batch_size, weight=row_bytes, max_weight=BATCH_BYTES)
@@ -309,12 +383,12 @@ def task_import_start(
     on_error: str = OnError.ABORT,
     actor: AbstractBaseUser | None = None,
 ) -> tuple[TaskImport | None, ImportReport | None]:
-    """Keep an uploaded file and queue the job that imports it; return (job, None).
+    """Check every row of an uploaded file, keep the checked rows and queue the job that imports
+    them; return (job, None).
 
-    In all-or-nothing mode every row is checked first, so a file with an invalid row is refused
-    at once with its report, (None, report), and nothing is kept or queued. An empty file, or a
-    JSON file that is not an array, is refused in either mode. An archived project takes no
-    new tasks (409).
+    In all-or-nothing mode a file with an invalid row is refused at once with its report,
+    (None, report), and nothing is kept or queued. An empty file, or a JSON file that is not an
+    array, is refused in either mode. An archived project takes no new tasks (409).
     """
     if project.status == ProjectStatus.ARCHIVED:
         raise Conflict(
@@ -325,18 +399,16 @@ def task_import_start(
     upload.seek(0)
     if problem := file_problem(upload, fmt):
         raise ValidationFailed(problem, fields={"file": [problem]})
-    if on_error == OnError.ABORT:
-        checked = tasks_validate(project=project, stream=upload, fmt=fmt)
-        if not checked.imported:
-            return None, checked
-    upload.seek(0)
-    job = TaskImport.objects.create(
-        project=project,
-        created_by=actor,
-        file=File(upload, name=f"tasks.{fmt}"),
-        format=fmt,
-        on_error=on_error,
-    )
+    checked, report = _checked_upload(project, upload, fmt)
+    with checked:
+        if on_error == OnError.ABORT:
+            if not report.rows:
+                raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
+            if not report.imported:
+                return None, report
+        job = TaskImport.objects.create(
+            project=project, created_by=actor, file=checked, format=fmt, on_error=on_error
+        )
     audit_record(
         organization=project.organization,
         actor=actor,
@@ -501,21 +573,18 @@ def _gave_up(job: TaskImport) -> str:
 
 
 def _import_execute(job: TaskImport, heartbeat: _Heartbeat) -> None:
-    opened: list[BinaryIO] = []
-
-    def open_stream() -> BinaryIO:
-        opened.append(job.file.storage.open(job.file.name, "rb"))
-        return opened[-1]
+    project = job.project
+    stream = None
 
     def run() -> ImportReport:
-        return tasks_import(
-            project=job.project,
-            open_stream=open_stream,
-            fmt=job.format,
-            on_error=job.on_error,
-            actor=job.created_by,
-            progress=heartbeat.progress,
-        )
+        nonlocal stream
+        stream = job.file.storage.open(job.file.name, "rb")
+        if job.file.name.endswith(CHECKED_SUFFIX):
+            rows = _checked_rows(project, stream)
+        else:  # an upload kept as it came, by a version that did not keep checked rows
+            kind, schema = get_kind(project.kind), project.label_schema
+            rows = read_rows(stream, job.format, kind=kind, schema=schema)
+        return _import(project, rows, job.on_error, job.created_by, progress=heartbeat.progress)
 
     def end(report: ImportReport) -> None:
         _end(job, ImportStatus.DONE if report.imported else ImportStatus.FAILED, report=report)
@@ -532,7 +601,7 @@ def _import_execute(job: TaskImport, heartbeat: _Heartbeat) -> None:
         logger.exception("Import %s failed", job.pk)
         _end(job, ImportStatus.FAILED, error=str(exc))
     finally:
-        for stream in opened:
+        if stream is not None:
             stream.close()
 
 

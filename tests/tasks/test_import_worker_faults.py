@@ -290,3 +290,31 @@ def test_a_whole_worker_killed_mid_import_is_recovered_by_the_beat_job(org, work
     assert job.report["existing"] >= 10_000
     assert job.report["created"] + job.report["existing"] == ROWS
     assert Task.objects.filter(project=project).count() == ROWS
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_worker_killed_mid_all_or_nothing_import_leaves_no_row_until_it_runs_again(
+    org, worker_queue
+):
+    """The job writes checked rows in one transaction: the kill rolls back every row written."""
+    project = make_project(org, overlap=2)
+    with prefork_worker(worker_queue) as worker:
+        job = queued(project, ROWS)
+        reading(job, 10_000)
+        for pid in [worker.pid, *children(worker.pid)]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait(timeout=15)
+    wait_for(
+        lambda: task_imports_recover(stalled_after=timedelta(seconds=1)) or None,
+        timeout=30,
+        interval=0.5,
+        what="the recovery to find the import stalled",
+    )
+    assert not Task.objects.filter(project=project).exists()
+    assert not Slot.objects.filter(project=project).exists()
+    with prefork_worker(worker_queue):
+        job = finished(job)
+    assert job.status == ImportStatus.DONE, job.error
+    assert (job.attempts, job.report["created"], job.report["existing"]) == (2, ROWS, 0)
+    assert Slot.objects.filter(project=project).count() == 2 * ROWS
