@@ -9,7 +9,7 @@ class QaConfig(AppConfig):
     def ready(self) -> None:
         """Subscribe to the domain events of ``tasks``: every reaction is listed here, with
         the readers ``tasks`` calls for what quality knows."""
-        from tasks import events, staffing
+        from tasks import events, exports, staffing
         from tasks import selectors as task_selectors
 
         from . import reactions, selectors
@@ -27,6 +27,13 @@ class QaConfig(AppConfig):
         )
         events.subscribe(
             events.TASK_COMPLETED, reactions.on_task_completed, phase=events.AFTER_COMMIT
+        )
+        # The export's final answer: a task's stored consensus, where it has one.
+        exports.answers_reader_set(
+            lambda ids: {
+                task: (payload, "consensus")
+                for task, (payload, _, _) in selectors.consensus_for(ids).items()
+            }
         )
         # Staffing ranks qualified annotators by their accuracy.
         staffing.accuracy_reader_set(
