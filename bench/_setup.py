@@ -305,9 +305,9 @@ WITH taken AS (
     RETURNING id, task_id, project_id, annotator_id
 )
 INSERT INTO tasks_annotation
-    (assignment_id, task_id, project_id, annotator_id, payload, version, duration_seconds,
-     submitted_at)
-SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 30.0, now() FROM assignment
+    (assignment_id, task_id, project_id, annotator_id, payload, version, payload_version,
+     duration_seconds, submitted_at)
+SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 1, 30.0, now() FROM assignment
 """
 
 
