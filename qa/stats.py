@@ -35,11 +35,16 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
-from .models import AnnotatorHourStats
+from tasks.models import Annotation, Assignment, Project
+from workforce.models import Annotator
+
+from .live import annotation_submitted_insert
+from .models import AnnotatorHourStats, ReviewLayer, StatsCursor
 from .models.stats import HANDLING_BUCKETS
 
 # Upper bounds of the handling-time buckets, in seconds; bucket ``i`` holds the times in
@@ -133,6 +138,123 @@ def stats_add(*, project_id: int, annotator_id: int, at: datetime, **increments:
     sql = upsert_sql(columns, f"VALUES ({values})")
     with connection.cursor() as cursor:
         cursor.execute(sql, [project_id, annotator_id, hour_of(at), *increments.values()])
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+# The submission's one statement for quality: it reads the annotation once, writes the live
+# event and adds to the annotator's hour, and answers whether the project has review layers
+# (so that a project without any costs the review decision no query). Every name comes from
+# the models; the id is a parameter.
+_SUBMITTED = f"""
+WITH sub AS (
+    SELECT a.id, a.project_id, a.task_id, a.annotator_id, a.duration_seconds,
+           p.organization_id, w.member_id,
+           date_trunc('hour', a.submitted_at, 'UTC') AS hour,
+           -- This round's handling time: a resubmission's duration adds up every round, and
+           -- its assignment's lease started again when the work was sent back.
+           extract(epoch FROM a.submitted_at - s.leased_at)::float8 AS handling
+    FROM {_table(Annotation)} a
+    JOIN {_table(Project)} p ON p.id = a.project_id
+    JOIN {_table(Annotator)} w ON w.id = a.annotator_id
+    JOIN {_table(Assignment)} s ON s.id = a.assignment_id
+    WHERE a.id = %(annotation)s
+), event AS ({annotation_submitted_insert("sub")}
+), counted AS (
+{
+    upsert_sql(
+        ["submitted", "active_seconds", "handling_buckets"],
+        f"SELECT project_id, annotator_id, hour, 1, handling, {bucket_array_sql('handling')} "
+        "FROM sub",
+    )
+}
+)
+SELECT EXISTS (
+    SELECT 1 FROM {_table(ReviewLayer)} l WHERE l.project_id = (SELECT project_id FROM sub)
+)
+"""  # noqa: S608
+
+
+def submission_record(annotation_id: int) -> bool:
+    """In the submission's transaction, one statement: the live event, and the submission in
+    its annotator's hour (``submitted``, the handling time). Return whether its project has
+    review layers."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SUBMITTED, {"annotation": annotation_id})
+        return cursor.fetchone()[0]
+
+
+# The claims roll-up follows the assignments by id. An id is drawn when a claim inserts its row,
+# and becomes visible when the claim commits: a row may appear below ids already read. Only
+# rows whose lease started ``CLAIMS_SETTLE`` ago bound a batch (every row up to the bound is
+# counted): a claim's transaction, short by design, has committed by then, so none can appear
+# below the bound afterwards.
+CLAIMS_CURSOR = "claims"
+CLAIMS_SETTLE = timedelta(seconds=30)
+CLAIMS_BATCH = 10_000
+
+# Create the cursor row or lock it: concurrent runs take turns, each reading where the last
+# one stopped.
+_CURSOR_LOCK = f"""
+INSERT INTO {_table(StatsCursor)} AS c (name, position, updated_at) VALUES (%(name)s, 0, %(now)s)
+ON CONFLICT (name) DO UPDATE SET updated_at = EXCLUDED.updated_at
+RETURNING c.position
+"""  # noqa: S608
+
+# One statement: the batch's bound, its claims counted into their hours, the cursor moved; it
+# answers the bound (None when there was nothing to count) and how many claims it counted.
+_CLAIMS_ROLL_UP = f"""
+WITH bound AS (
+    SELECT max(id) AS upto FROM (
+        SELECT a.id FROM {_table(Assignment)} a
+        WHERE a.id > %(after)s AND a.leased_at < %(settled)s
+        ORDER BY a.id LIMIT %(batch)s
+    ) settled
+), claims AS (
+    SELECT a.project_id, a.annotator_id, date_trunc('hour', a.leased_at, 'UTC') AS hour,
+           count(*) AS n
+    FROM {_table(Assignment)} a, bound
+    WHERE a.id > %(after)s AND a.id <= bound.upto
+    GROUP BY 1, 2, 3
+), counted AS (
+{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims")}
+), moved AS (
+    UPDATE {_table(StatsCursor)} SET position = bound.upto
+    FROM bound WHERE name = %(name)s AND bound.upto IS NOT NULL
+)
+SELECT (SELECT upto FROM bound), (SELECT COALESCE(sum(n), 0) FROM claims)
+"""  # noqa: S608
+
+
+def claims_roll_up(*, now: datetime | None = None, batch_size: int = CLAIMS_BATCH) -> int:
+    """Count the claims made since the last run into their annotators' hours (``claimed``);
+    return how many. Run by the beat job ``qa.roll_up_claims``: the claim itself, the hot path,
+    writes no stats.
+
+    Each batch is one short transaction under the cursor's lock, so that two runs at once
+    count every claim once. A claim is counted in the hour its lease started.
+    """
+    now = now or timezone.now()
+    counted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CURSOR_LOCK, {"name": CLAIMS_CURSOR, "now": now})
+            after = cursor.fetchone()[0]
+            cursor.execute(
+                _CLAIMS_ROLL_UP,
+                {
+                    "name": CLAIMS_CURSOR,
+                    "after": after,
+                    "settled": now - CLAIMS_SETTLE,
+                    "batch": batch_size,
+                },
+            )
+            upto, claims = cursor.fetchone()
+        if upto is None:
+            return counted
+        counted += claims
 
 
 # -- figures ----------------------------------------------------------------------------------

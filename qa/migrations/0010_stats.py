@@ -13,6 +13,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="taskagreement",
+            name="annotator_scores",
+            field=models.JSONField(blank=True, default=dict),
+        ),
         migrations.CreateModel(
             name="StatsCursor",
             fields=[
@@ -44,7 +49,7 @@ class Migration(migrations.Migration):
                 ("reviews_corrected", models.PositiveIntegerField(db_default=0)),
                 ("review_score_sum", models.FloatField(db_default=0.0)),
                 ("agreement_sum", models.FloatField(db_default=0.0)),
-                ("agreement_count", models.PositiveIntegerField(db_default=0)),
+                ("agreement_count", models.IntegerField(db_default=0)),
                 (
                     "handling_buckets",
                     django.contrib.postgres.fields.ArrayField(

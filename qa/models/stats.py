@@ -46,7 +46,9 @@ class AnnotatorHourStats(models.Model):
     reviews_corrected = models.PositiveIntegerField(db_default=0)
     review_score_sum = models.FloatField(db_default=0.0)
     agreement_sum = models.FloatField(db_default=0.0)
-    agreement_count = models.PositiveIntegerField(db_default=0)
+    # Not checked positive: a recomputed task's agreement takes back what it added, and
+    # PostgreSQL checks an upsert's proposed row (the negative change) before its conflict.
+    agreement_count = models.IntegerField(db_default=0)
     handling_buckets = ArrayField(models.IntegerField(), db_default=_zeros())
 
     class Meta:
