@@ -1,5 +1,6 @@
 """Input serializers that say what they refuse, instead of dropping it."""
 
+import re
 from collections.abc import Mapping
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -29,6 +30,22 @@ class KnownFieldsOnly(serializers.Serializer):
         if extra:
             raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in extra})
         return value
+
+
+class Rfc3339DateTimeField(serializers.DateTimeField):
+    """A date-time as the schema's ``date-time`` format states it (RFC 3339): a date, a time
+    with seconds, and an offset. DRF also reads a date alone, or a time without an offset in
+    the server's zone: a client sending those would get an answer about another time than the
+    one it meant."""
+
+    _RFC_3339 = re.compile(
+        r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+    )
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not self._RFC_3339.fullmatch(value):
+            self.fail("invalid", format="an RFC 3339 date-time, e.g. 2026-03-02T10:00:00Z")
+        return super().to_internal_value(value)
 
 
 class KnownFieldsOnlyExtension(OpenApiSerializerExtension):

@@ -1,5 +1,6 @@
-"""The hourly stats' REST views (``qa.stats``): a project's annotators, one annotator across
-projects, and your own."""
+"""What a QA lead reads of annotators' work besides accuracy: the hourly stats (``qa.stats``)
+of a project's annotators, of one annotator across projects, and your own; and what goes wrong
+in one annotator's work in a project."""
 
 from datetime import timedelta
 
@@ -9,13 +10,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.api import validated
-from config.serializers import Prepared
+from config.serializers import Prepared, Rfc3339DateTimeField
 from tasks.selectors import project_get
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi, annotator_of
 from workforce.selectors import annotator_get
 from workforce.tenancy import ANNOTATOR, STAFF
 
-from . import stats
+from . import selectors, stats
+from .agreement_report import annotator_confusion
 
 DEFAULT_RANGE = timedelta(days=7)
 # The longest range one request may sum: a quarter.
@@ -26,10 +28,10 @@ class StatsQuery(serializers.Serializer):
     """A range of hours: those that start in [since, until). ``context["latest"]``, when given,
     is where the range ends at the latest (and by default); else it ends now by default."""
 
-    since = serializers.DateTimeField(
+    since = Rfc3339DateTimeField(
         required=False, help_text="Start of the range (default: 7 days before `until`)."
     )
-    until = serializers.DateTimeField(required=False, help_text="End of the range (default: now).")
+    until = Rfc3339DateTimeField(required=False, help_text="End of the range (default: now).")
     by = serializers.ChoiceField(
         choices=["hour"], required=False, help_text="`hour`: the hourly rows too."
     )
@@ -210,3 +212,44 @@ class MyStatsApi(OrganizationApi):
         latest = stats.own_until()
         query = validated(StatsQuery(data=request.query_params, context={"latest": latest}))
         return Response(_shown(stats.annotator_stats(annotator=annotator, own=True, **query)))
+
+
+class ErrorTagCountOut(Prepared):
+    code = serializers.CharField()
+    description = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ConfusionOut(Prepared):
+    classes = serializers.ListField(child=serializers.CharField())
+    confusion = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Labels counted by the consensus class (row) and the class given (column).",
+    )
+
+
+class AnnotatorErrorsOut(Prepared):
+    error_tags = ErrorTagCountOut(many=True)
+    confusion = ConfusionOut(
+        allow_null=True, help_text="Categorical kinds: their labels against the consensus."
+    )
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["quality"])
+class AnnotatorErrorsApi(OrganizationApi):
+    """What goes wrong in an annotator's work in a project: how often reviewers gave each tag
+    of the error taxonomy, and for a categorical kind their labels against each task's
+    consensus."""
+
+    roles = {"GET": STAFF}
+    pagination_class = None
+
+    @extend_schema(responses=AnnotatorErrorsOut)
+    def get(self, request, pk: int, annotator_id: int):
+        project = project_get(member=self.member, project_id=pk)
+        annotator = annotator_get(member=self.member, annotator_id=annotator_id)
+        body = {
+            "error_tags": selectors.annotator_error_tags(project=project, annotator=annotator),
+            "confusion": annotator_confusion(project=project, annotator_id=annotator.pk),
+        }
+        return Response(body)

@@ -44,6 +44,11 @@ urlpatterns = [
     ),
     re_path(r"^me/stats/?$", stats_api.MyStatsApi.as_view(), name="my-stats"),
     re_path(
+        r"^projects/(?P<pk>\d+)/annotators/(?P<annotator_id>\d+)/errors/?$",
+        stats_api.AnnotatorErrorsApi.as_view(),
+        name="project-annotator-errors",
+    ),
+    re_path(
         r"^reviews/(?P<pk>\d+)/verdict/?$",
         verdict_api.ReviewVerdictApi.as_view(),
         name="review-verdict",

@@ -8,9 +8,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from qa.stats import GOLD_FIELDS, hour_of, stats_add
+from qa.verdicts import review_judge
 from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.qa.agreement_helpers import crowd_project, work
+from tests.qa.review_helpers import TAGS, lease, verdict_project, waiting_item
+from tests.qa.review_helpers import submit as review_submit
 from workforce.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +106,9 @@ def test_stats_refuse_bad_parameters_naming_them(org):
     for query, field in [
         ({"since": "yesterday"}, "since"),
         ({"until": "2026-13-01"}, "until"),
+        # RFC 3339, as the schema says: no date alone, no time without its offset.
+        ({"until": "2026-03-02"}, "until"),
+        ({"since": "2026-03-02T10:00:00"}, "since"),
         ({"by": "day"}, "by"),
         ({"since": "2026-03-02T10:00:00Z", "until": "2026-03-02T09:00:00Z"}, "since"),
         ({"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
@@ -193,3 +200,49 @@ def test_the_stats_queries_do_not_grow_with_the_rows(org):
     add(elsewhere, people[0], hours_ago(1), submitted=1)
     # 42 hourly rows of six annotators; eight of one annotator in two projects: no more queries.
     assert [counted(url) for url in urls] == [[before[0][0], 42], [before[1][0], 8]]
+
+
+def test_an_annotators_errors_count_review_tags_and_labels_against_consensus(
+    org, other_org, django_capture_on_commit_callbacks
+):
+    reviewed = verdict_project(org, org.annotator, tasks=3)
+    for tags in (["wrong-label"], ["wrong-label", "missed-object"]):
+        item = lease(waiting_item(review_submit(org.annotator, reviewed)), org.qa_lead)
+        review_judge(item=item, reviewer=org.qa_lead, verdict="reject", tags=tags, comment="No.")
+    qa = org.client(Role.QA_LEAD)
+    url = f"/api/v1/projects/{reviewed.pk}/annotators/{org.annotator.pk}/errors"
+    body = qa.get(url).json()
+    assert body["error_tags"] == [
+        {"code": "wrong-label", "description": TAGS["wrong-label"], "count": 2},
+        {"code": "missed-object", "description": TAGS["missed-object"], "count": 1},
+    ]
+    assert body["confusion"] is None  # boxes have no label table
+    # A classification project: two tasks, three annotators; the first dissents on the second.
+    labelled, people = crowd_project(org, tasks=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for task in range(2):
+            for i, person in enumerate(people):
+                work(person, labelled, {"label": "person" if (task, i) == (1, 0) else "car"})
+    url = f"/api/v1/projects/{labelled.pk}/annotators/{people[0].pk}/errors"
+    with CaptureQueriesContext(connection) as queries:
+        body = qa.get(url).json()
+    classes = body["confusion"]["classes"]
+    car, person = classes.index("car"), classes.index("person")
+    matrix = body["confusion"]["confusion"]
+    assert matrix[car][car] == 1 and matrix[car][person] == 1 and sum(map(sum, matrix)) == 2
+    assert body["error_tags"] == []
+    # The member; the project and its domains; the annotator with skills and certifications;
+    # the tags and the taxonomy; the labels against consensus.
+    assert len(queries) == 9, [q["sql"][:50] for q in queries]
+    assert org.client(Role.ANNOTATOR).get(url).status_code == 403
+    foreign = make_project(other_org)
+    assert (
+        qa.get(f"/api/v1/projects/{foreign.pk}/annotators/{org.annotator.pk}/errors").status_code
+        == 404
+    )
+    assert (
+        qa.get(
+            f"/api/v1/projects/{labelled.pk}/annotators/{other_org.annotator.pk}/errors"
+        ).status_code
+        == 404
+    )
