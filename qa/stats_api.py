@@ -2,7 +2,7 @@
 of a project's annotators, of one annotator across projects, and your own; and what goes wrong
 in one annotator's work in a project."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -41,7 +41,12 @@ class StatsQuery(serializers.Serializer):
         until = data.get("until") or latest or timezone.now()
         if latest is not None:
             until = min(until, latest)
-        since = data.get("since") or until - DEFAULT_RANGE
+        if "since" in data:
+            since = data["since"]
+        elif until - datetime.min.replace(tzinfo=UTC) > DEFAULT_RANGE:
+            since = until - DEFAULT_RANGE
+        else:
+            raise serializers.ValidationError({"until": "Too early for a range before it."})
         if "since" in data and "until" in data and since >= until:
             raise serializers.ValidationError({"since": "Must be before `until`."})
         if until - since > MAX_RANGE:

@@ -109,6 +109,8 @@ def test_stats_refuse_bad_parameters_naming_them(org):
         # RFC 3339, as the schema says: no date alone, no time without its offset.
         ({"until": "2026-03-02"}, "until"),
         ({"since": "2026-03-02T10:00:00"}, "since"),
+        ({"until": ""}, "until"),
+        ({"until": "0001-01-02T00:00:00Z"}, "until"),
         ({"by": "day"}, "by"),
         ({"since": "2026-03-02T10:00:00Z", "until": "2026-03-02T09:00:00Z"}, "since"),
         ({"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
