@@ -1,6 +1,6 @@
 """Per annotator, project and hour stats (``AnnotatorHourStats``): their writes and what they show.
 
-**Writes.** Every counter is added to by one upsert (``_upsert``), in the transaction of the
+**Writes.** Every counter is added to by one upsert (``upsert_sql``), in the transaction of the
 event it counts, attributed to the UTC hour of that event:
 
 - a submission (``submission_record``, in the submission's transaction): ``submitted``, its
@@ -52,10 +52,10 @@ from .own_view import own_today
 # Upper bounds of the handling-time buckets, in seconds; bucket ``i`` holds the times in
 # [HANDLING_BOUNDS[i - 1], HANDLING_BOUNDS[i]). Fixed: changing them changes the meaning of
 # every stored row.
+# ``HANDLING_BUCKETS`` (the rows' array size, in ``qa.models.stats``) counts them.
 HANDLING_BOUNDS: tuple[float, ...] = (
     5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600, math.inf,
 )  # fmt: skip
-assert len(HANDLING_BOUNDS) == HANDLING_BUCKETS
 
 COUNTERS: tuple[str, ...] = (
     "claimed",
@@ -101,12 +101,12 @@ _SET = ",\n    ".join(
     ]
 )
 
-# SQL for the bucket array holding one in the bucket of the handling time ``seconds`` (an SQL
-# expression): ``width_bucket`` answers the 0-based bucket as ``handling_bucket`` does.
+# ``width_bucket`` on these answers the 0-based bucket as ``handling_bucket`` does.
 _FINITE_BOUNDS = "ARRAY[" + ", ".join(str(b) for b in HANDLING_BOUNDS[:-1]) + "]::float8[]"
 
 
 def bucket_array_sql(seconds: str) -> str:
+    """SQL for a bucket array counting one handling time, ``seconds`` (an SQL expression)."""
     return (
         f"(array_fill(0, ARRAY[width_bucket({seconds}, {_FINITE_BOUNDS})]) || 1"
         f" || array_fill(0, ARRAY[{HANDLING_BUCKETS - 1} - width_bucket({seconds}, "
@@ -205,8 +205,10 @@ ON CONFLICT (name) DO UPDATE SET updated_at = EXCLUDED.updated_at
 RETURNING c.position
 """  # noqa: S608
 
-# One statement: the batch's bound, its claims counted into their hours, the cursor moved; it
-# answers the bound (None when there was nothing to count) and how many claims it counted.
+# One statement: the batch's bound, its claims counted into their hours (rows locked in
+# ``qa.locks``' order), the cursor moved; it answers the bound (None when there was nothing to
+# count) and how many claims it counted. The clocks of the claims' and the job's processes are
+# taken to agree within ``CLAIMS_SETTLE``.
 _CLAIMS_ROLL_UP = f"""
 WITH bound AS (
     SELECT max(id) AS upto FROM (
@@ -221,7 +223,7 @@ WITH bound AS (
     WHERE a.id > %(after)s AND a.id <= bound.upto
     GROUP BY 1, 2, 3
 ), counted AS (
-{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims")}
+{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims ORDER BY 1, 2, 3")}
 ), moved AS (
     UPDATE {_table(StatsCursor)} SET position = bound.upto
     FROM bound WHERE name = %(name)s AND bound.upto IS NOT NULL
