@@ -647,6 +647,28 @@ def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[R
 # What an annotator reads of the verdicts on their work.
 
 
+def annotator_error_tags(*, project: Project, annotator: Annotator) -> list[dict]:
+    """How often each tag of the project's error taxonomy was given to the annotator's work
+    there, most often first (``code``, ``description``, ``count``). Two queries: the tags,
+    counted in the database, and the taxonomy."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ERROR_TAGS, {"project": project.pk, "member": annotator.member_id})
+        counted = cursor.fetchall()
+    described = tag_descriptions([project.pk])
+    return [
+        {"code": code, "description": described.get((project.pk, code), ""), "count": count}
+        for code, count in counted
+    ]
+
+
+# A project's reviews of one author's work, by ``review_author_idx``.
+_ERROR_TAGS = f"""
+SELECT tag, count(*) FROM {Review._meta.db_table} r, unnest(r.tags) AS tag
+WHERE r.project_id = %(project)s AND r.author_member_id = %(member)s
+GROUP BY tag ORDER BY count(*) DESC, tag
+"""  # noqa: S608
+
+
 def tag_descriptions(project_ids) -> dict[tuple[int, str], str]:
     """The error taxonomies of the given projects, in one query: (project, code) -> description."""
     rows = ErrorTag.objects.filter(project_id__in=set(project_ids))

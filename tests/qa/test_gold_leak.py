@@ -69,9 +69,11 @@ MARKERS = (
     "score",
     "accuracy",
 )
-# ``me/accuracy`` is the annotator's own aggregate accuracy: its words may say so. What it
-# must not do is move when one task is scored (``test_own_accuracy_does_not_move_...``).
+# ``me/accuracy`` is the annotator's own aggregate accuracy, ``me/stats`` their own hourly
+# stats (with their review scores): their words may say so. What they must not do is move when
+# one task is scored (``test_own_figures_do_not_move_...``).
 AGGREGATE_WORDS = {"score", "accuracy"}
+OWN_AGGREGATES = {"/api/v1/me/accuracy/", "/api/v1/me/stats/"}
 
 
 def markers_in(text: str, *, extra: tuple[str, ...] = (), allow: set[str] = frozenset()) -> list:
@@ -143,7 +145,7 @@ class World:
         )
         self.client = org.client(Role.ANNOTATOR)
         self.records: dict[str, dict[bool, list]] = {}
-        self.own_accuracy_before = self.get("/api/v1/me/accuracy/").json()
+        self.own_before = {path: self.get(path).json() for path in sorted(OWN_AGGREGATES)}
 
         # Gold comes first while it lasts (rate 1.0): three gold claims, then regular ones.
         claims = [claim(self.client) for _ in range(6)]
@@ -354,7 +356,7 @@ def test_no_operation_of_the_api_tells_an_annotator_anything_of_gold(world):
                     response = getattr(client, method)(url, body, format="json")
                 answered += 1
                 answer = answer_of(response)
-                allow = AGGREGATE_WORDS if path == "/api/v1/me/accuracy/" else set()
+                allow = AGGREGATE_WORDS if path in OWN_AGGREGATES else set()
                 text = json.dumps(answer["body"]) + json.dumps(answer["headers"])
                 if leaks := world.leaks(text, allow=allow):
                     found.append((method.upper(), url, answer["status"], leaks, text[:400]))
@@ -405,11 +407,11 @@ def test_no_operation_of_the_api_tells_an_annotator_anything_of_gold(world):
             )
 
 
-def test_own_accuracy_does_not_move_when_one_gold_task_is_scored(world):
-    """The annotator's own accuracy counts gold up to the end of the last day: what they read
-    after submitting a gold task today is what they read before it."""
-    after = world.get("/api/v1/me/accuracy/").json()
-    assert after == world.own_accuracy_before, (world.own_accuracy_before, after)
+def test_own_figures_do_not_move_when_one_gold_task_is_scored(world):
+    """The annotator's own accuracy and stats count up to the end of the last day: what they
+    read after submitting a gold task today is what they read before it."""
+    after = {path: world.get(path).json() for path in sorted(OWN_AGGREGATES)}
+    assert after == world.own_before, (world.own_before, after)
 
 
 def claim_and_submit(annotator, *, gold: bool) -> Annotation:
