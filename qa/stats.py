@@ -404,6 +404,18 @@ def project_stats(*, project: Project, since: datetime, until: datetime, by_hour
     }
 
 
+def projects_stats(*, organization_id: int, since: datetime, until: datetime) -> dict:
+    """Each project of the organization over the hours starting in [since, until), its
+    annotators summed: the pace the staffing board forecasts from. Staff's view. One query."""
+    rows = _in_range(
+        AnnotatorHourStats.objects.filter(project__organization_id=organization_id), since, until
+    )
+    projects = _summed_rows(rows, "project_id")
+    for row in projects:
+        row["project"] = row.pop("project_id")
+    return {"since": since, "until": until, "projects": projects}
+
+
 def annotator_stats(
     *, annotator: Annotator, since: datetime, until: datetime, by_hour: bool, own: bool = False
 ) -> dict:

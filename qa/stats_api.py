@@ -24,7 +24,7 @@ DEFAULT_RANGE = timedelta(days=7)
 MAX_RANGE = timedelta(days=92)
 
 
-class StatsQuery(serializers.Serializer):
+class RangeQuery(serializers.Serializer):
     """A range of hours: those that start in [since, until). ``context["latest"]``, when given,
     is where the range ends at the latest (and by default); else it ends now by default."""
 
@@ -32,9 +32,6 @@ class StatsQuery(serializers.Serializer):
         required=False, help_text="Start of the range (default: 7 days before `until`)."
     )
     until = Rfc3339DateTimeField(required=False, help_text="End of the range (default: now).")
-    by = serializers.ChoiceField(
-        choices=["hour"], required=False, help_text="`hour`: the hourly rows too."
-    )
 
     def validate(self, data: dict) -> dict:
         latest = self.context.get("latest")
@@ -53,7 +50,18 @@ class StatsQuery(serializers.Serializer):
             raise serializers.ValidationError(
                 {"since": f"A range of at most {MAX_RANGE.days} days."}
             )
-        return {"since": min(since, until), "until": until, "by_hour": data.get("by") == "hour"}
+        return {"since": min(since, until), "until": until}
+
+
+class StatsQuery(RangeQuery):
+    """A range of hours, and whether each hour's row is wanted too."""
+
+    by = serializers.ChoiceField(
+        choices=["hour"], required=False, help_text="`hour`: the hourly rows too."
+    )
+
+    def validate(self, data: dict) -> dict:
+        return super().validate(data) | {"by_hour": data.get("by") == "hour"}
 
 
 class OwnCountersOut(Prepared):
@@ -130,6 +138,19 @@ class ProjectStatsOut(Prepared):
     hours = HourOut(many=True, allow_null=True, help_text="With `by=hour` only.")
 
 
+class ProjectTotalOut(CountersOut):
+    project = serializers.IntegerField()
+    hours_worked = serializers.IntegerField(help_text="Hours with at least one submission.")
+
+
+class ProjectsStatsOut(Prepared):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    projects = ProjectTotalOut(
+        many=True, help_text="Projects with work in the range, their annotators summed."
+    )
+
+
 class AnnotatorTotalOut(CountersOut):
     hours_worked = serializers.IntegerField()
 
@@ -186,6 +207,21 @@ class ProjectStatsApi(OrganizationApi):
         project = project_get(member=self.member, project_id=pk)
         query = validated(StatsQuery(data=request.query_params))
         return Response(_shown(stats.project_stats(project=project, **query)))
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER, RangeQuery], tags=["quality"])
+class ProjectsStatsApi(OrganizationApi):
+    """Every project's stats over a range of hours, its annotators summed (the last 7 days
+    unless `since` and `until` say otherwise): the pace the staffing board forecasts from."""
+
+    roles = {"GET": STAFF}
+    pagination_class = None
+
+    @extend_schema(responses=ProjectsStatsOut)
+    def get(self, request):
+        query = validated(RangeQuery(data=request.query_params))
+        found = stats.projects_stats(organization_id=self.member.organization_id, **query)
+        return Response(_shown(found))
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER, StatsQuery], tags=["quality"])

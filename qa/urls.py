@@ -37,6 +37,7 @@ urlpatterns = [
     re_path(
         r"^projects/(?P<pk>\d+)/stats/?$", stats_api.ProjectStatsApi.as_view(), name="project-stats"
     ),
+    re_path(r"^stats/projects/?$", stats_api.ProjectsStatsApi.as_view(), name="projects-stats"),
     re_path(
         r"^annotators/(?P<pk>\d+)/stats/?$",
         stats_api.AnnotatorStatsApi.as_view(),

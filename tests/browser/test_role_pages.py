@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from qa.exams import exam_create
 from qa.models import QualityAction, ReviewItem
 from qa.rules import quality_rule_create
+from qa.stats import stats_add
 from qa.task_agreement import task_agreement_compute
 from qa.verdicts import review_judge
 from tasks.models import Annotation, ProjectMember, Task
@@ -128,7 +129,7 @@ def test_the_annotator_sees_the_servers_validation_error_by_path_and_nothing_is_
     page = worker.page
     page.goto("/work/")
     expect(page.locator("#certifications")).to_contain_text("driving")
-    expect(page.locator("#certifications")).to_contain_text("(in 11 days)")
+    expect(page.locator("#certifications")).to_contain_text("(in 12 days)")
     expect(page.locator("#exams")).to_contain_text("Road scenes")
     expect(page.locator("#accuracy")).to_contain_text("No gold checks counted yet")
     page.get_by_role("button", name="Claim next task").click()
@@ -250,6 +251,14 @@ def test_the_manager_adds_and_removes_a_member_from_the_staffing_board(org, sign
     bea = org.add_annotator("bea")
     services.annotator_skill_set(annotator=bea, skill="bbox", level=3, source="manual", actor=None)
     carl = org.add_annotator("carl")
+    # Another project, behind: at the last 24 hours' pace (24 submitted, 1 an hour) its 60
+    # annotations left take 60 hours, past its deadline in a day.
+    behind = make_project(org, name="Night drive", deadline=timezone.now() + timedelta(days=1))
+    import_rows(behind, image_rows(60))
+    stats_add(
+        project_id=behind.pk, annotator_id=carl.pk, at=timezone.now() - timedelta(hours=3),
+        submitted=24,
+    )  # fmt: skip
     manager = signed_in(org.manager.user)
     page = manager.page
     page.goto("/staffing/")
@@ -257,7 +266,11 @@ def test_the_manager_adds_and_removes_a_member_from_the_staffing_board(org, sign
     projects = page.locator(f'#projects tr[data-project="{project.pk}"]')
     expect(projects).to_contain_text("0 / 5 annotations")
     expect(projects).to_contain_text("0.5/day")
-    expect(projects).to_contain_text("needs throughput")
+    expect(projects).to_contain_text("no work in the last 24 h")
+    late = page.locator(f'#projects tr[data-project="{behind.pk}"]')
+    expect(late).to_contain_text("at 1.0/h")
+    expect(late.locator("span.late", has_text="finishes")).to_be_visible()
+    projects.get_by_role("button", name="Street scenes").click()
     row = page.locator(f'#staffing tr[data-annotator="{bea.pk}"]')
     expect(row).to_contain_text("qualified")
     expect(page.locator(f'#staffing tr[data-annotator="{carl.pk}"]')).to_contain_text(

@@ -248,3 +248,41 @@ def test_an_annotators_errors_count_review_tags_and_labels_against_consensus(
         ).status_code
         == 404
     )
+
+
+def test_every_projects_stats_sum_its_annotators_for_the_staffing_forecast(org, other_org):
+    first, second = make_project(org, name="first"), make_project(org, name="second")
+    quiet = make_project(org, name="quiet")
+    other = org.add_annotator("second")
+    add(first, org.annotator, hours_ago(2), submitted=3, gold_scored=1, gold_score_sum=1.0)
+    add(first, other, hours_ago(1), submitted=2)
+    add(second, other, hours_ago(30), submitted=7)
+    add(quiet, other, timezone.now() - timedelta(days=9), submitted=9)
+    theirs = make_project(other_org)
+    add(theirs, other_org.annotator, hours_ago(1), submitted=100)
+    client = org.client(Role.MANAGER)
+
+    def submitted(query: dict) -> dict[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/v1/stats/projects", query)
+        assert response.status_code == 200, response.content
+        # Auth, then one read of the rows, whatever their number.
+        assert len(queries) <= 2
+        return {row["project"]: row["submitted"] for row in response.json()["projects"]}
+
+    # The last 7 days by default: another organization's and older work are not counted.
+    assert submitted({}) == {first.pk: 5, second.pk: 7}
+    # The staffing board's "today": the last 24 hours.
+    assert submitted({"since": hours_ago(24).isoformat()}) == {first.pk: 5}
+    row = client.get("/api/v1/stats/projects").json()["projects"][0]
+    assert (row["hours_worked"], row["gold_accuracy"], row["throughput_per_hour"]) == (2, 1.0, 2.5)
+    for query, field in [({"since": "x"}, "since"), ({"by": "hour"}, None)]:
+        response = client.get("/api/v1/stats/projects", query)
+        if field is None:
+            # Not a parameter of this list: ignored, as unknown parameters are everywhere.
+            assert response.status_code == 200
+        else:
+            assert response.status_code == 400
+            assert set(response.json()["error"]["fields"]) == {field}
+    for role in (Role.ANNOTATOR, Role.REVIEWER):
+        assert org.client(role).get("/api/v1/stats/projects").status_code == 403

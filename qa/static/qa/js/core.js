@@ -100,7 +100,7 @@ export const date = (value) =>
   value ? new Date(value).toLocaleDateString(undefined, { dateStyle: "medium" }) : "—";
 
 /** Whole days from now until `value` (negative once past). */
-export const daysUntil = (value) => Math.floor((new Date(value) - Date.now()) / 86_400_000);
+export const daysUntil = (value) => Math.round((new Date(value) - Date.now()) / 86_400_000);
 
 const SVG = "http://www.w3.org/2000/svg";
 

@@ -6,12 +6,14 @@ import { announce, api, apiAll, date, daysUntil, fill, h, intervalBar, percent }
 const $ = (id) => document.getElementById(id);
 let projects = [];
 let chosen = null;
+// Project id -> annotations submitted in the last 24 hours.
+let submittedToday = new Map();
 
 /**
  * What is left and the pace it needs: annotations still to submit over the days to the
- * deadline. A forecast ("at today's throughput it finishes on …") needs the project's
- * throughput per hour, which the API does not give yet: `forecast` shows it once a project
- * carries `throughput_per_hour`.
+ * deadline; and the forecast, "at today's throughput it finishes on …", where today's
+ * throughput is what the project's annotators submitted over the last 24 hours
+ * (`GET stats/projects`), per hour.
  */
 function pace(project) {
   const p = project.progress || {};
@@ -22,13 +24,17 @@ function pace(project) {
 }
 
 function forecast(project, { left }) {
-  if (project.throughput_per_hour === undefined) {
-    return h("span", { class: "hint", title: "Needs per-hour throughput from the stats API." }, "needs throughput");
-  }
-  if (!project.throughput_per_hour) return h("span", { class: "late" }, "no work done lately");
-  const finish = new Date(Date.now() + (left / project.throughput_per_hour) * 3_600_000);
+  if (!left) return h("span", {}, "done");
+  const perHour = (submittedToday.get(project.id) || 0) / 24;
+  if (!perHour) return h("span", { class: "late" }, "no work in the last 24 h");
+  const finish = new Date(Date.now() + (left / perHour) * 3_600_000);
   const late = project.deadline && finish > new Date(project.deadline);
-  return h("span", { class: late ? "late" : null }, `finishes ${date(finish)}`);
+  return h(
+    "span",
+    { class: late ? "late" : null, title: `${perHour.toFixed(1)} annotations an hour over the last 24 hours` },
+    `finishes ${date(finish)}`,
+    h("div", { class: "hint" }, `at ${perHour.toFixed(1)}/h`),
+  );
 }
 
 function projectRow(project) {
@@ -71,7 +77,13 @@ function drawProjects() {
 }
 
 async function loadProjects() {
-  projects = (await apiAll("projects/")).filter((project) => project.status !== "archived");
+  const since = new Date(Date.now() - 86_400_000).toISOString();
+  const [all, today] = await Promise.all([
+    apiAll("projects/"),
+    api(`stats/projects?since=${encodeURIComponent(since)}`),
+  ]);
+  projects = all.filter((project) => project.status !== "archived");
+  submittedToday = new Map(today.body.projects.map((row) => [row.project, row.submitted]));
   drawProjects();
 }
 
