@@ -20,8 +20,8 @@ call, one short transaction, the mechanics of the task claim (``tasks/services/c
 
 1. Take the member's claim lock, so that one person's concurrent claims cannot exceed their
    limit; nobody else's claims wait for it.
-2. Walk the layers they may hold a lease at (``qa_review_layers``: an active account and
-   membership; a QA lead reviews at every layer, a reviewer at ``reviewer`` layers of projects
+2. Walk the layers they may hold a lease at (``qa_review_layers``: a project not archived, an
+   active account and membership; a QA lead reviews at every layer, a reviewer at ``reviewer`` layers of projects
    they are an active reviewer member of, with an active profile), of active projects only (or
    the project and the layer position asked for), by project priority, deadline (none last)
    and id, later layers first within a project. Skip a layer whose skill level and
@@ -40,8 +40,8 @@ and one reviewer's items and verdicts of one annotation are all at one layer (``
 
 Access follows people as they change (``reviews.sql``, a rule of the database): when a member
 may no longer hold a lease at a layer (their account, membership, role, profile status, project
-membership, or the layer's role changed, by a service, the admin or SQL), their leases there end
-in that same transaction and the items wait for others. Heartbeat and release then answer 403
+membership, or the layer's role changed, or the project was archived, by a service, the admin or
+SQL), their leases there end in that same transaction and the items wait for others. Heartbeat and release then answer 403
 ``access_ended``. A released item waits for others too, and is never offered to its releaser
 again.
 """
@@ -208,6 +208,27 @@ def review_submitted(annotation_id: int) -> ReviewItem | None:
         now=annotation.submitted_at,
         rework_layer=rejected.layer if rejected else None,
     )
+
+
+def review_items_skip(task_id: int) -> int:
+    """Skip the items of a task made gold that still wait or are leased; return how many.
+
+    Gold tasks are never reviewed: their answer is known. In the transaction that made the task
+    gold (``qa.reactions.on_gold_answer_set``), which holds the task's seats and row by then, so
+    no submission brings a new item. A verdict in flight may still move a version on to the
+    next layer: the update waits for it (it needs none of the locks held here: a rejection
+    takes the slot before the item, ``qa.verdicts``) and then reads again, until nothing is
+    left waiting.
+    """
+    pending = ReviewItem.objects.filter(
+        annotation__task_id=task_id, state__in=[ReviewItemState.OPEN, ReviewItemState.LEASED]
+    )
+    skipped = 0
+    while pending.exists():
+        skipped += pending.update(
+            state=ReviewItemState.SKIPPED, reviewer=None, leased_at=None, lease_expires_at=None
+        )
+    return skipped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,8 +410,14 @@ def review_lease_check(item: ReviewItem, member: Member) -> None:
     when they may no longer review at its layer (their lease ended with their access), 409
     ``already_submitted`` when they judged it, ``already_released`` when they gave it back,
     ``lease_lost`` when their lease lapsed and someone else took it (or it ended otherwise).
-    A lease that lapsed but that nobody took over is still theirs.
+    A lease that lapsed but that nobody took over is still theirs. An item of a task made gold
+    is nobody's to judge (``review_items_skip``): 409 ``lease_lost``.
     """
+    if item.state == ReviewItemState.SKIPPED:
+        raise Conflict(
+            "This work is no longer reviewed: its task was made gold. Your lease ended.",
+            code=ErrorCode.LEASE_LOST,
+        )
     if not may_hold(member_id=member.pk, layer_id=item.layer_id):
         raise PermissionDenied(
             "You may no longer review at this layer: your role, your membership of the project "

@@ -8,7 +8,9 @@ A reviewer holding a review item's lease judges the annotation version it names
   annotation's next version. It lives on the review (``Review.corrected_payload``): the
   annotation's own ``payload`` stays the annotator's work, so that agreement and consensus
   still measure annotators. The next version then moves on from this layer as an accepted one
-  does. The version judged is scored against the correction with the kind's ``compare``.
+  does. The version judged is scored against the correction with the kind's ``compare``. A
+  correction on a complete task queues its agreement and consensus again after commit
+  (``qa.compute_task_agreement``), which records the versions it counted.
 - ``reject``, with tags from the project's error taxonomy and a comment: the work goes back to
   its author for rework (``tasks.services.tasks.assignment_rework``), or to the pool when they
   may no longer work on the project. Their resubmission comes back to this layer
@@ -26,6 +28,7 @@ annotation at two layers: the database refuses both (``Review``'s constraints), 
 the request through.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -34,8 +37,10 @@ from django.utils import timezone
 from config.errors import FieldErrors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.models import Annotation, AnnotationVersion
+from tasks.locks import lock_slot_of
+from tasks.models import Annotation, AnnotationVersion, Task
 from tasks.services.tasks import Rework, assignment_rework
+from workforce.locks import lock_annotator
 from workforce.models import Member
 from workforce.queue import enqueue
 
@@ -67,22 +72,43 @@ class Judgement:
 
 
 def version_payload(annotation: Annotation, version: int):
-    """The content of one version of an annotation.
+    """The content of one version of an annotation (``version_payloads``)."""
+    return version_payloads([(annotation, version)])[0]
+
+
+def version_payloads(wanted: Sequence[tuple[Annotation, int]]) -> list:
+    """The content of each (annotation, version), in order, in at most two queries whatever
+    their number.
 
     The annotator's own versions are their payloads (the current one on the annotation, earlier
-    ones kept when it was reworked); a version a correction made is the correction.
+    ones kept when it was reworked); a version a correction made is the correction. Each
+    annotation needs its ``pk``, ``payload`` and ``payload_version`` only.
     """
-    if version == annotation.payload_version:
-        return annotation.payload
-    correction = (
-        Review.objects.filter(annotation=annotation, version=version - 1, verdict=Verdict.CORRECT)
-        .values_list("corrected_payload", flat=True)
-        .first()
-    )
-    if correction is not None:
-        return correction
-    earlier = AnnotationVersion.objects.filter(annotation=annotation, version=version)
-    return earlier.values_list("payload", flat=True).get()
+    keys = [(annotation.pk, version) for annotation, version in wanted]
+    own = {annotation.pk: annotation for annotation, _ in wanted}
+    rest = {key for key in keys if key[1] != own[key[0]].payload_version}
+    contents = {}
+    if rest:
+        # A correction of version v is version v + 1.
+        contents = {
+            (annotation, version + 1): payload
+            for annotation, version, payload in Review.objects.filter(
+                annotation_id__in={pk for pk, _ in rest}, verdict=Verdict.CORRECT
+            ).values_list("annotation_id", "version", "corrected_payload")
+        }
+        earlier = rest - contents.keys()
+        if earlier:
+            kept = AnnotationVersion.objects.filter(
+                annotation_id__in={pk for pk, _ in earlier},
+                version__in={version for _, version in earlier},
+            )
+            contents.update(
+                ((annotation, version), payload)
+                for annotation, version, payload in kept.values_list(
+                    "annotation_id", "version", "payload"
+                )
+            )
+    return [contents[key] if key in rest else own[key[0]].payload for key in keys]
 
 
 def _verdict_check(
@@ -161,6 +187,14 @@ def review_judge(
     ``already_released``); 400 naming each bad field. Any refusal changes nothing.
     """
     now = timezone.now()
+    if verdict == Verdict.REJECT:
+        # Rework locks the author and the work's seat: taken first, in the order of
+        # ``tasks/locks.py``, before the item, as making the task gold takes them before its
+        # items (``qa/locks.py``).
+        work = Annotation.objects.filter(pk=item.annotation_id).select_related("assignment")
+        work = work.only("annotator_id", "assignment__slot_id").get()
+        lock_annotator(work.annotator_id)
+        lock_slot_of(work.assignment)
     item = lock_review_item(item.pk)
     review_lease_check(item, reviewer)
     layer, project = item.layer, item.project
@@ -235,6 +269,15 @@ def review_judge(
     return judgement
 
 
+def _complete_with_overlap(annotation: Annotation) -> bool:
+    """Whether the annotation's task has agreement to compute (``qa.task_agreement``): its
+    project has an overlap of two or more, and the task is complete."""
+    return (
+        annotation.project.overlap >= 2
+        and Task.objects.filter(pk=annotation.task_id, completed_at__isnull=False).exists()
+    )
+
+
 def _carry_out(review: Review, annotation: Annotation, now) -> Judgement:
     """What a verdict does to the work: on to the next layer, a new version, or rework."""
     position = review.layer.position
@@ -248,6 +291,10 @@ def _carry_out(review: Review, annotation: Annotation, now) -> Judgement:
         # version waits at one layer at a time, and this item is locked.
         annotation.version = review.version + 1
         annotation.save(update_fields=["version"])
+        if _complete_with_overlap(annotation):
+            # Its agreement and consensus were computed from the version corrected: computed
+            # again after commit (the job finds the new version and stores what it counted).
+            enqueue(jobs.compute_task_agreement, annotation.task_id)
         next_item = review_arrive(
             annotation=annotation, version=annotation.version, now=now, after=position
         )
