@@ -10,10 +10,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
+from django.db.models import Case, Count, F, Func, Prefetch, Q, QuerySet, Sum, Value, When
 from django.shortcuts import get_object_or_404
 
-from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
+from tasks.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ProjectMember,
+    ProjectRole,
+    Task,
+)
 from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
 from workforce.tenancy import STAFF
 
@@ -35,6 +43,7 @@ from .models import (
     TaskConsensus,
     Verdict,
 )
+from .verdicts import version_payloads
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -494,6 +503,58 @@ def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float
         "task_id", "payload", "method", "confidence"
     )
     return {task: (payload, method, confidence) for task, payload, method, confidence in rows}
+
+
+def review_answers(task_ids: Sequence[int]) -> dict[int, object]:
+    """What review made final on each of the tasks that have it: task id -> payload. Two
+    queries at most, whatever the number of tasks.
+
+    A task's counted annotations (their assignment submitted) whose current version a reviewer
+    accepted, or made by a correction, have one; of several (a task with overlap), the one of
+    the most recent such verdict. A version judged before a rework or a later correction is
+    not current any more, and does not count.
+    """
+    reviews = (
+        Review.objects.filter(
+            annotation__task_id__in=task_ids,
+            annotation__assignment__status=AssignmentStatus.SUBMITTED,
+            verdict__in=[Verdict.ACCEPT, Verdict.CORRECT],
+        )
+        # The version the verdict made final: the one judged, or for a correction the next.
+        .annotate(
+            final=F("version")
+            + Case(When(verdict=Verdict.CORRECT, then=Value(1)), default=Value(0))
+        )
+        .filter(final=F("annotation__version"))
+        .select_related("annotation")
+        .only(
+            "version",
+            "verdict",
+            "annotation__task_id",
+            "annotation__payload",
+            "annotation__payload_version",
+        )
+        .order_by("annotation__task_id", "-id")
+        .distinct("annotation__task_id")
+    )
+    found = [(review.annotation, review.final) for review in reviews]
+    payloads = version_payloads(found)
+    return {
+        annotation.task_id: payload
+        for (annotation, _), payload in zip(found, payloads, strict=True)
+    }
+
+
+def final_answers(task_ids: Sequence[int]) -> dict[int, tuple[object, str]]:
+    """The final answer of each of the tasks that have one from quality, as (payload, source):
+    what review made final (``review_answers``), else the stored consensus. The export asks
+    for them (``tasks.exports``); three queries at most."""
+    answers = {task: (payload, "review") for task, payload in review_answers(task_ids).items()}
+    rest = [task for task in task_ids if task not in answers]
+    answers.update(
+        (task, (payload, "consensus")) for task, (payload, _, _) in consensus_for(rest).items()
+    )
+    return answers
 
 
 # Review policy and review queues.
