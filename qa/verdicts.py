@@ -30,6 +30,7 @@ the request through.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -71,22 +72,30 @@ class Judgement:
     rework: Rework | None = None
 
 
+class Wanted(NamedTuple):
+    """One version of an annotation to read (``version_payloads``), with what the annotation
+    row holds: its own current payload and that payload's version."""
+
+    annotation_id: int
+    version: int
+    payload: object
+    payload_version: int
+
+
 def version_payload(annotation: Annotation, version: int):
     """The content of one version of an annotation (``version_payloads``)."""
-    return version_payloads([(annotation, version)])[0]
+    wanted = Wanted(annotation.pk, version, annotation.payload, annotation.payload_version)
+    return version_payloads([wanted])[0]
 
 
-def version_payloads(wanted: Sequence[tuple[Annotation, int]]) -> list:
-    """The content of each (annotation, version), in order, in at most two queries whatever
-    their number.
+def version_payloads(wanted: Sequence[Wanted]) -> list:
+    """The content of each version wanted, in order, in at most two queries whatever their
+    number.
 
     The annotator's own versions are their payloads (the current one on the annotation, earlier
-    ones kept when it was reworked); a version a correction made is the correction. Each
-    annotation needs its ``pk``, ``payload`` and ``payload_version`` only.
+    ones kept when it was reworked); a version a correction made is the correction.
     """
-    keys = [(annotation.pk, version) for annotation, version in wanted]
-    own = {annotation.pk: annotation for annotation, _ in wanted}
-    rest = {key for key in keys if key[1] != own[key[0]].payload_version}
+    rest = {(w.annotation_id, w.version) for w in wanted if w.version != w.payload_version}
     contents = {}
     if rest:
         # A correction of version v is version v + 1.
@@ -108,7 +117,10 @@ def version_payloads(wanted: Sequence[tuple[Annotation, int]]) -> list:
                     "annotation_id", "version", "payload"
                 )
             )
-    return [contents[key] if key in rest else own[key[0]].payload for key in keys]
+    return [
+        w.payload if w.version == w.payload_version else contents[w.annotation_id, w.version]
+        for w in wanted
+    ]
 
 
 def _verdict_check(
