@@ -1,6 +1,7 @@
 """Quality tables, one module per concern; each is listed here so Django finds its models."""
 
 from .agreement import (
+    AgreementChanges,
     AgreementReport,
     ConsensusMethod,
     ReportName,
@@ -25,6 +26,7 @@ from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, Qua
 
 __all__ = [
     "Accuracy",
+    "AgreementChanges",
     "AgreementReport",
     "AttemptStatus",
     "ConsensusMethod",

@@ -10,11 +10,20 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
 from qa.agreement import label_table
+from qa.agreement_report import work_fingerprint
 from qa.models import AgreementReport, TaskConsensus
+from qa.verdicts import review_judge
 from qa.voting import dawid_skene
-from tasks.models import Annotation, Task
+from tasks.models import Annotation, Assignment, Task
+from tasks.services.claims import (
+    assignment_heartbeat,
+    assignment_release,
+    assignment_submit,
+    claim_next,
+)
 from tasks.services.gold import task_gold_set
 from tests.qa.agreement_helpers import CAR, PERSON, crowd_project, work
+from tests.qa.review_helpers import layer, lease, set_policy, waiting_item
 from workforce.models import Role
 
 CLASSES = ["1", "2", "3"]
@@ -173,6 +182,53 @@ def test_the_report_is_served_from_its_cache_until_new_work_arrives(
     assert fourth["cached"] is False and fourth["tasks"] == TASKS
     assert fourth["mean_pairwise"]["tasks"] == TASKS - 1
     assert sum(map(sum, fourth["confusion"])) == 3 * (TASKS - 1)
+
+
+def test_the_database_counts_every_change_of_the_reports_work_and_nothing_else(
+    org, django_capture_on_commit_callbacks
+):
+    """The fingerprint moves with each change of the labels or the stored rows, whoever makes
+    it, and stays put for work that changes neither; it reads one row per shard, however big
+    the project."""
+    project, (a, b, c) = crowd_project(org, people=3, overlap=2)
+    set_policy(org, project, [layer()], [{"code": "wrong-label", "description": "Wrong."}])
+
+    def counted() -> tuple[int, int]:
+        fingerprint = work_fingerprint(project, labels=True)
+        return fingerprint["labels"], fingerprint["stored"]
+
+    assert counted() == (0, 0)
+    # Claims, heartbeats and releases change no label.
+    claimed = claim_next(annotator=c, project_id=project.pk).claimed
+    assignment = Assignment.objects.select_related("project", "task").get(pk=claimed.assignment_id)
+    assignment_heartbeat(assignment=assignment)
+    assignment_release(assignment=assignment)
+    assert counted() == (0, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = work(a, project, {"label": "car"}).annotation
+    assert counted() == (1, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        work(b, project, {"label": "person"})
+    # The second label completes the task: the job stores its agreement and consensus.
+    labels, stored = counted()
+    assert labels == 2 and stored >= 2
+    item = lease(waiting_item(first), org.qa_lead)
+    review_judge(item=item, reviewer=org.qa_lead, verdict="reject", tags=["wrong-label"],
+                 comment="No.")  # fmt: skip
+    # Sent back: it counts no more.
+    assert counted()[0] == 3
+    assignment = Assignment.objects.select_related("project", "task").get(pk=first.assignment_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        assignment_submit(assignment=assignment, payload={"label": "person"})
+    # Resubmitted, which completes the task again.
+    assert counted()[0] == 4 and counted()[1] > stored
+    # Plain SQL counts as much as a service.
+    Annotation.objects.filter(pk=first.pk).update(payload={"label": "car"})
+    assert counted()[0] == 5
+    labels, stored = counted()
+    task_gold_set(task=Task.objects.get(pk=first.task_id), answer={"label": "car"}, actor=None)
+    # Two seats taken away, the stored rows removed.
+    assert counted() == (labels + 2, stored + 2)
 
 
 def test_dawid_skene_equals_the_model_on_the_same_labels_and_is_cached(
