@@ -5,29 +5,58 @@
 --
 -- A rule of the database, not a hook of the services: a submission, a rework, a task made gold,
 -- the admin or plain SQL count alike, and a report's fingerprint is a sum over at most 64 rows
--- of its project instead of a scan of its annotations.
+-- of its project instead of a scan of its annotations. The triggers are per statement, over the
+-- rows it changed: a statement touching many rows (a project deleted, a bulk write) counts them
+-- with one write per project, never one per row.
 
 
--- Count one change of a project's labels and/or stored rows, in the row of this connection's
--- shard: concurrent writers, each on a connection of its own, rarely wait for one another.
-CREATE OR REPLACE FUNCTION qa_agreement_changed(p_project bigint, p_labels integer, p_stored integer)
+-- Count the changes of the given projects' labels (``p_labels``) or stored rows, one per element
+-- of ``p_projects``, in the row of this connection's shard: concurrent writers, each on a
+-- connection of its own, rarely wait for one another.
+CREATE OR REPLACE FUNCTION qa_agreement_changed(p_projects bigint[], p_labels boolean)
 RETURNS void
 LANGUAGE sql VOLATILE
 AS $$
 INSERT INTO qa_agreementchanges AS c (project_id, shard, labels, stored)
-VALUES (p_project, pg_backend_pid() % 64, p_labels, p_stored)
+SELECT changed.project_id, pg_backend_pid() % 64,
+       CASE WHEN p_labels THEN count(*) ELSE 0 END, CASE WHEN p_labels THEN 0 ELSE count(*) END
+FROM unnest(p_projects) AS changed(project_id)
+GROUP BY changed.project_id
 ON CONFLICT (project_id, shard)
 DO UPDATE SET labels = c.labels + EXCLUDED.labels, stored = c.stored + EXCLUDED.stored
 $$;
 
 
--- An annotation submitted, resubmitted (a new payload and version), corrected (a new version)
--- or removed.
-CREATE OR REPLACE FUNCTION qa_agreement_annotation_changed() RETURNS trigger
+-- Annotations submitted, or removed.
+CREATE OR REPLACE FUNCTION qa_agreement_labels_added() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM qa_agreement_changed(COALESCE(NEW.project_id, OLD.project_id), 1, 0);
+    PERFORM qa_agreement_changed(ARRAY(SELECT came.project_id FROM came), true);
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION qa_agreement_labels_removed() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM qa_agreement_changed(ARRAY(SELECT gone.project_id FROM gone), true);
+    RETURN NULL;
+END;
+$$;
+
+-- Annotations resubmitted (a new payload and version) or corrected (a new version); an update
+-- of their other columns alone changes no label.
+CREATE OR REPLACE FUNCTION qa_agreement_labels_updated() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM qa_agreement_changed(
+        ARRAY(SELECT came.project_id FROM came JOIN gone ON gone.id = came.id
+              WHERE gone.version IS DISTINCT FROM came.version
+                 OR gone.payload IS DISTINCT FROM came.payload),
+        true);
     RETURN NULL;
 END;
 $$;
@@ -37,49 +66,72 @@ $$;
 CREATE OR REPLACE FUNCTION qa_agreement_assignment_changed() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
-DECLARE
-    asg tasks_assignment := OLD;
 BEGIN
-    IF asg.status = 'submitted' THEN
-        PERFORM qa_agreement_changed(asg.project_id, 1, 0);
-    END IF;
+    PERFORM qa_agreement_changed(ARRAY[OLD.project_id], true);
     RETURN NULL;
 END;
 $$;
 
--- A task's stored agreement or consensus written or removed.
-CREATE OR REPLACE FUNCTION qa_agreement_stored_changed() RETURNS trigger
+-- Tasks' stored agreement or consensus written, or removed.
+CREATE OR REPLACE FUNCTION qa_agreement_stored_written() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM qa_agreement_changed(COALESCE(NEW.project_id, OLD.project_id), 0, 1);
+    PERFORM qa_agreement_changed(ARRAY(SELECT came.project_id FROM came), false);
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION qa_agreement_stored_removed() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM qa_agreement_changed(ARRAY(SELECT gone.project_id FROM gone), false);
     RETURN NULL;
 END;
 $$;
 
 CREATE OR REPLACE TRIGGER qa_agreement_annotation_added
-AFTER INSERT OR DELETE ON tasks_annotation
-FOR EACH ROW
-EXECUTE FUNCTION qa_agreement_annotation_changed();
+AFTER INSERT ON tasks_annotation REFERENCING NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_labels_added();
 
-CREATE OR REPLACE TRIGGER qa_agreement_annotation_changed
-AFTER UPDATE OF payload, version ON tasks_annotation
-FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version OR OLD.payload IS DISTINCT FROM NEW.payload)
-EXECUTE FUNCTION qa_agreement_annotation_changed();
+CREATE OR REPLACE TRIGGER qa_agreement_annotation_removed
+AFTER DELETE ON tasks_annotation REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_labels_removed();
 
--- Only a change of the columns that decide whether work counts fires it; the submit's own
--- update (active to submitted) is counted by its annotation's trigger.
+CREATE OR REPLACE TRIGGER qa_agreement_annotation_updated
+AFTER UPDATE ON tasks_annotation REFERENCING OLD TABLE AS gone NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_labels_updated();
+
+-- Per row, and only for the rare change that makes submitted work count no more: the submit's
+-- own update (active to submitted), a heartbeat or a claim fire nothing.
 CREATE OR REPLACE TRIGGER qa_agreement_assignment_changed
 AFTER UPDATE OF status, slot_id ON tasks_assignment
-FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.slot_id IS DISTINCT FROM NEW.slot_id)
+FOR EACH ROW WHEN (OLD.status = 'submitted'
+                   AND (OLD.status IS DISTINCT FROM NEW.status
+                        OR OLD.slot_id IS DISTINCT FROM NEW.slot_id))
 EXECUTE FUNCTION qa_agreement_assignment_changed();
 
-CREATE OR REPLACE TRIGGER qa_agreement_task_agreement_changed
-AFTER INSERT OR UPDATE OR DELETE ON qa_taskagreement
-FOR EACH ROW
-EXECUTE FUNCTION qa_agreement_stored_changed();
+CREATE OR REPLACE TRIGGER qa_agreement_task_agreement_added
+AFTER INSERT ON qa_taskagreement REFERENCING NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_written();
 
-CREATE OR REPLACE TRIGGER qa_agreement_task_consensus_changed
-AFTER INSERT OR UPDATE OR DELETE ON qa_taskconsensus
-FOR EACH ROW
-EXECUTE FUNCTION qa_agreement_stored_changed();
+CREATE OR REPLACE TRIGGER qa_agreement_task_agreement_updated
+AFTER UPDATE ON qa_taskagreement REFERENCING NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_written();
+
+CREATE OR REPLACE TRIGGER qa_agreement_task_agreement_removed
+AFTER DELETE ON qa_taskagreement REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_removed();
+
+CREATE OR REPLACE TRIGGER qa_agreement_task_consensus_added
+AFTER INSERT ON qa_taskconsensus REFERENCING NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_written();
+
+CREATE OR REPLACE TRIGGER qa_agreement_task_consensus_updated
+AFTER UPDATE ON qa_taskconsensus REFERENCING NEW TABLE AS came
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_written();
+
+CREATE OR REPLACE TRIGGER qa_agreement_task_consensus_removed
+AFTER DELETE ON qa_taskconsensus REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION qa_agreement_stored_removed();

@@ -348,49 +348,79 @@ def review_claim(
     )
 
 
-_GAPS_SQL = """
-SELECT l.id, q.skill_level, q.unmet
-FROM unnest(%s::bigint[]) AS l(id)
-CROSS JOIN LATERAL qa_review_qualification(%s, l.id, %s) AS q
+_QUALIFICATIONS_SQL = """
+SELECT m.id, l.id, q.qualified, q.skill_level, q.unmet
+FROM unnest(%s::bigint[]) AS m(id)
+CROSS JOIN unnest(%s::bigint[]) AS l(id)
+CROSS JOIN LATERAL qa_review_qualification(m.id, l.id, %s) AS q
 """
 
 
-def layer_gaps(member: Member, layer_ids: list[int], now: datetime) -> list[dict]:
-    """Each layer with what keeps the member off it, in words: their skill level in the
-    project's kind below the layer's minimum, a required certification missing or not in force.
+@dataclass(frozen=True)
+class LayerQualification:
+    """What ``qa_review_qualification`` answers for one member at one layer."""
 
-    Read by ``qa_review_qualification``, the claim's own rule, in one query.
-    """
+    qualified: bool
+    skill_level: int | None
+    # Each required domain without a certification in force -> the state of the one held.
+    unmet: dict[int, str | None]
+
+
+def layer_qualifications(
+    member_ids: list[int], layer_ids: list[int], now: datetime
+) -> dict[tuple[int, int], LayerQualification]:
+    """Each member's qualification at each layer, by (member, layer), in one query: the review
+    claim's own rule (``qa_review_qualification``)."""
     with connection.cursor() as cursor:
-        cursor.execute(_GAPS_SQL, [layer_ids, member.pk, now])
-        found = {layer: (level, json.loads(unmet)) for layer, level, unmet in cursor.fetchall()}
-    layers = ReviewLayer.objects.filter(pk__in=layer_ids).select_related("project")
-    domains = dict(
-        Domain.objects.filter(
-            pk__in={int(d) for _level, unmet in found.values() for d in unmet}
-        ).values_list("pk", "slug")
-    )
-    gaps = []
-    for layer in sorted(layers, key=lambda layer: layer_ids.index(layer.pk)):
-        level, unmet = found[layer.pk]
-        reasons = []
-        if (level or 0) < layer.min_skill_level:
-            held = f"level {level}" if level is not None else "no level"
-            reasons.append(f"skill {layer.project.kind} {held} < {layer.min_skill_level}")
-        for domain_id, state in sorted(unmet.items(), key=lambda pair: int(pair[0])):
-            slug = domains[int(domain_id)]
-            reasons.append(
-                f"no certification in {slug}" if state is None else f"certification {slug} {state}"
-            )
-        gaps.append(
-            {
-                "project": layer.project_id,
-                "layer": layer.position,
-                "name": layer.name,
-                "reasons": reasons,
-            }
+        cursor.execute(_QUALIFICATIONS_SQL, [member_ids, layer_ids, now])
+        rows = cursor.fetchall()
+    return {
+        (member, layer): LayerQualification(
+            qualified, level, {int(domain): state for domain, state in json.loads(unmet).items()}
         )
-    return gaps
+        for member, layer, qualified, level, unmet in rows
+    }
+
+
+def layer_reasons(
+    layer: ReviewLayer, kind: str, found: LayerQualification, slugs: dict[int, str]
+) -> list[str]:
+    """What keeps a member off a layer, in words: their skill level in the project's ``kind``
+    below the layer's minimum, a required certification missing or not in force (``slugs``:
+    domain id -> slug)."""
+    reasons = []
+    if (found.skill_level or 0) < layer.min_skill_level:
+        held = f"level {found.skill_level}" if found.skill_level is not None else "no level"
+        reasons.append(f"skill {kind} {held} < {layer.min_skill_level}")
+    for domain_id, state in sorted(found.unmet.items()):
+        slug = slugs[domain_id]
+        reasons.append(
+            f"no certification in {slug}" if state is None else f"certification {slug} {state}"
+        )
+    return reasons
+
+
+def domain_slugs(found: dict[tuple[int, int], LayerQualification]) -> dict[int, str]:
+    """The slugs of the domains the qualifications name as unmet, in one query."""
+    ids = {domain for qualification in found.values() for domain in qualification.unmet}
+    return dict(Domain.objects.filter(pk__in=ids).values_list("pk", "slug")) if ids else {}
+
+
+def layer_gaps(member: Member, layer_ids: list[int], now: datetime) -> list[dict]:
+    """Each layer with what keeps the member off it, in words (``layer_reasons``), read by
+    ``qa_review_qualification``, the claim's own rule."""
+    found = layer_qualifications([member.pk], layer_ids, now)
+    layers = ReviewLayer.objects.filter(pk__in=layer_ids).select_related("project")
+    slugs = domain_slugs(found)
+    return [
+        {
+            "project": layer.project_id,
+            "layer": layer.position,
+            "name": layer.name,
+            "reasons": layer_reasons(layer, layer.project.kind, found[member.pk, layer.pk], slugs),
+        }
+        for layer in sorted(layers, key=lambda layer: layer_ids.index(layer.pk))
+    ]
 
 
 def may_hold(*, member_id: int, layer_id: int) -> bool:

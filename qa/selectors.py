@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from tasks.models import (
@@ -23,9 +23,10 @@ from tasks.models import (
     ProjectRole,
     Task,
 )
-from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
+from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization, Role
 from workforce.tenancy import STAFF
 
+from . import reviews
 from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures, review_figures
 from .models import (
     Accuracy,
@@ -38,6 +39,7 @@ from .models import (
     QualityRule,
     Review,
     ReviewAccuracy,
+    ReviewerRole,
     ReviewItem,
     ReviewItemState,
     ReviewLayer,
@@ -700,6 +702,96 @@ def review_queues(*, project: Project, now: datetime, since: datetime) -> list[d
             }
         )
     return queues
+
+
+def review_staffing(*, project: Project, now: datetime) -> list[dict]:
+    """The organization's reviewers ranked for the project's review: qualified first (at one
+    of its ``reviewer`` layers at least, by the review claim's rule), then by skill level in
+    the project's kind and spare room. Five queries, whatever the number of reviewers.
+
+    Each row says, per such layer, whether they qualify and in words why not; whether they are
+    an active reviewer member of the project (``is_member``: who may review there); and their
+    live review leases in it against the project's ``max_concurrent_tasks``. The ``annotator``
+    id is their working profile's, which ``POST /projects/{id}/members`` with the role
+    ``reviewer`` takes. QA leads review at every layer without membership, and are not listed.
+    """
+    layers = list(
+        ReviewLayer.objects.filter(project=project, role=ReviewerRole.REVIEWER).order_by("position")
+    )
+    reviewers = list(
+        Annotator.objects.filter(
+            member__organization_id=project.organization_id, member__role=Role.REVIEWER
+        )
+        .select_related("member__user")
+        .annotate(
+            is_member=Exists(
+                ProjectMember.objects.filter(
+                    project=project,
+                    annotator=OuterRef("pk"),
+                    is_active=True,
+                    role=ProjectRole.REVIEWER,
+                )
+            )
+        )
+    )
+    members = [reviewer.member_id for reviewer in reviewers]
+    found = (
+        reviews.layer_qualifications(members, [layer.pk for layer in layers], now)
+        if members and layers
+        else {}
+    )
+    slugs = reviews.domain_slugs(found)
+    live = dict(
+        ReviewItem.objects.filter(
+            reviewer_id__in=members,
+            project=project,
+            state=ReviewItemState.LEASED,
+            lease_expires_at__gt=now,
+        )
+        .values("reviewer_id")
+        .annotate(n=Count("id"))
+        .values_list("reviewer_id", "n")
+    )
+    rows = []
+    for reviewer in reviewers:
+        member, user = reviewer.member, reviewer.member.user
+        at = [(layer, found[member.pk, layer.pk]) for layer in layers]
+        active = reviewer.status == AnnotatorStatus.ACTIVE
+        held = live.get(member.pk, 0)
+        rows.append(
+            {
+                "annotator": reviewer.pk,
+                "username": user.username,
+                "name": user.get_full_name(),
+                "status": reviewer.status,
+                "qualified": active and any(q.qualified for _, q in at),
+                "skill_level": next((q.skill_level for _, q in at), None),
+                "layers": [
+                    {
+                        "layer": layer.position,
+                        "name": layer.name,
+                        "qualified": q.qualified,
+                        "reasons": reviews.layer_reasons(layer, project.kind, q, slugs),
+                    }
+                    for layer, q in at
+                ],
+                "is_member": reviewer.is_member,
+                "load": {
+                    "live_reviews_here": held,
+                    "project_max_concurrent_tasks": project.max_concurrent_tasks,
+                    "has_room": held < project.max_concurrent_tasks,
+                },
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            not r["qualified"],
+            -(r["skill_level"] or 0),
+            r["load"]["live_reviews_here"],
+            r["username"],
+        )
+    )
+    return rows
 
 
 def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[ReviewItem]:

@@ -48,5 +48,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        InstallSQL("qa/agreement_report.sql", "7cbdf31536d005fe"),
+        InstallSQL("qa/agreement_report.sql", "a5163cbe0888523c"),
     ]

@@ -130,6 +130,9 @@ def _enum_of(source: str, start: int):
             return OUTPUTS[name]
         if qualified := re.search(r"(\w+)\.(\w+)\s*(?:=|<>)\s*$", line):
             alias, column = qualified.groups()
+            if alias in ("OLD", "NEW"):
+                # A trigger's condition: the row of the table the trigger is on.
+                return COLUMNS[re.findall(r"\bON (\w+)", before)[-1], column]
             return COLUMNS[NAMES[alias], column]
         # An unqualified column belongs to the table the statement updates.
         table = re.findall(r"UPDATE (\w+)", before)[-1]
