@@ -28,6 +28,10 @@ class Migration(migrations.Migration):
                 ("shard", models.PositiveSmallIntegerField()),
                 ("labels", models.BigIntegerField(default=0)),
                 ("stored", models.BigIntegerField(default=0)),
+                ("labels_xact", models.BigIntegerField(blank=True, null=True)),
+                ("labels_at", models.DateTimeField(blank=True, null=True)),
+                ("stored_xact", models.BigIntegerField(blank=True, null=True)),
+                ("stored_at", models.DateTimeField(blank=True, null=True)),
                 (
                     "project",
                     models.ForeignKey(
@@ -48,5 +52,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        InstallSQL("qa/agreement_report.sql", "a5163cbe0888523c"),
+        InstallSQL("qa/agreement_report.sql", "bd0102df6a6aba3e"),
     ]

@@ -130,10 +130,10 @@ class AgreementReport(models.Model):
 
 
 class AgreementChanges(models.Model):
-    """How often the work a project's agreement reports read changed: its counted labels
-    (``labels``: an annotation submitted, resubmitted, corrected or removed, or a submitted
-    assignment sent back or losing its seat) and its stored per-task rows (``stored``:
-    ``TaskAgreement`` and ``TaskConsensus`` written or removed).
+    """How many statements changed the work a project's agreement reports read: its counted
+    labels (``labels``: an annotation submitted, resubmitted, corrected or removed, or a
+    submitted assignment sent back or losing its seat) and its stored per-task rows
+    (``stored``: ``TaskAgreement`` and ``TaskConsensus`` written or removed).
 
     Counted by triggers of the database (``qa/agreement_report.sql``) in the transaction of each
     change, whatever made it (a service, the admin, SQL); a report's fingerprint sums a
@@ -155,6 +155,12 @@ class AgreementChanges(models.Model):
     shard = models.PositiveSmallIntegerField()
     labels = models.BigIntegerField(default=0)
     stored = models.BigIntegerField(default=0)
+    # The last statement each count counted, by its transaction and its start: one statement
+    # counts once, however many rows it changes.
+    labels_xact = models.BigIntegerField(null=True, blank=True)
+    labels_at = models.DateTimeField(null=True, blank=True)
+    stored_xact = models.BigIntegerField(null=True, blank=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["project_id", "shard"]
