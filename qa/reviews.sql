@@ -50,11 +50,13 @@ SELECT q.qualified, q.skill_level, q.unmet
 FROM qa_reviewlayer l
 JOIN tasks_project p ON p.id = l.project_id
 LEFT JOIN workforce_annotator w ON w.member_id = p_member
+-- The domains read apart, so that the planner inlines the function (tasks_qualification).
+CROSS JOIN LATERAL (
+    SELECT ARRAY(SELECT rd.domain_id FROM qa_reviewlayer_required_domains rd
+                 WHERE rd.reviewlayer_id = l.id) AS ids
+) required
 CROSS JOIN LATERAL tasks_skill_qualification(
-    w.id, p.kind, l.min_skill_level,
-    ARRAY(SELECT rd.domain_id FROM qa_reviewlayer_required_domains rd
-          WHERE rd.reviewlayer_id = l.id),
-    p_now) q
+    w.id, p.kind, l.min_skill_level, required.ids, p_now) q
 WHERE l.id = p_layer
 $$;
 

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        InstallSQL("qa/reviews.sql", "78ece68f5efbefa3"),
+        InstallSQL("qa/reviews.sql", "6372554ae5b91321"),
         migrations.CreateModel(
             name="AgreementChanges",
             fields=[

@@ -12,5 +12,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        InstallSQL("tasks/services/claims.sql", "4e98a388dbfa7c7e"),
+        InstallSQL("tasks/services/claims.sql", "be8bec76f2a2aabc"),
     ]

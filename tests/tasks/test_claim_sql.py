@@ -165,3 +165,23 @@ def test_every_literal_in_the_sql_is_a_current_choice(path):
         assert text in {str(v) for v in enum}, (
             f"{path.name}: {text!r} is not a {enum.__name__} value"
         )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT q.qualified FROM tasks_project p "
+        "CROSS JOIN LATERAL tasks_qualification(1, p.id, now()) q",
+        "SELECT q.qualified FROM qa_reviewlayer l "
+        "CROSS JOIN LATERAL qa_review_qualification(1, l.id, now()) q",
+    ],
+    ids=["claim", "review claim"],
+)
+def test_the_one_rule_of_skill_and_domains_is_inlined_into_both_claims(query):
+    """``tasks_skill_qualification`` is plain SQL the planner inlines into its callers, as they
+    are into the claims: run as a function of its own it would be a query at every call (a
+    subquery among its arguments is enough to prevent it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + query)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Function Scan on tasks_" not in plan and "Function Scan on qa_" not in plan, plan
