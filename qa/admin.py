@@ -7,6 +7,7 @@ from workforce.admin import ReadOnlyAdmin
 
 from .models import (
     Accuracy,
+    AgreementChanges,
     AgreementReport,
     ErrorTag,
     Exam,
@@ -120,3 +121,8 @@ class TaskConsensusAdmin(ReadOnlyAdmin):
 @admin.register(AgreementReport)
 class AgreementReportAdmin(ReadOnlyAdmin):
     list_display = ["project_id", "name", "computed_at", "seconds"]
+
+
+@admin.register(AgreementChanges)
+class AgreementChangesAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "shard", "labels", "stored"]
