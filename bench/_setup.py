@@ -293,11 +293,14 @@ def login(port: int, username: str) -> str:
 
 
 # Submitting a million annotations through the service would take hours; the rows it would
-# write are inserted directly instead: one submitted assignment and its annotation per task.
+# write are inserted directly instead: one submitted assignment and its annotation per task,
+# which completes the task.
 _ANNOTATE = """
 WITH taken AS (
     UPDATE tasks_slot SET state = 'done' WHERE project_id = %(project)s
     RETURNING id, task_id, project_id
+), completed AS (
+    UPDATE tasks_task SET completed_at = now() WHERE id IN (SELECT task_id FROM taken)
 ), assignment AS (
     INSERT INTO tasks_assignment
         (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
@@ -307,7 +310,8 @@ WITH taken AS (
 INSERT INTO tasks_annotation
     (assignment_id, task_id, project_id, annotator_id, payload, version, payload_version,
      duration_seconds, submitted_at)
-SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 1, 30.0, now() FROM assignment
+SELECT id, task_id, project_id, annotator_id, %(payload)s::jsonb, 1, 1, 30.0, now()
+FROM assignment
 """
 
 

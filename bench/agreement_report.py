@@ -65,14 +65,14 @@ WITH people AS (
     RETURNING id, task_id, annotator_id
 )
 INSERT INTO tasks_annotation
-    (assignment_id, task_id, project_id, annotator_id, payload, version, duration_seconds,
-     submitted_at)
+    (assignment_id, task_id, project_id, annotator_id, payload, version, payload_version,
+     duration_seconds, submitted_at)
 SELECT a.id, a.task_id, %(project)s, a.annotator_id,
        jsonb_build_object('label', CASE
            WHEN random() < 0.6 + 0.35 * ((a.annotator_id * 7919) %% 1000) / 1000.0
            THEN (%(classes)s::text[])[1 + (a.task_id * 2654435761) %% 5]
            ELSE (%(classes)s::text[])[1 + floor(random() * 5)::int] END),
-       1, 30.0, now()
+       1, 1, 30.0, now()
 FROM assignment a
 """
 

@@ -7,6 +7,7 @@ from workforce.admin import ReadOnlyAdmin
 
 from .models import (
     Accuracy,
+    AgreementChanges,
     AgreementReport,
     AnnotatorHourStats,
     ErrorTag,
@@ -132,3 +133,8 @@ class AnnotatorHourStatsAdmin(ReadOnlyAdmin):
 @admin.register(StatsCursor)
 class StatsCursorAdmin(ReadOnlyAdmin):
     list_display = ["name", "position", "updated_at"]
+
+
+@admin.register(AgreementChanges)
+class AgreementChangesAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "shard", "labels", "stored"]

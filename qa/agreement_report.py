@@ -25,11 +25,14 @@ and the stored consensus would change with whoever asked last. The tasks' consen
 vote computed when each task completed; Dawid-Skene is there to inspect annotators.
 
 **Cache.** A report is kept per project and name (``AgreementReport``) with a fingerprint of what
-it read: its parameters, the schema's classes and scale, the overlap, and a few aggregates of
-the rows it reads, each over one table (``_LABELS_FINGERPRINT``, ``_STORED_FINGERPRINT`` say
-why they move with any new work). A request finding the same fingerprint is answered from the
-row; another builds the report again and replaces it. A cached read costs those aggregates,
-no join and no label.
+it read: its parameters, the schema's classes and scale, the overlap, and how many changes of
+its labels and of the stored per-task rows the database has counted for the project
+(``AgreementChanges``, counted by the triggers of ``agreement_report.sql`` in the transaction
+of each change: a submission or resubmission, a correction, work sent back for rework, a task
+made gold, a stored agreement or consensus written or removed; by a service, the admin or
+SQL). A request finding the same fingerprint is answered from the row; another builds the
+report again and replaces it. A cached read costs a sum over at most 64 rows, whatever the
+size of the project.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from tasks.kinds.schema import label_order
 from tasks.models import Annotation, Assignment, AssignmentStatus, Project
 
 from . import agreement, voting
-from .models import AgreementReport, ReportName, TaskAgreement, TaskConsensus
+from .models import AgreementChanges, AgreementReport, ReportName, TaskAgreement, TaskConsensus
 from .task_agreement import CATEGORICAL
 
 DEFAULT_MIN_SHARED = 10
@@ -106,27 +109,11 @@ WHERE c.project_id = %(project)s
 GROUP BY 1 ORDER BY 1
 """  # noqa: S608
 
-# Single-table aggregates, each over one project's rows, so that a cached read stays cheap: no
-# join of annotations with their assignments (which costs as much as reading the labels).
-# Together they move with every change of the counted labels: a submission adds an annotation
-# and a submitted assignment; work sent back for rework, or a task made gold, takes a submitted
-# assignment holding a seat away; a correction or a reworked submission raises a version (a
-# payload never changes without its version).
-_STORED_FINGERPRINT = f"""
-SELECT
-  (SELECT count(*) FROM {_G} WHERE project_id = %(project)s),
-  (SELECT max(computed_at)::text FROM {_G} WHERE project_id = %(project)s),
-  (SELECT count(*) FROM {_C} WHERE project_id = %(project)s),
-  (SELECT max(computed_at)::text FROM {_C} WHERE project_id = %(project)s)
-"""  # noqa: S608
-
-_LABELS_FINGERPRINT = f"""
-SELECT
-  (SELECT count(*) FROM {_A} WHERE project_id = %(project)s),
-  (SELECT coalesce(max(id), 0) FROM {_A} WHERE project_id = %(project)s),
-  (SELECT coalesce(sum(version), 0) FROM {_A} WHERE project_id = %(project)s),
-  (SELECT count(*) FROM {_S} WHERE project_id = %(project)s
-     AND status = '{AssignmentStatus.SUBMITTED}' AND slot_id IS NOT NULL)
+# What the database counted of the project's changes (``qa/agreement_report.sql``): a sum over
+# at most ``CHANGE_SHARDS`` rows, whatever the size of the project.
+_CHANGES = f"""
+SELECT coalesce(sum(labels), 0), coalesce(sum(stored), 0)
+FROM {AgreementChanges._meta.db_table} WHERE project_id = %(project)s
 """  # noqa: S608
 
 
@@ -149,19 +136,20 @@ def _fetch(sql: str, params: dict) -> list[tuple]:
 def work_fingerprint(project: Project, *, labels: bool, **parameters) -> dict:
     """What a report of ``project`` read, in a few figures that move with any new work.
 
-    ``labels``: the report reads the annotations' labels too (categorical kinds).
+    ``labels``: the report reads the annotations' labels too (categorical kinds). Read before
+    the report is built: work that commits meanwhile is in the report, and moves the figures
+    for the next read, which builds it again.
     """
-    params = {"project": project.pk}
-    stored = list(_fetch(_STORED_FINGERPRINT, params)[0])
+    changed_labels, changed_stored = _fetch(_CHANGES, {"project": project.pk})[0]
     fingerprint = {
         "parameters": parameters,
         "overlap": project.overlap,
         "classes": list(label_order(project.label_schema)),
         "scale": scale_of(project.label_schema),
-        "stored": stored,
+        "stored": int(changed_stored),
     }
     if labels:
-        fingerprint["labels"] = [int(value) for value in _fetch(_LABELS_FINGERPRINT, params)[0]]
+        fingerprint["labels"] = int(changed_labels)
     return fingerprint
 
 

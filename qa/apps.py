@@ -28,13 +28,8 @@ class QaConfig(AppConfig):
         events.subscribe(
             events.TASK_COMPLETED, reactions.on_task_completed, phase=events.AFTER_COMMIT
         )
-        # The export's final answer: a task's stored consensus, where it has one.
-        exports.answers_reader_set(
-            lambda ids: {
-                task: (payload, "consensus")
-                for task, (payload, _, _) in selectors.consensus_for(ids).items()
-            }
-        )
+        # The export's final answer: what review made final, else the stored consensus.
+        exports.answers_reader_set(selectors.final_answers)
         # Staffing ranks qualified annotators by their accuracy.
         staffing.accuracy_reader_set(
             lambda project, ids: selectors.staffing_accuracy(project=project, annotator_ids=ids)

@@ -10,11 +10,14 @@ attempt, so it never waits for an attempt's lock.
 Review policy and review queue: a policy change locks the project (``tasks/locks.py``), then
 its review layers. The review claim takes its member's claim lock (``qa/reviews.sql``), then
 one review item; a heartbeat or a release locks the item alone. An access change takes the
-claim locks of the members it concerns after every row lock it holds, then their items. A
-verdict (``qa.verdicts``) locks the item, then the author's review accuracy row (its upsert
-locks it as it writes it), then, for a rejection's rework, the rows of ``tasks`` in their order:
-the annotator, the slot, the assignment, the task. A submission meeting its review layers only
-inserts review items and reads review accuracy, never locks either.
+claim locks of the members it concerns after every row lock it holds, then their items (so
+does archiving a project, after the project's row). A verdict (``qa.verdicts``) locks the item,
+then the author's review accuracy row (its upsert locks it as it writes it); a rejection, whose
+rework needs the rows of ``tasks``, first locks the author's annotator row and the work's slot,
+then the item, the accuracy row, the assignment and the task. Making a task gold locks its
+slots, assignments and row (``tasks``), then its waiting and leased items: a rejection holds the
+slot before the item, so the two never wait for each other in a cycle. A submission meeting its
+review layers only inserts review items and reads review accuracy, never locks either.
 
 Hourly stats rows (``qa.stats``) are locked by their upserts, after every other row a
 transaction locks but a gold submission's accuracy row (its one statement adds to the stats with

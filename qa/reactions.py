@@ -27,9 +27,11 @@ def _score(annotation_id: int) -> None:
 
 def on_gold_answer_set(*, task_id: int) -> None:
     """In the transaction that made a task gold or corrected its answer: the task leaves
-    agreement and consensus (its answer is known), and its past submissions are rescored after
-    commit."""
+    agreement, consensus and the review queues (its answer is known: review items still
+    waiting or leased are skipped, their leases ended), and its past submissions are rescored
+    after commit."""
     task_agreement.task_agreement_forget(task_id)
+    reviews.review_items_skip(task_id)
     enqueue(jobs.rescore_gold, task_id)
 
 

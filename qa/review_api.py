@@ -452,6 +452,58 @@ class ProjectReviewQueuesApi(OrganizationApi):
         return Response(ReviewQueueOut(queues, many=True).data)
 
 
+class StaffingLayerOut(Prepared):
+    layer = serializers.IntegerField(help_text="The layer's position.")
+    name = serializers.CharField()
+    qualified = serializers.BooleanField()
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="What keeps the reviewer off it, in words."
+    )
+
+
+class ReviewStaffingLoadOut(Prepared):
+    live_reviews_here = serializers.IntegerField(help_text="Review leases held in the project.")
+    project_max_concurrent_tasks = serializers.IntegerField()
+    has_room = serializers.BooleanField()
+
+
+class ReviewStaffingOut(Prepared):
+    annotator = serializers.IntegerField(
+        help_text="The reviewer's working profile: what POST /projects/{id}/members takes, with "
+        'the role "reviewer".'
+    )
+    username = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField(help_text="Their working profile's status.")
+    qualified = serializers.BooleanField(
+        help_text="Active, and qualified at one of the project's reviewer layers at least."
+    )
+    skill_level = serializers.IntegerField(
+        allow_null=True, help_text="In the project's kind; null without a skill row."
+    )
+    layers = StaffingLayerOut(many=True, help_text="Each layer reviewers review at.")
+    is_member = serializers.BooleanField(help_text="An active reviewer of the project.")
+    load = ReviewStaffingLoadOut()
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["reviews"])
+class ProjectReviewStaffingApi(OrganizationApi):
+    """The organization's reviewers ranked for the project's review: qualified first (at one of
+    its ``reviewer`` layers, by the review claim's rule), with the reasons per layer, whether
+    they review on the project, and their live review leases there. Annotators are ranked at
+    ``GET /projects/{id}/staffing``; a manager adds a reviewer with ``POST
+    /projects/{id}/members`` and the role ``reviewer``."""
+
+    roles = {"GET": STAFF}
+    pagination_class = None  # the ranking is read whole, best first
+
+    @extend_schema(responses=ReviewStaffingOut(many=True))
+    def get(self, request, pk: int):
+        project = task_selectors.project_get(member=self.member, project_id=pk)
+        rows = selectors.review_staffing(project=project, now=timezone.now())
+        return Response(ReviewStaffingOut(rows, many=True).data)
+
+
 class ReviewDecisionOut(serializers.ModelSerializer):
     """One layer's decision on one version: whether it sampled it, at which rate and why, and
     where its review stands."""

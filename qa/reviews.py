@@ -20,8 +20,8 @@ call, one short transaction, the mechanics of the task claim (``tasks/services/c
 
 1. Take the member's claim lock, so that one person's concurrent claims cannot exceed their
    limit; nobody else's claims wait for it.
-2. Walk the layers they may hold a lease at (``qa_review_layers``: an active account and
-   membership; a QA lead reviews at every layer, a reviewer at ``reviewer`` layers of projects
+2. Walk the layers they may hold a lease at (``qa_review_layers``: a project not archived, an
+   active account and membership; a QA lead reviews at every layer, a reviewer at ``reviewer`` layers of projects
    they are an active reviewer member of, with an active profile), of active projects only (or
    the project and the layer position asked for), by project priority, deadline (none last)
    and id, later layers first within a project. Skip a layer whose skill level and
@@ -40,8 +40,8 @@ and one reviewer's items and verdicts of one annotation are all at one layer (``
 
 Access follows people as they change (``reviews.sql``, a rule of the database): when a member
 may no longer hold a lease at a layer (their account, membership, role, profile status, project
-membership, or the layer's role changed, by a service, the admin or SQL), their leases there end
-in that same transaction and the items wait for others. Heartbeat and release then answer 403
+membership, or the layer's role changed, or the project was archived, by a service, the admin or
+SQL), their leases there end in that same transaction and the items wait for others. Heartbeat and release then answer 403
 ``access_ended``. A released item waits for others too, and is never offered to its releaser
 again.
 """
@@ -209,6 +209,27 @@ def review_submitted(annotation_id: int) -> ReviewItem | None:
     )
 
 
+def review_items_skip(task_id: int) -> int:
+    """Skip the items of a task made gold that still wait or are leased; return how many.
+
+    Gold tasks are never reviewed: their answer is known. In the transaction that made the task
+    gold (``qa.reactions.on_gold_answer_set``), which holds the task's seats and row by then, so
+    no submission brings a new item. A verdict in flight may still move a version on to the
+    next layer: the update waits for it (it needs none of the locks held here: a rejection
+    takes the slot before the item, ``qa.verdicts``) and then reads again, until nothing is
+    left waiting.
+    """
+    pending = ReviewItem.objects.filter(
+        annotation__task_id=task_id, state__in=[ReviewItemState.OPEN, ReviewItemState.LEASED]
+    )
+    skipped = 0
+    while pending.exists():
+        skipped += pending.update(
+            state=ReviewItemState.SKIPPED, reviewer=None, leased_at=None, lease_expires_at=None
+        )
+    return skipped
+
+
 # ---------------------------------------------------------------------------------------------
 # The review queue: claim, heartbeat, release.
 
@@ -326,49 +347,79 @@ def review_claim(
     )
 
 
-_GAPS_SQL = """
-SELECT l.id, q.skill_level, q.unmet
-FROM unnest(%s::bigint[]) AS l(id)
-CROSS JOIN LATERAL qa_review_qualification(%s, l.id, %s) AS q
+_QUALIFICATIONS_SQL = """
+SELECT m.id, l.id, q.qualified, q.skill_level, q.unmet
+FROM unnest(%s::bigint[]) AS m(id)
+CROSS JOIN unnest(%s::bigint[]) AS l(id)
+CROSS JOIN LATERAL qa_review_qualification(m.id, l.id, %s) AS q
 """
 
 
-def layer_gaps(member: Member, layer_ids: list[int], now: datetime) -> list[dict]:
-    """Each layer with what keeps the member off it, in words: their skill level in the
-    project's kind below the layer's minimum, a required certification missing or not in force.
+@dataclass(frozen=True)
+class LayerQualification:
+    """What ``qa_review_qualification`` answers for one member at one layer."""
 
-    Read by ``qa_review_qualification``, the claim's own rule, in one query.
-    """
+    qualified: bool
+    skill_level: int | None
+    # Each required domain without a certification in force -> the state of the one held.
+    unmet: dict[int, str | None]
+
+
+def layer_qualifications(
+    member_ids: list[int], layer_ids: list[int], now: datetime
+) -> dict[tuple[int, int], LayerQualification]:
+    """Each member's qualification at each layer, by (member, layer), in one query: the review
+    claim's own rule (``qa_review_qualification``)."""
     with connection.cursor() as cursor:
-        cursor.execute(_GAPS_SQL, [layer_ids, member.pk, now])
-        found = {layer: (level, json.loads(unmet)) for layer, level, unmet in cursor.fetchall()}
-    layers = ReviewLayer.objects.filter(pk__in=layer_ids).select_related("project")
-    domains = dict(
-        Domain.objects.filter(
-            pk__in={int(d) for _level, unmet in found.values() for d in unmet}
-        ).values_list("pk", "slug")
-    )
-    gaps = []
-    for layer in sorted(layers, key=lambda layer: layer_ids.index(layer.pk)):
-        level, unmet = found[layer.pk]
-        reasons = []
-        if (level or 0) < layer.min_skill_level:
-            held = f"level {level}" if level is not None else "no level"
-            reasons.append(f"skill {layer.project.kind} {held} < {layer.min_skill_level}")
-        for domain_id, state in sorted(unmet.items(), key=lambda pair: int(pair[0])):
-            slug = domains[int(domain_id)]
-            reasons.append(
-                f"no certification in {slug}" if state is None else f"certification {slug} {state}"
-            )
-        gaps.append(
-            {
-                "project": layer.project_id,
-                "layer": layer.position,
-                "name": layer.name,
-                "reasons": reasons,
-            }
+        cursor.execute(_QUALIFICATIONS_SQL, [member_ids, layer_ids, now])
+        rows = cursor.fetchall()
+    return {
+        (member, layer): LayerQualification(
+            qualified, level, {int(domain): state for domain, state in json.loads(unmet).items()}
         )
-    return gaps
+        for member, layer, qualified, level, unmet in rows
+    }
+
+
+def layer_reasons(
+    layer: ReviewLayer, kind: str, found: LayerQualification, slugs: dict[int, str]
+) -> list[str]:
+    """What keeps a member off a layer, in words: their skill level in the project's ``kind``
+    below the layer's minimum, a required certification missing or not in force (``slugs``:
+    domain id -> slug)."""
+    reasons = []
+    if (found.skill_level or 0) < layer.min_skill_level:
+        held = f"level {found.skill_level}" if found.skill_level is not None else "no level"
+        reasons.append(f"skill {kind} {held} < {layer.min_skill_level}")
+    for domain_id, state in sorted(found.unmet.items()):
+        slug = slugs[domain_id]
+        reasons.append(
+            f"no certification in {slug}" if state is None else f"certification {slug} {state}"
+        )
+    return reasons
+
+
+def domain_slugs(found: dict[tuple[int, int], LayerQualification]) -> dict[int, str]:
+    """The slugs of the domains the qualifications name as unmet, in one query."""
+    ids = {domain for qualification in found.values() for domain in qualification.unmet}
+    return dict(Domain.objects.filter(pk__in=ids).values_list("pk", "slug")) if ids else {}
+
+
+def layer_gaps(member: Member, layer_ids: list[int], now: datetime) -> list[dict]:
+    """Each layer with what keeps the member off it, in words (``layer_reasons``), read by
+    ``qa_review_qualification``, the claim's own rule."""
+    found = layer_qualifications([member.pk], layer_ids, now)
+    layers = ReviewLayer.objects.filter(pk__in=layer_ids).select_related("project")
+    slugs = domain_slugs(found)
+    return [
+        {
+            "project": layer.project_id,
+            "layer": layer.position,
+            "name": layer.name,
+            "reasons": layer_reasons(layer, layer.project.kind, found[member.pk, layer.pk], slugs),
+        }
+        for layer in sorted(layers, key=lambda layer: layer_ids.index(layer.pk))
+    ]
 
 
 def may_hold(*, member_id: int, layer_id: int) -> bool:
@@ -388,8 +439,14 @@ def review_lease_check(item: ReviewItem, member: Member) -> None:
     when they may no longer review at its layer (their lease ended with their access), 409
     ``already_submitted`` when they judged it, ``already_released`` when they gave it back,
     ``lease_lost`` when their lease lapsed and someone else took it (or it ended otherwise).
-    A lease that lapsed but that nobody took over is still theirs.
+    A lease that lapsed but that nobody took over is still theirs. An item of a task made gold
+    is nobody's to judge (``review_items_skip``): 409 ``lease_lost``.
     """
+    if item.state == ReviewItemState.SKIPPED:
+        raise Conflict(
+            "This work is no longer reviewed: its task was made gold. Your lease ended.",
+            code=ErrorCode.LEASE_LOST,
+        )
     if not may_hold(member_id=member.pk, layer_id=item.layer_id):
         raise PermissionDenied(
             "You may no longer review at this layer: your role, your membership of the project "

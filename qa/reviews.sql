@@ -3,10 +3,11 @@
 -- a test fails when the installed functions differ from it.
 
 
--- The review layers a member may hold a lease at now: their account and their membership of the
--- organization are active, and either they are a QA lead (every layer of the organization's
--- projects), or they are a reviewer, the layer's role is ``reviewer``, and their working profile
--- is active with an active reviewer membership of the layer's project. The claim grants leases
+-- The review layers a member may hold a lease at now: the layer's project is not archived,
+-- their account and their membership of the organization are active, and either they are a QA
+-- lead (every layer of the organization's projects), or they are a reviewer, the layer's role is
+-- ``reviewer``, and their working profile is active with an active reviewer membership of the
+-- layer's project. The claim grants leases
 -- by it, heartbeats check it, and the rule below ends leases by it. What a layer asks of its
 -- reviewers' skill and certifications is the claim's to check (``qa_review_qualification``): a
 -- lease already held outlives a change of it, as task leases do.
@@ -21,6 +22,7 @@ JOIN auth_user u ON u.id = wm.user_id
 JOIN tasks_project p ON p.organization_id = wm.organization_id
 JOIN qa_reviewlayer l ON l.project_id = p.id
 WHERE wm.id = p_member
+  AND p.status <> 'archived'
   AND wm.is_active AND u.is_active
   AND (wm.role = 'qa_lead'
        OR (wm.role = 'reviewer'
@@ -34,40 +36,27 @@ WHERE wm.id = p_member
 $$;
 
 
--- Whether a member holds what a layer asks of its reviewers, and what they lack.
---
--- The rule of ``tasks_qualification`` (claims.sql) applied to the layer's own requirements: their
--- level in the project's kind is at least the layer's minimum (no skill row counts as level 0,
--- so level 0 needs none), and every domain the layer requires has a certification in force
--- (``workforce_certification_state``, the one definition of it). Both are read from the
--- member's working profile; a member without one (a QA lead who never annotated) holds level 0
--- and no certification. ``unmet`` maps each required domain without one to the state of the
--- certification held there (null when none is held).
+-- Whether a member holds what a layer asks of its reviewers, and what they lack: the layer's
+-- minimum level in the project's kind and a certification in force in each domain it requires,
+-- by the rule annotators are held to (``tasks_skill_qualification``, claims.sql), read from the
+-- member's working profile. A member without one (a QA lead who never annotated) holds level 0
+-- and no certification.
 CREATE OR REPLACE FUNCTION qa_review_qualification(
     p_member bigint, p_layer bigint, p_now timestamptz
 ) RETURNS TABLE (qualified boolean, skill_level smallint, unmet jsonb)
 LANGUAGE sql STABLE
 AS $$
-SELECT COALESCE(k.level, 0) >= l.min_skill_level
-        AND NOT EXISTS (
-            SELECT 1 FROM qa_reviewlayer_required_domains rd
-            WHERE rd.reviewlayer_id = l.id AND NOT EXISTS (
-                SELECT 1 FROM workforce_certification c
-                WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
-                  AND workforce_certification_state(c.status, c.expires_at, p_now) = 'active')),
-    k.level,
-    (SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb)
-     FROM qa_reviewlayer_required_domains rd
-     LEFT JOIN LATERAL (
-         SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
-         FROM workforce_certification c
-         WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
-     ) held ON true
-     WHERE rd.reviewlayer_id = l.id AND held.state IS DISTINCT FROM 'active')
+SELECT q.qualified, q.skill_level, q.unmet
 FROM qa_reviewlayer l
 JOIN tasks_project p ON p.id = l.project_id
 LEFT JOIN workforce_annotator w ON w.member_id = p_member
-LEFT JOIN workforce_annotatorskill k ON k.annotator_id = w.id AND k.skill = p.kind
+-- The domains read apart, so that the planner inlines the function (tasks_qualification).
+CROSS JOIN LATERAL (
+    SELECT ARRAY(SELECT rd.domain_id FROM qa_reviewlayer_required_domains rd
+                 WHERE rd.reviewlayer_id = l.id) AS ids
+) required
+CROSS JOIN LATERAL tasks_skill_qualification(
+    w.id, p.kind, l.min_skill_level, required.ids, p_now) q
 WHERE l.id = p_layer
 $$;
 
@@ -279,6 +268,20 @@ BEGIN
 END;
 $$;
 
+-- A project archived: the reviewers holding its items lose them, as its annotators lose their
+-- task leases (``tasks.services.projects.project_archive``), in the archiving's transaction.
+CREATE OR REPLACE FUNCTION qa_review_project_access_changed() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM qa_review_leases_end_without_access(
+        ARRAY(SELECT DISTINCT i.reviewer_id FROM qa_reviewlayer l
+              JOIN qa_reviewitem i ON i.layer_id = l.id
+              WHERE l.project_id = NEW.id AND i.state = 'leased'));
+    RETURN NULL;
+END;
+$$;
+
 -- Only a change of a column that decides access fires them: a login, a profile edit or a save
 -- of the same values costs nothing.
 CREATE OR REPLACE TRIGGER qa_review_member_access
@@ -310,3 +313,8 @@ CREATE OR REPLACE TRIGGER qa_review_layer_access
 AFTER UPDATE OF role ON qa_reviewlayer
 FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role)
 EXECUTE FUNCTION qa_review_layer_access_changed();
+
+CREATE OR REPLACE TRIGGER qa_review_project_access
+AFTER UPDATE OF status ON tasks_project
+FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+EXECUTE FUNCTION qa_review_project_access_changed();

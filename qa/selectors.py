@@ -1,5 +1,6 @@
 """Reads of quality data, scoped to what the asking member may see."""
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,13 +11,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
-from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
-from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
+from tasks.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ProjectMember,
+    ProjectRole,
+    Task,
+)
+from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization, Role
 from workforce.tenancy import STAFF
 
+from . import reviews
 from .gold import RECENT_N, AccuracyFigures, combined, figures, own_figures, review_figures
 from .models import (
     Accuracy,
@@ -29,12 +39,14 @@ from .models import (
     QualityRule,
     Review,
     ReviewAccuracy,
+    ReviewerRole,
     ReviewItem,
     ReviewItemState,
     ReviewLayer,
     TaskConsensus,
     Verdict,
 )
+from .verdicts import Wanted, version_payloads
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -483,6 +495,12 @@ def own_exam_answer(*, member: Member, answer_id: int) -> ExamAnswer:
     )
 
 
+_CONSENSUS = f"""
+SELECT task_id, payload, method, confidence FROM {TaskConsensus._meta.db_table}
+WHERE task_id = ANY(%s::bigint[])
+"""  # noqa: S608
+
+
 def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float]]:
     """The stored consensus of each of the tasks that have one: task id -> (payload, method,
     confidence), ``method`` a ``ConsensusMethod``. One query, whatever the number of tasks.
@@ -490,10 +508,67 @@ def consensus_for(task_ids: Sequence[int]) -> dict[int, tuple[object, str, float
     A task has one once it reached its overlap (of two or more) and its job ran; the export
     falls back to the single annotation or the reviewed version where there is none.
     """
-    rows = TaskConsensus.objects.filter(task_id__in=task_ids).values_list(
-        "task_id", "payload", "method", "confidence"
+    with connection.cursor() as cursor:
+        # One array parameter: the export asks for hundreds of tasks at a time, and as many
+        # parameters cost more than the lookup itself.
+        cursor.execute(_CONSENSUS, [list(task_ids)])
+        rows = cursor.fetchall()
+    # Django leaves jsonb undecoded on raw cursors.
+    return {
+        task: (json.loads(payload), method, confidence)
+        for task, payload, method, confidence in rows
+    }
+
+
+# Per task, the counted annotation (its assignment submitted) whose current version the most
+# recent verdict accepted or made by a correction, with that version. Driven by the verdicts, so
+# that a project without any costs nothing; one array parameter, however many tasks.
+_REVIEWED = f"""
+SELECT DISTINCT ON (a.task_id) a.task_id, a.id,
+       CASE WHEN a.version = a.payload_version THEN a.payload END, a.payload_version, a.version
+FROM {Review._meta.db_table} r
+JOIN {Annotation._meta.db_table} a ON a.id = r.annotation_id
+JOIN {Assignment._meta.db_table} s ON s.id = a.assignment_id
+WHERE a.task_id = ANY(%s::bigint[]) AND s.status = '{AssignmentStatus.SUBMITTED}'
+  AND ((r.verdict = '{Verdict.ACCEPT}' AND r.version = a.version)
+       OR (r.verdict = '{Verdict.CORRECT}' AND r.version + 1 = a.version))
+ORDER BY a.task_id, r.id DESC
+"""  # noqa: S608
+
+
+def review_answers(task_ids: Sequence[int]) -> dict[int, object]:
+    """What review made final on each of the tasks that have it: task id -> payload. Two
+    queries at most, whatever the number of tasks.
+
+    A task's counted annotations (their assignment submitted) whose current version a reviewer
+    accepted, or made by a correction (the version after the one judged), have one; of several
+    (a task with overlap), the one of the most recent such verdict. A version judged before a
+    rework or a later correction is not current any more, and does not count. Its content is
+    ``qa.verdicts.version_payloads``'s to read.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_REVIEWED, [list(task_ids)])
+        rows = cursor.fetchall()
+    tasks = [row[0] for row in rows]
+    # Django leaves jsonb undecoded on raw cursors; a payload not wanted is not sent.
+    wanted = [
+        Wanted(pk, version, json.loads(payload) if payload is not None else None, own)
+        for _, pk, payload, own, version in rows
+    ]
+    return dict(zip(tasks, version_payloads(wanted), strict=True))
+
+
+def final_answers(task_ids: Sequence[int]) -> dict[int, tuple[object, str]]:
+    """The final answer of each of the tasks that have one from quality, as (payload, source):
+    what review made final (``review_answers``), else the stored consensus. The export asks
+    for them (``tasks.exports``), a batch at a time; three queries at most, each with one array
+    parameter (hundreds of parameters would cost more than the lookups)."""
+    answers = {task: (payload, "review") for task, payload in review_answers(task_ids).items()}
+    rest = [task for task in task_ids if task not in answers]
+    answers.update(
+        (task, (payload, "consensus")) for task, (payload, _, _) in consensus_for(rest).items()
     )
-    return {task: (payload, method, confidence) for task, payload, method, confidence in rows}
+    return answers
 
 
 # Review policy and review queues.
@@ -627,6 +702,96 @@ def review_queues(*, project: Project, now: datetime, since: datetime) -> list[d
             }
         )
     return queues
+
+
+def review_staffing(*, project: Project, now: datetime) -> list[dict]:
+    """The organization's reviewers ranked for the project's review: qualified first (at one
+    of its ``reviewer`` layers at least, by the review claim's rule), then by skill level in
+    the project's kind and spare room. Five queries, whatever the number of reviewers.
+
+    Each row says, per such layer, whether they qualify and in words why not; whether they are
+    an active reviewer member of the project (``is_member``: who may review there); and their
+    live review leases in it against the project's ``max_concurrent_tasks``. The ``annotator``
+    id is their working profile's, which ``POST /projects/{id}/members`` with the role
+    ``reviewer`` takes. QA leads review at every layer without membership, and are not listed.
+    """
+    layers = list(
+        ReviewLayer.objects.filter(project=project, role=ReviewerRole.REVIEWER).order_by("position")
+    )
+    reviewers = list(
+        Annotator.objects.filter(
+            member__organization_id=project.organization_id, member__role=Role.REVIEWER
+        )
+        .select_related("member__user")
+        .annotate(
+            is_member=Exists(
+                ProjectMember.objects.filter(
+                    project=project,
+                    annotator=OuterRef("pk"),
+                    is_active=True,
+                    role=ProjectRole.REVIEWER,
+                )
+            )
+        )
+    )
+    members = [reviewer.member_id for reviewer in reviewers]
+    found = (
+        reviews.layer_qualifications(members, [layer.pk for layer in layers], now)
+        if members and layers
+        else {}
+    )
+    slugs = reviews.domain_slugs(found)
+    live = dict(
+        ReviewItem.objects.filter(
+            reviewer_id__in=members,
+            project=project,
+            state=ReviewItemState.LEASED,
+            lease_expires_at__gt=now,
+        )
+        .values("reviewer_id")
+        .annotate(n=Count("id"))
+        .values_list("reviewer_id", "n")
+    )
+    rows = []
+    for reviewer in reviewers:
+        member, user = reviewer.member, reviewer.member.user
+        at = [(layer, found[member.pk, layer.pk]) for layer in layers]
+        active = reviewer.status == AnnotatorStatus.ACTIVE
+        held = live.get(member.pk, 0)
+        rows.append(
+            {
+                "annotator": reviewer.pk,
+                "username": user.username,
+                "name": user.get_full_name(),
+                "status": reviewer.status,
+                "qualified": active and any(q.qualified for _, q in at),
+                "skill_level": next((q.skill_level for _, q in at), None),
+                "layers": [
+                    {
+                        "layer": layer.position,
+                        "name": layer.name,
+                        "qualified": q.qualified,
+                        "reasons": reviews.layer_reasons(layer, project.kind, q, slugs),
+                    }
+                    for layer, q in at
+                ],
+                "is_member": reviewer.is_member,
+                "load": {
+                    "live_reviews_here": held,
+                    "project_max_concurrent_tasks": project.max_concurrent_tasks,
+                    "has_room": held < project.max_concurrent_tasks,
+                },
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            not r["qualified"],
+            -(r["skill_level"] or 0),
+            r["load"]["live_reviews_here"],
+            r["username"],
+        )
+    )
+    return rows
 
 
 def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[ReviewItem]:

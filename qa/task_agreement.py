@@ -23,8 +23,9 @@ Nothing is lost to a broker that refused the job: the beat job ``qa.catch_up_tas
 finds complete tasks whose agreement is missing or answers an earlier completion
 (``task_agreements_catch_up``), a bounded batch at a time. It does not look for a new version of
 an annotation on a task that stays complete (a reviewer's correction): reading every version
-would cost the scan a join with annotations; a computation of the task counts it (enqueue
-``qa.compute_task_agreement`` where a correction is stored).
+would cost the scan a join with annotations; the verdict that stores a correction on a complete
+task queues ``qa.compute_task_agreement`` itself (``qa.verdicts``), and the computation counts
+it.
 """
 
 from __future__ import annotations

@@ -111,6 +111,11 @@ urlpatterns = [
         name="project-review-policy",
     ),
     re_path(
+        r"^projects/(?P<pk>\d+)/review-staffing/?$",
+        review_api.ProjectReviewStaffingApi.as_view(),
+        name="project-review-staffing",
+    ),
+    re_path(
         r"^projects/(?P<pk>\d+)/review-queues/?$",
         review_api.ProjectReviewQueuesApi.as_view(),
         name="project-review-queues",

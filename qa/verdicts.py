@@ -8,7 +8,9 @@ A reviewer holding a review item's lease judges the annotation version it names
   annotation's next version. It lives on the review (``Review.corrected_payload``): the
   annotation's own ``payload`` stays the annotator's work, so that agreement and consensus
   still measure annotators. The next version then moves on from this layer as an accepted one
-  does. The version judged is scored against the correction with the kind's ``compare``.
+  does. The version judged is scored against the correction with the kind's ``compare``. A
+  correction on a complete task queues its agreement and consensus again after commit
+  (``qa.compute_task_agreement``), which records the versions it counted.
 - ``reject``, with tags from the project's error taxonomy and a comment: the work goes back to
   its author for rework (``tasks.services.tasks.assignment_rework``), or to the pool when they
   may no longer work on the project. Their resubmission comes back to this layer
@@ -26,7 +28,9 @@ annotation at two layers: the database refuses both (``Review``'s constraints), 
 the request through.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -34,8 +38,10 @@ from django.utils import timezone
 from config.errors import FieldErrors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.models import Annotation, AnnotationVersion
+from tasks.locks import lock_slot_of
+from tasks.models import Annotation, AnnotationVersion, Task
 from tasks.services.tasks import Rework, assignment_rework
+from workforce.locks import lock_annotator
 from workforce.models import Member
 from workforce.queue import enqueue
 
@@ -67,23 +73,55 @@ class Judgement:
     rework: Rework | None = None
 
 
+class Wanted(NamedTuple):
+    """One version of an annotation to read (``version_payloads``), with what the annotation
+    row holds: its own current payload and that payload's version."""
+
+    annotation_id: int
+    version: int
+    payload: object
+    payload_version: int
+
+
 def version_payload(annotation: Annotation, version: int):
-    """The content of one version of an annotation.
+    """The content of one version of an annotation (``version_payloads``)."""
+    wanted = Wanted(annotation.pk, version, annotation.payload, annotation.payload_version)
+    return version_payloads([wanted])[0]
+
+
+def version_payloads(wanted: Sequence[Wanted]) -> list:
+    """The content of each version wanted, in order, in at most two queries whatever their
+    number.
 
     The annotator's own versions are their payloads (the current one on the annotation, earlier
     ones kept when it was reworked); a version a correction made is the correction.
     """
-    if version == annotation.payload_version:
-        return annotation.payload
-    correction = (
-        Review.objects.filter(annotation=annotation, version=version - 1, verdict=Verdict.CORRECT)
-        .values_list("corrected_payload", flat=True)
-        .first()
-    )
-    if correction is not None:
-        return correction
-    earlier = AnnotationVersion.objects.filter(annotation=annotation, version=version)
-    return earlier.values_list("payload", flat=True).get()
+    rest = {(w.annotation_id, w.version) for w in wanted if w.version != w.payload_version}
+    contents = {}
+    if rest:
+        # A correction of version v is version v + 1.
+        contents = {
+            (annotation, version + 1): payload
+            for annotation, version, payload in Review.objects.filter(
+                annotation_id__in={pk for pk, _ in rest}, verdict=Verdict.CORRECT
+            ).values_list("annotation_id", "version", "corrected_payload")
+        }
+        earlier = rest - contents.keys()
+        if earlier:
+            kept = AnnotationVersion.objects.filter(
+                annotation_id__in={pk for pk, _ in earlier},
+                version__in={version for _, version in earlier},
+            )
+            contents.update(
+                ((annotation, version), payload)
+                for annotation, version, payload in kept.values_list(
+                    "annotation_id", "version", "payload"
+                )
+            )
+    return [
+        w.payload if w.version == w.payload_version else contents[w.annotation_id, w.version]
+        for w in wanted
+    ]
 
 
 def _verdict_check(
@@ -170,6 +208,14 @@ def review_judge(
     ``already_released``); 400 naming each bad field. Any refusal changes nothing.
     """
     now = timezone.now()
+    if verdict == Verdict.REJECT:
+        # Rework locks the author and the work's seat: taken first, in the order of
+        # ``tasks/locks.py``, before the item, as making the task gold takes them before its
+        # items (``qa/locks.py``).
+        work = Annotation.objects.filter(pk=item.annotation_id).select_related("assignment")
+        work = work.only("annotator_id", "assignment__slot_id").get()
+        lock_annotator(work.annotator_id)
+        lock_slot_of(work.assignment)
     item = lock_review_item(item.pk)
     review_lease_check(item, reviewer)
     layer, project = item.layer, item.project
@@ -255,6 +301,15 @@ def review_judge(
     return judgement
 
 
+def _complete_with_overlap(annotation: Annotation) -> bool:
+    """Whether the annotation's task has agreement to compute (``qa.task_agreement``): its
+    project has an overlap of two or more, and the task is complete."""
+    return (
+        annotation.project.overlap >= 2
+        and Task.objects.filter(pk=annotation.task_id, completed_at__isnull=False).exists()
+    )
+
+
 def _carry_out(review: Review, annotation: Annotation, now) -> Judgement:
     """What a verdict does to the work: on to the next layer, a new version, or rework."""
     position = review.layer.position
@@ -268,6 +323,10 @@ def _carry_out(review: Review, annotation: Annotation, now) -> Judgement:
         # version waits at one layer at a time, and this item is locked.
         annotation.version = review.version + 1
         annotation.save(update_fields=["version"])
+        if _complete_with_overlap(annotation):
+            # Its agreement and consensus were computed from the version corrected: computed
+            # again after commit (the job finds the new version and stores what it counted).
+            enqueue(jobs.compute_task_agreement, annotation.task_id)
         next_item = review_arrive(
             annotation=annotation, version=annotation.version, now=now, after=position
         )

@@ -3,7 +3,9 @@
 Each task goes out once with its **final answer**, and is known in every format by the client's
 id, ``external_id`` (the id it was imported with), never by Assay's own task id. The final
 answer is, in this order: what review made final (the last version a reviewer accepted or
-corrected), else the task's stored consensus, else its annotators' payloads merged by the kind
+corrected, while it is still the annotation's current version; of a task with several
+annotators, the one of the most recent such verdict), else the task's stored consensus, else
+its annotators' payloads merged by the kind
 (``merge_rules`` says how, per kind), else its one annotation; JSON Lines rows name that
 ``source`` (``review``, ``consensus``, ``merge`` or ``annotation``). The first two are ``qa``'s
 to know: it registers a reader in ``QaConfig.ready()`` (``answers_reader_set``).

@@ -300,13 +300,19 @@ def annotation_get(*, member: Member, annotation_id: int) -> Annotation:
 def staffing_candidates(*, project: Project, now: datetime) -> QuerySet[Annotator]:
     """Every annotator of the project's organization with what staffing needs, in few queries.
 
+    Annotators: the members whose role is ``annotator``, the only ones the claim serves.
+    Reviewers have a working profile too (for the skills and certifications review layers
+    ask for), but they are no annotation capacity: they are staffed for review
+    (``qa.selectors.review_staffing``).
+
     ``live`` counts unexpired leases everywhere, ``live_here`` those in the project, and
     ``is_member`` says whether they are an active annotator on it, as the claim reads them.
     """
     live = Q(assignments__status=AssignmentStatus.ACTIVE) & Q(assignments__lease_expires_at__gt=now)
     return (
-        Annotator.objects.filter(member__organization_id=project.organization_id)
-        .exclude(member__role__in=[Role.MANAGER])
+        Annotator.objects.filter(
+            member__organization_id=project.organization_id, member__role=Role.ANNOTATOR
+        )
         .select_related("member__user")
         .prefetch_related("certifications")
         .annotate(

@@ -1,5 +1,8 @@
 """Ranking an organization's annotators for a project: who qualifies, why not, and their load.
 
+Annotators are the members whose role is ``annotator``: reviewers hold a working profile too,
+but the claim never serves them tasks (``tasks.selectors.staffing_candidates``).
+
 Who qualifies is decided once, by ``tasks_qualification`` (``services/claims.sql``), the same
 function the claim calls; this module reads its answer and words the reasons for managers and
 annotators.

@@ -1,6 +1,7 @@
 """Quality tables, one module per concern; each is listed here so Django finds its models."""
 
 from .agreement import (
+    AgreementChanges,
     AgreementReport,
     ConsensusMethod,
     ReportName,
@@ -26,6 +27,7 @@ from .stats import AnnotatorHourStats, StatsCursor
 
 __all__ = [
     "Accuracy",
+    "AgreementChanges",
     "AgreementReport",
     "AnnotatorHourStats",
     "AttemptStatus",

@@ -7,6 +7,7 @@ task's completion they answer), so that the job is idempotent and a later run se
 
 ``AgreementReport`` keeps a project's last report of each kind with a fingerprint of the work it
 read; a request finding the same fingerprint is answered from it (``qa.agreement_report``).
+``AgreementChanges`` counts, per project, the changes of that work, as the database makes them.
 """
 
 from django.contrib.postgres.fields import ArrayField
@@ -130,3 +131,46 @@ class AgreementReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} report of project {self.project_id}"
+
+
+class AgreementChanges(models.Model):
+    """How many statements changed the work a project's agreement reports read: its counted
+    labels (``labels``: an annotation submitted, resubmitted, corrected or removed, or a
+    submitted assignment sent back or losing its seat) and its stored per-task rows
+    (``stored``: ``TaskAgreement`` and ``TaskConsensus`` written or removed).
+
+    Counted by triggers of the database (``qa/agreement_report.sql``) in the transaction of each
+    change, whatever made it (a service, the admin, SQL); a report's fingerprint sums a
+    project's rows (``qa.agreement_report.work_fingerprint``), which only ever grow. A writer
+    counts in the row of its connection's shard (one of 64 per project), not in one row per
+    project, so that concurrent submissions rarely queue on it.
+
+    No foreign key in the database: a project's rows outlive it harmlessly, and deleting a
+    project (whose annotations' triggers count as they go) never meets a constraint.
+    """
+
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    shard = models.PositiveSmallIntegerField()
+    labels = models.BigIntegerField(default=0)
+    stored = models.BigIntegerField(default=0)
+    # The last statement each count counted, by its transaction and its start: one statement
+    # counts once, however many rows it changes.
+    labels_xact = models.BigIntegerField(null=True, blank=True)
+    labels_at = models.DateTimeField(null=True, blank=True)
+    stored_xact = models.BigIntegerField(null=True, blank=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project_id", "shard"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "shard"], name="agreement_changes_shard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"changes of project {self.project_id}, shard {self.shard}"

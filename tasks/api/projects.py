@@ -245,7 +245,10 @@ StaffingRow = inline_serializer(
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["projects"])
 class ProjectStaffingApi(OrganizationApi):
-    """Annotators ranked for the project: qualified first, with the reasons others are not."""
+    """Annotators ranked for the project: qualified first, with the reasons others are not.
+
+    The members whose role is annotator, whom the claim serves; reviewers are ranked for the
+    project's review at ``GET /projects/{id}/review-staffing``."""
 
     roles = {"GET": STAFF, "POST": MANAGER}
     pagination_class = None  # the ranking is read whole, best first

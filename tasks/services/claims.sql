@@ -3,41 +3,68 @@
 -- differ from it.
 
 
+-- Whether an annotator holds a skill level and certifications, and what they lack.
+--
+-- The one definition of what a requirement of skill and domains means, for a project's
+-- annotators (``tasks_qualification``, below) and a review layer's reviewers
+-- (``qa_review_qualification``, qa/reviews.sql): their level in ``p_kind`` is at least
+-- ``p_min_level`` (no skill row counts as level 0, so level 0 needs none), and every domain of
+-- ``p_domains`` has a certification in force (``workforce_certification_state``, the one
+-- definition of it). ``unmet`` maps each such domain without one to the state of the
+-- certification held there (null when none is held). A null annotator (a member without a
+-- working profile) holds level 0 and no certification.
+-- Plain SQL, stable and not strict, so the planner inlines it into the queries that call it.
+CREATE OR REPLACE FUNCTION tasks_skill_qualification(
+    p_annotator bigint, p_kind text, p_min_level integer, p_domains bigint[], p_now timestamptz
+) RETURNS TABLE (qualified boolean, skill_level smallint, unmet jsonb)
+LANGUAGE sql STABLE
+AS $$
+SELECT COALESCE(k.level, 0) >= p_min_level
+        AND NOT EXISTS (
+            SELECT 1 FROM unnest(p_domains) AS rd(domain_id)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM workforce_certification c
+                WHERE c.annotator_id = p_annotator AND c.domain_id = rd.domain_id
+                  AND workforce_certification_state(c.status, c.expires_at, p_now) = 'active')),
+    k.level,
+    -- The same test, domain by domain. A column of its own: the claim reads only
+    -- ``qualified``, and the planner drops this subquery from its plan.
+    (SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb)
+     FROM unnest(p_domains) AS rd(domain_id)
+     LEFT JOIN LATERAL (
+         SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
+         FROM workforce_certification c
+         WHERE c.annotator_id = p_annotator AND c.domain_id = rd.domain_id
+     ) held ON true
+     WHERE held.state IS DISTINCT FROM 'active')
+FROM (SELECT) AS one
+LEFT JOIN workforce_annotatorskill k ON k.annotator_id = p_annotator AND k.skill = p_kind
+$$;
+
+
 -- Whether an annotator is qualified for a project at a moment, and what keeps them off it.
 --
 -- The one definition of eligibility: the claim reads ``qualified``, staffing reads every column
--- and words the reasons. Qualified means: the annotator is active; their level in the project's
--- kind is at least the required level (no skill row counts as level 0, so level 0 needs none);
--- and every required domain has a certification in force. ``unmet`` maps each required domain
--- without one to the state of the certification held there (null when none is held).
+-- and words the reasons. Qualified means: the annotator is active, and holds the project's
+-- required skill level in its kind and a certification in force in each required domain
+-- (``tasks_skill_qualification``).
 -- Plain SQL, stable and not strict, so the planner inlines it into the claim's query.
 CREATE OR REPLACE FUNCTION tasks_qualification(
     p_annotator bigint, p_project bigint, p_now timestamptz
 ) RETURNS TABLE (qualified boolean, skill_level smallint, unmet jsonb)
 LANGUAGE sql STABLE
 AS $$
-SELECT w.status = 'active'
-        AND COALESCE(k.level, 0) >= p.required_skill_level
-        AND NOT EXISTS (
-            SELECT 1 FROM tasks_project_required_domains rd
-            WHERE rd.project_id = p.id AND NOT EXISTS (
-                SELECT 1 FROM workforce_certification c
-                WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
-                  AND workforce_certification_state(c.status, c.expires_at, p_now) = 'active')),
-    k.level,
-    -- The same test, domain by domain. A column of its own: the claim reads only
-    -- ``qualified``, and the planner drops this subquery from its plan.
-    (SELECT COALESCE(jsonb_object_agg(rd.domain_id, held.state), '{}'::jsonb)
-     FROM tasks_project_required_domains rd
-     LEFT JOIN LATERAL (
-         SELECT workforce_certification_state(c.status, c.expires_at, p_now) AS state
-         FROM workforce_certification c
-         WHERE c.annotator_id = w.id AND c.domain_id = rd.domain_id
-     ) held ON true
-     WHERE rd.project_id = p.id AND held.state IS DISTINCT FROM 'active')
+SELECT w.status = 'active' AND q.qualified, q.skill_level, q.unmet
 FROM tasks_project p
 JOIN workforce_annotator w ON w.id = p_annotator
-LEFT JOIN workforce_annotatorskill k ON k.annotator_id = w.id AND k.skill = p.kind
+-- The domains read apart: a subquery among a function's arguments keeps the planner from
+-- inlining it (it would then run as a query of its own at every call).
+CROSS JOIN LATERAL (
+    SELECT ARRAY(SELECT rd.domain_id FROM tasks_project_required_domains rd
+                 WHERE rd.project_id = p.id) AS ids
+) required
+CROSS JOIN LATERAL tasks_skill_qualification(
+    w.id, p.kind, p.required_skill_level, required.ids, p_now) q
 WHERE p.id = p_project
 $$;
 

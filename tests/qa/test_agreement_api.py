@@ -6,15 +6,25 @@ import random
 import krippendorff
 import numpy as np
 import pytest
+from django.db import connection
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
 from qa.agreement import label_table
+from qa.agreement_report import work_fingerprint
 from qa.models import AgreementReport, TaskConsensus
+from qa.verdicts import review_judge
 from qa.voting import dawid_skene
-from tasks.models import Annotation, Task
+from tasks.models import Annotation, Assignment, Task
+from tasks.services.claims import (
+    assignment_heartbeat,
+    assignment_release,
+    assignment_submit,
+    claim_next,
+)
 from tasks.services.gold import task_gold_set
 from tests.qa.agreement_helpers import CAR, PERSON, crowd_project, work
+from tests.qa.review_helpers import layer, lease, set_policy, waiting_item
 from workforce.models import Role
 
 CLASSES = ["1", "2", "3"]
@@ -173,6 +183,66 @@ def test_the_report_is_served_from_its_cache_until_new_work_arrives(
     assert fourth["cached"] is False and fourth["tasks"] == TASKS
     assert fourth["mean_pairwise"]["tasks"] == TASKS - 1
     assert sum(map(sum, fourth["confusion"])) == 3 * (TASKS - 1)
+
+
+def test_the_database_counts_every_change_of_the_reports_work_and_nothing_else(
+    org, django_capture_on_commit_callbacks
+):
+    """The fingerprint moves with each transaction that changes the labels or the stored rows,
+    whoever makes it, and stays put for work that changes neither."""
+    project, (a, b, c) = crowd_project(org, people=3, overlap=2)
+    set_policy(org, project, [layer()], [{"code": "wrong-label", "description": "Wrong."}])
+    seen = [(0, 0)]
+
+    def moved() -> tuple[bool, bool]:
+        """Whether the labels' and the stored rows' counts moved since last asked."""
+        fingerprint = work_fingerprint(project, labels=True)
+        now = fingerprint["labels"], fingerprint["stored"]
+        before, seen[0] = seen[0], now
+        return now[0] > before[0], now[1] > before[1]
+
+    assert moved() == (False, False)
+    # Claims, heartbeats and releases change no label.
+    claimed = claim_next(annotator=c, project_id=project.pk).claimed
+    assignment = Assignment.objects.select_related("project", "task").get(pk=claimed.assignment_id)
+    assignment_heartbeat(assignment=assignment)
+    assignment_release(assignment=assignment)
+    assert moved() == (False, False)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = work(a, project, {"label": "car"}).annotation
+    assert moved() == (True, False)
+    # The second label completes the task: the job stores its agreement and consensus.
+    with django_capture_on_commit_callbacks(execute=True):
+        work(b, project, {"label": "person"})
+    assert moved() == (True, True)
+    item = lease(waiting_item(first), org.qa_lead)
+    review_judge(item=item, reviewer=org.qa_lead, verdict="reject", tags=["wrong-label"],
+                 comment="No.")  # fmt: skip
+    # Sent back: it counts no more.
+    assert moved() == (True, False)
+    # Resubmitted, which completes the task again.
+    assignment = Assignment.objects.select_related("project", "task").get(pk=first.assignment_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        assignment_submit(assignment=assignment, payload={"label": "person"})
+    assert moved() == (True, True)
+    # Plain SQL counts as much as a service; a column no report reads, not at all.
+    Annotation.objects.filter(pk=first.pk).update(payload={"label": "car"})
+    assert moved() == (True, False)
+    Annotation.objects.filter(pk=first.pk).update(active_seconds=12)
+    assert moved() == (False, False)
+    # A task made gold: its seats taken away, its stored rows removed.
+    task_gold_set(task=Task.objects.get(pk=first.task_id), answer={"label": "car"}, actor=None)
+    assert moved() == (True, True)
+
+
+def test_one_statement_counts_once_however_many_rows_it_changes(org):
+    project, _ = crowd_project(org)
+    with connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute(
+                "SELECT qa_agreement_changed(%s, true) FROM generate_series(1, 500)", [project.pk]
+            )
+    assert work_fingerprint(project, labels=True)["labels"] == 2
 
 
 def test_dawid_skene_equals_the_model_on_the_same_labels_and_is_cached(

@@ -231,22 +231,6 @@ def test_suspended_certifications_are_reinstated(org, django_capture_on_commit_c
     assert verbs.count(AuditVerb.CERTIFICATION_REINSTATED) == 1
 
 
-def test_a_raised_gold_rate_goes_back_to_its_prior_value(org, django_capture_on_commit_callbacks):
-    project = label_gold_project(org, org.annotator, gold_rate=0.1)
-    # Every claim gold regardless: the newcomer rate.
-    project.newcomer_gold_rate, project.newcomer_gold_tasks = 1.0, 100
-    project.save()
-    rule(org, project, action="raise_gold_rate", parameter=0.5)
-    submit(django_capture_on_commit_callbacks, project, org.annotator, False)
-    member = ProjectMember.objects.get(project=project, annotator=org.annotator)
-    assert member.gold_rate == 0.5
-    [action] = actions()
-    assert action.prior == {"gold_rate": None}
-    assert undo(org, action).status_code == 200
-    member.refresh_from_db()
-    assert member.gold_rate is None
-
-
 def test_a_project_rule_replaces_the_defaults_of_its_metric(org):
     watched = make_project(org, name="watched")
     other = make_project(org, name="other")
@@ -366,6 +350,20 @@ def test_concurrent_evaluations_fire_once(org):
             {"metric": "gold_recent_mean", "threshold": 0.8, "action": "alert",
              "project": 999999},
             {"project"},
+        ),
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "window": 51, "action": "alert"},
+            {"window"},
+        ),
+        ({"metric": "review_recent_mean", "threshold": 0, "action": "alert"}, {"threshold"}),
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate"},
+            {"parameter"},
+        ),
+        (
+            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate",
+             "parameter": 0},
+            {"parameter"},
         ),
     ],
 )  # fmt: skip
@@ -494,9 +492,20 @@ def reject_twice(org, project, capture) -> None:
             )
 
 
-def test_review_scores_raise_the_review_rate_which_undo_restores(
-    org, django_capture_on_commit_callbacks
-):
+def gold_failed(org, capture):
+    """A project where every claim is gold, and a rule raising the gold rate to 0.5 that the
+    annotator's one wrong gold answer fires."""
+    project = label_gold_project(org, org.annotator, gold_rate=0.1)
+    # Every claim gold regardless: the newcomer rate.
+    project.newcomer_gold_rate, project.newcomer_gold_tasks = 1.0, 100
+    project.save()
+    rule(org, project, action="raise_gold_rate", parameter=0.5)
+    return project, lambda: submit(capture, project, org.annotator, False)
+
+
+def reviews_failed(org, capture):
+    """A review project, and a rule raising the review rate to 0.5 that two rejections of the
+    annotator's work fire."""
     project = verdict_project(org, org.annotator, tasks=4)
     rule(
         org,
@@ -506,89 +515,76 @@ def test_review_scores_raise_the_review_rate_which_undo_restores(
         window=3,
         min_sample=2,
         action="raise_review_rate",
-        parameter=0.9,
+        parameter=0.5,
     )
-    reject_twice(org, project, django_capture_on_commit_callbacks)
+    return project, lambda: reject_twice(org, project, capture)
+
+
+# The two actions that raise a rate of the annotator's project membership: which membership
+# field, and how a project and its firing are made.
+RAISED_RATES = pytest.mark.parametrize(
+    ("field", "fired"),
+    [("gold_rate", gold_failed), ("review_rate", reviews_failed)],
+    ids=["gold", "review"],
+)
+
+
+@RAISED_RATES
+def test_a_raised_rate_goes_back_to_its_prior_value(
+    org, django_capture_on_commit_callbacks, field, fired
+):
+    project, fire = fired(org, django_capture_on_commit_callbacks)
+    fire()
+    member = ProjectMember.objects.get(project=project, annotator=org.annotator)
+    assert getattr(member, field) == 0.5
+    [action] = actions()
+    assert (action.prior, action.after) == ({field: None}, {field: 0.5})
+    assert undo(org, action).status_code == 200
+    member.refresh_from_db()
+    assert getattr(member, field) is None
+
+
+@RAISED_RATES
+def test_undoing_a_raised_rate_refuses_when_it_was_changed_since(
+    org, django_capture_on_commit_callbacks, field, fired
+):
+    project, fire = fired(org, django_capture_on_commit_callbacks)
+    fire()
+    [action] = actions()
+    ProjectMember.objects.filter(project=project).update(**{field: 0.7})
+    response = undo(org, action)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "superseded"
+    assert field.replace("_", " ") in response.json()["error"]["message"]
+    assert (
+        getattr(ProjectMember.objects.get(project=project, annotator=org.annotator), field) == 0.7
+    )
+
+
+@RAISED_RATES
+def test_a_rate_already_as_high_is_left_alone(
+    org, django_capture_on_commit_callbacks, field, fired
+):
+    project, fire = fired(org, django_capture_on_commit_callbacks)
+    ProjectMember.objects.filter(project=project).update(**{field: 0.95})
+    fire()
+    [action] = actions()
+    assert action.prior == {} and "already" in action.effect
+    assert (
+        getattr(ProjectMember.objects.get(project=project, annotator=org.annotator), field) == 0.95
+    )
+
+
+def test_a_raised_review_rate_is_every_layers_minimum_and_says_so(
+    org, django_capture_on_commit_callbacks
+):
+    project, fire = reviews_failed(org, django_capture_on_commit_callbacks)
+    fire()
+    ReviewLayer.objects.filter(project=project).update(sample_rate=0.1)
+    item = ReviewItem.objects.filter(annotation=review_submit(org.annotator, project)).get()
+    assert (item.rate, item.basis) == (0.5, "raised")
     [action] = actions()
     assert (action.metric, action.value, action.evidence["scores"]) == (
         "review_recent_mean",
         0.0,
         [0.0, 0.0],
     )
-    assert (action.prior, action.after) == ({"review_rate": None}, {"review_rate": 0.9})
-    member = ProjectMember.objects.get(project=project, annotator=org.annotator)
-    assert member.review_rate == 0.9
-    # Every layer now samples them at least at 0.9, and says why.
-    ReviewLayer.objects.filter(project=project).update(sample_rate=0.1)
-    item = ReviewItem.objects.filter(annotation=review_submit(org.annotator, project)).get()
-    assert (item.rate, item.basis) == (0.9, "raised")
-    assert undo(org, action).status_code == 200
-    member.refresh_from_db()
-    assert member.review_rate is None
-
-
-def test_undoing_a_raised_review_rate_refuses_when_it_was_changed_since(
-    org, django_capture_on_commit_callbacks
-):
-    project = verdict_project(org, org.annotator, tasks=4)
-    rule(
-        org,
-        project,
-        metric="review_recent_mean",
-        threshold=0.8,
-        window=3,
-        min_sample=2,
-        action="raise_review_rate",
-        parameter=0.9,
-    )
-    reject_twice(org, project, django_capture_on_commit_callbacks)
-    [action] = actions()
-    ProjectMember.objects.filter(project=project).update(review_rate=0.5)
-    response = undo(org, action)
-    assert response.status_code == 409 and response.json()["error"]["code"] == "superseded"
-    assert "review rate" in response.json()["error"]["message"]
-    assert ProjectMember.objects.get(project=project, annotator=org.annotator).review_rate == 0.5
-
-
-def test_a_review_rate_already_as_high_is_left_alone(org, django_capture_on_commit_callbacks):
-    project = verdict_project(org, org.annotator, tasks=4)
-    ProjectMember.objects.filter(project=project).update(review_rate=0.95)
-    rule(
-        org,
-        project,
-        metric="review_recent_mean",
-        threshold=0.8,
-        window=3,
-        min_sample=2,
-        action="raise_review_rate",
-        parameter=0.9,
-    )
-    reject_twice(org, project, django_capture_on_commit_callbacks)
-    [action] = actions()
-    assert action.prior == {} and "already" in action.effect
-
-
-@pytest.mark.parametrize(
-    ("body", "fields"),
-    [
-        (
-            {"metric": "review_recent_mean", "threshold": 0.8, "window": 51, "action": "alert"},
-            {"window"},
-        ),
-        ({"metric": "review_recent_mean", "threshold": 0, "action": "alert"}, {"threshold"}),
-        (
-            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate"},
-            {"parameter"},
-        ),
-        (
-            {"metric": "review_recent_mean", "threshold": 0.8, "action": "raise_review_rate",
-             "parameter": 0},
-            {"parameter"},
-        ),
-    ],
-)  # fmt: skip
-def test_bad_review_rules_are_refused_naming_each_field(org, body, fields):
-    response = org.client(Role.MANAGER).post("/api/v1/quality-rules", body, format="json")
-    assert response.status_code == 400, response.json()
-    assert set(response.json()["error"]["fields"]) == fields
-    assert not QualityRule.objects.exists()

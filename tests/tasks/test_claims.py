@@ -17,6 +17,7 @@ from tasks.services.claims import (
     claim_next,
 )
 from tasks.services.projects import project_members_add, project_update
+from tasks.services.tasks import assignment_rework
 from tasks.staffing import staffing_rank
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce import services
@@ -163,6 +164,31 @@ def test_annotator_concurrency_limit_across_projects(org, project):
     assert [a is not None for a in got] == [True, True, True, False]
     # A lapsed lease no longer counts against the limit.
     expire(got[0])
+    assert claim(org.annotator) is not None
+
+
+@pytest.mark.parametrize("limit", ["annotator", "project"])
+def test_work_back_for_rework_is_a_held_lease_under_both_limits(org, project, limit):
+    """A rework lease (``assignment_rework``) is a held assignment: the claim counts it against
+    the annotator's limit and the project's, and staffing shows it as load."""
+    if limit == "annotator":
+        services.annotator_update(annotator=org.annotator, actor=None, max_concurrent_tasks=2)
+    else:
+        project_update(project=project, actor=None, max_concurrent_tasks=2)
+    first, second = claim(org.annotator), claim(org.annotator)
+    assignment_submit(assignment=first, payload=BOX)
+    assignment_submit(assignment=second, payload=BOX)
+    assignment_rework(assignment_id=first.pk)
+    # One lease held, back for rework: room for one more, not two.
+    assert claim(org.annotator) is not None
+    assert claim_next(annotator=org.annotator).outcome == ClaimOutcome.AT_LIMIT
+    project.refresh_from_db()
+    [row] = [r for r in staffing_rank(project=project, now=timezone.now())
+             if r["annotator"] == org.annotator.pk]  # fmt: skip
+    assert (row["load"]["live_tasks"], row["load"]["live_tasks_here"]) == (2, 2)
+    assert row["load"]["has_room"] is False
+    # Once its lease lapses the rework no longer counts, as any lease.
+    expire(first)
     assert claim(org.annotator) is not None
 
 

@@ -105,3 +105,23 @@ def test_staffing_post_adds_members_and_only_managers_may(org, setup):
     response = org.client(Role.MANAGER).post(url, {"annotators": [novice.pk]}, format="json")
     assert response.status_code == 201
     assert project.members.filter(annotator=novice, is_active=True).exists()
+
+
+def test_reviewers_are_no_annotation_capacity_and_stay_off_the_ranking(org, setup):
+    """Reviewers hold a working profile (for what review layers ask), and may even hold the
+    project's skill level and certifications: they are still no annotators, whom the claim
+    would never serve, so they are neither ranked nor counted among the qualified."""
+    project = setup[0]
+    skilled = org.add("skilled-reviewer", Role.REVIEWER)
+    profile = skilled.annotator
+    services.annotator_skill_set(
+        annotator=profile, skill="bbox", level=5, source="exam", actor=None
+    )
+    rows = org.client(Role.MANAGER).get(f"/api/v1/projects/{project.pk}/staffing").json()
+    names = {r["username"].removesuffix("@acme") for r in rows}
+    assert "skilled-reviewer" not in names and "acme-reviewer" not in names
+    assert {"expert", "novice", "lapsed", "acme-annotator"} <= names
+    # Becoming an annotator puts them on it.
+    services.member_role_change(member=skilled, role=Role.ANNOTATOR, actor=None)
+    rows = org.client(Role.MANAGER).get(f"/api/v1/projects/{project.pk}/staffing").json()
+    assert "skilled-reviewer@acme" in {r["username"] for r in rows}
