@@ -204,6 +204,7 @@ KNOWN = {
     ("RejectedPositiveData", "GET /api/v1/projects/{id}/stats/"): "since before until, 92 days",
     ("RejectedPositiveData", "GET /api/v1/annotators/{id}/stats/"): "since before until, 92 days",
     ("RejectedPositiveData", "GET /api/v1/me/stats/"): "since before until, 92 days",
+    ("RejectedPositiveData", "GET /api/v1/stats/projects/"): "since before until, 92 days",
 }
 
 
