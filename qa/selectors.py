@@ -14,6 +14,7 @@ from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
+from tasks.selectors import project_list
 from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization
 from workforce.tenancy import STAFF
 
@@ -118,6 +119,35 @@ def live_access(keys: Sequence[SocketKey]) -> list[LiveAccess | None]:
             if found[index] and key.session_key and not store().exists(key.session_key):
                 found[index] = None
     return found
+
+
+def live_project_visible(*, access: LiveAccess, project_id: int) -> bool:
+    """Whether a socket of ``access`` may follow the project: one of its organization's for
+    staff, one they belong to for everyone else (as the API lists projects)."""
+    member = Member.objects.select_related("organization").get(pk=access.member_id)
+    return project_list(member=member).filter(pk=project_id).exists()
+
+
+def live_snapshot(
+    *, access: LiveAccess, organization: str, project_id: int | None, cursor: int
+) -> dict:
+    """What a socket's page shows now, as its ``snapshot`` carries it (``qa/live.py``).
+
+    Staff following a project get its leaderboard: the rows of its accuracy API, all of them.
+    """
+    leaderboard = None
+    if project_id is not None and access.staff:
+        project = Project.objects.get(pk=project_id, organization_id=access.organization_id)
+        leaderboard = project_accuracy(project=project)[:]
+    return {
+        "organization": organization,
+        "role": access.role,
+        "member": access.member_id,
+        "cursor": cursor,
+        "project": project_id,
+        "leaderboard": leaderboard,
+        "stats": [],
+    }
 
 
 def had_membership(*, user_id: int, organization: str) -> bool:

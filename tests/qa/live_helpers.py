@@ -1,9 +1,42 @@
-"""Helpers of the live-event tests: sockets on the real ASGI application, checked messages."""
+"""Helpers of the live-event tests: sockets on the real ASGI application, and every message
+they receive checked against the live JSON Schema (``qa.live.SCHEMA``)."""
 
 from channels.testing import WebsocketCommunicator
+from jsonschema import Draft202012Validator
 
 from config.asgi import application
-from qa.live import schema_errors
+from qa import live
+
+Draft202012Validator.check_schema(live.SCHEMA)
+
+
+def _validator(schema: dict) -> Draft202012Validator:
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+VALIDATOR = _validator(live.SCHEMA)
+# One message type's schema alone, whose errors say more than the whole document's oneOf.
+BY_TYPE = {
+    name: _validator(live.SCHEMA | {"oneOf": [{"$ref": f"#/$defs/{name}"}]})
+    for name in (live.SNAPSHOT, live.BATCH, live.RESYNC)
+}
+
+
+def checked(message: dict) -> dict:
+    """The message, after failing unless it is one the schema describes."""
+    validator = BY_TYPE.get(message.get("type"), VALIDATOR)
+    errors = [f"{error.json_path}: {error.message}" for error in validator.iter_errors(message)]
+    assert not errors and VALIDATOR.is_valid(message), (errors, message)
+    return message
+
+
+def checked_event(event_type: str, data: dict, *, id: int | None = 1) -> dict:
+    """An event's data as a batch would carry it, checked against its type's schema."""
+    event = {"type": event_type, "at": "2026-01-01T00:00:00+00:00", "data": data}
+    if id is not None:
+        event["id"] = id
+    checked({"seq": 1, "type": "batch", "at": event["at"], "data": {"events": [event]}})
+    return event
 
 
 async def open_socket(headers, path: str = "/ws/orgs/acme/") -> tuple[WebsocketCommunicator, dict]:
@@ -17,10 +50,22 @@ async def open_socket(headers, path: str = "/ws/orgs/acme/") -> tuple[WebsocketC
 
 
 async def receive(communicator: WebsocketCommunicator, timeout: float = 5) -> dict:
-    """The next message, checked against its type's schema."""
-    message = await communicator.receive_json_from(timeout=timeout)
-    assert not schema_errors(message), (schema_errors(message), message)
-    return message
+    """The next message, checked against the schema."""
+    return checked(await communicator.receive_json_from(timeout=timeout))
+
+
+async def events(
+    communicator: WebsocketCommunicator, count: int, *, timeout: float = 5, types=None
+) -> list[dict]:
+    """The next ``count`` events (of ``types``, when given), from as many batches as they take;
+    fails on any other message, and when a batch carries more than ``count``."""
+    found: list[dict] = []
+    while len(found) < count:
+        message = await receive(communicator, timeout)
+        assert message["type"] == "batch", message
+        found += [e for e in message["data"]["events"] if types is None or e["type"] in types]
+    assert len(found) == count, found
+    return found
 
 
 async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
