@@ -5,6 +5,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from . import live
 from .relay import (
     CLOSE_ACCESS_ENDED,
     CLOSE_BAD_REQUEST,
@@ -13,10 +14,8 @@ from .relay import (
     LiveSocket,
     relay,
 )
-from . import live
 from .selectors import SocketKey, had_membership, live_access, live_project_visible, live_snapshot
 from .tickets import ticket_user
-
 
 _NO_ID = object()
 

@@ -31,7 +31,11 @@ class LiveEventType(models.TextChoices):
 # once instead of at its next periodic check.
 ACCESS_CHANGED = "access.changed"
 OUTBOX_TYPES = [
-    *((value, label) for value, label in LiveEventType.choices if value != LiveEventType.STATS_UPDATED),
+    *(
+        (value, label)
+        for value, label in LiveEventType.choices
+        if value != LiveEventType.STATS_UPDATED
+    ),
     (ACCESS_CHANGED, "Access Changed"),
 ]
 

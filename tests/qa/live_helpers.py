@@ -1,6 +1,9 @@
 """Helpers of the live-event tests: sockets on the real ASGI application, and every message
 they receive checked against the live JSON Schema (``qa.live.SCHEMA``)."""
 
+import asyncio
+import json
+
 from channels.testing import WebsocketCommunicator
 from jsonschema import Draft202012Validator
 
@@ -54,7 +57,7 @@ async def receive(communicator: WebsocketCommunicator, timeout: float = 5) -> di
     return checked(await communicator.receive_json_from(timeout=timeout))
 
 
-async def events(
+async def receive_events(
     communicator: WebsocketCommunicator, count: int, *, timeout: float = 5, types=None
 ) -> list[dict]:
     """The next ``count`` events (of ``types``, when given), from as many batches as they take;
@@ -66,6 +69,18 @@ async def events(
         found += [e for e in message["data"]["events"] if types is None or e["type"] in types]
     assert len(found) == count, found
     return found
+
+
+async def first_event(socket_, event_type: str, *, timeout: float = 10) -> dict:
+    """On a client socket of the ``websockets`` library: the first event of ``event_type`` in
+    the batches it receives, every message checked against the schema on the way."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = checked(json.loads(await socket_.recv()))
+            assert message["type"] == "batch", message
+            for event in message["data"]["events"]:
+                if event["type"] == event_type:
+                    return event
 
 
 async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:

@@ -24,11 +24,13 @@ from qa.models import Accuracy, GoldScore
 from tasks.models import Annotation, Assignment, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import Org, image_rows, import_rows, make_project, session_headers, staff
-from tests.qa.live_helpers import open_socket, receive
+from tests.qa.live_helpers import open_socket, receive_events
 from workforce.models import Annotator, Role
 from workforce.services import certification_issue, domain_create
 
 METHODS = ("get", "post", "put", "patch", "delete")
+# What staff see of a submission (its claim aside).
+WORK = {"annotation.submitted", "gold.scored"}
 MISSING = 987_654_321
 
 # The gold answer's coordinates and the gold tasks' external ids are found nowhere else: none
@@ -434,12 +436,12 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         lead_socket, _ = await open_socket(lead)
         author_socket, snapshot = await open_socket(author)
         gold = await database_sync_to_async(claim_and_submit)(org.annotator, gold=True)
-        staff_seen = [await receive(lead_socket) for _ in range(2)]
+        staff_seen = await receive_events(lead_socket, 2, types=WORK)
         # The regular submission comes after the gold one's score in the outbox: had the
         # score reached the annotator, it would come before it.
         regular = await database_sync_to_async(claim_and_submit)(org.annotator, gold=False)
-        staff_seen.append(await receive(lead_socket))
-        seen = [snapshot, await receive(author_socket), await receive(author_socket)]
+        staff_seen += await receive_events(lead_socket, 1, types=WORK)
+        seen = [snapshot, *await receive_events(author_socket, 4)]
         assert await author_socket.receive_nothing(timeout=1)
         for communicator in (lead_socket, author_socket):
             await communicator.disconnect()
@@ -454,13 +456,18 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         "annotation.submitted",
     ]
     assert staff_seen[1]["data"]["annotation"] == gold.pk
-    assert [m["type"] for m in seen] == ["snapshot", "annotation.submitted", "annotation.submitted"]
-    gold_message, regular_message = seen[1], seen[2]
+    assert [m["type"] for m in seen] == [
+        "snapshot",
+        *["assignment.claimed", "annotation.submitted"] * 2,
+    ]
+    gold_message, regular_message = seen[2], seen[4]
     assert (gold_message["data"]["annotation"], regular_message["data"]["annotation"]) == (
         gold.pk,
         regular.pk,
     )
     assert shape(gold_message) == shape(regular_message)
+    assert shape(seen[1]) == shape(seen[3])  # the claims'
+    assert seen[1]["data"]["task"] == gold.task_id
     for message in seen:
         text = json.dumps(message)
         assert not markers_in(text, extra=(repr(score), f"{score:.7f}")), text

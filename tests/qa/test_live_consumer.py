@@ -14,7 +14,7 @@ from qa.relay import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, 
 from qa.selectors import LiveAccess
 from tests.helpers import make_project, session_headers
 from tests.helpers import staff as staff_project
-from tests.qa.live_helpers import closed_with, events, open_socket, receive
+from tests.qa.live_helpers import closed_with, open_socket, receive, receive_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,7 +51,11 @@ def test_a_member_connects_gets_a_snapshot_then_the_outbox_events(org):
         message = await receive(socket)
         assert (message["seq"], message["type"]) == (2, "batch")
         [sent] = message["data"]["events"]
-        assert (sent["id"], sent["type"], sent["data"]["status"]) == (written.pk, written.type, "live")
+        assert (sent["id"], sent["type"], sent["data"]["status"]) == (
+            written.pk,
+            written.type,
+            "live",
+        )
         await socket.disconnect()
 
     async_to_sync(scenario)()
@@ -172,7 +176,7 @@ def test_a_project_socket_starts_from_its_leaderboard_and_hears_that_project_onl
         assert snapshot["data"]["leaderboard"] == page
         assert [row["annotator"] for row in page] == [org.annotator.pk]
         written = await database_sync_to_async(rows)()
-        got = await events(socket, 2)
+        got = await receive_events(socket, 2)
         assert [e["id"] for e in got] == [written[1].pk, written[2].pk]
         # The other project's alert came last; had it been sent, it would be here.
         assert await socket.receive_nothing(timeout=0.5)

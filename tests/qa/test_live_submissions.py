@@ -8,7 +8,7 @@ from qa.models import LiveEvent
 from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, session_headers, staff
-from tests.qa.live_helpers import open_socket, receive
+from tests.qa.live_helpers import checked_event, open_socket, receive_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,20 +43,32 @@ def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
         ]
         annotation = await database_sync_to_async(claim_and_submit)(org.annotator)
         for watcher in (lead_socket, author_socket):
-            message = await receive(watcher)
-            assert message["type"] == "annotation.submitted" and message["seq"] == 2
-            assert message["data"] == {
+            claimed, submitted = await receive_events(watcher, 2)
+            assert (claimed["type"], submitted["type"]) == (
+                "assignment.claimed",
+                "annotation.submitted",
+            )
+            assert claimed["data"] == {
+                "assignment": annotation.assignment_id,
+                "project": project.pk,
+                "task": annotation.task_id,
+                "annotator": org.annotator.pk,
+            }
+            assert submitted["data"] == {
                 "annotation": annotation.pk,
                 "project": project.pk,
                 "task": annotation.task_id,
                 "annotator": org.annotator.pk,
                 "duration_seconds": annotation.duration_seconds,
             }
-        # The bystander's own next event comes after the submission's in the outbox: had the
-        # submission reached them, it would come first.
+        # The bystander's own next events come after the others' in the outbox: had those
+        # reached them, they would come first.
         own = await database_sync_to_async(claim_and_submit)(other)
-        message = await receive(bystander_socket)
-        assert (message["data"]["annotation"], message["seq"]) == (own.pk, 2)
+        claimed, submitted = await receive_events(bystander_socket, 2)
+        assert (claimed["data"]["assignment"], submitted["data"]["annotation"]) == (
+            own.assignment_id,
+            own.pk,
+        )
         for communicator in (lead_socket, author_socket, bystander_socket):
             await communicator.disconnect()
 
@@ -65,10 +77,9 @@ def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
 
 def test_the_event_is_written_with_the_submission_or_not_at_all(org, project):
     annotation = claim_and_submit(org.annotator)
-    assert list(LiveEvent.objects.values_list("type", "data__annotation")) == [
-        ("annotation.submitted", annotation.pk)
-    ]
-    row = LiveEvent.objects.get()
+    submitted = LiveEvent.objects.filter(type="annotation.submitted")
+    assert list(submitted.values_list("data__annotation", flat=True)) == [annotation.pk]
+    row = submitted.get()
     assert (row.organization_id, row.member_id, row.staff) == (
         org.organization.pk,
         org.annotator_member.pk,
@@ -77,4 +88,26 @@ def test_the_event_is_written_with_the_submission_or_not_at_all(org, project):
     # A submission that fails (a different payload for the same assignment) writes no event.
     with pytest.raises(Exception, match="different payload"):
         assignment_submit(assignment=annotation.assignment, payload={"boxes": []})
-    assert LiveEvent.objects.count() == 1
+    assert submitted.count() == 1
+
+
+def test_a_claim_writes_its_event_in_its_own_statement_gold_or_not(org, project):
+    """The database writes ``assignment.claimed`` as the claim inserts its assignment
+    (``qa/live.sql``): the claim stays one statement, and a gold task's row reads like any."""
+    project.gold_rate = 1.0
+    project.save(update_fields=["gold_rate"])
+    import_rows(project, image_rows(1, start=10, gold_answer=BOX))
+    claims = [claim_next(annotator=org.annotator).claimed for _ in range(2)]
+    gold = Assignment.objects.filter(pk__in=[c.assignment_id for c in claims], slot=None)
+    assert gold.count() == 1  # one of the two is the gold task
+    rows = LiveEvent.objects.filter(type="assignment.claimed").order_by("id")
+    assert [
+        (row.organization_id, row.member_id, row.staff, row.data) for row in rows
+    ] == [
+        (org.organization.pk, org.annotator_member.pk, True,
+         {"assignment": c.assignment_id, "project": project.pk, "task": c.task_id,
+          "annotator": org.annotator.pk})
+        for c in claims
+    ]  # fmt: skip
+    for row in rows:
+        checked_event(row.type, row.data, id=row.pk)
