@@ -8,6 +8,7 @@ from workforce.admin import ReadOnlyAdmin
 from .models import (
     Accuracy,
     AgreementReport,
+    AnnotatorHourStats,
     ErrorTag,
     Exam,
     ExamAnswer,
@@ -22,6 +23,7 @@ from .models import (
     ReviewAccuracy,
     ReviewItem,
     ReviewLayer,
+    StatsCursor,
     TaskAgreement,
     TaskConsensus,
 )
@@ -120,3 +122,13 @@ class TaskConsensusAdmin(ReadOnlyAdmin):
 @admin.register(AgreementReport)
 class AgreementReportAdmin(ReadOnlyAdmin):
     list_display = ["project_id", "name", "computed_at", "seconds"]
+
+
+@admin.register(AnnotatorHourStats)
+class AnnotatorHourStatsAdmin(ReadOnlyAdmin):
+    list_display = ["project_id", "annotator_id", "hour", "claimed", "submitted", "gold_scored"]
+
+
+@admin.register(StatsCursor)
+class StatsCursorAdmin(ReadOnlyAdmin):
+    list_display = ["name", "position", "updated_at"]

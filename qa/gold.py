@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from tasks.models import Annotation, Task
 from .live import record_staff_event
 from .models import Accuracy, GoldScore, LiveEventType
 from .models.gold import RECENT_KEPT
+from .stats import stats_add
 
 # The window whose mean accuracy reads show beside the whole record.
 RECENT_N = 20
@@ -183,6 +184,13 @@ def gold_score_record(annotation_id: int) -> GoldScore | None:
                 "now": now,
             },
         )
+    stats_add(
+        project_id=project.pk,
+        annotator_id=annotation.annotator_id,
+        at=now,
+        gold_scored=1,
+        gold_score_sum=score,
+    )
     record_staff_event(
         LiveEventType.GOLD_SCORED,
         organization_id=project.organization_id,
@@ -237,6 +245,43 @@ def accuracy_rebuild(*, project_id: int, annotator_ids: list[int]) -> None:
             row.save()
 
 
+@transaction.atomic
+def _rescore(task: Task, annotation: Annotation, score: float, details: dict) -> bool:
+    """Write one annotation's score of the task's current answer; False when a concurrent run
+    wrote it first. Its hourly stats (the hour it was submitted) take the change of the score,
+    and count it as scored only when it had no score: a rescore replaces a score."""
+    previous = GoldScore.objects.select_for_update().filter(annotation=annotation).first()
+    if previous is not None and previous.answer_version == task.gold_version:
+        return False
+    fields = {
+        "task_id": task.pk,
+        "project_id": task.project_id,
+        "annotator_id": annotation.annotator_id,
+        "score": score,
+        "details": details,
+        "answer_version": task.gold_version,
+        # A new score keeps its submission's time: windows stay in submission order.
+        "scored_at": annotation.submitted_at,
+    }
+    if previous is None:
+        try:
+            with transaction.atomic():
+                GoldScore.objects.create(annotation=annotation, **fields)
+        except IntegrityError:
+            return False
+        added = {"gold_scored": 1, "gold_score_sum": score}
+    else:
+        GoldScore.objects.filter(annotation=annotation).update(**fields)
+        added = {"gold_score_sum": score - previous.score}
+    stats_add(
+        project_id=task.project_id,
+        annotator_id=annotation.annotator_id,
+        at=annotation.submitted_at,
+        **added,
+    )
+    return True
+
+
 def gold_rescore(*, task_id: int) -> int:
     """Score every submission of a gold task against its current answer; return how many
     scores were written or changed. Idempotent: scores already of this answer are kept.
@@ -258,22 +303,10 @@ def gold_rescore(*, task_id: int) -> int:
     touched: set[int] = set()
     rescored = 0
     for annotation in stale.iterator():
-        rescored += 1
         comparison = kind.compare(annotation.payload, task.gold_answer, schema)
-        GoldScore.objects.update_or_create(
-            annotation=annotation,
-            defaults={
-                "task_id": task_id,
-                "project_id": task.project_id,
-                "annotator_id": annotation.annotator_id,
-                "score": score_checked(comparison.score),
-                "details": comparison.details,
-                "answer_version": task.gold_version,
-                # A new score keeps its submission's time: windows stay in submission order.
-                "scored_at": annotation.submitted_at,
-            },
-        )
-        touched.add(annotation.annotator_id)
+        if _rescore(task, annotation, score_checked(comparison.score), comparison.details):
+            rescored += 1
+            touched.add(annotation.annotator_id)
     for annotator_id in touched:
         Accuracy.objects.get_or_create(
             project_id=task.project_id,

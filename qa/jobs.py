@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import gold, live, rules, task_agreement
+from . import gold, live, rules, stats, task_agreement
 
 
 @shared_task(name="qa.prune_live_events")
@@ -37,3 +37,10 @@ def compute_task_agreement(task_id: int) -> float | None:
 def catch_up_task_agreements() -> int:
     """Compute the agreements that a refused or lost job left missing; return how many."""
     return task_agreement.task_agreements_catch_up()
+
+
+@shared_task(name="qa.roll_up_claims")
+def roll_up_claims() -> int:
+    """Count the claims made since the last run into the hourly stats (``qa.stats``); return
+    how many. Safe to run twice or at once: runs take turns on the cursor's row."""
+    return stats.claims_roll_up()

@@ -44,8 +44,8 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
-from tasks.models import Annotation, Project, TaskImport
-from workforce.models import Annotator, Role
+from tasks.models import Project, TaskImport
+from workforce.models import Role
 
 from .models import LiveEvent, LiveEventType
 
@@ -261,18 +261,20 @@ def _table(model) -> str:
     return model._meta.db_table
 
 
-# One statement reads what the event tells and writes it: the submission's transaction pays
-# one round trip. Every name comes from the models; the id is a parameter.
-_ANNOTATION_SUBMITTED_SQL = f"""
+def annotation_submitted_insert(source: str) -> str:
+    """The outbox INSERT of ``annotation.submitted``, for the submission that ``source`` names:
+    a query (a CTE, in ``qa.stats.submission_record``) giving the annotation's ``id``,
+    ``project_id``, ``task_id``, ``annotator_id``, ``duration_seconds`` and its project's
+    ``organization_id`` and annotator's ``member_id``. Part of the submission's one statement,
+    which reads the annotation once for the event and the stats."""
+    return f"""
     INSERT INTO {_table(LiveEvent)} (organization_id, member_id, staff, type, data)
-    SELECT p.organization_id, an.member_id, true, %s, jsonb_build_object(
-        'annotation', a.id, 'project', a.project_id, 'task', a.task_id,
-        'annotator', a.annotator_id, 'duration_seconds', a.duration_seconds)
-    FROM {_table(Annotation)} a
-    JOIN {_table(Project)} p ON p.id = a.project_id
-    JOIN {_table(Annotator)} an ON an.id = a.annotator_id
-    WHERE a.id = %s
+    SELECT x.organization_id, x.member_id, true, '{LiveEventType.ANNOTATION_SUBMITTED.value}',
+        jsonb_build_object('annotation', x.id, 'project', x.project_id, 'task', x.task_id,
+                           'annotator', x.annotator_id, 'duration_seconds', x.duration_seconds)
+    FROM {source} x
 """  # noqa: S608
+
 
 _IMPORT_PROGRESSED_SQL = f"""
     INSERT INTO {_table(LiveEvent)} (organization_id, member_id, staff, type, data)
@@ -284,14 +286,6 @@ _IMPORT_PROGRESSED_SQL = f"""
     JOIN {_table(Project)} p ON p.id = i.project_id
     WHERE i.id = %s
 """  # noqa: S608
-
-
-def record_annotation_submitted(annotation_id: int) -> None:
-    """Tell the organization's staff, and the annotator, that work came in."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ANNOTATION_SUBMITTED_SQL, [LiveEventType.ANNOTATION_SUBMITTED.value, annotation_id]
-        )
 
 
 def record_staff_event(

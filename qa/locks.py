@@ -15,6 +15,11 @@ verdict (``qa.verdicts``) locks the item, then the author's review accuracy row 
 locks it as it writes it), then, for a rejection's rework, the rows of ``tasks`` in their order:
 the annotator, the slot, the assignment, the task. A submission meeting its review layers only
 inserts review items and reads review accuracy, never locks either.
+
+Hourly stats rows (``qa.stats``) are locked by their upserts, after every other row a
+transaction locks but a gold submission's accuracy row (its one statement adds to the stats with
+the live event, before it is scored), and several of them in (project, annotator, hour) order:
+the claims roll-up, after its cursor's row; a task's agreement, at the end of its computation.
 """
 
 from .models import (

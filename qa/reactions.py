@@ -3,17 +3,18 @@
 from workforce.queue import enqueue
 
 from . import gold as gold_module
-from . import jobs, live, reviews, task_agreement
+from . import jobs, live, reviews, stats, task_agreement
 
 
 def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
-    """In the submission's transaction: the live event joins the outbox, and a gold submission
-    is scored and counted, another one meets its review layers (a resubmission after a
+    """In the submission's transaction: the live event joins the outbox and the submission its
+    annotator's hour of stats (one statement), and a gold submission is scored and counted,
+    another one meets its project's review layers if it has any (a resubmission after a
     rejection, the layer that rejected it); or the submission fails."""
-    live.record_annotation_submitted(annotation_id)
+    has_review_layers = stats.submission_record(annotation_id)
     if gold:
         _score(annotation_id)
-    else:
+    elif has_review_layers:
         reviews.review_submitted(annotation_id)
 
 

@@ -186,11 +186,10 @@ def review_submitted(annotation_id: int) -> ReviewItem | None:
     """A submission arrives at its project's first layer; a resubmission after a rejection
     (``qa.verdicts``) goes back to the layer that rejected it. In the submission's transaction.
 
-    A project without review layers costs one indexed query; a first submission (version 1)
-    never looks for a rejection.
+    Called for projects with review layers only: the submission's statement says whether it
+    has any (``qa.stats.submission_record``), so that one without costs this no query. A first
+    submission (version 1) never looks for a rejection.
     """
-    if not ReviewLayer.objects.filter(project__annotations__pk=annotation_id).exists():
-        return None
     annotation = Annotation.objects.select_related("project").get(pk=annotation_id)
     rejected = None
     if annotation.version > 1:

@@ -33,6 +33,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import combinations
 
 from django.db import connection, transaction
@@ -42,6 +43,7 @@ from tasks.kinds import Kind, get_kind
 from tasks.models import Annotation, AssignmentStatus, Project, Slot, Task
 from tasks.services.tasks import task_seat_add
 
+from . import stats
 from .locks import lock_task_agreement
 from .models import Accuracy, ConsensusMethod, TaskAgreement, TaskConsensus
 
@@ -80,20 +82,36 @@ def counted_annotations(task_id: int) -> Counted:
     )
 
 
-def pairwise_agreement(kind: Kind, payloads: list, schema: dict) -> float | None:
-    """The mean ``compare`` over every pair of payloads, each pair scored both ways and averaged.
+def pair_scores(kind: Kind, payloads: list, schema: dict) -> dict[tuple[int, int], float]:
+    """The ``compare`` of every pair of payloads (by position, i < j), each pair scored both
+    ways and averaged.
 
     Both ways because a comparison may be asymmetric (keypoints scale OKS by the reference): so
     every annotator is the reference once and the figure does not depend on who submitted first.
-    For a symmetric kind it is the plain mean pairwise score. None with fewer than two.
     """
-    if len(payloads) < 2:
-        return None
-    scores = [
-        (kind.compare(a, b, schema).score + kind.compare(b, a, schema).score) / 2
-        for a, b in combinations(payloads, 2)
-    ]
-    return min(1.0, max(0.0, sum(scores) / len(scores)))
+    return {
+        (i, j): (kind.compare(a, b, schema).score + kind.compare(b, a, schema).score) / 2
+        for (i, a), (j, b) in combinations(enumerate(payloads), 2)
+    }
+
+
+def _clamped_mean(scores: list[float]) -> float | None:
+    return min(1.0, max(0.0, sum(scores) / len(scores))) if scores else None
+
+
+def pairwise_agreement(pairs: dict[tuple[int, int], float]) -> float | None:
+    """The mean over every pair (``pair_scores``); None with fewer than two payloads."""
+    return _clamped_mean(list(pairs.values()))
+
+
+def annotator_agreement(pairs: dict[tuple[int, int], float], annotators: list[int]) -> dict:
+    """Each annotator's agreement on the task: the mean of their pairs' scores with the others
+    (annotator id, as text for JSON, -> score); empty with fewer than two."""
+    mine: dict[int, list[float]] = {}
+    for (i, j), score in pairs.items():
+        mine.setdefault(i, []).append(score)
+        mine.setdefault(j, []).append(score)
+    return {str(annotators[i]): _clamped_mean(scores) for i, scores in mine.items()}
 
 
 def vote_weights(project: Project, annotator_ids: list[int]) -> list[float] | None:
@@ -173,7 +191,10 @@ def task_agreement_compute(*, task_id: int) -> TaskAgreement | None:
             return agreement
         now = timezone.now()
         agreement.annotations = len(counted.ids)
-        agreement.value = pairwise_agreement(kind, counted.payloads, project.label_schema)
+        pairs = pair_scores(kind, counted.payloads, project.label_schema)
+        agreement.value = pairwise_agreement(pairs)
+        added_before, added_at = agreement.annotator_scores, agreement.computed_at
+        agreement.annotator_scores = annotator_agreement(pairs, counted.annotators)
         agreement.labels = (
             dict(Counter(payload["label"] for payload in counted.payloads))
             if project.kind in CATEGORICAL
@@ -201,12 +222,56 @@ def task_agreement_compute(*, task_id: int) -> TaskAgreement | None:
             )
         else:
             TaskConsensus.objects.filter(task_id=task_id).delete()
+        _agreement_stats(
+            project.pk,
+            removed=added_before,
+            removed_at=added_at,
+            added=agreement.annotator_scores,
+            added_at=now,
+        )
     return agreement
+
+
+def _agreement_stats(
+    project_id: int,
+    *,
+    removed: dict,
+    removed_at: datetime | None,
+    added: dict,
+    added_at: datetime | None,
+) -> None:
+    """Move each annotator's agreement on a task in their hourly stats: what the previous
+    computation added leaves the hour it was added to, the new figure joins this hour. Only
+    the net change of each row is written, in (annotator, hour) order: stats rows are locked
+    last, in that order (``qa.locks``)."""
+    changes: dict[tuple[int, datetime], list[float]] = {}
+    for scores, at, sign in ((removed, removed_at, -1), (added, added_at, 1)):
+        for annotator, score in scores.items():
+            change = changes.setdefault((int(annotator), stats.hour_of(at)), [0.0, 0])
+            change[0] += sign * score
+            change[1] += sign
+    for (annotator_id, hour), (score_sum, count) in sorted(changes.items()):
+        if score_sum or count:
+            stats.stats_add(
+                project_id=project_id,
+                annotator_id=annotator_id,
+                at=hour,
+                agreement_sum=score_sum,
+                agreement_count=count,
+            )
 
 
 def task_agreement_forget(task_id: int) -> None:
     """A task made gold has no agreement or consensus: its answer is known. Run in the
     transaction that made it gold, so that no report reads them after."""
+    for row in TaskAgreement.objects.filter(task_id=task_id, computed_at__isnull=False):
+        _agreement_stats(
+            row.project_id,
+            removed=row.annotator_scores,
+            removed_at=row.computed_at,
+            added={},
+            added_at=None,
+        )
     TaskAgreement.objects.filter(task_id=task_id).delete()
     TaskConsensus.objects.filter(task_id=task_id).delete()
 

@@ -54,6 +54,7 @@ from .models import (
 )
 from .models.gold import RECENT_KEPT
 from .reviews import review_arrive, review_lease_check
+from .stats import stats_add
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,14 @@ def _verdict_check(
     problems.raise_if_any("Invalid verdict.")
 
 
+# The hourly stats counter of each verdict (``qa.stats``).
+_VERDICT_COUNTERS = {
+    Verdict.ACCEPT: "reviews_accepted",
+    Verdict.REJECT: "reviews_rejected",
+    Verdict.CORRECT: "reviews_corrected",
+}
+
+
 # One statement: the row is created or updated in place, under its own lock, so that verdicts
 # on one annotator's work in one project at once add up (as ``qa.gold`` adds gold scores).
 _REVIEW_ACCURACY_ADD = f"""
@@ -201,7 +210,8 @@ def review_judge(
     item.save(update_fields=["state", "lease_expires_at"])
     # Only the annotator's own work counts toward their accuracy; counted before the next
     # layer's sampling, which reads it.
-    if item.version == annotation.payload_version:
+    own_work = item.version == annotation.payload_version
+    if own_work:
         with connection.cursor() as cursor:
             cursor.execute(
                 _REVIEW_ACCURACY_ADD,
@@ -215,6 +225,16 @@ def review_judge(
         # After commit, quality rules read the review scores this transaction wrote.
         enqueue(jobs.evaluate_quality_rules, annotation.annotator_id, project.pk)
     judgement = _carry_out(review, annotation, now)
+    if own_work:
+        # The author's hour of the verdict; locked last, after the rows rework locks
+        # (``qa.locks``).
+        stats_add(
+            project_id=project.pk,
+            annotator_id=annotation.annotator_id,
+            at=now,
+            review_score_sum=score,
+            **{_VERDICT_COUNTERS[verdict]: 1},
+        )
     record_staff_event(
         LiveEventType.REVIEW_COMPLETED,
         organization_id=project.organization_id,

@@ -35,6 +35,7 @@ from qa.models import (
     Verdict,
 )
 from qa.rules import quality_rule_create, quality_rules_evaluate
+from qa.stats import CLAIMS_SETTLE, claims_roll_up
 from qa.task_agreement import task_agreement_compute
 from tasks.models import AnnotationVersion
 from tasks.services.claims import assignment_submit, claim_next
@@ -98,6 +99,8 @@ def build_world(slug: str) -> None:
     task_agreement_compute(task_id=assignment.task_id)
     project_agreement_report(project=project)
     claim_next(annotator=org.annotator)
+    # The claims roll-up's cursor (the submissions wrote their hourly stats).
+    claims_roll_up(now=timezone.now() + CLAIMS_SETTLE)
     build_quality(org, domain, second)
     upload = File(io.BytesIO(b'{"external_id": "late", "data": {"width": 1, "height": 1}}\n'))
     task_import_start(project=project, upload=upload, fmt="jsonl", actor=org.manager.user)

@@ -355,6 +355,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 120.0},
     },
+    "roll-up-claims": {
+        "task": "qa.roll_up_claims",
+        # Claims reach the hourly stats within half a minute or so of being made
+        # (``qa.stats.CLAIMS_SETTLE``); a run that waited longer than its period is dropped.
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
     "prune-live-events": {
         "task": "qa.prune_live_events",
         "schedule": 600.0,

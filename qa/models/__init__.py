@@ -22,10 +22,12 @@ from .reviews import (
     Verdict,
 )
 from .rules import QualityAction, QualityEffect, QualityMetric, QualityRule, QualityRuleState
+from .stats import AnnotatorHourStats, StatsCursor
 
 __all__ = [
     "Accuracy",
     "AgreementReport",
+    "AnnotatorHourStats",
     "AttemptStatus",
     "ConsensusMethod",
     "CurrentTransactionId",
@@ -50,6 +52,7 @@ __all__ = [
     "ReviewLayer",
     "ReviewerRole",
     "SamplingBasis",
+    "StatsCursor",
     "TaskAgreement",
     "TaskConsensus",
     "Verdict",

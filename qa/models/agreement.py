@@ -41,6 +41,10 @@ class TaskAgreement(models.Model):
     seats = models.PositiveSmallIntegerField(default=0)
     seat_added = models.BooleanField(default=False)
     computed_at = models.DateTimeField(null=True, blank=True)
+    # Each annotator's agreement on the task (annotator id -> the mean of their pairs' scores),
+    # as this computation added it to their hourly stats in the hour of ``computed_at``: the
+    # next computation takes it back out, so that a task is counted once (``qa.stats``).
+    annotator_scores = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["task_id"]

@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.test import APIClient
 
+from qa.models import AnnotatorHourStats
 from tasks.models import Assignment
 from tests.helpers import image_rows, import_rows, make_project, staff
 from workforce.models import Member, Role
@@ -47,11 +48,12 @@ def test_a_claim_costs_two_statements(org, django_assert_num_queries):
     assert Assignment.objects.get().annotator == org.annotator
 
 
-def test_a_submit_costs_five_statements_and_reads_nothing_back(org, django_assert_num_queries):
+def test_a_submit_costs_four_statements_and_reads_nothing_back(org, django_assert_num_queries):
     """The other half of the loop: the token's member; the assignment with the project and
     task it is validated against; ``tasks_submit``, which locks, checks and writes; then, in
-    its transaction, quality's live event and whether a review layer samples the work. The
-    answer is built from what the request read, not read again."""
+    its transaction, quality's one statement: the live event, the annotator's hourly stats, and
+    whether the project has review layers (it has none: nothing more is asked). The answer is
+    built from what the request read, not read again."""
     project = make_project(org)
     import_rows(project, image_rows(3))
     staff(project, org.annotator)
@@ -59,13 +61,15 @@ def test_a_submit_costs_five_statements_and_reads_nothing_back(org, django_asser
     claimed = client.post("/api/v1/claims/", {}, format="json").json()
     box = {"boxes": [{"label": "car", "x": 1, "y": 2, "w": 3, "h": 4}]}
     # Inside the test's transaction, the submit's own is a savepoint: two statements more.
-    with django_assert_num_queries(5 + 2):
+    with django_assert_num_queries(4 + 2):
         response = client.post(
             f"/api/v1/assignments/{claimed['id']}/submit/", {"payload": box}, format="json"
         )
     assert response.status_code == 201, response.content
     assert response.json()["annotator_username"] == org.annotator_member.user.username
     assert Assignment.objects.get().status == "submitted"
+    [row] = AnnotatorHourStats.objects.all()
+    assert (row.annotator, row.submitted) == (org.annotator, 1)
 
 
 def test_the_member_comes_whole_with_converted_fields(org, django_assert_num_queries):

@@ -9,7 +9,7 @@ from workforce.sql import InstallSQL
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("qa", "0009_review_rules_and_events"),
+        ("qa", "0010_stats"),
         ("tasks", "0011_submit_function"),
         ("workforce", "0005_audit_verb_review_policy"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

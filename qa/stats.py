@@ -1,0 +1,341 @@
+"""Per annotator, project and hour stats (``AnnotatorHourStats``): their writes and what they show.
+
+**Writes.** Every counter is added to by one upsert (``_upsert``), in the transaction of the
+event it counts, attributed to the UTC hour of that event:
+
+- a submission (``submission_record``, in the submission's transaction): ``submitted``, its
+  handling time into ``active_seconds`` and ``handling_buckets``; one statement with the live
+  event, which also says whether the project has review layers;
+- a gold score (``qa.gold``): ``gold_scored`` and ``gold_score_sum``; a rescore adds the change
+  of the score to the hour of the submission, and counts nothing again;
+- a verdict on the annotator's own work (``qa.verdicts``): the verdict's count and its score,
+  in the hour of the verdict;
+- a task's agreement (``qa.task_agreement``): each annotator's mean pairwise score with the
+  others on the task, in the hour of the computation; a recomputation adds the difference from
+  what the last one added;
+- claims (``claims_roll_up``, a beat job every few seconds): the claim is the hot path, and
+  counting there would cost it a write; the job counts the assignments past a cursor.
+
+**Figures** (``figures``), derived from a row or from a sum of rows, never stored:
+
+- ``throughput_per_hour``: submissions per hour with at least one submission (the pace of the
+  hours worked; an hour with only a late verdict or a claim does not dilute it);
+- ``handling_median_seconds`` / ``handling_p90_seconds``: the upper bound of the bucket where
+  the running count of submissions reaches 50 % / 90 % of them; the true value is at most that,
+  and above the bucket below. The last bucket is open: its figure is its lower bound
+  (``HANDLING_BOUNDS[-2]``), read "at least";
+- ``gold_accuracy``: gold score sum / gold scored;
+- ``review_pass_rate``: accepted / (accepted + rejected + corrected): a correction is not a pass;
+- ``review_mean_score``: review score sum / verdicts;
+- ``agreement_mean``: agreement sum / agreement count.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tasks.models import Annotation, Assignment, Project
+from workforce.models import Annotator
+
+from .live import annotation_submitted_insert
+from .models import AnnotatorHourStats, ReviewLayer, StatsCursor
+from .models.stats import HANDLING_BUCKETS
+
+# Upper bounds of the handling-time buckets, in seconds; bucket ``i`` holds the times in
+# [HANDLING_BOUNDS[i - 1], HANDLING_BOUNDS[i]). Fixed: changing them changes the meaning of
+# every stored row.
+HANDLING_BOUNDS: tuple[float, ...] = (
+    5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600, math.inf,
+)  # fmt: skip
+assert len(HANDLING_BOUNDS) == HANDLING_BUCKETS
+
+COUNTERS: tuple[str, ...] = (
+    "claimed",
+    "submitted",
+    "active_seconds",
+    "gold_scored",
+    "gold_score_sum",
+    "reviews_accepted",
+    "reviews_rejected",
+    "reviews_corrected",
+    "review_score_sum",
+    "agreement_sum",
+    "agreement_count",
+)
+# What an annotator never reads of their own stats (invariant 2).
+GOLD_FIELDS: frozenset[str] = frozenset({"gold_scored", "gold_score_sum", "gold_accuracy"})
+
+_T = AnnotatorHourStats._meta.db_table
+
+
+def hour_of(at: datetime) -> datetime:
+    """The start of the UTC hour ``at`` falls in."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def handling_bucket(seconds: float) -> int:
+    """The 0-based bucket of a handling time (as ``width_bucket`` on the finite bounds)."""
+    return bisect_right(HANDLING_BOUNDS[:-1], seconds)
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+# Each counter adds what the new row brings; the buckets add element by element.
+_SET = ",\n    ".join(
+    [f"{name} = s.{name} + EXCLUDED.{name}" for name in COUNTERS]
+    + [
+        "handling_buckets = ARRAY["
+        + ", ".join(
+            f"s.handling_buckets[{i}] + EXCLUDED.handling_buckets[{i}]"
+            for i in range(1, HANDLING_BUCKETS + 1)
+        )
+        + "]"
+    ]
+)
+
+# SQL for the bucket array holding one in the bucket of the handling time ``seconds`` (an SQL
+# expression): ``width_bucket`` answers the 0-based bucket as ``handling_bucket`` does.
+_FINITE_BOUNDS = "ARRAY[" + ", ".join(str(b) for b in HANDLING_BOUNDS[:-1]) + "]::float8[]"
+
+
+def bucket_array_sql(seconds: str) -> str:
+    return (
+        f"(array_fill(0, ARRAY[width_bucket({seconds}, {_FINITE_BOUNDS})]) || 1"
+        f" || array_fill(0, ARRAY[{HANDLING_BUCKETS - 1} - width_bucket({seconds}, "
+        f"{_FINITE_BOUNDS})]))"
+    )
+
+
+def upsert_sql(columns: Iterable[str], source: str) -> str:
+    """The one upsert of stats rows: ``source`` (a SELECT or VALUES) gives ``project_id``,
+    ``annotator_id``, ``hour`` and then ``columns``; each adds to the row of its hour.
+
+    Concurrent writers to one row take turns on its lock and add up; counters not given are
+    their database default, 0, and add nothing.
+    """
+    names = ", ".join(["project_id", "annotator_id", "hour", *columns])
+    return (
+        f"INSERT INTO {_T} AS s ({names})\n{source}\n"
+        f"ON CONFLICT (project_id, annotator_id, hour) DO UPDATE SET\n    {_SET}"
+    )
+
+
+def stats_add(*, project_id: int, annotator_id: int, at: datetime, **increments: float) -> None:
+    """Add ``increments`` (counter name -> amount, which may be negative for a correction of
+    a sum) to the annotator's row in the project for the UTC hour of ``at``. In the caller's
+    transaction: the row moves with the event it counts."""
+    unknown = set(increments) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"Not stats counters: {sorted(unknown)}")
+    columns = list(increments)
+    values = ", ".join(["%s"] * (3 + len(columns)))
+    sql = upsert_sql(columns, f"VALUES ({values})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project_id, annotator_id, hour_of(at), *increments.values()])
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+# The submission's one statement for quality: it reads the annotation once, writes the live
+# event and adds to the annotator's hour, and answers whether the project has review layers
+# (so that a project without any costs the review decision no query). Every name comes from
+# the models; the id is a parameter.
+_SUBMITTED = f"""
+WITH sub AS (
+    SELECT a.id, a.project_id, a.task_id, a.annotator_id, a.duration_seconds,
+           p.organization_id, w.member_id,
+           date_trunc('hour', a.submitted_at, 'UTC') AS hour,
+           -- This round's handling time: a resubmission's duration adds up every round, and
+           -- its assignment's lease started again when the work was sent back.
+           extract(epoch FROM a.submitted_at - s.leased_at)::float8 AS handling
+    FROM {_table(Annotation)} a
+    JOIN {_table(Project)} p ON p.id = a.project_id
+    JOIN {_table(Annotator)} w ON w.id = a.annotator_id
+    JOIN {_table(Assignment)} s ON s.id = a.assignment_id
+    WHERE a.id = %(annotation)s
+), event AS ({annotation_submitted_insert("sub")}
+), counted AS (
+{
+    upsert_sql(
+        ["submitted", "active_seconds", "handling_buckets"],
+        f"SELECT project_id, annotator_id, hour, 1, handling, {bucket_array_sql('handling')} "
+        "FROM sub",
+    )
+}
+)
+SELECT EXISTS (
+    SELECT 1 FROM {_table(ReviewLayer)} l WHERE l.project_id = (SELECT project_id FROM sub)
+)
+"""  # noqa: S608
+
+
+def submission_record(annotation_id: int) -> bool:
+    """In the submission's transaction, one statement: the live event, and the submission in
+    its annotator's hour (``submitted``, the handling time). Return whether its project has
+    review layers."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SUBMITTED, {"annotation": annotation_id})
+        return cursor.fetchone()[0]
+
+
+# The claims roll-up follows the assignments by id. An id is drawn when a claim inserts its row,
+# and becomes visible when the claim commits: a row may appear below ids already read. Only
+# rows whose lease started ``CLAIMS_SETTLE`` ago bound a batch (every row up to the bound is
+# counted): a claim's transaction, short by design, has committed by then, so none can appear
+# below the bound afterwards.
+CLAIMS_CURSOR = "claims"
+CLAIMS_SETTLE = timedelta(seconds=30)
+CLAIMS_BATCH = 10_000
+
+# Create the cursor row or lock it: concurrent runs take turns, each reading where the last
+# one stopped.
+_CURSOR_LOCK = f"""
+INSERT INTO {_table(StatsCursor)} AS c (name, position, updated_at) VALUES (%(name)s, 0, %(now)s)
+ON CONFLICT (name) DO UPDATE SET updated_at = EXCLUDED.updated_at
+RETURNING c.position
+"""  # noqa: S608
+
+# One statement: the batch's bound, its claims counted into their hours, the cursor moved; it
+# answers the bound (None when there was nothing to count) and how many claims it counted.
+_CLAIMS_ROLL_UP = f"""
+WITH bound AS (
+    SELECT max(id) AS upto FROM (
+        SELECT a.id FROM {_table(Assignment)} a
+        WHERE a.id > %(after)s AND a.leased_at < %(settled)s
+        ORDER BY a.id LIMIT %(batch)s
+    ) settled
+), claims AS (
+    SELECT a.project_id, a.annotator_id, date_trunc('hour', a.leased_at, 'UTC') AS hour,
+           count(*) AS n
+    FROM {_table(Assignment)} a, bound
+    WHERE a.id > %(after)s AND a.id <= bound.upto
+    GROUP BY 1, 2, 3
+), counted AS (
+{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims")}
+), moved AS (
+    UPDATE {_table(StatsCursor)} SET position = bound.upto
+    FROM bound WHERE name = %(name)s AND bound.upto IS NOT NULL
+)
+SELECT (SELECT upto FROM bound), (SELECT COALESCE(sum(n), 0) FROM claims)
+"""  # noqa: S608
+
+
+def claims_roll_up(*, now: datetime | None = None, batch_size: int = CLAIMS_BATCH) -> int:
+    """Count the claims made since the last run into their annotators' hours (``claimed``);
+    return how many. Run by the beat job ``qa.roll_up_claims``: the claim itself, the hot path,
+    writes no stats.
+
+    Each batch is one short transaction under the cursor's lock, so that two runs at once
+    count every claim once. A claim is counted in the hour its lease started.
+    """
+    now = now or timezone.now()
+    counted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CURSOR_LOCK, {"name": CLAIMS_CURSOR, "now": now})
+            after = cursor.fetchone()[0]
+            cursor.execute(
+                _CLAIMS_ROLL_UP,
+                {
+                    "name": CLAIMS_CURSOR,
+                    "after": after,
+                    "settled": now - CLAIMS_SETTLE,
+                    "batch": batch_size,
+                },
+            )
+            upto, claims = cursor.fetchone()
+        if upto is None:
+            return counted
+        counted += claims
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def _quantile_bound(buckets: list[int], share: float) -> float | None:
+    total = sum(buckets)
+    if not total:
+        return None
+    running = 0
+    for i, count in enumerate(buckets):
+        running += count
+        if running >= share * total:
+            bound = HANDLING_BOUNDS[i]
+            return float(HANDLING_BOUNDS[i - 1] if math.isinf(bound) else bound)
+    raise AssertionError("unreachable: the running count reaches the total")
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def figures(counters: Mapping, *, hours_worked: int) -> dict:
+    """What a row, or a sum of rows, shows: its counters, its buckets, and the figures derived
+    from them (the module docstring defines each). ``hours_worked``: of the rows summed, how
+    many have a submission."""
+    buckets = [int(count) for count in counters["handling_buckets"]]
+    reviews = (
+        counters["reviews_accepted"] + counters["reviews_rejected"] + counters["reviews_corrected"]
+    )
+    return {
+        **{name: counters[name] for name in COUNTERS},
+        "handling_buckets": buckets,
+        "throughput_per_hour": _ratio(counters["submitted"], hours_worked),
+        "handling_median_seconds": _quantile_bound(buckets, 0.5),
+        "handling_p90_seconds": _quantile_bound(buckets, 0.9),
+        "gold_accuracy": _ratio(counters["gold_score_sum"], counters["gold_scored"]),
+        "review_pass_rate": _ratio(counters["reviews_accepted"], reviews),
+        "review_mean_score": _ratio(counters["review_score_sum"], reviews),
+        "agreement_mean": _ratio(counters["agreement_sum"], counters["agreement_count"]),
+    }
+
+
+def summed(rows: Iterable[Mapping]) -> tuple[dict, int]:
+    """The sum of rows' counters and buckets, and how many of them have a submission."""
+    total: dict = {name: 0 for name in COUNTERS} | {"handling_buckets": [0] * HANDLING_BUCKETS}
+    hours_worked = 0
+    for row in rows:
+        for name in COUNTERS:
+            total[name] += row[name]
+        total["handling_buckets"] = [
+            a + b for a, b in zip(total["handling_buckets"], row["handling_buckets"], strict=True)
+        ]
+        hours_worked += row["submitted"] > 0
+    return total, hours_worked
+
+
+_ROW_FIELDS = ("project_id", "annotator_id", "hour", *COUNTERS, "handling_buckets")
+
+
+def row_out(row: Mapping) -> dict:
+    """One hour's row as JSON-ready data: who, where, when, and its figures."""
+    return {
+        "project": row["project_id"],
+        "annotator": row["annotator_id"],
+        "hour": row["hour"].astimezone(UTC).isoformat(),
+        **figures(row, hours_worked=1 if row["submitted"] else 0),
+    }
+
+
+def hour_rows(*, project_id: int, annotator_ids: list[int], hour: datetime) -> list[dict]:
+    """The rows of the annotators in the project for the UTC hour of ``hour``, one per
+    annotator that has one, by annotator id: JSON-ready (``row_out``). One query.
+
+    Staff's view: gold fields included (drop ``GOLD_FIELDS`` before an annotator sees any).
+    """
+    rows = (
+        AnnotatorHourStats.objects.filter(
+            project_id=project_id, annotator_id__in=annotator_ids, hour=hour_of(hour)
+        )
+        .order_by("annotator_id")
+        .values(*_ROW_FIELDS)
+    )
+    return [row_out(row) for row in rows]
