@@ -8,8 +8,7 @@ event: the organization's staff (managers and QA leads) see everything that happ
 every member sees the events about their own work. A socket opened with ``?project=<id>``
 receives only that project's events (and alerts that name no project).
 
-What a socket receives, each message ``{"seq", "type", "at", "data"}`` (``SCHEMA`` below is
-their JSON Schema, served at ``GET /api/v1/live/schema``):
+What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JSON Schema, ``qa/live_schema.py``, served at ``GET /api/v1/live/schema``):
 
 ``snapshot``
     First, and again when the socket's role changes: what the page shows now.
@@ -45,7 +44,6 @@ from django.db import connection
 from django.utils import timezone
 
 from tasks.models import Project, TaskImport
-from workforce.models import Role
 
 from .models import LiveEvent, LiveEventType
 
@@ -55,181 +53,6 @@ RETENTION = timedelta(hours=24)
 SNAPSHOT = "snapshot"
 RESYNC = "resync"
 BATCH = "batch"
-
-# -- JSON Schema of every message ---------------------------------------------------------
-
-_ID = {"type": "integer", "minimum": 1}
-_INT = {"type": "integer"}
-_COUNT = {"type": "integer", "minimum": 0}
-_NUMBER = {"type": "number"}
-_STRING = {"type": "string"}
-_TIME = {"type": "string", "format": "date-time"}
-
-
-def _nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict, *, description: str | None = None) -> dict:
-    """An object with exactly these keys."""
-    schema = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-    return schema | ({"description": description} if description else {})
-
-
-_FRACTION = _nullable({"type": "number", "minimum": 0, "maximum": 1})
-
-# What ``data`` holds in each event.
-EVENT_DATA: dict[str, dict] = {
-    LiveEventType.ASSIGNMENT_CLAIMED: _object(
-        {"assignment": _ID, "project": _ID, "task": _ID, "annotator": _ID},
-        description="A claim leased a task (qa/live.sql).",
-    ),
-    LiveEventType.ANNOTATION_SUBMITTED: _object(
-        {
-            "annotation": _ID,
-            "project": _ID,
-            "task": _ID,
-            "annotator": _ID,
-            "duration_seconds": _nullable(_NUMBER),
-        },
-        description="An annotator submitted work.",
-    ),
-    LiveEventType.GOLD_SCORED: _object(
-        {"annotation": _ID, "project": _ID, "task": _ID, "annotator": _ID, "score": _NUMBER},
-        description="Staff only: a gold submission's score (qa.gold).",
-    ),
-    LiveEventType.QUALITY_ALERT: _object(
-        {
-            "action": _ID,
-            "rule": _ID,
-            "annotator": _ID,
-            "project": _nullable(_ID),
-            "metric": _STRING,
-            "value": _NUMBER,
-            "threshold": _NUMBER,
-            "effect": _STRING,
-        },
-        description="Staff only: a quality rule acted (qa.rules): what, on whom, and the "
-        "figure that crossed.",
-    ),
-    LiveEventType.REVIEW_COMPLETED: _object(
-        {
-            "review": _ID,
-            "item": _ID,
-            "annotation": _ID,
-            "version": _ID,
-            "project": _ID,
-            "task": _ID,
-            "annotator": _ID,
-            "layer": _ID,
-            "reviewer": _ID,
-            "verdict": _STRING,
-            "score": _NUMBER,
-        },
-        description="Staff only: a reviewer's verdict and the score it gave (qa.verdicts).",
-    ),
-    LiveEventType.IMPORT_PROGRESSED: _object(
-        {
-            "import": _ID,
-            "project": _ID,
-            "status": _STRING,
-            "rows_read": _COUNT,
-            "created": _nullable(_COUNT),
-            "invalid": _nullable(_COUNT),
-        },
-        description="Staff only: how far an import has come.",
-    ),
-    LiveEventType.STATS_UPDATED: {"$ref": "#/$defs/stats"},
-}
-
-
-def _event(event_type: str) -> dict:
-    properties = {"type": {"const": event_type}, "at": _TIME, "id": _ID}
-    if event_type == LiveEventType.STATS_UPDATED:
-        del properties["id"]  # made by the relay, not read from the outbox
-    return _object(properties | {"data": {"$ref": f"#/$defs/{event_type}"}})
-
-
-def _message(message_type: str, data: dict, *, description: str) -> dict:
-    return _object(
-        {"seq": _ID, "type": {"const": message_type}, "at": _TIME, "data": data},
-        description=description,
-    )
-
-
-_LEADERBOARD_ROW = _object(
-    {
-        "annotator": _ID,
-        "username": _STRING,
-        "scored": _COUNT,
-        "mean": _FRACTION,
-        "low": _FRACTION,
-        "high": _FRACTION,
-        "recent_mean": _FRACTION,
-        "recent_n": _COUNT,
-        "review": _object(
-            {"reviewed": _COUNT, "mean": _FRACTION, "low": _FRACTION, "high": _FRACTION}
-        ),
-    },
-    description="A row of GET /api/v1/projects/{id}/accuracy.",
-)
-
-# An annotator's figures of one hour in one project (``qa.stats.hour_rows``).
-STATS_ROW = {
-    "type": "object",
-    "properties": {"project": _ID, "annotator": _ID, "hour": _TIME},
-    "required": ["project", "annotator", "hour"],
-}
-
-SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Assay live message",
-    "description": "Every message a live-events WebSocket (/ws/orgs/<slug>/) sends.",
-    "oneOf": [{"$ref": f"#/$defs/{name}"} for name in (SNAPSHOT, BATCH, RESYNC)],
-    "$defs": {
-        SNAPSHOT: _message(
-            SNAPSHOT,
-            _object(
-                {
-                    "organization": _STRING,
-                    "role": {"enum": list(Role.values)},
-                    "member": _ID,
-                    "cursor": _COUNT,
-                    "project": _nullable(_ID),
-                    "leaderboard": _nullable({"type": "array", "items": _LEADERBOARD_ROW}),
-                    "stats": {"type": "array", "items": {"$ref": "#/$defs/stats"}},
-                }
-            ),
-            description="First, and when the socket's role changes: what the page shows now.",
-        ),
-        BATCH: _message(
-            BATCH,
-            _object(
-                {
-                    "events": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {"oneOf": [{"$ref": f"#/$defs/event:{t}"} for t in EVENT_DATA]},
-                    }
-                }
-            ),
-            description="Every event for the socket since its previous message.",
-        ),
-        RESYNC: _message(
-            RESYNC,
-            _object({"reason": {"enum": ["cursor_expired", "too_far_behind", "too_slow"]}}),
-            description="Fetch the snapshot again (reconnect).",
-        ),
-        **{f"event:{t}": _event(t) for t in EVENT_DATA},
-        **EVENT_DATA,
-        "stats": STATS_ROW,
-    },
-}
 
 
 def message(message_type: str, data: dict, *, at: datetime | None = None) -> dict:

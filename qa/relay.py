@@ -56,7 +56,8 @@ from django.utils import timezone
 from . import live
 from .models import LiveEventType
 from .models.live import ACCESS_CHANGED, LiveEvent
-from .selectors import LiveAccess, SocketKey, live_access, live_snapshot
+from .selectors import LiveAccess, SocketKey, live_access, live_snapshot, own_stats
+from .stats import hour_of, hour_rows
 
 logger = logging.getLogger(__name__)
 
@@ -330,8 +331,12 @@ class _StatsDue:
     def note(self, rows: Iterable[Row]) -> None:
         for row in rows:
             if row.type in STATS_AFTER and row.project_id and row.annotator_id:
-                hour = row.created_at.replace(minute=0, second=0, microsecond=0)
-                key = (row.organization_id, row.project_id, row.annotator_id, hour)
+                key = (
+                    row.organization_id,
+                    row.project_id,
+                    row.annotator_id,
+                    hour_of(row.created_at),
+                )
                 own = self._waiting.get(key) or row.member_id
                 self._waiting[key] = own
 
@@ -577,7 +582,28 @@ def _catch_up(
 
 def _stats_updates(due: list[tuple[tuple, int | None]]) -> list[StatsUpdate]:
     """``stats.updated`` for each annotator due: one query per project and hour."""
-    return []
+    at = timezone.now()
+    wanted: dict[tuple[int, datetime], list[tuple[int, int, int | None]]] = defaultdict(list)
+    for (organization_id, project_id, annotator_id, hour), member_id in due:
+        wanted[(project_id, hour)].append((organization_id, annotator_id, member_id))
+    updates = []
+    for (project_id, hour), whose in wanted.items():
+        annotators = [annotator_id for _, annotator_id, _ in whose]
+        rows = {
+            row["annotator"]: row
+            for row in hour_rows(project_id=project_id, annotator_ids=annotators, hour=hour)
+        }
+        for organization_id, annotator_id, member_id in whose:
+            row = rows.get(annotator_id)
+            if row is None:
+                continue
+
+            def text(data: dict) -> str:
+                return live.event_text(LiveEventType.STATS_UPDATED, at=at, data=json.dumps(data))
+
+            own = text(own_stats(row)) if member_id is not None else None
+            updates.append(StatsUpdate(organization_id, project_id, member_id, text(row), own))
+    return updates
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()

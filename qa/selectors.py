@@ -12,6 +12,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import Count, F, Func, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from tasks.models import Annotation, Assignment, Project, ProjectMember, ProjectRole, Task
 from tasks.selectors import project_list
@@ -36,6 +37,7 @@ from .models import (
     TaskConsensus,
     Verdict,
 )
+from .stats import GOLD_FIELDS, hour_rows
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -133,12 +135,25 @@ def live_snapshot(
 ) -> dict:
     """What a socket's page shows now, as its ``snapshot`` carries it (``qa/live.py``).
 
-    Staff following a project get its leaderboard: the rows of its accuracy API, all of them.
+    On a project, staff get its leaderboard (the rows of its accuracy API, all of them) and
+    the stats of the hour of everyone on it; anyone else their own stats of the hour.
     """
-    leaderboard = None
+    leaderboard, stats = None, []
     if project_id is not None and access.staff:
         project = Project.objects.get(pk=project_id, organization_id=access.organization_id)
         leaderboard = project_accuracy(project=project)[:]
+        stats = hour_rows(
+            project_id=project_id,
+            annotator_ids=[row["annotator"] for row in leaderboard],
+            hour=timezone.now(),
+        )
+    elif project_id is not None:
+        annotator = Annotator.objects.filter(member_id=access.member_id).values("pk").first()
+        if annotator is not None:
+            rows = hour_rows(
+                project_id=project_id, annotator_ids=[annotator["pk"]], hour=timezone.now()
+            )
+            stats = [own_stats(row) for row in rows]
     return {
         "organization": organization,
         "role": access.role,
@@ -146,8 +161,14 @@ def live_snapshot(
         "cursor": cursor,
         "project": project_id,
         "leaderboard": leaderboard,
-        "stats": [],
+        "stats": stats,
     }
+
+
+def own_stats(row: dict) -> dict:
+    """An annotator's view of their own stats row (``qa.stats.hour_rows``): nothing of gold
+    (invariant 2)."""
+    return {name: value for name, value in row.items() if name not in GOLD_FIELDS}
 
 
 def had_membership(*, user_id: int, organization: str) -> bool:

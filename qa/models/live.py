@@ -7,7 +7,7 @@ from workforce.models import Member, Organization
 
 
 class LiveEventType(models.TextChoices):
-    """The events sockets receive, in batches; ``qa.live.SCHEMA`` gives each one's ``data``.
+    """The events sockets receive, in batches; ``qa.live_schema`` gives each one's ``data``.
 
     Each is a row of the outbox but ``stats.updated``, which the relay makes from the stats
     rows (``qa/live.py``).

@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from qa.models import Accuracy, GoldScore
+from qa.stats import GOLD_FIELDS
 from tasks.models import Annotation, Assignment, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import Org, image_rows, import_rows, make_project, session_headers, staff
@@ -424,7 +425,8 @@ def claim_and_submit(annotator, *, gold: bool) -> Annotation:
 @pytest.mark.django_db(transaction=True)
 def test_the_annotator_socket_carries_nothing_of_gold(org):
     """What the annotator's socket receives while they submit a gold and a regular task: two
-    ``annotation.submitted`` alike, no ``gold.scored`` (which the staff socket receives)."""
+    ``assignment.claimed`` and two ``annotation.submitted`` alike, their own stats after each
+    without gold's fields, no ``gold.scored`` (which the staff socket receives)."""
     project = make_project(org, gold_rate=1.0)
     rows = image_rows(3)
     rows[0] |= {"external_id": GOLD_EXTERNAL_ID, "gold_answer": GOLD_ANSWER}
@@ -441,8 +443,12 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         # score reached the annotator, it would come before it.
         regular = await database_sync_to_async(claim_and_submit)(org.annotator, gold=False)
         staff_seen += await receive_events(lead_socket, 1, types=WORK)
-        seen = [snapshot, *await receive_events(author_socket, 4)]
-        assert await author_socket.receive_nothing(timeout=1)
+        # Until the stats that count both submissions (at most one a second: the second
+        # waits for the end of the first's second).
+        seen = [snapshot]
+        while not any(e["type"] == "stats.updated" and e["data"]["submitted"] == 2 for e in seen):
+            seen += await receive_events(author_socket, 1)
+        assert await author_socket.receive_nothing(timeout=1.2)
         for communicator in (lead_socket, author_socket):
             await communicator.disconnect()
         return gold, regular, staff_seen, seen
@@ -456,6 +462,12 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         "annotation.submitted",
     ]
     assert staff_seen[1]["data"]["annotation"] == gold.pk
+    stats = [m for m in seen if m["type"] == "stats.updated"]
+    # Their own figures, without gold's, after each submission alike.
+    assert [m["data"]["submitted"] for m in stats] == [1, 2]
+    assert shape(stats[0]) == shape(stats[1])
+    assert not GOLD_FIELDS & set(stats[0]["data"])
+    seen = [m for m in seen if m["type"] != "stats.updated"]
     assert [m["type"] for m in seen] == [
         "snapshot",
         *["assignment.claimed", "annotation.submitted"] * 2,

@@ -1,10 +1,14 @@
 """Submissions reach live dashboards through the outbox, and only those who may see them."""
 
+import time
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from qa.models import LiveEvent
+from qa.stats import GOLD_FIELDS, hour_rows
 from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, session_headers, staff
@@ -13,6 +17,7 @@ from tests.qa.live_helpers import checked_event, open_socket, receive_events
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
+WORK = {"assignment.claimed", "annotation.submitted"}
 
 
 def claim_and_submit(annotator):
@@ -43,7 +48,7 @@ def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
         ]
         annotation = await database_sync_to_async(claim_and_submit)(org.annotator)
         for watcher in (lead_socket, author_socket):
-            claimed, submitted = await receive_events(watcher, 2)
+            claimed, submitted = await receive_events(watcher, 2, types=WORK)
             assert (claimed["type"], submitted["type"]) == (
                 "assignment.claimed",
                 "annotation.submitted",
@@ -64,7 +69,7 @@ def test_a_submission_reaches_staff_and_its_annotator_only(org, project):
         # The bystander's own next events come after the others' in the outbox: had those
         # reached them, they would come first.
         own = await database_sync_to_async(claim_and_submit)(other)
-        claimed, submitted = await receive_events(bystander_socket, 2)
+        claimed, submitted = await receive_events(bystander_socket, 2, types=WORK)
         assert (claimed["data"]["assignment"], submitted["data"]["annotation"]) == (
             own.assignment_id,
             own.pk,
@@ -111,3 +116,50 @@ def test_a_claim_writes_its_event_in_its_own_statement_gold_or_not(org, project)
     ]  # fmt: skip
     for row in rows:
         checked_event(row.type, row.data, id=row.pk)
+
+
+def test_stats_follow_an_annotators_work_at_most_once_a_second(org, project):
+    """Staff on the project receive the annotator's row of the hour after each burst of
+    work, at most once a second, the last one counting everything; the annotator receives
+    their own, without gold's fields; a socket opened later starts from it."""
+    import_rows(project, image_rows(2, start=10))
+    path = f"/ws/orgs/acme/?project={project.pk}"
+    lead, author = (session_headers(m.user) for m in (org.qa_lead, org.annotator_member))
+
+    async def stats_until(socket, submitted: int) -> list[tuple[float, dict]]:
+        found = []
+        while not found or found[-1][1]["submitted"] < submitted:
+            for event in await receive_events(socket, 1, types={"stats.updated"}):
+                found.append((time.monotonic(), event["data"]))
+        return found
+
+    async def scenario():
+        lead_socket, snapshot = await open_socket(lead, path)
+        assert snapshot["data"]["stats"] == []  # nothing done this hour yet
+        author_socket, _ = await open_socket(author, path)
+        for _ in range(3):
+            await database_sync_to_async(claim_and_submit)(org.annotator)
+        staff_seen = await stats_until(lead_socket, 3)
+        own_seen = await stats_until(author_socket, 3)
+        assert await lead_socket.receive_nothing(timeout=1.2)
+        later, snapshot = await open_socket(lead, path)
+        for communicator in (lead_socket, author_socket, later):
+            await communicator.disconnect()
+        return staff_seen, own_seen, snapshot
+
+    staff_seen, own_seen, snapshot = async_to_sync(scenario)()
+    # The first at once, the rest at the end of its second, together.
+    assert 1 <= len(staff_seen) <= 2 and len(own_seen) == len(staff_seen)
+    if len(staff_seen) == 2:
+        assert staff_seen[1][0] - staff_seen[0][0] > 0.8
+    row = staff_seen[-1][1]
+    assert (row["project"], row["annotator"], row["submitted"]) == (
+        project.pk,
+        org.annotator.pk,
+        3,
+    )
+    assert row == hour_rows(project_id=project.pk, annotator_ids=[org.annotator.pk],
+                            hour=timezone.now())[0]  # fmt: skip
+    assert set(row) >= GOLD_FIELDS
+    assert own_seen[-1][1] == {k: v for k, v in row.items() if k not in GOLD_FIELDS}
+    assert snapshot["data"]["stats"] == [row]

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
-from qa import live
+from qa import live_schema
 from qa.models import LiveEvent, ReviewerRole, ReviewItemState
 from qa.reviews import ReviewClaimOutcome
 from tasks.models import AssignmentStatus, ProjectRole, ProjectStatus, SlotState
@@ -122,7 +122,11 @@ QUOTED = re.compile(r"'([^']*)'")
 OUTBOX_TYPES = {value for value, _ in LiveEvent._meta.get_field("type").choices}
 EventDataKey = StrEnum(
     "EventDataKey",
-    {key: key for schema in live.EVENT_DATA.values() for key in schema.get("properties", {})},
+    {
+        key: key
+        for schema in live_schema.EVENT_DATA.values()
+        for key in schema.get("properties", {})
+    },
 )
 
 
