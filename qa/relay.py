@@ -15,11 +15,14 @@ submissions a second cost twelve messages a second each, as they would at one a 
 
 Rows become visible in commit order, not id order: a transaction that took its id early and
 commits late puts a row below ids already delivered. The relay reads, with the rows, the
-snapshot of transactions still running (``pg_current_snapshot()``, in the same statement). A
-row it could not see then belongs to one of those transactions, or to one that began later
-and so holds a higher id than any it saw. The next read asks for ids above the cursor, plus
-rows of the transactions that were running. Nothing waits for a long transaction (a
-minutes-long import): the rows of others go out at once, and its own when it commits.
+snapshot of transactions not yet completed (``pg_current_snapshot()``, in the same statement):
+those it lists as running, and every one at or above its ``xmax``, which it does not list
+(``xmax`` is one past the latest transaction to complete: a transaction whose id is above it
+may hold a row below ids already seen when one with a lower id committed first). A row it
+could not see belongs to one of those, or to one that began later and so holds a higher id
+than any it saw. The next read asks for ids above the cursor, plus rows of the transactions
+that had not completed. Nothing waits for a long transaction (a minutes-long import): the rows
+of others go out at once, and its own when it commits.
 
 Access follows people as they change. A row ``access.changed`` (written by the database when a
 membership, its role, an account or an annotator's status changes, ``qa/live.sql``) makes the
@@ -107,8 +110,8 @@ _COLUMNS = (
     "(data ->> 'project')::bigint, (data ->> 'annotator')::bigint"
 )
 # The snapshot and the rows in one statement, so that both see the same committed state. The
-# parameters: the cursor; the transactions running at the last read whose rows may be below
-# it, with the id above which rows of theirs are still unread; those running the read before.
+# parameters: the cursor; the transactions not completed at an earlier read (listed, and from
+# an id on) with the id above which rows of theirs are still unread; those of the last read.
 _READ_SQL = f"""
     SELECT pg_current_snapshot()::text, e.*
     FROM (VALUES (1)) AS one(x)
@@ -116,10 +119,11 @@ _READ_SQL = f"""
         SELECT {_COLUMNS} FROM {_TABLE} WHERE id IN (
             (SELECT id FROM {_TABLE} WHERE id > %s ORDER BY id LIMIT %s)
             UNION ALL
-            (SELECT id FROM {_TABLE} WHERE xid = ANY(%s::bigint[]) AND id > %s
+            (SELECT id FROM {_TABLE} WHERE (xid = ANY(%s::bigint[]) OR xid >= %s) AND id > %s
              ORDER BY id LIMIT %s)
             UNION ALL
-            (SELECT id FROM {_TABLE} WHERE xid = ANY(%s::bigint[]) ORDER BY id LIMIT %s)
+            (SELECT id FROM {_TABLE} WHERE (xid = ANY(%s::bigint[]) OR xid >= %s)
+             ORDER BY id LIMIT %s)
         )
         ORDER BY id LIMIT %s
     ) e ON true
@@ -134,10 +138,22 @@ _CATCH_UP_SQL = f"""
 _OLDEST_SQL = f"SELECT min(id) FROM {_TABLE}"  # noqa: S608
 
 
-def _running(snapshot: str) -> frozenset[int]:
-    """The transaction ids running in a ``pg_snapshot``'s text form ``xmin:xmax:xip,...``."""
-    xip = snapshot.split(":")[2]
-    return frozenset(int(xid) for xid in xip.split(",") if xid)
+@dataclass(frozen=True)
+class _Pending:
+    """Transactions not completed at a read: those listed (``xip``), and every one from
+    ``xmax`` on."""
+
+    xip: frozenset[int] = frozenset()
+    xmax: int = 2**63 - 1  # none
+
+    @classmethod
+    def of(cls, snapshot: str) -> "_Pending":
+        """From a ``pg_snapshot``'s text form ``xmin:xmax:xip,...``."""
+        _, xmax, xip = snapshot.split(":")
+        return cls(frozenset(int(xid) for xid in xip.split(",") if xid), int(xmax))
+
+    def __or__(self, other: "_Pending") -> "_Pending":
+        return _Pending(self.xip | other.xip, min(self.xmax, other.xmax))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +270,12 @@ class _Cursor:
     """Where the relay stands in the outbox (see the module docstring)."""
 
     last: int = 0
-    # Transactions running at an earlier read, and the id up to which their rows were read.
-    behind: frozenset[int] = frozenset()
+    # Transactions not completed at an earlier read, and the id up to which their rows were
+    # read.
+    behind: _Pending = _Pending()
     behind_from: int = 0
-    # Transactions running at the last read.
-    running: frozenset[int] = frozenset()
+    # Transactions not completed at the last read.
+    running: _Pending = _Pending()
     started: bool = False
 
 
@@ -479,13 +496,13 @@ class Relay:
         state = self._cursor
         # One trip to the relay's thread for the rows and the stats they make due.
         snapshot, rows, stats = await self._db(_read, state, self._stats)
-        running = _running(snapshot)
+        running = _Pending.of(snapshot)
         if len(rows) < READ_LIMIT:
             self._cursor = _Cursor(last=max([state.last, *(r.id for r in rows)]), running=running,
                                    started=True)  # fmt: skip
         else:
             # Rows above the last one read are unread: keep asking for those of every
-            # transaction that was running, above it.
+            # transaction that had not completed, above it.
             last = rows[-1].id
             self._cursor = _Cursor(
                 last=max(state.last, last),
@@ -542,7 +559,7 @@ def _start() -> _Cursor:
     with connection.cursor() as cursor:
         cursor.execute(_START_SQL)
         snapshot, last = cursor.fetchone()
-    return _Cursor(last=last or 0, running=_running(snapshot), started=True)
+    return _Cursor(last=last or 0, running=_Pending.of(snapshot), started=True)
 
 
 def _read(state: _Cursor, stats: _StatsDue) -> tuple[str, list[Row], list[StatsUpdate]]:
@@ -553,8 +570,8 @@ def _read(state: _Cursor, stats: _StatsDue) -> tuple[str, list[Row], list[StatsU
             _READ_SQL,
             [
                 *(state.last, READ_LIMIT),
-                *(list(state.behind), state.behind_from, READ_LIMIT),
-                *(list(state.running), READ_LIMIT),
+                *(list(state.behind.xip), state.behind.xmax, state.behind_from, READ_LIMIT),
+                *(list(state.running.xip), state.running.xmax, READ_LIMIT),
                 READ_LIMIT,
             ],
         )

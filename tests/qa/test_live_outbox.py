@@ -70,6 +70,36 @@ def test_a_row_committed_late_is_delivered_and_holds_nothing_back(org):
         late.close()
 
 
+def test_a_row_of_a_transaction_younger_than_the_last_to_commit_is_not_lost(org):
+    """A snapshot does not list transactions from its ``xmax`` on (one past the latest to
+    complete): B, younger than A, takes an id first, A one after it and commits; the relay
+    sees A's row, B's lies below it, and B is listed nowhere. It is delivered when B
+    commits."""
+    headers = session_headers(org.qa_lead.user)
+    older, younger = psycopg.connect(database_url()), psycopg.connect(database_url())
+    a = older.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+    b = younger.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+    assert a < b
+    b_id = younger.execute(INSERT, (org.organization.pk, None, progress("b"))).fetchone()[0]
+    a_id = older.execute(INSERT, (org.organization.pk, None, progress("a"))).fetchone()[0]
+    assert b_id < a_id
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        await asyncio.get_running_loop().run_in_executor(None, older.commit)
+        assert [e["id"] for e in await receive_events(socket, 1)] == [a_id]
+        await asyncio.get_running_loop().run_in_executor(None, younger.commit)
+        assert [e["id"] for e in await receive_events(socket, 1)] == [b_id]
+        assert await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+
+    try:
+        async_to_sync(scenario)()
+    finally:
+        older.close()
+        younger.close()
+
+
 def test_reads_past_the_limit_deliver_every_row_once_in_order(org, monkeypatch):
     monkeypatch.setattr(relay, "READ_LIMIT", 3)
     headers = session_headers(org.manager.user)
