@@ -1,9 +1,12 @@
 """Quality's REST views: accuracy, gold health, exams, and the ticket that opens the live
 socket."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import validated
 from config.errors import ValidationFailed
@@ -18,7 +21,7 @@ from workforce.models import MAX_SKILL_LEVEL, Domain, Skill
 from workforce.selectors import annotator_get
 from workforce.tenancy import ANNOTATOR, ANYONE, STAFF
 
-from . import exams, selectors, tickets
+from . import exams, live_schema, selectors, tickets
 from .gold import RECENT_N
 from .models import ExamAnswer
 from .serializers import (
@@ -58,6 +61,18 @@ class LiveTicketApi(OrganizationApi):
             "url": f"/ws/orgs/{slug}/?ticket={ticket}",
         }
         return Response(LiveTicketOut(body).data, status=status.HTTP_201_CREATED)
+
+
+class LiveSchemaApi(APIView):
+    """The JSON Schema (draft 2020-12) of every message the live-events WebSocket sends:
+    ``snapshot``, ``batch`` (each event type's ``data`` a definition of its own) and
+    ``resync``. A client can check what it receives against it."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["live"])
+    def get(self, request):
+        return Response(live_schema.SCHEMA)
 
 
 class ReviewAccuracyOut(Prepared):

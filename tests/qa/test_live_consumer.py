@@ -7,8 +7,10 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
+from rest_framework.test import APIClient
 
 from config.asgi import application
+from qa import live_schema
 from qa.models import LiveEvent
 from qa.relay import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, Row, _Tick
 from qa.selectors import LiveAccess
@@ -229,3 +231,10 @@ def test_a_ticks_batch_is_made_once_for_everyone_of_an_audience():
     assert [e["id"] for e in json.loads("{" + own)["data"]["events"]] == [1]
     assert tick.batch(LiveAccess(70, 1, "annotator"), 2) is None
     assert tick.batch(LiveAccess(10, 2, "manager"), None) is None  # another organization
+
+
+def test_the_schema_every_message_is_checked_against_is_served(org):
+    answer = org.client("annotator").get("/api/v1/live/schema")
+    assert answer.status_code == 200
+    assert answer.json() == live_schema.SCHEMA
+    assert APIClient().get("/api/v1/live/schema").status_code == 401
