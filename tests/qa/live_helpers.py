@@ -3,6 +3,7 @@ they receive checked against the live JSON Schema (``qa.live_schema.SCHEMA``).""
 
 import asyncio
 import json
+import weakref
 
 from channels.testing import WebsocketCommunicator
 from jsonschema import Draft202012Validator
@@ -70,16 +71,24 @@ async def receive_events(
     return found
 
 
-async def first_event(socket_, event_type: str, *, timeout: float = 10) -> dict:
-    """On a client socket of the ``websockets`` library: the first event of ``event_type`` in
-    the batches it receives, every message checked against the schema on the way."""
+async def first_event(socket_, event_type: str | None, *, timeout: float = 10) -> dict:
+    """On a client socket of the ``websockets`` library: the first event of ``event_type`` (of
+    any type: None) in the batches it receives, every message checked against the schema on
+    the way. The rest of its batch waits for the next call."""
+    waiting = _waiting.setdefault(socket_, [])
     async with asyncio.timeout(timeout):
         while True:
+            while waiting:
+                event = waiting.pop(0)
+                if event_type is None or event["type"] == event_type:
+                    return event
             message = checked(json.loads(await socket_.recv()))
             assert message["type"] == "batch", message
-            for event in message["data"]["events"]:
-                if event["type"] == event_type:
-                    return event
+            waiting += message["data"]["events"]
+
+
+# Events a ``websockets`` client socket received and ``first_event`` did not hand out yet.
+_waiting: "weakref.WeakKeyDictionary[object, list[dict]]" = weakref.WeakKeyDictionary()
 
 
 async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
