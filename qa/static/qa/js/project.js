@@ -1,5 +1,6 @@
 // A project's live dashboard: the leaderboard and the alerts feed, kept current by the
-// organization's live socket without reloading.
+// project's live socket without reloading. The socket's snapshot is the leaderboard and the
+// hour's stats; its batches bring submissions, scores, stats and alerts.
 
 import {
   api,
@@ -21,6 +22,7 @@ const project = config.project;
 let rows = []; // the leaderboard as the API gives it
 const usernames = new Map(); // annotator id -> username
 const submittedLive = new Map(); // annotator id -> submissions seen on the socket
+const hourStats = new Map(); // annotator id -> their stats row of the latest hour
 let totalLive = 0;
 const flashed = new Set();
 
@@ -52,6 +54,7 @@ const COLUMNS = [
   pending("review_pass_rate", "Review pass"),
   pending("agreement", "Agreement"),
   { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },
+  { title: "This hour", hint: "Submitted this hour (UTC)", num: true, cell: (row) => String(hourStats.get(row.annotator)?.submitted ?? 0), key: "hour" },
 ];
 
 function drawHead() {
@@ -88,11 +91,23 @@ function drawLeaderboard() {
   flashed.clear();
 }
 
-async function loadLeaderboard() {
-  rows = await apiAll(`projects/${project}/accuracy`);
+function showLeaderboard(found) {
+  rows = found;
   for (const row of rows) usernames.set(row.annotator, row.username);
   $("stat-scored").textContent = rows.reduce((sum, row) => sum + row.scored, 0);
   drawLeaderboard();
+}
+
+async function loadLeaderboard() {
+  showLeaderboard(await apiAll(`projects/${project}/accuracy`));
+}
+
+/** A stats row of the hour; a row of an earlier hour than the one shown is old news. */
+function keepStats(row) {
+  const shown = hourStats.get(row.annotator);
+  if (shown && shown.hour > row.hour) return false;
+  hourStats.set(row.annotator, row);
+  return true;
 }
 
 async function loadProgress() {
@@ -144,8 +159,12 @@ async function loadAlerts() {
   );
 }
 
-async function loadAll() {
-  await Promise.all([loadLeaderboard(), loadProgress(), loadAlerts()]);
+/** The snapshot carries the leaderboard and the hour's stats; the rest is fetched. */
+async function loadAll(snapshot) {
+  hourStats.clear();
+  for (const row of snapshot.data.stats) keepStats(row);
+  showLeaderboard(snapshot.data.leaderboard);
+  await Promise.all([loadProgress(), loadAlerts()]);
 }
 
 const refreshLeaderboard = throttled(loadLeaderboard, 500);
@@ -161,6 +180,9 @@ function onEvent({ type, data, at }) {
     const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="live"]`);
     if (cell) cell.textContent = submittedLive.get(data.annotator);
     refreshProgress();
+  } else if (type === "stats.updated") {
+    const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="hour"]`);
+    if (keepStats(data) && cell) cell.textContent = data.submitted;
   } else if (type === "gold.scored") {
     flashed.add(data.annotator);
     refreshLeaderboard();
