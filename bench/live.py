@@ -355,7 +355,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--client-processes", type=int, default=0, help="default: 1 per 500")
+    parser.add_argument("--client-processes", type=int, default=0, help="default: 1 per 200 sockets")
     parser.add_argument("--submitters", type=int, default=2)
     parser.add_argument(
         "--source",
@@ -368,7 +368,7 @@ def main() -> None:
         "--no-deflate", action="store_true", help="serve without permessage-deflate"
     )
     args = parser.parse_args()
-    processes = args.client_processes or max(1, math.ceil(args.clients / 500))
+    processes = args.client_processes or max(1, math.ceil(args.clients / 200))
     total = int(args.rate * args.seconds)
     ctx = mp.get_context("spawn")
 

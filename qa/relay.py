@@ -36,8 +36,10 @@ After events about an annotator's work, the relay reads their stats row of the h
 ``stats.updated`` to the batches: at most once every ``STATS_SECONDS`` per annotator and
 project, the first at once and the rest at the end of the second.
 
-Each socket has a bounded queue. A socket that falls more than ``MAX_QUEUED`` messages behind
-(a client that does not read) is sent ``resync`` and closed: the server's memory stays flat.
+Each socket has a bounded queue: a batch queued behind one not yet sent joins it, so a socket
+(or a server) that cannot keep up with the ticks sends fewer, larger batches. A socket with more
+than ``MAX_WAITING`` events waiting (a client that does not read) is sent ``resync`` and
+closed: the server's memory stays flat.
 """
 
 import asyncio
@@ -75,9 +77,9 @@ ACCESS_CHECK_SECONDS = 2.0
 RETRY_SECONDS = 1.0
 # Rows read at most per tick; the rest come at the next one.
 READ_LIMIT = 5000
-# Messages a socket may have waiting, eight seconds of ticks; past this it is told to resync and
-# closed. A batch is shared by every socket of its audience: a queue holds references only.
-MAX_QUEUED = 100
+# Events a socket may have waiting to be sent; past this (a client that stopped reading) it is
+# told to resync and closed. Ten seconds of 200 submissions a second, their stats and claims.
+MAX_WAITING = 5000
 # Events a reconnecting client may catch up on, in one batch; past this it is told to resync.
 MAX_CAUGHT_UP = 1000
 # An annotator's stats in a project go out at most this often.
@@ -192,13 +194,35 @@ class StatsUpdate:
     own_text: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events for a socket: their texts, and the batch's own text (its ``tail``, without the
+    opening brace) while it is one tick's for one audience, shared by all its sockets."""
+
+    events: list[str]
+    tail: str | None = None
+
+    def __add__(self, later: "Batch") -> "Batch":
+        # Two ticks' batches for one socket that could not send the first: one message, whose
+        # text is the socket's own.
+        return Batch([*self.events, *later.events])
+
+    def text(self) -> str:
+        if self.tail is not None:
+            return self.tail
+        return live.batch_tail(self.events, at=timezone.now().isoformat())
+
+
 class LiveSocket:
     """One open WebSocket as the relay sees it: its access, its queue, its sequence numbers.
 
     ``send`` (text) and ``close`` (a code) are the consumer's. The queue holds messages as
-    JSON text without their opening brace, shared by every socket that receives the same;
-    each leaves behind its own ``seq``, in the order queued. A close is queued like a message,
-    after what precedes it. Nothing is sent before ``begin`` hands over the snapshot.
+    JSON text without their opening brace, and batches (``Batch``), shared by every socket that
+    receives the same; each leaves behind its own ``seq``, in the order queued. A batch queued
+    behind one still waiting joins it: a socket that cannot send as fast as the ticks come gets
+    fewer, larger batches, and a server short of time sends fewer messages, not later ones. A
+    close is queued like a message, after what precedes it. Nothing is sent before ``begin``
+    hands over the snapshot.
     """
 
     def __init__(
@@ -210,28 +234,31 @@ class LiveSocket:
         project_id: int | None = None,
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Awaitable[None]],
-        max_queued: int | None = None,
+        max_waiting: int | None = None,
     ):
         self.key, self.access, self.organization = key, access, organization
         self.project_id = project_id
         self._send, self._close = send, close
-        self._max_queued = MAX_QUEUED if max_queued is None else max_queued
-        self._queue: deque[str | int] = deque()
+        self._max_waiting = MAX_WAITING if max_waiting is None else max_waiting
+        self._queue: deque[str | Batch | int] = deque()
         self._ready = asyncio.Event()
         self._seq = 0
         self.closing = False
         self._sender: asyncio.Task | None = None
 
-    def push(self, tail: str) -> None:
-        """Queue a message; a socket too far behind gets ``resync`` and is closed instead."""
+    def push(self, item: str | Batch) -> None:
+        """Queue a message or a batch; a socket with more than ``MAX_WAITING`` events waiting
+        (a client that does not read) gets ``resync`` and is closed instead."""
         if self.closing:
             return
-        if len(self._queue) >= self._max_queued:
+        if isinstance(item, Batch) and self._queue and isinstance(self._queue[-1], Batch):
+            item = self._queue.pop() + item
+        if isinstance(item, Batch) and len(item.events) > self._max_waiting:
             self._queue.clear()
             self._queue.append(live.tail(live.message(live.RESYNC, {"reason": "too_slow"})))
             self.end(CLOSE_TOO_SLOW)
             return
-        self._queue.append(tail)
+        self._queue.append(item)
         self._ready.set()
 
     def begin(self, snapshot: dict) -> None:
@@ -261,7 +288,8 @@ class LiveSocket:
                     await self._close(item)
                     return
                 self._seq += 1
-                await self._send(f'{{"seq":{self._seq},{item}')
+                tail = item.text() if isinstance(item, Batch) else item
+                await self._send(f'{{"seq":{self._seq},{tail}')
             self._ready.clear()
 
 
@@ -302,9 +330,9 @@ class _Tick:
                 self.own[(row.organization_id, row.member_id)].append(row)
         for update in stats:
             self.stats[update.organization_id].append(update)
-        self._batches: dict[tuple, str | None] = {}
+        self._batches: dict[tuple, Batch | None] = {}
 
-    def batch(self, access: LiveAccess, project_id: int | None) -> str | None:
+    def batch(self, access: LiveAccess, project_id: int | None) -> Batch | None:
         """The batch a socket of ``access`` on ``project_id`` receives, or None: nothing."""
         organization, member = access.organization_id, access.member_id
         own = self.own.get((organization, member), ())
@@ -330,7 +358,10 @@ class _Tick:
                 for update in _of_project(stats, project_id)
                 if update.member_id == member and update.own_text is not None
             ]
-        batch = self._batches[key] = live.batch_tail(texts, at=self.at) if texts else None
+        batch = None
+        if texts:
+            batch = Batch(texts, live.batch_tail(texts, at=self.at))
+        self._batches[key] = batch
         return batch
 
 
@@ -425,7 +456,7 @@ class Relay:
                 else:
                     texts = [row.text for row in _of_project(missed, socket.project_id)]
                     if texts:
-                        socket.push(live.batch_tail(texts, at=timezone.now().isoformat()))
+                        socket.push(Batch(texts))
             self._sockets.add(socket)
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._run())

@@ -220,15 +220,17 @@ def test_a_ticks_batch_is_made_once_for_everyone_of_an_audience():
         return Row.read((id_, 1, member, staff, "annotation.submitted", data,
                          datetime(2026, 1, 1, tzinfo=UTC), project, 7))  # fmt: skip
 
+    def ids(batch) -> list[int]:
+        return [e["id"] for e in json.loads("{" + batch.text())["data"]["events"]]
+
     tick = _Tick([row(1, member=70), row(2, project=2), row(3, member=71, staff=False)], [])
     lead, manager = LiveAccess(10, 1, "qa_lead"), LiveAccess(11, 1, "manager")
     everything = tick.batch(lead, None)
     assert everything is tick.batch(manager, None)
-    assert [e["id"] for e in json.loads("{" + everything)["data"]["events"]] == [1, 2]
+    assert ids(everything) == [1, 2]
     assert tick.batch(lead, 1) is tick.batch(manager, 1) is not everything
-    assert [e["id"] for e in json.loads("{" + tick.batch(lead, 1))["data"]["events"]] == [1]
-    own = tick.batch(LiveAccess(70, 1, "annotator"), None)
-    assert [e["id"] for e in json.loads("{" + own)["data"]["events"]] == [1]
+    assert ids(tick.batch(lead, 1)) == [1]
+    assert ids(tick.batch(LiveAccess(70, 1, "annotator"), None)) == [1]
     assert tick.batch(LiveAccess(70, 1, "annotator"), 2) is None
     assert tick.batch(LiveAccess(10, 2, "manager"), None) is None  # another organization
 

@@ -171,6 +171,51 @@ def test_a_cursor_older_than_the_outbox_keeps_gets_resync(org):
     async_to_sync(scenario)()
 
 
+def progress_event(n: int) -> str:
+    return live.event_text("import.progressed", at=timezone.now(), data=progress(str(n)), id=n)
+
+
+def test_a_socket_that_cannot_send_gets_one_batch_of_all_that_waits():
+    """Batches queued behind one not yet sent join it: a slow socket (or a busy server) sends
+    fewer, larger messages, every event in order, and nothing waits in more than one."""
+    sent, gate = [], None
+    snapshot = {"organization": "acme", "role": "manager", "member": 1, "cursor": 0,
+                "project": None, "leaderboard": None, "stats": []}  # fmt: skip
+
+    async def scenario():
+        nonlocal gate
+        gate = asyncio.Event()
+
+        async def send(text):
+            await gate.wait()
+            sent.append(checked(json.loads(text)))
+
+        async def close(code):
+            raise AssertionError(code)
+
+        socket = relay.LiveSocket(
+            key=SocketKey(1, "acme", None), access=LiveAccess(1, 1, "manager"),
+            organization="acme", send=send, close=close,
+        )  # fmt: skip
+        socket.begin(live.message(live.SNAPSHOT, snapshot))
+        await asyncio.sleep(0)  # the snapshot is being sent
+        for n in range(1, 31):
+            socket.push(relay.Batch([progress_event(n)], "unused: joined to the others"))
+            assert len(socket._queue) == 1
+        gate.set()
+        while len(sent) < 2:
+            await asyncio.sleep(0.01)
+        socket.push(relay.Batch([progress_event(31)]))
+        while len(sent) < 3:
+            await asyncio.sleep(0.01)
+        socket.stop()
+
+    async_to_sync(scenario)()
+    assert [(m["type"], m["seq"]) for m in sent] == [("snapshot", 1), ("batch", 2), ("batch", 3)]
+    assert [e["id"] for e in sent[1]["data"]["events"]] == list(range(1, 31))
+    assert [e["id"] for e in sent[2]["data"]["events"]] == [31]
+
+
 def test_a_socket_that_falls_behind_is_told_to_resync_and_closed():
     sent, closed, unblock = [], [], asyncio.Event
     snapshot = {"organization": "acme", "role": "manager", "member": 1, "cursor": 0,
@@ -188,15 +233,13 @@ def test_a_socket_that_falls_behind_is_told_to_resync_and_closed():
 
         socket = relay.LiveSocket(
             key=SocketKey(1, "acme", None), access=LiveAccess(1, 1, "manager"),
-            organization="acme", send=send, close=close, max_queued=5,
+            organization="acme", send=send, close=close, max_waiting=5,
         )  # fmt: skip
         socket.begin(live.message(live.SNAPSHOT, snapshot))
-        for i in range(50):
-            event = live.event_text("import.progressed", at=timezone.now(), data=progress(str(i)),
-                                    id=i + 1)  # fmt: skip
-            socket.push(live.batch_tail([event], at=timezone.now().isoformat()))
+        for n in range(1, 51):
+            socket.push(relay.Batch([progress_event(n)]))
             await asyncio.sleep(0)
-            assert len(socket._queue) <= 6  # the bound, and the close behind it
+            assert len(socket._queue) <= 2  # the bound: one batch, or the resync and the close
         gate.set()
         for _ in range(100):
             if closed:
