@@ -29,15 +29,18 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import base64
 import json
 import math
 import multiprocessing as mp
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -237,77 +240,156 @@ def submitter(
 
 # -- clients --------------------------------------------------------------------------------
 
+# What a client reads of a message without decoding it: its seq and type, the submissions its
+# events tell of, and how many stats it carries. The server's text is compact but for each
+# event's data, which is PostgreSQL's jsonb text (``"key": value``).
+_HEAD = re.compile(rb'^\{"seq":(\d+),"type":"(\w+)"')
+_SUBMITTED = re.compile(
+    rb'"type":"annotation\.submitted","at":"[^"]*","id":\d+,"data":\{[^}]*?"annotation": (\d+)'
+)
+_STATS = re.compile(rb'"type":"stats\.updated"')
 
-def client(url: str, sessions: list[str], ready, go_home, out: str) -> None:
+
+class _Socket(asyncio.Protocol):
+    """A WebSocket client as small as a benchmark's needs: the handshake, server frames
+    (permessage-deflate when the server takes it), pongs; each text message is handed to
+    ``on_message`` with the time it arrived. A Python library's framing and a full JSON decode
+    of every message cost more than the server's sending them."""
+
+    def __init__(self, request: bytes, on_message, opened: asyncio.Future):
+        self.request, self.on_message, self.opened = request, on_message, opened
+        self.buffer = bytearray()
+        self.inflate = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.opened.done():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).lower()
+            del self.buffer[: end + 4]
+            if b" 101 " not in head.split(b"\r\n", 1)[0]:
+                self.opened.set_exception(ConnectionError(head[:200]))
+                self.transport.close()
+                return
+            if b"permessage-deflate" in head:
+                self.inflate = zlib.decompressobj(wbits=-15)
+            self.opened.set_result(None)
+        now = time.time()
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            first, length = buffer[0], buffer[1] & 0x7F
+            start = 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            opcode = first & 0x0F
+            if opcode == 1:
+                if first & 0x40:  # RSV1: compressed
+                    payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+                self.on_message(payload, now)
+            elif opcode == 9:  # ping: a pong, masked as a client's frames are
+                mask = os.urandom(4)
+                masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
+            elif opcode == 8:
+                self.on_message(None, now)
+                self.transport.close()
+                return
+
+
+def client(port: int, path: str, sessions: list[str], ready, go_home, out: str) -> None:
     """Open a socket per session and note when each submission reaches each of them."""
     import uvloop
 
-    uvloop.run(_client(url, sessions, ready, go_home, out))
+    uvloop.run(_client(port, path, sessions, ready, go_home, out))
 
 
-async def _client(url: str, sessions: list[str], ready, go_home, out: str) -> None:
-    import orjson
-    import websockets
-
+async def _client(port: int, path: str, sessions: list[str], ready, go_home, out: str) -> None:
+    loop = asyncio.get_running_loop()
     received: dict[int, array.array] = {}
     problems = [0] * len(sessions)  # resyncs, gaps, early closes per socket
+    seqs = [0] * len(sessions)
     counts = {"batches": 0, "events": 0, "stats": 0}
     sent: list[float] = []  # from a batch's making (its ``at``) to its receipt, seconds
     n = len(sessions)
     gate = asyncio.Semaphore(CONNECTING)
-    opened = 0
+    sockets: list[_Socket] = []
+
+    def on_message(index: int, payload: bytes | None, now: float) -> None:
+        if payload is None:
+            problems[index] += 1  # closed by the server
+            return
+        seq, kind = _HEAD.match(payload).groups()
+        seq = int(seq)
+        if seq != seqs[index] + 1 or kind != b"batch":
+            problems[index] += seqs[index] > 0 or kind != b"snapshot"
+        seqs[index] = seq
+        if kind != b"batch":
+            return
+        counts["batches"] += 1
+        at = payload.index(b'"at":"') + 6
+        sent.append(
+            now - datetime.fromisoformat(payload[at : payload.index(b'"', at)].decode()).timestamp()
+        )
+        submitted = _SUBMITTED.findall(payload)
+        stats = len(_STATS.findall(payload))
+        counts["events"] += len(submitted) + stats
+        counts["stats"] += stats
+        for annotation in submitted:
+            annotation = int(annotation)
+            times = received.get(annotation)
+            if times is None:
+                times = received[annotation] = array.array("d", [math.nan]) * n
+            times[index] = now
 
     async def follow(index: int, session: str) -> None:
-        nonlocal opened
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {_setup.HOST}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            f"Origin: http://{_setup.HOST}\r\nCookie: sessionid={session}\r\n\r\n"
+        ).encode()
         async with gate:
-            socket = await websockets.connect(
-                url,
-                additional_headers={"Cookie": f"sessionid={session}",
-                                    "Origin": f"http://{_setup.HOST}"},
-                max_size=2**24, open_timeout=120, ping_interval=None,
+            opened = loop.create_future()
+            _, protocol = await loop.create_connection(
+                lambda: _Socket(request, lambda p, t: on_message(index, p, t), opened),
+                _setup.HOST, port,
             )  # fmt: skip
-            first = orjson.loads(await socket.recv())
-            assert first["type"] == "snapshot", first
-        opened += 1
-        seq = first["seq"]
-        try:
-            async for raw in socket:
-                now = time.time()
-                message = orjson.loads(raw)
-                if message["seq"] != seq + 1 or message["type"] != "batch":
-                    problems[index] += 1
-                seq = message["seq"]
-                if message["type"] != "batch":
-                    continue
-                counts["batches"] += 1
-                sent.append(now - datetime.fromisoformat(message["at"]).timestamp())
-                for event in message["data"]["events"]:
-                    counts["events"] += 1
-                    kind = event["type"]
-                    if kind == "annotation.submitted":
-                        annotation = event["data"]["annotation"]
-                        times = received.get(annotation)
-                        if times is None:
-                            times = received[annotation] = array.array("d", [math.nan]) * n
-                        times[index] = now
-                    elif kind == "stats.updated":
-                        counts["stats"] += 1
-            problems[index] += 1  # closed by the server
-        finally:
-            await socket.close()
+            await asyncio.wait_for(opened, 120)
+            sockets.append(protocol)
+            # The snapshot: seq 1.
+            while seqs[index] == 0:
+                await asyncio.sleep(0.01)
 
-    tasks = [asyncio.create_task(follow(i, s)) for i, s in enumerate(sessions)]
-    while opened < n:
-        for task in tasks:
-            if task.done() and task.exception():
-                raise task.exception()
-        await asyncio.sleep(0.1)
+    await asyncio.gather(*(follow(i, s) for i, s in enumerate(sessions)))
     ready.set()
     while not go_home.is_set():
         await asyncio.sleep(0.1)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for protocol in sockets:
+        protocol.transport.close()
     Path(out).write_text(
         json.dumps(
             {
@@ -355,7 +437,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--client-processes", type=int, default=0, help="default: 1 per 200 sockets")
+    parser.add_argument(
+        "--client-processes", type=int, default=0, help="default: 1 per 500 sockets"
+    )
     parser.add_argument("--submitters", type=int, default=2)
     parser.add_argument(
         "--source",
@@ -368,7 +452,7 @@ def main() -> None:
         "--no-deflate", action="store_true", help="serve without permessage-deflate"
     )
     args = parser.parse_args()
-    processes = args.client_processes or max(1, math.ceil(args.clients / 200))
+    processes = args.client_processes or max(1, math.ceil(args.clients / 500))
     total = int(args.rate * args.seconds)
     ctx = mp.get_context("spawn")
 
@@ -386,14 +470,14 @@ def main() -> None:
         try:
             time.sleep(1)
             rss_idle = usage.rss_mb()
-            url = f"ws://{_setup.HOST}:{port}/ws/orgs/{ORGANIZATION}/?project={seeded['project']}"
+            path = f"/ws/orgs/{ORGANIZATION}/?project={seeded['project']}"
             ready = [ctx.Event() for _ in range(processes)]
             go_home = ctx.Event()
             shares = [seeded["sessions"][i::processes] for i in range(processes)]
             outs = [str(tmp / f"client-{i}.json") for i in range(processes)]
             started = time.monotonic()
             clients = [
-                ctx.Process(target=client, args=(url, shares[i], ready[i], go_home, outs[i]))
+                ctx.Process(target=client, args=(port, path, shares[i], ready[i], go_home, outs[i]))
                 for i in range(processes)
             ]
             for process in clients:
@@ -401,7 +485,10 @@ def main() -> None:
             for event, process in zip(ready, clients, strict=True):
                 while not event.wait(1):
                     if not process.is_alive():
-                        raise RuntimeError("a client process died while connecting")
+                        raise RuntimeError(
+                            "a client process died while connecting; uvicorn's log ends:\n"
+                            + (tmp / "uvicorn.log").read_text()[-3000:]
+                        )
             connect_seconds = time.monotonic() - started
             time.sleep(2)
             rss_before = usage.rss_mb()
@@ -516,6 +603,11 @@ def main() -> None:
     print(f"received per socket: {counts['batches'] / sockets:.0f} batches "
           f"({counts['batches'] / sockets / load_wall:.1f}/s during the load), "
           f"{counts['events'] / sockets:.0f} events, {counts['stats'] / sockets:.0f} stats.updated")  # fmt: skip
+    messages = counts["batches"] or 1
+    per_message = cpu_load / messages * 1e6
+    print(f"uvicorn CPU per batch sent (reading, stats and sending included): {per_message:.0f} us;"
+          f" at one batch a tick (12.5/s) a core carries about {1e6 / per_message / 12.5:.0f} "
+          "sockets")  # fmt: skip
     print(f"uvicorn CPU during the load: {cpu_load:.1f} s = {cpu_load / load_wall * 100:.0f} % "
           f"of one core; the client processes {clients_cpu / load_wall * 100:.0f} %")  # fmt: skip
     print(f"uvicorn RSS: {rss_idle:.0f} MB without sockets, {rss_before:.0f} MB with "
