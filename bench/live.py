@@ -1,27 +1,33 @@
 """Benchmark live delivery: dashboards on WebSockets while submissions pour in.
 
-Run with `.venv/bin/python bench/live.py [--clients 100] [--rate 200] [--seconds 30]`.
-Creates a fresh PostgreSQL database (``BENCH_DATABASE``, default ``assay_bench_live``; dropped
-at the end) with one bbox project, ``ANNOTATORS`` annotators on it and enough tasks, and one QA
-lead with a session per client.
+Run with `.venv/bin/python bench/live.py [--clients 100] [--rate 200] [--seconds 30]
+[--source service|outbox] [--no-deflate]`. Creates a fresh PostgreSQL database
+(``BENCH_DATABASE``, default ``assay_bench_live``; dropped at the end) with one bbox project,
+``ANNOTATORS`` annotators on it and enough tasks, and one QA lead with a session per client.
 
 One uvicorn process serves the app as the README runs it (``config.asgi``, no Redis: live
-events travel through the outbox). ``--clients`` dashboard sockets follow the project
-(``/ws/orgs/<slug>/?project=<id>``, the QA lead's page), spread over ``--client-processes``
-asyncio processes (uvloop, the ``websockets`` library, orjson), each socket reading every
-message and noting when each ``annotation.submitted`` reached it. Meanwhile ``--submitters``
-processes claim and submit through the same service code the API calls (``claim_next``,
-``assignment_submit``), in process: on this machine the HTTP side cannot take 200 claims and
-200 submits a second beside the server under test. They pace themselves to ``--rate``
-submissions a second for ``--seconds`` and note when each submission committed.
+events travel through the outbox; ``--no-deflate`` adds ``--ws-per-message-deflate=false``).
+``--clients`` dashboard sockets follow the project (``/ws/orgs/<slug>/?project=<id>``, the QA
+lead's page), spread over ``--client-processes`` asyncio processes (uvloop) whose client is
+the bench's own: the handshake (offering permessage-deflate, as browsers do), the server's
+frames, pongs, and of each message its ``seq``, its type and the submissions it tells of, read
+without decoding it; a WebSocket library and a full JSON decode per message would cost the
+clients more than the server's sending them. Meanwhile ``--submitters`` processes submit at
+``--rate`` a second for ``--seconds`` and note when each submission committed. With
+``--source service`` they claim and submit through the service code the API calls
+(``claim_next``, ``assignment_submit``), in process; on a loaded two-core machine that tops
+out well below 200 a second beside the server under test, so ``--source outbox`` runs, on
+annotations made ahead, only the submission's own statement for quality
+(``qa.stats.submission_record``: its live event and its stats), one transaction each.
 
 Printed: the submissions made and their rate; commit-to-receive latency p50 and p99 over
-every (client, submission), and the spread of the clients' own p50 and p99 (median and
-worst client); updates missed (a submission some socket never received; a ``resync``, a gap
-in ``seq`` or a socket closed early each count too); the batches, events and ``stats.updated``
-the sockets received; uvicorn's CPU (seconds, and share of one core, during the load) and its
-resident memory with no sockets, with every socket open before the load, and after it; and
-the machine's load average. Not part of the test suite.
+every (client, submission), the spread of the clients' own p50 and p99 (median and worst
+client), and of it the part from a batch's making to its receipt; updates missed (a
+submission some socket never received; a ``resync``, a gap in ``seq`` or a socket closed early
+each count too); the batches, events and ``stats.updated`` the sockets received; uvicorn's
+CPU (per batch sent, and during the load) and the clients'; uvicorn's resident memory with no
+sockets, with every socket open before the load, and after it; and the machine's load
+average. Not part of the test suite.
 """
 
 from __future__ import annotations
