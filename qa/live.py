@@ -8,7 +8,8 @@ event: the organization's staff (managers and QA leads) see everything that happ
 every member sees the events about their own work. A socket opened with ``?project=<id>``
 receives only that project's events (and alerts that name no project).
 
-What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JSON Schema, ``qa/live_schema.py``, served at ``GET /api/v1/live/schema``):
+What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JSON Schema is
+``qa/live_schema.py``, served at ``GET /api/schema/live/``):
 
 ``snapshot``
     First, and again when the socket's role changes: what the page shows now.

@@ -1,6 +1,6 @@
 """The JSON Schema of every message a live-events socket sends (``qa/live.py`` tells them).
 
-One document (draft 2020-12), served at ``GET /api/v1/live/schema``; the tests check every
+One document (draft 2020-12), served at ``GET /api/schema/live/``; the tests check every
 message they receive against it (``tests/qa/live_helpers.py``). Each event type's ``data`` is
 a definition of its own, named by the type.
 """

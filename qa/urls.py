@@ -7,7 +7,6 @@ from . import agreement_api, api, review_api, rules_api, verdict_api
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
     re_path(r"^live/ticket/?$", api.LiveTicketApi.as_view(), name="live-ticket"),
-    re_path(r"^live/schema/?$", api.LiveSchemaApi.as_view(), name="live-schema"),
     re_path(
         r"^projects/(?P<pk>\d+)/accuracy/?$",
         api.ProjectAccuracyApi.as_view(),
