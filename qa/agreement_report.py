@@ -76,6 +76,19 @@ SELECT a.task_id, a.annotator_id, array_position(%(classes)s::text[], a.payload-
 ORDER BY a.task_id, a.annotator_id
 """
 
+# One annotator's counted labels against their tasks' stored consensus, as class positions
+# (consensus, given) with their count.
+_ANNOTATOR_VS_CONSENSUS = f"""
+SELECT array_position(%(classes)s::text[], c.payload->>'label') - 1,
+       array_position(%(classes)s::text[], a.payload->>'label') - 1, count(*)
+FROM {_A} a
+JOIN {_S} s ON s.id = a.assignment_id
+JOIN {_C} c ON c.task_id = a.task_id
+WHERE a.project_id = %(project)s AND a.annotator_id = %(annotator)s
+  AND s.status = '{AssignmentStatus.SUBMITTED}' AND s.slot_id IS NOT NULL
+GROUP BY 1, 2
+"""  # noqa: S608
+
 # Stored rows leave with a task made gold (``qa.reactions.on_gold_answer_set``).
 _CONSENSUS_LABELS = f"""
 SELECT task_id, array_position(%(classes)s::text[], payload->>'label') - 1
@@ -201,6 +214,23 @@ def consensus_reference(project: Project, table: agreement.LabelTable) -> np.nda
         found = table.tasks[at] == stored[:, 0]
         reference[at[found]] = stored[found, 1]
     return reference
+
+
+def annotator_confusion(*, project: Project, annotator_id: int) -> dict | None:
+    """One annotator's labels against the stored consensus of their tasks in a categorical
+    project: ``classes`` in schema order, and ``confusion``, the K x K counts by consensus class
+    (rows) and the class they gave (columns), as the project report's ``confusion`` counts
+    everyone's. None for other kinds. One query, counted in the database."""
+    if project.kind not in CATEGORICAL:
+        return None
+    classes = list(label_order(project.label_schema))
+    params = {"project": project.pk, "annotator": annotator_id, "classes": classes}
+    matrix = [[0] * len(classes) for _ in classes]
+    for expected, given, count in _fetch(_ANNOTATOR_VS_CONSENSUS, params):
+        # A label the schema no longer lists has no place in the matrix.
+        if expected is not None and given is not None:
+            matrix[expected][given] = count
+    return {"classes": classes, "confusion": matrix}
 
 
 def _stored_figures(project: Project) -> tuple[dict, dict[int, tuple[int, float]]]:

@@ -25,6 +25,7 @@ from tasks.models import Annotation, Task
 from .live import record_staff_event
 from .models import Accuracy, GoldScore, LiveEventType
 from .models.gold import RECENT_KEPT
+from .own_view import own_today
 from .stats import stats_add
 
 # The window whose mean accuracy reads show beside the whole record.
@@ -99,12 +100,9 @@ def figures(row: Accuracy) -> AccuracyFigures:
 
 
 def own_figures(row: Accuracy, *, today=None) -> AccuracyFigures:
-    """An annotator's view of their own row: what was scored before today (UTC).
-
-    A figure that moved when one task was scored would tell them that task was gold; the day's
-    scores join all at once when the day is over.
-    """
-    today = today or timezone.now().astimezone(UTC).date()
+    """An annotator's view of their own row: what was scored before today (UTC), the rule of
+    ``qa.own_view``."""
+    today = today or own_today()
     if row.day < today:
         return figures(row)
     today_scored = row.scored - row.scored_before_day

@@ -34,8 +34,9 @@ after the snapshot, what it missed in one batch, or ``resync`` when the outbox n
 it.
 
 ``stats.updated`` carries an annotator's figures of the hour in a project, at most once a
-second each, after events about their work; staff receive every row, an annotator their own
-without what would tell gold apart.
+second each, after events about their work; for staff only. An annotator's own figures are
+theirs up to the start of today (``qa.own_view``): a figure that moved as they work could tell
+a gold task apart.
 """
 
 import json

@@ -10,7 +10,7 @@ from workforce.models import Role
 from .live import BATCH, RESYNC, SNAPSHOT
 from .models import AnnotatorHourStats, LiveEventType
 from .models.stats import HANDLING_BUCKETS
-from .stats import COUNTERS, GOLD_FIELDS
+from .stats import COUNTERS
 
 _ID = {"type": "integer", "minimum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -97,9 +97,7 @@ EVENT_DATA: dict[str, dict] = {
         },
         description="Staff only: how far an import has come.",
     ),
-    LiveEventType.STATS_UPDATED: {
-        "oneOf": [{"$ref": "#/$defs/stats"}, {"$ref": "#/$defs/own_stats"}]
-    },
+    LiveEventType.STATS_UPDATED: {"$ref": "#/$defs/stats"},
 }
 
 
@@ -134,8 +132,8 @@ _LEADERBOARD_ROW = _object(
     description="A row of GET /api/v1/projects/{id}/accuracy.",
 )
 
-# An annotator's figures of one hour in one project, as ``qa.stats.hour_rows`` gives them:
-# staff's, and an annotator's own, which never holds what would tell gold apart.
+# An annotator's figures of one hour in one project, as ``qa.stats.hour_rows`` gives them; for
+# staff only (an annotator's own figures are theirs up to the start of today, ``qa.own_view``).
 _STATS_FIELDS = {
     "project": _ID,
     "annotator": _ID,
@@ -159,11 +157,7 @@ _STATS_FIELDS = {
     "review_mean_score": _FRACTION,
     "agreement_mean": _FRACTION,
 }
-STATS = _object(_STATS_FIELDS, description="Staff's view: every counter and figure.")
-OWN_STATS = _object(
-    {name: schema for name, schema in _STATS_FIELDS.items() if name not in GOLD_FIELDS},
-    description="An annotator's view of their own: nothing of gold.",
-)
+STATS = _object(_STATS_FIELDS, description="For staff only: every counter and figure.")
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -183,9 +177,7 @@ SCHEMA: dict = {
                     "leaderboard": _nullable({"type": "array", "items": _LEADERBOARD_ROW}),
                     "stats": {
                         "type": "array",
-                        "items": {
-                            "oneOf": [{"$ref": "#/$defs/stats"}, {"$ref": "#/$defs/own_stats"}]
-                        },
+                        "items": {"$ref": "#/$defs/stats"},
                     },
                 }
             ),
@@ -212,6 +204,5 @@ SCHEMA: dict = {
         **{f"event:{t}": _event(t) for t in EVENT_DATA},
         **EVENT_DATA,
         "stats": STATS,
-        "own_stats": OWN_STATS,
     },
 }

@@ -33,8 +33,8 @@ closed; one whose role changed gets a new snapshot and the events of its new rol
 
 After events about an annotator's work, the relay reads their stats row of the hour
 (``qa.stats.hour_rows``, one query per project for all the annotators due) and adds
-``stats.updated`` to the batches: at most once every ``STATS_SECONDS`` per annotator and
-project, the first at once and the rest at the end of the second.
+``stats.updated`` to the staff's batches: at most once every ``STATS_SECONDS`` per annotator
+and project, the first at once and the rest at the end of the second.
 
 Each socket has a bounded queue: a batch queued behind one not yet sent joins it, so a socket
 (or a server) that cannot keep up with the ticks sends fewer, larger batches. A socket with more
@@ -61,7 +61,7 @@ from django.utils import timezone
 from . import live
 from .models import LiveEventType
 from .models.live import ACCESS_CHANGED, LiveEvent
-from .selectors import LiveAccess, SocketKey, live_access, live_snapshot, own_stats
+from .selectors import LiveAccess, SocketKey, live_access, live_snapshot
 from .stats import hour_of, hour_rows
 
 logger = logging.getLogger(__name__)
@@ -184,14 +184,11 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class StatsUpdate:
-    """One ``stats.updated`` of a tick: the staff's text, and the annotator's own (``member_id``)
-    when an event addressed to them asked for it."""
+    """One ``stats.updated`` of a tick, for the organization's staff."""
 
     organization_id: int
     project_id: int
-    member_id: int | None
-    staff_text: str
-    own_text: str | None
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,20 +341,18 @@ class _Tick:
             key = (organization, member, project_id)
         if key in self._batches:
             return self._batches[key]
-        stats = self.stats.get(organization, ())
         if access.staff:
+            stats = self.stats.get(organization, ())
             rows = self.staff.get(organization, [])
             if alone:
                 rows = sorted([*rows, *alone], key=lambda row: row.id)
             texts = [row.text for row in _of_project(rows, project_id)]
-            texts += [update.staff_text for update in _of_project(stats, project_id)]
+            texts += [update.text for update in _of_project(stats, project_id)]
         else:
+            # No stats: an annotator's own figures are theirs up to the start of today, the day
+            # joining at once when it is over (``qa.own_view``); a figure that moved as they work
+            # could tell a gold task apart.
             texts = [row.text for row in _of_project(own, project_id)]
-            texts += [
-                update.own_text
-                for update in _of_project(stats, project_id)
-                if update.member_id == member and update.own_text is not None
-            ]
         batch = None
         if texts:
             batch = Batch(texts, live.batch_tail(texts, at=self.at))
@@ -374,28 +369,21 @@ class _StatsDue:
 
     def __init__(self) -> None:
         self._sent: dict[tuple, float] = {}
-        # Key -> the annotator's member, when an event addressed to them is among those waiting.
-        self._waiting: dict[tuple, int | None] = {}
+        self._waiting: set[tuple] = set()
 
     def note(self, rows: Iterable[Row]) -> None:
         for row in rows:
             if row.type in STATS_AFTER and row.project_id and row.annotator_id:
-                key = (
-                    row.organization_id,
-                    row.project_id,
-                    row.annotator_id,
-                    hour_of(row.created_at),
-                )
-                own = self._waiting.get(key) or row.member_id
-                self._waiting[key] = own
+                hour = hour_of(row.created_at)
+                self._waiting.add((row.organization_id, row.project_id, row.annotator_id, hour))
 
-    def due(self, now: float) -> list[tuple[tuple, int | None]]:
-        """The keys to send now, each with the member to tell; forgets what was sent long ago."""
+    def due(self, now: float) -> list[tuple]:
+        """The keys to send now; forgets what was sent long ago."""
         due = []
-        for key, member in list(self._waiting.items()):
+        for key in list(self._waiting):
             if now - self._sent.get(key, -STATS_SECONDS) >= STATS_SECONDS:
-                due.append((key, member))
-                del self._waiting[key]
+                due.append(key)
+                self._waiting.discard(key)
                 self._sent[key] = now
         for key, sent in list(self._sent.items()):
             if now - sent >= STATS_SECONDS and key not in self._waiting:
@@ -632,29 +620,24 @@ def _catch_up(
     return "too_far_behind" if len(rows) > MAX_CAUGHT_UP else rows
 
 
-def _stats_updates(due: list[tuple[tuple, int | None]]) -> list[StatsUpdate]:
+def _stats_updates(due: list[tuple]) -> list[StatsUpdate]:
     """``stats.updated`` for each annotator due: one query per project and hour."""
     at = timezone.now()
-    wanted: dict[tuple[int, datetime], list[tuple[int, int, int | None]]] = defaultdict(list)
-    for (organization_id, project_id, annotator_id, hour), member_id in due:
-        wanted[(project_id, hour)].append((organization_id, annotator_id, member_id))
+    wanted: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
+    for organization_id, project_id, annotator_id, hour in due:
+        wanted[(project_id, hour)].append((organization_id, annotator_id))
     updates = []
     for (project_id, hour), whose in wanted.items():
-        annotators = [annotator_id for _, annotator_id, _ in whose]
+        annotators = [annotator_id for _, annotator_id in whose]
         rows = {
             row["annotator"]: row
             for row in hour_rows(project_id=project_id, annotator_ids=annotators, hour=hour)
         }
-        for organization_id, annotator_id, member_id in whose:
-            row = rows.get(annotator_id)
-            if row is None:
-                continue
-
-            def text(data: dict) -> str:
-                return live.event_text(LiveEventType.STATS_UPDATED, at=at, data=json.dumps(data))
-
-            own = text(own_stats(row)) if member_id is not None else None
-            updates.append(StatsUpdate(organization_id, project_id, member_id, text(row), own))
+        for organization_id, annotator_id in whose:
+            if (row := rows.get(annotator_id)) is not None:
+                data = json.dumps(row)
+                text = live.event_text(LiveEventType.STATS_UPDATED, at=at, data=data)
+                updates.append(StatsUpdate(organization_id, project_id, text))
     return updates
 
 

@@ -37,7 +37,7 @@ from .models import (
     TaskConsensus,
     Verdict,
 )
-from .stats import GOLD_FIELDS, hour_rows
+from .stats import hour_rows
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
 _SESSION_TABLE_ENGINES = {
@@ -136,7 +136,8 @@ def live_snapshot(
     """What a socket's page shows now, as its ``snapshot`` carries it (``qa/live.py``).
 
     On a project, staff get its leaderboard (the rows of its accuracy API, all of them) and
-    the stats of the hour of everyone on it; anyone else their own stats of the hour.
+    the stats of the hour of everyone on it. Nobody else gets stats: an annotator's own are
+    theirs up to the start of today (``qa.own_view``).
     """
     leaderboard, stats = None, []
     if project_id is not None and access.staff:
@@ -147,13 +148,6 @@ def live_snapshot(
             annotator_ids=[row["annotator"] for row in leaderboard],
             hour=timezone.now(),
         )
-    elif project_id is not None:
-        annotator = Annotator.objects.filter(member_id=access.member_id).values("pk").first()
-        if annotator is not None:
-            rows = hour_rows(
-                project_id=project_id, annotator_ids=[annotator["pk"]], hour=timezone.now()
-            )
-            stats = [own_stats(row) for row in rows]
     return {
         "organization": organization,
         "role": access.role,
@@ -163,12 +157,6 @@ def live_snapshot(
         "leaderboard": leaderboard,
         "stats": stats,
     }
-
-
-def own_stats(row: dict) -> dict:
-    """An annotator's view of their own stats row (``qa.stats.hour_rows``): nothing of gold
-    (invariant 2)."""
-    return {name: value for name, value in row.items() if name not in GOLD_FIELDS}
 
 
 def had_membership(*, user_id: int, organization: str) -> bool:
@@ -696,6 +684,28 @@ def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[R
 
 
 # What an annotator reads of the verdicts on their work.
+
+
+def annotator_error_tags(*, project: Project, annotator: Annotator) -> list[dict]:
+    """How often each tag of the project's error taxonomy was given to the annotator's work
+    there, most often first (``code``, ``description``, ``count``). Two queries: the tags,
+    counted in the database, and the taxonomy."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ERROR_TAGS, {"project": project.pk, "member": annotator.member_id})
+        counted = cursor.fetchall()
+    described = tag_descriptions([project.pk])
+    return [
+        {"code": code, "description": described.get((project.pk, code), ""), "count": count}
+        for code, count in counted
+    ]
+
+
+# A project's reviews of one author's work, by ``review_author_idx``.
+_ERROR_TAGS = f"""
+SELECT tag, count(*) FROM {Review._meta.db_table} r, unnest(r.tags) AS tag
+WHERE r.project_id = %(project)s AND r.author_member_id = %(member)s
+GROUP BY tag ORDER BY count(*) DESC, tag
+"""  # noqa: S608
 
 
 def tag_descriptions(project_ids) -> dict[tuple[int, str], str]:

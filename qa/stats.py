@@ -1,6 +1,6 @@
 """Per annotator, project and hour stats (``AnnotatorHourStats``): their writes and what they show.
 
-**Writes.** Every counter is added to by one upsert (``_upsert``), in the transaction of the
+**Writes.** Every counter is added to by one upsert (``upsert_sql``), in the transaction of the
 event it counts, attributed to the UTC hour of that event:
 
 - a submission (``submission_record``, in the submission's transaction): ``submitted``, its
@@ -35,9 +35,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from tasks.models import Annotation, Assignment, Project
@@ -46,14 +47,15 @@ from workforce.models import Annotator
 from .live import annotation_submitted_insert
 from .models import AnnotatorHourStats, ReviewLayer, StatsCursor
 from .models.stats import HANDLING_BUCKETS
+from .own_view import own_today
 
 # Upper bounds of the handling-time buckets, in seconds; bucket ``i`` holds the times in
 # [HANDLING_BOUNDS[i - 1], HANDLING_BOUNDS[i]). Fixed: changing them changes the meaning of
 # every stored row.
+# ``HANDLING_BUCKETS`` (the rows' array size, in ``qa.models.stats``) counts them.
 HANDLING_BOUNDS: tuple[float, ...] = (
     5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600, math.inf,
 )  # fmt: skip
-assert len(HANDLING_BOUNDS) == HANDLING_BUCKETS
 
 COUNTERS: tuple[str, ...] = (
     "claimed",
@@ -99,12 +101,12 @@ _SET = ",\n    ".join(
     ]
 )
 
-# SQL for the bucket array holding one in the bucket of the handling time ``seconds`` (an SQL
-# expression): ``width_bucket`` answers the 0-based bucket as ``handling_bucket`` does.
+# ``width_bucket`` on these answers the 0-based bucket as ``handling_bucket`` does.
 _FINITE_BOUNDS = "ARRAY[" + ", ".join(str(b) for b in HANDLING_BOUNDS[:-1]) + "]::float8[]"
 
 
 def bucket_array_sql(seconds: str) -> str:
+    """SQL for a bucket array counting one handling time, ``seconds`` (an SQL expression)."""
     return (
         f"(array_fill(0, ARRAY[width_bucket({seconds}, {_FINITE_BOUNDS})]) || 1"
         f" || array_fill(0, ARRAY[{HANDLING_BUCKETS - 1} - width_bucket({seconds}, "
@@ -203,8 +205,10 @@ ON CONFLICT (name) DO UPDATE SET updated_at = EXCLUDED.updated_at
 RETURNING c.position
 """  # noqa: S608
 
-# One statement: the batch's bound, its claims counted into their hours, the cursor moved; it
-# answers the bound (None when there was nothing to count) and how many claims it counted.
+# One statement: the batch's bound, its claims counted into their hours (rows locked in
+# ``qa.locks``' order), the cursor moved; it answers the bound (None when there was nothing to
+# count) and how many claims it counted. The clocks of the claims' and the job's processes are
+# taken to agree within ``CLAIMS_SETTLE``.
 _CLAIMS_ROLL_UP = f"""
 WITH bound AS (
     SELECT max(id) AS upto FROM (
@@ -219,7 +223,7 @@ WITH bound AS (
     WHERE a.id > %(after)s AND a.id <= bound.upto
     GROUP BY 1, 2, 3
 ), counted AS (
-{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims")}
+{upsert_sql(["claimed"], "SELECT project_id, annotator_id, hour, n FROM claims ORDER BY 1, 2, 3")}
 ), moved AS (
     UPDATE {_table(StatsCursor)} SET position = bound.upto
     FROM bound WHERE name = %(name)s AND bound.upto IS NOT NULL
@@ -339,3 +343,97 @@ def hour_rows(*, project_id: int, annotator_ids: list[int], hour: datetime) -> l
         .values(*_ROW_FIELDS)
     )
     return [row_out(row) for row in rows]
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+# Each counter summed, each bucket summed, and the hours with a submission: one grouped query.
+_SUMS = {
+    **{f"sum_{name}": Sum(name) for name in COUNTERS},
+    **{f"sum_bucket_{i}": Sum(f"handling_buckets__{i}") for i in range(HANDLING_BUCKETS)},
+    "hours_worked": Count("pk", filter=Q(submitted__gt=0)),
+}
+
+
+def _summed_rows(rows: QuerySet, *group: str) -> list[dict]:
+    """The rows summed per ``group`` (in that order), each with its figures (``figures``)."""
+    found = []
+    for row in rows.order_by(*group).values(*group).annotate(**_SUMS):
+        for name in COUNTERS:
+            row[name] = row.pop(f"sum_{name}")
+        row["handling_buckets"] = [row.pop(f"sum_bucket_{i}") for i in range(HANDLING_BUCKETS)]
+        hours_worked = row.pop("hours_worked")
+        found.append(
+            {
+                **{name: row[name] for name in group},
+                "hours_worked": hours_worked,
+                **figures(row, hours_worked=hours_worked),
+            }
+        )
+    return found
+
+
+def _in_range(rows: QuerySet, since: datetime, until: datetime) -> QuerySet:
+    """The rows of the hours that start in [since, until)."""
+    return rows.filter(hour__gte=since, hour__lt=until)
+
+
+def _hours(rows: QuerySet) -> list[dict]:
+    return [
+        row_out(row)
+        for row in rows.order_by("hour", "project_id", "annotator_id").values(*_ROW_FIELDS)
+    ]
+
+
+def project_stats(*, project: Project, since: datetime, until: datetime, by_hour: bool) -> dict:
+    """Each annotator's stats in the project over the hours starting in [since, until), best
+    throughput first, and each hour's row with ``by_hour``. Staff's view: gold included. Two
+    queries (three by hour), whatever the number of rows."""
+    rows = _in_range(AnnotatorHourStats.objects.filter(project=project), since, until)
+    annotators = _summed_rows(rows, "annotator_id", "annotator__member__user__username")
+    for row in annotators:
+        row["annotator"] = row.pop("annotator_id")
+        row["username"] = row.pop("annotator__member__user__username")
+    annotators.sort(key=lambda row: (-(row["throughput_per_hour"] or 0), row["annotator"]))
+    return {
+        "project": project.pk,
+        "since": since,
+        "until": until,
+        "annotators": annotators,
+        "hours": _hours(rows) if by_hour else None,
+    }
+
+
+def annotator_stats(
+    *, annotator: Annotator, since: datetime, until: datetime, by_hour: bool, own: bool = False
+) -> dict:
+    """An annotator's stats over the hours starting in [since, until): in total, per project
+    (by project id), and each hour's row with ``by_hour``. ``own``: what the annotator reads of
+    themselves, without ``GOLD_FIELDS`` (the caller also ends the range where their own view
+    ends, ``own_until``)."""
+    rows = _in_range(AnnotatorHourStats.objects.filter(annotator=annotator), since, until)
+    projects = _summed_rows(rows, "project_id", "project__name")
+    for row in projects:
+        row["project"] = row.pop("project_id")
+        row["name"] = row.pop("project__name")
+    total, hours_worked = summed(projects)
+    found = {
+        "annotator": annotator.pk,
+        "since": since,
+        "until": until,
+        "total": {"hours_worked": hours_worked, **figures(total, hours_worked=hours_worked)},
+        "projects": projects,
+        "hours": _hours(rows) if by_hour else None,
+    }
+    if own:
+        for row in [found["total"], *projects, *(found["hours"] or [])]:
+            for name in GOLD_FIELDS:
+                del row[name]
+    return found
+
+
+def own_until(now: datetime | None = None) -> datetime:
+    """Where an annotator's view of their own stats ends: the start of today (UTC), the rule of
+    their own gold accuracy (``qa.own_view``). A whole day joins at once when it is over,
+    so that no figure they read moves while they work."""
+    return datetime.combine(own_today(now), time.min, tzinfo=UTC)

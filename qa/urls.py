@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import agreement_api, api, review_api, rules_api, verdict_api
+from . import agreement_api, api, review_api, rules_api, stats_api, verdict_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
@@ -34,6 +34,20 @@ urlpatterns = [
         name="annotator-accuracy",
     ),
     re_path(r"^me/accuracy/?$", api.MyAccuracyApi.as_view(), name="my-accuracy"),
+    re_path(
+        r"^projects/(?P<pk>\d+)/stats/?$", stats_api.ProjectStatsApi.as_view(), name="project-stats"
+    ),
+    re_path(
+        r"^annotators/(?P<pk>\d+)/stats/?$",
+        stats_api.AnnotatorStatsApi.as_view(),
+        name="annotator-stats",
+    ),
+    re_path(r"^me/stats/?$", stats_api.MyStatsApi.as_view(), name="my-stats"),
+    re_path(
+        r"^projects/(?P<pk>\d+)/annotators/(?P<annotator_id>\d+)/errors/?$",
+        stats_api.AnnotatorErrorsApi.as_view(),
+        name="project-annotator-errors",
+    ),
     re_path(
         r"^reviews/(?P<pk>\d+)/verdict/?$",
         verdict_api.ReviewVerdictApi.as_view(),

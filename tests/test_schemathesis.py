@@ -200,6 +200,10 @@ KNOWN = {
         "RejectedPositiveData",
         "PUT /api/v1/projects/{id}/review-policy/",
     ): "each layer's floor_rate at most its sample_rate, domains that exist, a tag code once",
+    # A range of hours: since before until, at most 92 days apart (``qa.stats_api``).
+    ("RejectedPositiveData", "GET /api/v1/projects/{id}/stats/"): "since before until, 92 days",
+    ("RejectedPositiveData", "GET /api/v1/annotators/{id}/stats/"): "since before until, 92 days",
+    ("RejectedPositiveData", "GET /api/v1/me/stats/"): "since before until, 92 days",
 }
 
 

@@ -13,11 +13,15 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from qa.exams import exam_create
-from qa.models import QualityAction
+from qa.models import QualityAction, ReviewItem
 from qa.rules import quality_rule_create
-from tasks.models import Annotation, ProjectMember
+from qa.task_agreement import task_agreement_compute
+from qa.verdicts import review_judge
+from tasks.models import Annotation, ProjectMember, Task
 from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.qa.agreement_helpers import crowd_project, work
 from tests.qa.gold_helpers import label_gold_project, label_gold_submit
+from tests.qa.review_helpers import TAGS, layer, lease, set_policy
 from workforce import services
 
 # The server is another process: it sees only what the test has committed.
@@ -55,8 +59,9 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     expect(lead.page.locator("#live")).to_have_text("Live")
     scored = row.locator("td").nth(3)
     expect(scored).to_have_text("0")
-    # Figures the API does not give yet are shown as pending, not made up.
-    expect(row.locator("td.pending")).to_have_count(3)
+    # No work yet: the stats columns say so, nothing is made up.
+    per_hour = row.locator("td").nth(5)
+    expect(per_hour).to_have_text("—")
     lead.page.evaluate("window.notReloaded = true")
 
     worker = signed_in(org.annotator_member.user)
@@ -79,6 +84,8 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     expect(lead.page.locator("#stat-live")).to_have_text("1", timeout=LIVE_WITHIN_MS)
     # Their stats of the hour follow (stats.updated), as the next snapshot would give them.
     expect(row.locator('td[data-key="hour"]')).to_have_text("1", timeout=LIVE_WITHIN_MS)
+    # Its hourly stats, read again after the submission: one in the hour worked.
+    expect(per_hour).to_have_text("1.0", timeout=LIVE_WITHIN_MS)
     # The wrong answer crossed the rule: the alert shows at once.
     alert = lead.page.locator("#alerts li").first
     expect(alert).to_contain_text("acme-annotator", timeout=LIVE_WITHIN_MS)
@@ -175,6 +182,61 @@ def test_the_qa_lead_follows_an_annotator_live_and_undoes_an_automatic_action(or
     expect(page.locator("#fig-n")).to_have_text("3", timeout=LIVE_WITHIN_MS)
     expect(page.locator("#trend .scatterlayer .point")).to_have_count(2)
     lead.screenshot("qa-annotator")
+    assert lead.errors == []
+    assert lead.offsite_requests() == []
+
+
+def test_the_leaderboard_and_drill_down_show_stats_error_tags_and_labels_against_consensus(
+    org, signed_in
+):
+    """Three annotators label four tasks; a QA lead corrects some of one annotator's work with
+    tags. The leaderboard shows their throughput, review pass rate and agreement; the
+    drill-down the tags reviewers gave and that annotator's labels against consensus."""
+    project, people = crowd_project(org, tasks=4, name="Street signs")
+    set_policy(
+        org,
+        project,
+        [layer(sample_rate=1.0)],
+        [{"code": code, "description": text} for code, text in TAGS.items()],
+    )
+    dissenter = people[0]
+    for task in range(4):
+        for person in people:
+            label = "person" if person == dissenter and task < 2 else "car"
+            work(person, project, {"label": label})
+    # Each task's agreement and consensus, as its job computes them (done already, eagerly).
+    for task in Task.objects.filter(project=project):
+        task_agreement_compute(task_id=task.pk)
+    for item in ReviewItem.objects.filter(state="open").order_by("id"):
+        verdict = "accept"
+        if item.annotation.annotator == dissenter and item.annotation.payload["label"] == "person":
+            verdict = "correct"
+        lease(item, org.qa_lead)
+        review_judge(
+            item=item,
+            reviewer=org.qa_lead,
+            verdict=verdict,
+            tags=["wrong-label"] if verdict == "correct" else [],
+            corrected_payload={"label": "car"} if verdict == "correct" else None,
+        )
+    lead = signed_in(org.qa_lead.user)
+    lead.page.goto(f"/qa/projects/{project.pk}/")
+    row = lead.page.locator(f'#leaderboard tr[data-annotator="{dissenter.pk}"]')
+    expect(row.locator("td").nth(5)).to_have_text("4.0")
+    expect(row.locator("td").nth(7)).to_have_text("50 %")
+    # Two tasks of full agreement, two where they stood alone: (1 + 1 + 0 + 0) / 4.
+    expect(row.locator("td").nth(8)).to_have_text("50 %")
+    lead.screenshot("qa-project-stats")
+    lead.page.goto(f"/qa/projects/{project.pk}/annotators/{dissenter.pk}/")
+    expect(lead.page.locator("#work-submitted")).to_have_text("4")
+    expect(lead.page.locator("#work-pass")).to_have_text("50 %")
+    expect(lead.page.locator("#error-tags tbody tr")).to_have_count(1)
+    expect(lead.page.locator("#error-tags")).to_contain_text("wrong-label")
+    expect(lead.page.locator("#error-tags tbody td.num")).to_have_text("2")
+    confusion = lead.page.locator("#confusion")
+    expect(confusion.locator("td.agree")).to_have_text(["2", "·"])
+    expect(confusion.locator("td.confused")).to_have_text(["2"])
+    lead.screenshot("qa-annotator-stats")
     assert lead.errors == []
     assert lead.offsite_requests() == []
 

@@ -72,9 +72,11 @@ MARKERS = (
     "score",
     "accuracy",
 )
-# ``me/accuracy`` is the annotator's own aggregate accuracy: its words may say so. What it
-# must not do is move when one task is scored (``test_own_accuracy_does_not_move_...``).
+# ``me/accuracy`` is the annotator's own aggregate accuracy, ``me/stats`` their own hourly
+# stats (with their review scores): their words may say so. What they must not do is move when
+# one task is scored (``test_own_figures_do_not_move_...``).
 AGGREGATE_WORDS = {"score", "accuracy"}
+OWN_AGGREGATES = {"/api/v1/me/accuracy/", "/api/v1/me/stats/"}
 
 
 def markers_in(text: str, *, extra: tuple[str, ...] = (), allow: set[str] = frozenset()) -> list:
@@ -146,7 +148,7 @@ class World:
         )
         self.client = org.client(Role.ANNOTATOR)
         self.records: dict[str, dict[bool, list]] = {}
-        self.own_accuracy_before = self.get("/api/v1/me/accuracy/").json()
+        self.own_before = {path: self.get(path).json() for path in sorted(OWN_AGGREGATES)}
 
         # Gold comes first while it lasts (rate 1.0): three gold claims, then regular ones.
         claims = [claim(self.client) for _ in range(6)]
@@ -357,7 +359,7 @@ def test_no_operation_of_the_api_tells_an_annotator_anything_of_gold(world):
                     response = getattr(client, method)(url, body, format="json")
                 answered += 1
                 answer = answer_of(response)
-                allow = AGGREGATE_WORDS if path == "/api/v1/me/accuracy/" else set()
+                allow = AGGREGATE_WORDS if path in OWN_AGGREGATES else set()
                 text = json.dumps(answer["body"]) + json.dumps(answer["headers"])
                 if leaks := world.leaks(text, allow=allow):
                     found.append((method.upper(), url, answer["status"], leaks, text[:400]))
@@ -408,11 +410,11 @@ def test_no_operation_of_the_api_tells_an_annotator_anything_of_gold(world):
             )
 
 
-def test_own_accuracy_does_not_move_when_one_gold_task_is_scored(world):
-    """The annotator's own accuracy counts gold up to the end of the last day: what they read
-    after submitting a gold task today is what they read before it."""
-    after = world.get("/api/v1/me/accuracy/").json()
-    assert after == world.own_accuracy_before, (world.own_accuracy_before, after)
+def test_own_figures_do_not_move_when_one_gold_task_is_scored(world):
+    """The annotator's own accuracy and stats count up to the end of the last day: what they
+    read after submitting a gold task today is what they read before it."""
+    after = {path: world.get(path).json() for path in sorted(OWN_AGGREGATES)}
+    assert after == world.own_before, (world.own_before, after)
 
 
 def claim_and_submit(annotator, *, gold: bool) -> Annotation:
@@ -425,8 +427,8 @@ def claim_and_submit(annotator, *, gold: bool) -> Annotation:
 @pytest.mark.django_db(transaction=True)
 def test_the_annotator_socket_carries_nothing_of_gold(org):
     """What the annotator's socket receives while they submit a gold and a regular task: two
-    ``assignment.claimed`` and two ``annotation.submitted`` alike, their own stats after each
-    without gold's fields, no ``gold.scored`` (which the staff socket receives)."""
+    ``assignment.claimed`` and two ``annotation.submitted`` alike; no ``gold.scored`` and no
+    ``stats.updated`` (which the staff socket receives)."""
     project = make_project(org, gold_rate=1.0)
     rows = image_rows(3)
     rows[0] |= {"external_id": GOLD_EXTERNAL_ID, "gold_answer": GOLD_ANSWER}
@@ -443,17 +445,18 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         # score reached the annotator, it would come before it.
         regular = await database_sync_to_async(claim_and_submit)(org.annotator, gold=False)
         staff_seen += await receive_events(lead_socket, 1, types=WORK)
-        # Until the stats that count both submissions (at most one a second: the second
-        # waits for the end of the first's second).
-        seen = [snapshot]
-        while not any(e["type"] == "stats.updated" and e["data"]["submitted"] == 2 for e in seen):
-            seen += await receive_events(author_socket, 1)
-        assert await author_socket.receive_nothing(timeout=1.2)
+        # Staff's stats that count both submissions (the second waits for the end of the
+        # first's second): a stats.updated for the annotator would have gone out by then.
+        stats = []
+        while not stats or stats[-1]["data"]["submitted"] < 2:
+            stats += await receive_events(lead_socket, 1, types={"stats.updated"})
+        seen = [snapshot, *await receive_events(author_socket, 4)]
+        assert await author_socket.receive_nothing(timeout=0.5)
         for communicator in (lead_socket, author_socket):
             await communicator.disconnect()
-        return gold, regular, staff_seen, seen
+        return gold, regular, staff_seen, seen, stats
 
-    gold, regular, staff_seen, seen = async_to_sync(scenario)()
+    gold, regular, staff_seen, seen, stats = async_to_sync(scenario)()
     score = GoldScore.objects.get(annotation=gold).score
     # The event exists: staff receive the gold submission's score.
     assert [m["type"] for m in staff_seen] == [
@@ -462,12 +465,9 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         "annotation.submitted",
     ]
     assert staff_seen[1]["data"]["annotation"] == gold.pk
-    stats = [m for m in seen if m["type"] == "stats.updated"]
-    # Their own figures, without gold's, after each submission alike.
-    assert [m["data"]["submitted"] for m in stats] == [1, 2]
-    assert shape(stats[0]) == shape(stats[1])
-    assert not GOLD_FIELDS & set(stats[0]["data"])
-    seen = [m for m in seen if m["type"] != "stats.updated"]
+    # Staff's stats count the gold; the annotator receives none: their own figures are theirs
+    # up to the start of today.
+    assert stats[0]["data"]["gold_scored"] == 1 and set(stats[0]["data"]) >= GOLD_FIELDS
     assert [m["type"] for m in seen] == [
         "snapshot",
         *["assignment.claimed", "annotation.submitted"] * 2,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from qa.gold import gold_rescore
 from qa.models import AnnotatorHourStats, LiveEvent, LiveEventType, StatsCursor
+from qa.models.stats import HANDLING_BUCKETS
 from qa.stats import (
     CLAIMS_SETTLE,
     HANDLING_BOUNDS,
@@ -66,6 +67,7 @@ def test_stats_add_adds_to_the_row_of_the_hour_and_hour_rows_reads_it(org):
 
 
 def test_handling_quantiles_are_read_from_the_buckets():
+    assert len(HANDLING_BOUNDS) == HANDLING_BUCKETS
     assert [handling_bucket(s) for s in (0, 4.9, 5, 59.9, 60, 3599, 3600, 1e9)] == [
         0, 0, 1, 5, 6, 12, 13, 13,
     ]  # fmt: skip

@@ -65,6 +65,63 @@ async function loadAccuracy() {
   drawTrend();
 }
 
+// -- work: the hourly stats of the last 7 days, what reviewers found, labels vs consensus ---
+
+const seconds = (value) =>
+  value === null || value === undefined ? "—" : value >= 60 ? `≤ ${(value / 60).toFixed(value % 60 ? 1 : 0)} min` : `≤ ${value} s`;
+
+async function loadWork() {
+  const { body } = await api(`annotators/${annotator}/stats`);
+  const row = body.projects.find((p) => p.project === project) || null;
+  const shown = (value, format) => (row && value !== null && value !== undefined ? format(value) : "—");
+  $("work-submitted").textContent = row ? row.submitted : "0";
+  $("work-throughput").textContent = shown(row?.throughput_per_hour, (v) => v.toFixed(1));
+  $("work-median").textContent = seconds(row?.handling_median_seconds);
+  $("work-p90").textContent = seconds(row?.handling_p90_seconds);
+  $("work-pass").textContent = shown(row?.review_pass_rate, (v) => percent(v, 0));
+  $("work-agreement").textContent = shown(row?.agreement_mean, (v) => percent(v, 0));
+}
+
+function drawConfusion({ classes, confusion }) {
+  const total = confusion.reduce((sum, cells) => sum + cells.reduce((a, b) => a + b, 0), 0);
+  $("confusion-card").hidden = false;
+  if (!total) {
+    fill($("confusion"), h("tbody", {}, h("tr", {}, h("td", { class: "hint" }, "No task of theirs has a consensus yet."))));
+    return;
+  }
+  fill(
+    $("confusion"),
+    h("thead", {}, h("tr", {}, h("th", {}, "consensus ↓ · given →"), classes.map((name) => h("th", { class: "num" }, name)))),
+    h(
+      "tbody",
+      {},
+      confusion.map((cells, i) =>
+        h(
+          "tr",
+          {},
+          h("th", {}, classes[i]),
+          cells.map((count, j) =>
+            h("td", { class: ["num", i === j ? "agree" : count ? "confused" : ""].join(" ").trim() }, count ? String(count) : "·"),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+async function loadErrors() {
+  const { body } = await api(`projects/${project}/annotators/${annotator}/errors`);
+  fill(
+    $("error-tags").tBodies[0],
+    body.error_tags.length
+      ? body.error_tags.map((tag) =>
+          h("tr", {}, h("td", {}, h("code", {}, tag.code)), h("td", {}, tag.description), h("td", { class: "num" }, String(tag.count))),
+        )
+      : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "No reviewer tagged an error in their work here.")),
+  );
+  if (body.confusion) drawConfusion(body.confusion);
+}
+
 // -- the trend chart (plotly.js, served from the plotly package) -------------------------
 
 function drawTrend() {
@@ -186,8 +243,11 @@ async function loadAudit() {
 }
 
 async function loadAll() {
-  await Promise.all([loadAccuracy(), loadActions(), loadAudit()]);
+  await Promise.all([loadAccuracy(), loadActions(), loadAudit(), loadWork(), loadErrors()]);
 }
+
+// Work coming in moves their stats, a verdict their tags, a task's consensus their labels.
+const refreshWork = throttled(() => Promise.all([loadWork(), loadErrors()]), 3000);
 
 const refreshAccuracy = throttled(loadAccuracy, 500);
 const refreshActions = throttled(() => Promise.all([loadActions(), loadAudit()]), 500);
@@ -201,6 +261,9 @@ function onEvent({ type, data, at }) {
   } else if (type === "annotation.submitted" && data.project === project) {
     submittedLive += 1;
     $("fig-live").textContent = submittedLive;
+    refreshWork();
+  } else if ((type === "review.completed" || type === "stats.updated") && data.project === project) {
+    refreshWork();
   } else if (type === "quality.alert") {
     refreshActions();
   }

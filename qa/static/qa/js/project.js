@@ -19,30 +19,29 @@ import {
 const $ = (id) => document.getElementById(id);
 const project = config.project;
 
-let rows = []; // the leaderboard as the API gives it
+let rows = []; // the leaderboard: the accuracy rows, each with its annotator's stats
 const usernames = new Map(); // annotator id -> username
 const submittedLive = new Map(); // annotator id -> submissions seen on the socket
 const hourStats = new Map(); // annotator id -> their stats row of the latest hour
 let totalLive = 0;
 const flashed = new Set();
 
-/** A figure the API does not give yet: shown as pending until the row carries it. */
-const pending = (field, title) => ({
+/** A figure of the hourly stats over the last 7 days (projects/{id}/stats): "—" without any. */
+const statsColumn = (field, title, hint, show) => ({
   title,
+  hint,
   num: true,
-  cell: (row) => (row[field] === undefined ? null : row[field] === null ? "—" : percentOrNumber(field, row[field])),
-  missing: `Not in the API yet (${field}).`,
+  cell: (row) => (row.stats && row.stats[field] !== null ? show(row.stats[field]) : "—"),
 });
-const percentOrNumber = (field, value) => (field.endsWith("_per_hour") ? value.toFixed(1) : percent(value, 1));
+const seconds = (value) => (value >= 60 ? `≤ ${(value / 60).toFixed(value % 60 ? 1 : 0)} min` : `≤ ${value} s`);
 
-// The leaderboard's columns, in one place: a figure the API adds to the accuracy rows later
-// (throughput, review pass rate, agreement) shows here by its field name.
+// The leaderboard's columns, in one place.
 const COLUMNS = [
   {
     title: "Annotator",
     cell: (row) => h("a", { href: `/qa/projects/${project}/annotators/${row.annotator}/` }, row.username),
   },
-  { title: "Accuracy (95 % interval)", cell: (row) => intervalBar(row, { target: config.accuracy_target, width: 140 }) },
+  { title: "Accuracy (95 % interval)", cell: (row) => intervalBar(row, { target: config.accuracy_target, width: 120 }) },
   { title: "Mean", num: true, cell: (row) => percent(row.mean, 1) },
   { title: "n", num: true, cell: (row) => String(row.scored) },
   {
@@ -50,9 +49,10 @@ const COLUMNS = [
     num: true,
     cell: (row) => (row.recent_mean === null ? "—" : `${percent(row.recent_mean, 0)} (${row.recent_n})`),
   },
-  pending("throughput_per_hour", "Per hour"),
-  pending("review_pass_rate", "Review pass"),
-  pending("agreement", "Agreement"),
+  statsColumn("throughput_per_hour", "Per hour", "Submissions per hour worked (hours with a submission), last 7 days", (v) => v.toFixed(1)),
+  statsColumn("handling_median_seconds", "Median", "Median handling time: the bucket bound half the submissions reach, last 7 days", seconds),
+  statsColumn("review_pass_rate", "Pass rate", "Review pass rate: accepted / all verdicts on their work, last 7 days", (v) => percent(v, 0)),
+  statsColumn("agreement_mean", "Agreement", "Mean agreement with the other annotators of their tasks, last 7 days", (v) => percent(v, 0)),
   { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },
   { title: "This hour", hint: "Submitted this hour (UTC)", num: true, cell: (row) => String(hourStats.get(row.annotator)?.submitted ?? 0), key: "hour" },
 ];
@@ -60,7 +60,7 @@ const COLUMNS = [
 function drawHead() {
   fill(
     $("leaderboard-head"),
-    COLUMNS.map((column) => h("th", { class: column.num ? "num" : null, title: column.hint || column.missing || null }, column.title)),
+    COLUMNS.map((column) => h("th", { class: column.num ? "num" : null, title: column.hint || null }, column.title)),
   );
 }
 
@@ -76,30 +76,29 @@ function drawLeaderboard() {
       h(
         "tr",
         { dataset: { annotator: row.annotator }, class: flashed.has(row.annotator) ? "flash" : null },
-        COLUMNS.map((column) => {
-          const value = column.cell(row);
-          const missing = value === null && column.missing;
-          return h(
-            "td",
-            { class: [column.num ? "num" : "", missing ? "pending" : ""].join(" ").trim() || null, title: missing || null, dataset: column.key ? { key: column.key } : null },
-            missing ? "—" : value,
-          );
-        }),
+        COLUMNS.map((column) =>
+          h("td", { class: column.num ? "num" : null, dataset: column.key ? { key: column.key } : null }, column.cell(row)),
+        ),
       ),
     ),
   );
   flashed.clear();
 }
 
-function showLeaderboard(found) {
-  rows = found;
+/** The accuracy rows, each with its annotator's stats of the last 7 days. */
+function showLeaderboard(accuracy, stats) {
+  const statsOf = new Map(stats.annotators.map((row) => [row.annotator, row]));
+  rows = accuracy.map((row) => ({ ...row, stats: statsOf.get(row.annotator) || null }));
   for (const row of rows) usernames.set(row.annotator, row.username);
   $("stat-scored").textContent = rows.reduce((sum, row) => sum + row.scored, 0);
   drawLeaderboard();
 }
 
+const weekStats = () => api(`projects/${project}/stats`).then(({ body }) => body);
+
 async function loadLeaderboard() {
-  showLeaderboard(await apiAll(`projects/${project}/accuracy`));
+  const [accuracy, stats] = await Promise.all([apiAll(`projects/${project}/accuracy`), weekStats()]);
+  showLeaderboard(accuracy, stats);
 }
 
 /** A stats row of the hour; a row of an earlier hour than the one shown is old news. */
@@ -163,11 +162,13 @@ async function loadAlerts() {
 async function loadAll(snapshot) {
   hourStats.clear();
   for (const row of snapshot.data.stats) keepStats(row);
-  showLeaderboard(snapshot.data.leaderboard);
-  await Promise.all([loadProgress(), loadAlerts()]);
+  const [stats] = await Promise.all([weekStats(), loadProgress(), loadAlerts()]);
+  showLeaderboard(snapshot.data.leaderboard, stats);
 }
 
 const refreshLeaderboard = throttled(loadLeaderboard, 500);
+// Work coming in moves the stats columns; read them again at most every few seconds.
+const refreshStats = throttled(loadLeaderboard, 3000);
 const refreshProgress = throttled(loadProgress, 1000);
 const refreshAlerts = throttled(loadAlerts, 500);
 
@@ -180,9 +181,14 @@ function onEvent({ type, data, at }) {
     const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="live"]`);
     if (cell) cell.textContent = submittedLive.get(data.annotator);
     refreshProgress();
-  } else if (type === "stats.updated") {
-    const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="hour"]`);
-    if (keepStats(data) && cell) cell.textContent = data.submitted;
+    refreshStats();
+  } else if (type === "review.completed" || type === "stats.updated") {
+    if (type === "stats.updated") {
+      const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="hour"]`);
+      if (keepStats(data) && cell) cell.textContent = data.submitted;
+    }
+    // Their stats moved: throughput, review pass rate, agreement.
+    refreshStats();
   } else if (type === "gold.scored") {
     flashed.add(data.annotator);
     refreshLeaderboard();
