@@ -55,6 +55,8 @@ os.environ.setdefault("BENCH_DATABASE", "assay_bench_live")
 import _setup
 
 ANNOTATORS = 50
+# The relay's tick: at most one batch a socket per tick.
+TICK = 0.07
 ORGANIZATION = "acme"
 ROOT = Path(__file__).resolve().parent.parent
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 10, "w": 50, "h": 40}]}
@@ -612,7 +614,8 @@ def main() -> None:
     messages = counts["batches"] or 1
     per_message = cpu_load / messages * 1e6
     print(f"uvicorn CPU per batch sent (reading, stats and sending included): {per_message:.0f} us;"
-          f" at one batch a tick (12.5/s) a core carries about {1e6 / per_message / 12.5:.0f} "
+          f" at one batch a tick ({1 / TICK:.0f}/s) a core carries about "
+          f"{1e6 / per_message * TICK:.0f} "
           "sockets")  # fmt: skip
     print(f"uvicorn CPU during the load: {cpu_load:.1f} s = {cpu_load / load_wall * 100:.0f} % "
           f"of one core; the client processes {clients_cpu / load_wall * 100:.0f} %")  # fmt: skip

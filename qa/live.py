@@ -19,7 +19,7 @@ What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JS
     rows of the hour).
 ``batch``
     Every event for the socket since its previous message: ``{"events": [...]}``. The relay
-    sends at most one per tick (every 80 ms), only when there is something, so a
+    sends at most one per tick (every 70 ms), only when there is something, so a
     socket's messages grow with time, not with submissions. Each event is ``{"type", "at",
     "id", "data"}``: ``id`` is its place in the outbox; ``stats.updated``, which the relay
     makes from the stats rows, has none. Nothing is coalesced away: every event, alerts
