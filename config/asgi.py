@@ -30,6 +30,9 @@ def origin_or_ticket(app):
     validated = AllowedHostsOriginValidator(app)
 
     async def guarded(scope, receive, send):
+        # The server's own send, for the live relay's batches: past the session middleware's,
+        # which looks at the session before each message, for nothing once a socket is open.
+        scope = dict(scope, server_send=send)
         headers = dict(scope.get("headers") or ())
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if b"origin" not in headers and "ticket" in query:

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from qa import pages as qa_pages
+from qa.api import LiveSchemaApi
 from workforce.auth_views import throttled_login
 from workforce.pages import home
 
@@ -32,6 +33,8 @@ urlpatterns = [
     path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The live-events WebSocket's messages (qa/live_schema.py).
+    path("api/schema/live/", LiveSchemaApi.as_view(), name="live-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("workforce.urls")),
     path("api/v1/", include("tasks.urls")),

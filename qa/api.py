@@ -3,7 +3,9 @@ socket."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import validated
 from config.errors import ValidationFailed
@@ -18,7 +20,7 @@ from workforce.models import MAX_SKILL_LEVEL, Domain, Skill
 from workforce.selectors import annotator_get
 from workforce.tenancy import ANNOTATOR, ANYONE, STAFF
 
-from . import exams, selectors, tickets
+from . import exams, live_schema, selectors, tickets
 from .gold import RECENT_N
 from .models import ExamAnswer
 from .serializers import (
@@ -58,6 +60,23 @@ class LiveTicketApi(OrganizationApi):
             "url": f"/ws/orgs/{slug}/?ticket={ticket}",
         }
         return Response(LiveTicketOut(body).data, status=status.HTTP_201_CREATED)
+
+
+class LiveSchemaApi(APIView):
+    """The JSON Schema (draft 2020-12) of every message the live-events WebSocket sends:
+    ``snapshot``, ``batch`` (each event type's ``data`` a definition of its own) and
+    ``resync``. A client can check what it receives against it.
+
+    A description beside the OpenAPI one (``/api/schema/``), served as that is: to anyone,
+    and no operation of the API.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response(live_schema.SCHEMA)
 
 
 class ReviewAccuracyOut(Prepared):

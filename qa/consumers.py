@@ -3,8 +3,9 @@
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
+from . import live
 from .relay import (
     CLOSE_ACCESS_ENDED,
     CLOSE_BAD_REQUEST,
@@ -13,8 +14,10 @@ from .relay import (
     LiveSocket,
     relay,
 )
-from .selectors import SocketKey, had_membership, live_access
+from .selectors import SocketKey, had_membership, live_access, live_project_visible, live_snapshot
 from .tickets import ticket_user
+
+_NO_ID = object()
 
 
 def _parameters(query_string: bytes) -> dict[str, str] | None:
@@ -25,14 +28,22 @@ def _parameters(query_string: bytes) -> dict[str, str] | None:
     return {name: values[0] for name, values in query.items()}
 
 
-class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
+def _id(value: str | None):
+    """A parameter that must be an id when given: the int, None when absent, else ``_NO_ID``."""
+    if value is None:
+        return None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else _NO_ID
+
+
+class OrganizationEventsConsumer(AsyncWebsocketConsumer):
     """Live events of one organization the user belongs to:
-    ``/ws/orgs/<slug>/[?after=<id>][&ticket=<ticket>]``.
+    ``/ws/orgs/<slug>/[?project=<id>][&after=<id>][&ticket=<ticket>]``.
 
     A browser is known by its session; an API client by a ticket from ``POST
     /api/v1/live/ticket`` (``qa/tickets.py``). Staff receive the organization's events;
-    everyone receives the events about their own work. The messages and their order are told
-    in ``qa/live.py``; a refused socket's close code says why (``qa/relay.py``).
+    everyone receives the events about their own work; ``project`` narrows both to one
+    project. The messages and their order are told in ``qa/live.py``; a refused socket's close
+    code says why (``qa/relay.py``).
     """
 
     # Events come from this process's relay, which reads the outbox: no channel layer (and no
@@ -43,12 +54,12 @@ class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         query = _parameters(self.scope.get("query_string", b""))
-        after = query.get("after") if query is not None else None
-        if query is None or not (
-            after is None or (after.isascii() and after.isdigit() and len(after) < 19)
-        ):
+        after = _id(query.get("after")) if query is not None else None
+        project_id = _id(query.get("project")) if query is not None else None
+        if query is None or _NO_ID in (after, project_id):
             await self.refuse(
-                CLOSE_BAD_REQUEST, "Malformed query: a parameter given twice, or a bad after."
+                CLOSE_BAD_REQUEST,
+                "Malformed query: a parameter given twice, or an after or project not an id.",
             )
             return
         ticket = query.get("ticket")
@@ -84,11 +95,32 @@ class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
             else:
                 await self.refuse(CLOSE_NOT_FOUND, "No such organization among yours.")
             return
+        if project_id is not None and not await database_sync_to_async(live_project_visible)(
+            access=access, project_id=project_id
+        ):
+            await self.refuse(CLOSE_NOT_FOUND, "No such project among yours.")
+            return
         await self.accept()
         self.socket = LiveSocket(
-            key=key, access=access, organization=slug, send=self.send_json, close=self.close
+            key=key,
+            access=access,
+            organization=slug,
+            project_id=project_id,
+            send=self._send_text,
+            close=self.close,
         )
-        await relay().join(self.socket, after=int(after) if after else None)
+        cursor = await relay().join(self.socket, after=after)
+        # Read once joined: whatever happens after it reaches the socket behind it.
+        snapshot = await database_sync_to_async(live_snapshot)(
+            access=access, organization=slug, project_id=project_id, cursor=cursor
+        )
+        self.socket.begin(live.message(live.SNAPSHOT, snapshot))
+
+    async def _send_text(self, text: str) -> None:
+        # Straight to the server (``config.asgi``): the relay sends every socket a message a
+        # tick, and the layers between (the consumer's, the session middleware's) cost as much
+        # as the sending itself.
+        await self.scope["server_send"]({"type": "websocket.send", "text": text})
 
     async def refuse(self, code: int, reason: str) -> None:
         """Close with a code that says why (``qa/relay.py`` lists them), and a reason.

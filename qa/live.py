@@ -2,19 +2,44 @@
 
 Each event is a row of the outbox (``qa.models.LiveEvent``), written in the transaction of the
 change it tells about: it exists exactly when the change does, and writing it costs a request
-one INSERT, never a call to Redis. Each ASGI process's relay (``qa/relay.py``) tails the outbox
-and hands every event to the process's sockets whose access covers it: the organization's staff
-(managers and QA leads) see everything that happens in it; every member sees the events about
-their own work.
+one INSERT (or a trigger's, ``qa/live.sql``), never a call to Redis. Each ASGI process's relay
+(``qa/relay.py``) tails the outbox and feeds the process's sockets whose access covers each
+event: the organization's staff (managers and QA leads) see everything that happens in it;
+every member sees the events about their own work. A socket opened with ``?project=<id>``
+receives only that project's events (and alerts that name no project).
 
-Every message a socket receives is ``{"type", "at", "data", "seq"}``: ``seq`` counts the
-socket's messages from 1 without gaps. Events from the outbox also carry ``id``, their place in
-the outbox; the first message is a ``snapshot`` whose ``cursor`` is the outbox position the
-socket starts from. A client that reconnects with ``?after=<the highest id it saw>`` first
-receives what it missed, or ``resync`` when the outbox no longer keeps it. ``resync`` means:
-fetch the snapshot again; the socket is closed after it when it fell too far behind.
+What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JSON Schema is
+``qa/live_schema.py``, served at ``GET /api/schema/live/``):
+
+``snapshot``
+    First, and again when the socket's role changes: what the page shows now.
+    ``organization``, ``role``, ``member``, ``cursor`` (the outbox position the socket starts
+    from), ``project`` (or null), and for staff on a project the ``leaderboard`` (the rows of
+    ``GET /api/v1/projects/{id}/accuracy``, else null) and ``stats`` (``stats.updated``'s
+    rows of the hour).
+``batch``
+    Every event for the socket since its previous message: ``{"events": [...]}``. The relay
+    sends at most one per tick (every 70 ms), only when there is something, so a
+    socket's messages grow with time, not with submissions. Each event is ``{"type", "at",
+    "id", "data"}``: ``id`` is its place in the outbox; ``stats.updated``, which the relay
+    makes from the stats rows, has none. Nothing is coalesced away: every event, alerts
+    included, is in the batch of the tick that read it.
+``resync``
+    What the socket holds is not to be trusted: fetch the snapshot again (reconnect). The
+    socket is closed after it when the client fell too far behind (``reason``).
+
+The stream is the socket: ``seq`` counts its messages from 1 without gaps. A client that sees a
+gap reconnects. One that reconnects with ``?after=<the highest event id it saw>`` receives,
+after the snapshot, what it missed in one batch, or ``resync`` when the outbox no longer keeps
+it.
+
+``stats.updated`` carries an annotator's figures of the hour in a project, at most once a
+second each, after events about their work; for staff only. An annotator's own figures are
+theirs up to the start of today (``qa.own_view``): a figure that moved as they work could tell
+a gold task apart.
 """
 
+import json
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -29,85 +54,32 @@ RETENTION = timedelta(hours=24)
 
 SNAPSHOT = "snapshot"
 RESYNC = "resync"
-
-# What ``data`` holds in each message type: key -> the JSON types it may take.
-_INT, _NUM, _STR, _NULL = (int,), (int, float), (str,), (type(None),)
-SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
-    SNAPSHOT: {"organization": _STR, "role": _STR, "member": _INT, "cursor": _INT},
-    RESYNC: {"reason": _STR},
-    LiveEventType.ANNOTATION_SUBMITTED: {
-        "annotation": _INT,
-        "project": _INT,
-        "task": _INT,
-        "annotator": _INT,
-        "duration_seconds": _NUM + _NULL,
-    },
-    LiveEventType.GOLD_SCORED: {
-        "annotation": _INT,
-        "project": _INT,
-        "task": _INT,
-        "annotator": _INT,
-        "score": _NUM,
-    },
-    # A quality rule acted (``qa.rules``): what, on whom, and the figure that crossed.
-    LiveEventType.QUALITY_ALERT: {
-        "action": _INT,
-        "rule": _INT,
-        "annotator": _INT,
-        "project": _INT + _NULL,
-        "metric": _STR,
-        "value": _NUM,
-        "threshold": _NUM,
-        "effect": _STR,
-    },
-    # A reviewer's verdict (``qa.verdicts``): staff only, as the score it gave is.
-    LiveEventType.REVIEW_COMPLETED: {
-        "review": _INT,
-        "item": _INT,
-        "annotation": _INT,
-        "version": _INT,
-        "project": _INT,
-        "task": _INT,
-        "annotator": _INT,
-        "layer": _INT,
-        "reviewer": _INT,
-        "verdict": _STR,
-        "score": _NUM,
-    },
-    LiveEventType.IMPORT_PROGRESSED: {
-        "import": _INT,
-        "project": _INT,
-        "status": _STR,
-        "rows_read": _INT,
-        "created": _INT + _NULL,
-        "invalid": _INT + _NULL,
-    },
-}
+BATCH = "batch"
 
 
-def schema_errors(message: dict) -> list[str]:
-    """What is wrong with a message as sent to a socket; empty when it is well formed."""
-    errors = []
-    expected = {"type", "at", "data", "seq"} | ({"id"} if "id" in message else set())
-    if set(message) != expected:
-        errors.append(f"keys {sorted(message)}")
-    schema = SCHEMAS.get(message.get("type"))
-    if schema is None:
-        return [*errors, f"unknown type {message.get('type')!r}"]
-    data = message.get("data")
-    if not isinstance(data, dict) or set(data) != set(schema):
-        return [*errors, f"data keys {sorted(data or {})} != {sorted(schema)}"]
-    for key, types in schema.items():
-        if isinstance(data[key], bool) or not isinstance(data[key], types):
-            errors.append(f"data.{key} is {data[key]!r}")
-    if not isinstance(message.get("seq"), int) or message["seq"] < 1:
-        errors.append("seq")
-    return errors
+def message(message_type: str, data: dict, *, at: datetime | None = None) -> dict:
+    """Shape a ``snapshot`` or ``resync`` as every client receives it, but for ``seq``."""
+    return {"type": message_type, "at": (at or timezone.now()).isoformat(), "data": data}
 
 
-def message(event_type: str, data: dict, *, at: datetime | None = None) -> dict:
-    """Shape one message as every client receives it, but for ``seq``."""
-    return {"type": event_type, "at": (at or timezone.now()).isoformat(), "data": data}
+# Messages travel as text made once and shared by every socket that receives them; each socket
+# puts its own ``{"seq":n,`` before a message's ``tail`` (the text without its opening brace).
+
+
+def tail(shaped: dict) -> str:
+    """A message from ``message`` as the text its sockets share."""
+    return json.dumps(shaped, separators=(",", ":"))[1:]
+
+
+def event_text(event_type: str, *, at: datetime, data: str, id: int | None = None) -> str:
+    """An event as a batch carries it; ``data`` is its JSON text, spliced in as it is."""
+    place = "" if id is None else f',"id":{id}'
+    return f'{{"type":"{event_type}","at":"{at.isoformat()}"{place},"data":{data}}}'
+
+
+def batch_tail(events: list[str], *, at: str) -> str:
+    """A batch of events (each from ``event_text``), as the text its sockets share."""
+    return f'"type":"{BATCH}","at":"{at}","data":{{"events":[{",".join(events)}]}}}}'
 
 
 def _table(model) -> str:

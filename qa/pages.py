@@ -119,7 +119,12 @@ def project_dashboard(request: HttpRequest, member: Member, pk: int) -> HttpResp
         member,
         "pages/project.html",
         project=project,
-        config={"project": project.pk, "accuracy_target": project.accuracy_target},
+        config={
+            "project": project.pk,
+            "accuracy_target": project.accuracy_target,
+            # The project's socket: its snapshot is the leaderboard and the hour's stats.
+            "socket": f"/ws/orgs/{member.organization.slug}/?project={project.pk}",
+        },
     )
 
 
@@ -138,6 +143,7 @@ def annotator_drilldown(
         annotator=annotator,
         config={
             "project": project.pk,
+            "socket": f"/ws/orgs/{member.organization.slug}/?project={project.pk}",
             "annotator": annotator.pk,
             "accuracy_target": project.accuracy_target,
             # Undoing a quality action is the QA lead's (qa.rules_api).

@@ -13,6 +13,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from tasks.models import (
     Annotation,
@@ -23,6 +24,7 @@ from tasks.models import (
     ProjectRole,
     Task,
 )
+from tasks.selectors import project_list
 from workforce.models import Annotator, AnnotatorStatus, Domain, Member, Organization, Role
 from workforce.tenancy import STAFF
 
@@ -46,6 +48,7 @@ from .models import (
     TaskConsensus,
     Verdict,
 )
+from .stats import hour_rows
 from .verdicts import Wanted, version_payloads
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
@@ -130,6 +133,42 @@ def live_access(keys: Sequence[SocketKey]) -> list[LiveAccess | None]:
             if found[index] and key.session_key and not store().exists(key.session_key):
                 found[index] = None
     return found
+
+
+def live_project_visible(*, access: LiveAccess, project_id: int) -> bool:
+    """Whether a socket of ``access`` may follow the project: one of its organization's for
+    staff, one they belong to for everyone else (as the API lists projects)."""
+    member = Member.objects.select_related("organization").get(pk=access.member_id)
+    return project_list(member=member).filter(pk=project_id).exists()
+
+
+def live_snapshot(
+    *, access: LiveAccess, organization: str, project_id: int | None, cursor: int
+) -> dict:
+    """What a socket's page shows now, as its ``snapshot`` carries it (``qa/live.py``).
+
+    On a project, staff get its leaderboard (the rows of its accuracy API, all of them) and
+    the stats of the hour of everyone on it. Nobody else gets stats: an annotator's own are
+    theirs up to the start of today (``qa.own_view``).
+    """
+    leaderboard, stats = None, []
+    if project_id is not None and access.staff:
+        project = Project.objects.get(pk=project_id, organization_id=access.organization_id)
+        leaderboard = project_accuracy(project=project)[:]
+        stats = hour_rows(
+            project_id=project_id,
+            annotator_ids=[row["annotator"] for row in leaderboard],
+            hour=timezone.now(),
+        )
+    return {
+        "organization": organization,
+        "role": access.role,
+        "member": access.member_id,
+        "cursor": cursor,
+        "project": project_id,
+        "leaderboard": leaderboard,
+        "stats": stats,
+    }
 
 
 def had_membership(*, user_id: int, organization: str) -> bool:

@@ -259,12 +259,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def asgi_server(*, allowed_hosts: str = "127.0.0.1") -> Iterator[str]:
+def asgi_server(
+    *, allowed_hosts: str = "127.0.0.1", env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Serve the app on uvicorn at a free local port, against the test database and Redis.
 
     Yields the server's base URL once it answers ``/healthz``, and stops it on exit. The
     server is another process: it sees only committed rows, so the tests that use it run with
-    ``transaction=True``.
+    ``transaction=True``. ``env`` adds to its environment.
     """
     port = free_port()
     env = {
@@ -273,6 +275,7 @@ def asgi_server(*, allowed_hosts: str = "127.0.0.1") -> Iterator[str]:
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "ALLOWED_HOSTS": allowed_hosts,
+        **(env or {}),
     }
     # The server keeps Django's async-safety check, whatever the test process allows itself.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

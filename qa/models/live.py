@@ -7,8 +7,14 @@ from workforce.models import Member, Organization
 
 
 class LiveEventType(models.TextChoices):
-    """Events kept in the outbox; ``qa.live.SCHEMAS`` gives each one's ``data``."""
+    """The events sockets receive, in batches; ``qa.live_schema`` gives each one's ``data``.
 
+    Each is a row of the outbox but ``stats.updated``, which the relay makes from the stats
+    rows (``qa/live.py``).
+    """
+
+    # Written by the database when a claim inserts its assignment (``qa/live.sql``).
+    ASSIGNMENT_CLAIMED = "assignment.claimed"
     ANNOTATION_SUBMITTED = "annotation.submitted"
     IMPORT_PROGRESSED = "import.progressed"
     # Staff only: a gold submission's score never reaches the annotator.
@@ -16,6 +22,22 @@ class LiveEventType(models.TextChoices):
     QUALITY_ALERT = "quality.alert"
     # Staff only: a reviewer's verdict, with the score it gave the author's work.
     REVIEW_COMPLETED = "review.completed"
+    # Never a row: an annotator's figures of the hour, at most once a second each.
+    STATS_UPDATED = "stats.updated"
+
+
+# A row no socket receives: a membership, its role, an account or an annotator's status changed
+# (written by the database, ``qa/live.sql``). The relay checks that member's sockets' access at
+# once instead of at its next periodic check.
+ACCESS_CHANGED = "access.changed"
+OUTBOX_TYPES = [
+    *(
+        (value, label)
+        for value, label in LiveEventType.choices
+        if value != LiveEventType.STATS_UPDATED
+    ),
+    (ACCESS_CHANGED, "Access Changed"),
+]
 
 
 class CurrentTransactionId(models.Func):
@@ -62,7 +84,7 @@ class LiveEvent(models.Model):
         related_name="+",
     )
     staff = models.BooleanField(default=True)
-    type = models.CharField(max_length=64, choices=LiveEventType.choices)
+    type = models.CharField(max_length=64, choices=OUTBOX_TYPES)
     data = models.JSONField()
     created_at = models.DateTimeField(db_default=models.functions.Now())
     xid = models.BigIntegerField(db_default=CurrentTransactionId())

@@ -83,6 +83,8 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     expect(scored).to_have_text("1", timeout=LIVE_WITHIN_MS)
     expect(row.locator('td[data-key="live"]')).to_have_text("1", timeout=LIVE_WITHIN_MS)
     expect(lead.page.locator("#stat-live")).to_have_text("1", timeout=LIVE_WITHIN_MS)
+    # Their stats of the hour follow (stats.updated), as the next snapshot would give them.
+    expect(row.locator('td[data-key="hour"]')).to_have_text("1", timeout=LIVE_WITHIN_MS)
     # Its hourly stats, read again after the submission: one in the hour worked.
     expect(per_hour).to_have_text("1.0", timeout=LIVE_WITHIN_MS)
     # The wrong answer crossed the rule: the alert shows at once.

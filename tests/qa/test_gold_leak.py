@@ -21,14 +21,17 @@ from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from qa.models import Accuracy, GoldScore
+from qa.stats import GOLD_FIELDS
 from tasks.models import Annotation, Assignment, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import Org, image_rows, import_rows, make_project, session_headers, staff
-from tests.qa.live_helpers import open_socket, receive
+from tests.qa.live_helpers import open_socket, receive_events
 from workforce.models import Annotator, Role
 from workforce.services import certification_issue, domain_create
 
 METHODS = ("get", "post", "put", "patch", "delete")
+# What staff see of a submission (its claim aside).
+WORK = {"annotation.submitted", "gold.scored"}
 MISSING = 987_654_321
 
 # The gold answer's coordinates and the gold tasks' external ids are found nowhere else: none
@@ -424,7 +427,8 @@ def claim_and_submit(annotator, *, gold: bool) -> Annotation:
 @pytest.mark.django_db(transaction=True)
 def test_the_annotator_socket_carries_nothing_of_gold(org):
     """What the annotator's socket receives while they submit a gold and a regular task: two
-    ``annotation.submitted`` alike, no ``gold.scored`` (which the staff socket receives)."""
+    ``assignment.claimed`` and two ``annotation.submitted`` alike; no ``gold.scored`` and no
+    ``stats.updated`` (which the staff socket receives)."""
     project = make_project(org, gold_rate=1.0)
     rows = image_rows(3)
     rows[0] |= {"external_id": GOLD_EXTERNAL_ID, "gold_answer": GOLD_ANSWER}
@@ -436,18 +440,23 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         lead_socket, _ = await open_socket(lead)
         author_socket, snapshot = await open_socket(author)
         gold = await database_sync_to_async(claim_and_submit)(org.annotator, gold=True)
-        staff_seen = [await receive(lead_socket) for _ in range(2)]
+        staff_seen = await receive_events(lead_socket, 2, types=WORK)
         # The regular submission comes after the gold one's score in the outbox: had the
         # score reached the annotator, it would come before it.
         regular = await database_sync_to_async(claim_and_submit)(org.annotator, gold=False)
-        staff_seen.append(await receive(lead_socket))
-        seen = [snapshot, await receive(author_socket), await receive(author_socket)]
-        assert await author_socket.receive_nothing(timeout=1)
+        staff_seen += await receive_events(lead_socket, 1, types=WORK)
+        # Staff's stats that count both submissions (the second waits for the end of the
+        # first's second): a stats.updated for the annotator would have gone out by then.
+        stats = []
+        while not stats or stats[-1]["data"]["submitted"] < 2:
+            stats += await receive_events(lead_socket, 1, types={"stats.updated"})
+        seen = [snapshot, *await receive_events(author_socket, 4)]
+        assert await author_socket.receive_nothing(timeout=0.5)
         for communicator in (lead_socket, author_socket):
             await communicator.disconnect()
-        return gold, regular, staff_seen, seen
+        return gold, regular, staff_seen, seen, stats
 
-    gold, regular, staff_seen, seen = async_to_sync(scenario)()
+    gold, regular, staff_seen, seen, stats = async_to_sync(scenario)()
     score = GoldScore.objects.get(annotation=gold).score
     # The event exists: staff receive the gold submission's score.
     assert [m["type"] for m in staff_seen] == [
@@ -456,13 +465,21 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         "annotation.submitted",
     ]
     assert staff_seen[1]["data"]["annotation"] == gold.pk
-    assert [m["type"] for m in seen] == ["snapshot", "annotation.submitted", "annotation.submitted"]
-    gold_message, regular_message = seen[1], seen[2]
+    # Staff's stats count the gold; the annotator receives none: their own figures are theirs
+    # up to the start of today.
+    assert stats[0]["data"]["gold_scored"] == 1 and set(stats[0]["data"]) >= GOLD_FIELDS
+    assert [m["type"] for m in seen] == [
+        "snapshot",
+        *["assignment.claimed", "annotation.submitted"] * 2,
+    ]
+    gold_message, regular_message = seen[2], seen[4]
     assert (gold_message["data"]["annotation"], regular_message["data"]["annotation"]) == (
         gold.pk,
         regular.pk,
     )
     assert shape(gold_message) == shape(regular_message)
+    assert shape(seen[1]) == shape(seen[3])  # the claims'
+    assert seen[1]["data"]["task"] == gold.task_id
     for message in seen:
         text = json.dumps(message)
         assert not markers_in(text, extra=(repr(score), f"{score:.7f}")), text

@@ -29,7 +29,7 @@ from tests.helpers import (
     session_headers,
     staff,
 )
-from tests.qa.live_helpers import closed_with, open_socket, receive
+from tests.qa.live_helpers import closed_with, first_event, open_socket, receive, receive_events
 from workforce.models import Annotator, Member
 from workforce.services import annotator_set_status
 
@@ -74,11 +74,12 @@ def log_out(org, member, headers):
         ("manager", deactivate_membership),
         ("qa_lead", deactivate_user),
         ("annotator", offboard),
-        ("manager", log_out),
     ],
 )
-def test_a_socket_whose_access_ends_is_closed_within_seconds(org, monkeypatch, role, change):
-    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 0.3)
+def test_a_socket_whose_access_ends_is_closed_at_once(org, monkeypatch, role, change):
+    """The change writes ``access.changed`` in its own transaction (``qa/live.sql``): the relay
+    checks at its next tick, without waiting for its periodic check (here: never)."""
+    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 3600)
     member = org.member(role)
     headers = session_headers(member.user)
 
@@ -91,23 +92,46 @@ def test_a_socket_whose_access_ends_is_closed_within_seconds(org, monkeypatch, r
 
     code, waited = async_to_sync(scenario)()
     assert code == relay.CLOSE_ACCESS_ENDED
+    assert waited < 0.5, waited
+    # Nobody receives the row that told the relay.
+    assert LiveEvent.objects.filter(type="access.changed", member=member).count() == 1
+
+
+def test_a_socket_whose_session_ends_is_closed_within_seconds(org, monkeypatch):
+    """A logout writes no row: the periodic check closes the socket."""
+    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 0.3)
+    member = org.manager
+    headers = session_headers(member.user)
+
+    async def scenario():
+        socket, _ = await open_socket(headers)
+        started = time.monotonic()
+        await database_sync_to_async(log_out)(org, member, headers)
+        code = await closed_with(socket, timeout=5)
+        return code, time.monotonic() - started
+
+    code, waited = async_to_sync(scenario)()
+    assert code == relay.CLOSE_ACCESS_ENDED
     assert waited < 2, waited
 
 
-def test_a_socket_whose_role_loses_staff_is_regrouped(org, monkeypatch):
-    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 0.3)
+def test_a_socket_whose_role_loses_staff_is_regrouped_at_once(org, monkeypatch):
+    monkeypatch.setattr(relay, "ACCESS_CHECK_SECONDS", 3600)
     lead = org.qa_lead
     headers = session_headers(lead.user)
 
     async def scenario():
         socket, _ = await open_socket(headers)
+        staff_only = await database_sync_to_async(write)(org, "staff only, before")
+        assert [e["id"] for e in await receive_events(socket, 1)] == [staff_only]
         await database_sync_to_async(Member.objects.filter(pk=lead.pk).update)(role="reviewer")
         snapshot = await receive(socket)
         assert snapshot["type"] == "snapshot" and snapshot["data"]["role"] == "reviewer"
         await database_sync_to_async(write)(org, "staff only")
         own = await database_sync_to_async(write)(org, "own", member=lead, staff=False)
         message = await receive(socket)
-        assert (message["id"], message["seq"]) == (own, snapshot["seq"] + 1)
+        assert message["seq"] == snapshot["seq"] + 1
+        assert [e["id"] for e in message["data"]["events"]] == [own]
         await socket.disconnect()
 
     async_to_sync(scenario)()
@@ -141,7 +165,7 @@ def test_submissions_and_sockets_need_no_redis(org, own_redis, settings):  # noq
                     )
                     assert submit.status_code == 201, submit.text
                     waits.append(time.monotonic() - started)
-                    event = json.loads(await asyncio.wait_for(socket_.recv(), 5))
+                    event = await first_event(socket_, "annotation.submitted", timeout=5)
                     assert event["data"]["annotation"] == submit.json()["id"]
             return waits
 
@@ -179,7 +203,8 @@ def test_the_relay_reconnects_when_its_database_connection_dies(org):
         assert await database_sync_to_async(kill_relay_session)() == 1
         written = await database_sync_to_async(write)(org, "after the failure")
         message = await receive(socket, timeout=10)
-        assert (message["id"], message["seq"]) == (written, 2)
+        assert message["seq"] == 2
+        assert [e["id"] for e in message["data"]["events"]] == [written]
         await socket.disconnect()
 
     async_to_sync(scenario)()

@@ -24,6 +24,7 @@ from qa.relay import (
 )
 from qa.tickets import SALT, TICKET_SECONDS
 from tests.helpers import asgi_server, session_headers
+from tests.qa.live_helpers import checked
 from workforce import services
 from workforce.models import Member, Role
 
@@ -64,13 +65,16 @@ def test_an_api_client_opens_the_socket_with_a_ticket_not_its_token(org, server)
     assert token not in issued["url"]
     assert issued["url"] == f"/ws/orgs/acme/?ticket={issued['ticket']}"
     with connect(server + issued["url"], open_timeout=10) as socket:
-        snapshot = json.loads(socket.recv(timeout=10))
+        snapshot = checked(json.loads(socket.recv(timeout=10)))
         assert (snapshot["type"], snapshot["seq"]) == ("snapshot", 1)
         assert snapshot["data"] | {"cursor": None} == {
             "organization": "acme",
             "role": "qa_lead",
             "member": org.qa_lead.pk,
             "cursor": None,
+            "project": None,
+            "leaderboard": None,
+            "stats": [],
         }
         written = LiveEvent.objects.create(
             organization=org.organization,
@@ -79,8 +83,11 @@ def test_an_api_client_opens_the_socket_with_a_ticket_not_its_token(org, server)
             data={"import": 1, "project": 1, "status": "running", "rows_read": 0,
                   "created": None, "invalid": None},
         )  # fmt: skip
-        message = json.loads(socket.recv(timeout=10))
-        assert (message["id"], message["seq"], message["type"]) == (written.pk, 2, written.type)
+        message = checked(json.loads(socket.recv(timeout=10)))
+        assert message["seq"] == 2
+        assert [(e["id"], e["type"]) for e in message["data"]["events"]] == [
+            (written.pk, written.type)
+        ]
 
 
 class _IssuedTwoMinutesAgo(signing.TimestampSigner):

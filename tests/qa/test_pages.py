@@ -70,7 +70,7 @@ def test_the_shell_carries_its_configuration_as_data_and_names_as_escaped_text(o
         "organization": "acme",
         "role": "qa_lead",
         "member": org.qa_lead.pk,
-        "socket": "/ws/orgs/acme/",
+        "socket": f"/ws/orgs/acme/?project={project.pk}",
         "project": project.pk,
         "annotator": org.annotator.pk,
         "accuracy_target": project.accuracy_target,

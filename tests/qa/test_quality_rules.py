@@ -5,7 +5,6 @@ import threading
 import pytest
 from django.db import connection
 
-from qa import live
 from qa.models import (
     LiveEvent,
     LiveEventType,
@@ -20,6 +19,7 @@ from qa.verdicts import review_judge
 from tasks.models import Annotation, ProjectMember
 from tests.helpers import make_project
 from tests.qa.gold_helpers import label_gold_project, label_gold_submit
+from tests.qa.live_helpers import checked_event
 from tests.qa.review_helpers import lease, verdict_project, waiting_item
 from tests.qa.review_helpers import submit as review_submit
 from workforce import services
@@ -101,8 +101,7 @@ def test_the_firing_is_audited_with_its_evidence_and_alerts_staff_in_the_live_sc
     alert = LiveEvent.objects.get(type=LiveEventType.QUALITY_ALERT)
     assert alert.staff and alert.member_id is None
     assert alert.organization_id == org.organization.pk
-    message = live.message(alert.type, alert.data) | {"seq": 1}
-    assert live.schema_errors(message) == []
+    checked_event(alert.type, alert.data, id=alert.pk)
     assert alert.data == {
         "action": action.pk,
         "rule": watched.pk,

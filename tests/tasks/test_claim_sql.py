@@ -1,13 +1,15 @@
 """The SQL functions the database runs are the files in the repository, and speak its enums."""
 
 import re
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
-from qa.models import ReviewerRole, ReviewItemState
+from qa import live_schema
+from qa.models import LiveEvent, ReviewerRole, ReviewItemState
 from qa.reviews import ReviewClaimOutcome
 from tasks.models import AssignmentStatus, ProjectRole, ProjectStatus, SlotState
 from tasks.services.claims import ClaimOutcome, SubmitResult
@@ -28,6 +30,7 @@ def test_every_sql_file_of_the_apps_is_checked_here():
     names = {path.relative_to(ROOT).as_posix() for path in SQL_FILES}
     assert {
         "qa/agreement_report.sql",
+        "qa/live.sql",
         "qa/reviews.sql",
         "tasks/services/access.sql",
         "tasks/services/claims.sql",
@@ -116,12 +119,27 @@ OUTPUTS = {
     "slot_state": SlotState,
 }
 QUOTED = re.compile(r"'([^']*)'")
+# What the outbox's rows are made of (qa/live.sql): their types, and the keys of their data.
+OUTBOX_TYPES = {value for value, _ in LiveEvent._meta.get_field("type").choices}
+EventDataKey = StrEnum(
+    "EventDataKey",
+    {
+        key: key
+        for schema in live_schema.EVENT_DATA.values()
+        for key in schema.get("properties", {})
+    },
+)
 
 
 def _enum_of(source: str, start: int):
     """Find what the literal at ``start`` is compared with or assigned to."""
     before = source[:start]
     line = before[before.rfind("\n") + 1 :]
+    if re.search(r"jsonb_build_object\((?:[^()]|\([^()]*\))*$", before):
+        return EventDataKey
+    if match := re.search(r"\b(NEW|OLD)\.(\w+)\s*=\s*$", line):
+        # A trigger's row: of the table the trigger is on.
+        return COLUMNS[re.findall(r"\bON (\w+)", before)[-1], match.group(2)]
     if re.search(r"workforce_certification_state\([^)]*\)\s*(?:=|<>)\s*$", line):
         return CertificationStatus
     if match := re.search(r"(\w+)\s*(?::=|=|<>)\s*$", line):
@@ -158,8 +176,10 @@ def test_every_literal_in_the_sql_is_a_current_choice(path):
     for match in QUOTED.finditer(code):
         text = match.group(1)
         if not re.fullmatch(r"\w+", text):
-            # JSON ('{}') and messages (with spaces) are no choices.
-            assert text == "{}" or " " in text, f"{path.name}: what is {text!r}?"
+            # JSON ('{}') and messages (with spaces) are no choices; live events' types are.
+            assert text == "{}" or " " in text or text in OUTBOX_TYPES, (
+                f"{path.name}: what is {text!r}?"
+            )
             continue
         enum = _enum_of(code, match.start())
         assert text in {str(v) for v in enum}, (

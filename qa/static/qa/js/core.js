@@ -149,12 +149,14 @@ export function announce(element, text, kind = "info") {
 }
 
 /**
- * The organization's live socket (`/ws/orgs/<slug>/`, the session's).
+ * The organization's live socket (`config.socket`: `/ws/orgs/<slug>/`, or with `?project=<id>`
+ * one project's), the session's.
  *
- * The first message is a snapshot: `onSnapshot` fetches the page's state then. `seq` counts
- * the socket's messages without gaps: a gap, or a `resync`, fetches the state again. A socket
- * that closes reconnects with `?after=<the last event id>` to receive what it missed, unless
- * the close says access ended (4401, 4403, 4404).
+ * The first message is a snapshot of what the page shows: `onSnapshot` draws it (and fetches
+ * what it does not carry). Then batches: `onEvent` gets each of their events in order. `seq`
+ * counts the socket's messages without gaps: a gap, or a `resync`, reconnects for a fresh
+ * snapshot. A socket that closes reconnects with `after=<the last event id>` to receive what it
+ * missed, unless the close says access ended (4401, 4403, 4404).
  */
 export function liveSocket({ onSnapshot, onEvent, onState = () => {} }) {
   let lastSeq = 0;
@@ -165,7 +167,8 @@ export function liveSocket({ onSnapshot, onEvent, onState = () => {} }) {
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const after = lastId === null ? "" : `?after=${lastId}`;
+    const joiner = config.socket.includes("?") ? "&" : "?";
+    const after = lastId === null ? "" : `${joiner}after=${lastId}`;
     socket = new WebSocket(`${scheme}://${location.host}${config.socket}${after}`);
     lastSeq = 0;
     socket.addEventListener("open", () => onState("live"));
@@ -173,15 +176,21 @@ export function liveSocket({ onSnapshot, onEvent, onState = () => {} }) {
       const message = JSON.parse(raw.data);
       const gap = message.seq !== lastSeq + 1;
       lastSeq = message.seq;
-      if (message.id !== undefined) lastId = Math.max(lastId ?? 0, message.id);
+      if (message.type === "resync" || gap) {
+        // What the page holds is not to be trusted: start again from a fresh snapshot.
+        lastId = null;
+        socket.close();
+        return;
+      }
       if (message.type === "snapshot") {
         // A reconnect's snapshot is followed by what was missed since lastId.
         if (lastId === null) lastId = message.data.cursor;
         refresh(() => onSnapshot(message));
-      } else if (message.type === "resync" || gap) {
-        refresh(() => onSnapshot(message));
       } else {
-        onEvent(message);
+        for (const event of message.data.events) {
+          if (event.id !== undefined) lastId = Math.max(lastId ?? 0, event.id);
+          onEvent(event);
+        }
       }
       retry = 500;
     });

@@ -1,5 +1,6 @@
 // A project's live dashboard: the leaderboard and the alerts feed, kept current by the
-// organization's live socket without reloading.
+// project's live socket without reloading. The socket's snapshot is the leaderboard and the
+// hour's stats; its batches bring submissions, scores, stats and alerts.
 
 import {
   api,
@@ -21,6 +22,7 @@ const project = config.project;
 let rows = []; // the leaderboard: the accuracy rows, each with its annotator's stats
 const usernames = new Map(); // annotator id -> username
 const submittedLive = new Map(); // annotator id -> submissions seen on the socket
+const hourStats = new Map(); // annotator id -> their stats row of the latest hour
 let totalLive = 0;
 const flashed = new Set();
 
@@ -52,6 +54,7 @@ const COLUMNS = [
   statsColumn("review_pass_rate", "Pass rate", "Review pass rate: accepted / all verdicts on their work, last 7 days", (v) => percent(v, 0)),
   statsColumn("agreement_mean", "Agreement", "Mean agreement with the other annotators of their tasks, last 7 days", (v) => percent(v, 0)),
   { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },
+  { title: "This hour", hint: "Submitted this hour (UTC)", num: true, cell: (row) => String(hourStats.get(row.annotator)?.submitted ?? 0), key: "hour" },
 ];
 
 function drawHead() {
@@ -82,16 +85,28 @@ function drawLeaderboard() {
   flashed.clear();
 }
 
-async function loadLeaderboard() {
-  const [accuracy, { body: stats }] = await Promise.all([
-    apiAll(`projects/${project}/accuracy`),
-    api(`projects/${project}/stats`),
-  ]);
+/** The accuracy rows, each with its annotator's stats of the last 7 days. */
+function showLeaderboard(accuracy, stats) {
   const statsOf = new Map(stats.annotators.map((row) => [row.annotator, row]));
   rows = accuracy.map((row) => ({ ...row, stats: statsOf.get(row.annotator) || null }));
   for (const row of rows) usernames.set(row.annotator, row.username);
   $("stat-scored").textContent = rows.reduce((sum, row) => sum + row.scored, 0);
   drawLeaderboard();
+}
+
+const weekStats = () => api(`projects/${project}/stats`).then(({ body }) => body);
+
+async function loadLeaderboard() {
+  const [accuracy, stats] = await Promise.all([apiAll(`projects/${project}/accuracy`), weekStats()]);
+  showLeaderboard(accuracy, stats);
+}
+
+/** A stats row of the hour; a row of an earlier hour than the one shown is old news. */
+function keepStats(row) {
+  const shown = hourStats.get(row.annotator);
+  if (shown && shown.hour > row.hour) return false;
+  hourStats.set(row.annotator, row);
+  return true;
 }
 
 async function loadProgress() {
@@ -143,8 +158,12 @@ async function loadAlerts() {
   );
 }
 
-async function loadAll() {
-  await Promise.all([loadLeaderboard(), loadProgress(), loadAlerts()]);
+/** The snapshot carries the leaderboard and the hour's stats; the rest is fetched. */
+async function loadAll(snapshot) {
+  hourStats.clear();
+  for (const row of snapshot.data.stats) keepStats(row);
+  const [stats] = await Promise.all([weekStats(), loadProgress(), loadAlerts()]);
+  showLeaderboard(snapshot.data.leaderboard, stats);
 }
 
 const refreshLeaderboard = throttled(loadLeaderboard, 500);
@@ -164,6 +183,10 @@ function onEvent({ type, data, at }) {
     refreshProgress();
     refreshStats();
   } else if (type === "review.completed" || type === "stats.updated") {
+    if (type === "stats.updated") {
+      const cell = document.querySelector(`tr[data-annotator="${data.annotator}"] td[data-key="hour"]`);
+      if (keepStats(data) && cell) cell.textContent = data.submitted;
+    }
     // Their stats moved: throughput, review pass rate, agreement.
     refreshStats();
   } else if (type === "gold.scored") {
