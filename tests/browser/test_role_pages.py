@@ -250,6 +250,7 @@ def test_the_manager_adds_and_removes_a_member_from_the_staffing_board(org, sign
         deadline=timezone.now() + timedelta(days=10, hours=1),
     )
     import_rows(project, image_rows(5))
+    set_policy(org, project, [layer("Peer review")])
     bea = org.add_annotator("bea")
     services.annotator_skill_set(annotator=bea, skill="bbox", level=3, source="manual", actor=None)
     carl = org.add_annotator("carl")
@@ -290,6 +291,15 @@ def test_the_manager_adds_and_removes_a_member_from_the_staffing_board(org, sign
     expect(page.locator("#staffing-notice")).to_contain_text("bea@acme left Street scenes")
     expect(row.get_by_role("button", name="Add")).to_be_visible()
     assert not ProjectMember.objects.get(project=project, annotator=bea).is_active
+    # Reviewers are staffed for the project's review layers, beside the annotators.
+    reviewer = page.locator(f'#reviewers tr[data-reviewer="{org.reviewer.annotator.pk}"]')
+    expect(reviewer).to_contain_text("Peer review: qualified")
+    reviewer.get_by_role("button", name="Add").click()
+    expect(page.locator("#staffing-notice")).to_contain_text("joined Street scenes as a reviewer")
+    expect(reviewer.locator(".badge.active")).to_have_text("reviewer")
+    joined = ProjectMember.objects.get(project=project, annotator=org.reviewer.annotator)
+    assert joined.is_active and joined.role == "reviewer"
+    manager.screenshot("staffing-reviewers")
     assert manager.errors == []
     assert manager.offsite_requests() == []
 

@@ -6,6 +6,7 @@ import { announce, api, apiAll, date, daysUntil, fill, h, intervalBar, percent }
 const $ = (id) => document.getElementById(id);
 let projects = [];
 let chosen = null;
+const plural = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 // Project id -> annotations submitted in the last 24 hours.
 let submittedToday = new Map();
 
@@ -62,7 +63,7 @@ function projectRow(project) {
       "td",
       { class: figures.late ? "late" : null },
       project.deadline ? date(project.deadline) : "none",
-      days !== null ? h("div", { class: "hint" }, days < 0 ? `${-days} days ago` : `in ${days} days`) : null,
+      days !== null ? h("div", { class: "hint" }, days < 0 ? `${plural(-days, "day")} ago` : `in ${plural(days, "day")}`) : null,
     ),
     h("td", { class: "num" }, figures.late ? h("span", { class: "late" }, "overdue") : figures.needed === null ? "—" : `${figures.needed.toFixed(1)}/day`),
     h("td", {}, forecast(project, figures)),
@@ -119,8 +120,47 @@ function staffingRow(row) {
   );
 }
 
+/** A reviewer, ranked against the project's reviewer layers (`review-staffing`). */
+function reviewerRow(row) {
+  const load = row.load;
+  let action = null;
+  if (row.is_member) {
+    action = h("button", { type: "button", class: "small", onclick: () => remove(row) }, "Remove");
+  } else if (row.qualified) {
+    action = h("button", { type: "button", class: "small primary", onclick: () => add(row, "reviewer") }, "Add");
+  }
+  const layers = row.layers.length
+    ? h(
+        "ul",
+        { class: "reasons-list" },
+        row.layers.map((layer) =>
+          layer.qualified
+            ? h("li", { class: "qualified" }, h("span", { class: "badge ok" }, `${layer.name}: qualified`))
+            : h("li", {}, `${layer.name}: ${layer.reasons.join("; ")}`),
+        ),
+      )
+    : h("span", { class: "hint" }, "no reviewer layer");
+  return h(
+    "tr",
+    { dataset: { reviewer: row.annotator } },
+    h("td", {}, h("strong", {}, row.username), row.name ? h("div", { class: "hint" }, row.name) : null),
+    h("td", {}, layers),
+    h("td", { class: "num" }, row.skill_level === null ? "—" : String(row.skill_level)),
+    h(
+      "td",
+      { class: "num" },
+      `${load.live_reviews_here}/${load.project_max_concurrent_tasks}`,
+      h("div", {}, h("span", { class: `badge ${load.has_room ? "ok" : "warn"}` }, load.has_room ? "has room" : "full")),
+    ),
+    h("td", { class: "nowrap" }, row.is_member ? h("span", { class: "badge active" }, "reviewer") : null, " ", action),
+  );
+}
+
 async function loadStaffing() {
-  const { body } = await api(`projects/${chosen.id}/staffing`);
+  const [{ body }, { body: reviewers }] = await Promise.all([
+    api(`projects/${chosen.id}/staffing`),
+    api(`projects/${chosen.id}/review-staffing`),
+  ]);
   const table = (rows) =>
     h(
       "table",
@@ -138,6 +178,19 @@ async function loadStaffing() {
     qualified.length ? scroll(qualified) : h("p", { class: "hint" }, "Nobody qualifies yet."),
     h("h3", {}, `Not qualified (${others.length})`),
     others.length ? scroll(others) : h("p", { class: "hint" }, "Everyone qualifies."),
+    h("h3", {}, `Reviewers (${reviewers.filter((row) => row.qualified).length} qualified)`),
+    reviewers.length
+      ? h(
+          "div",
+          { class: "scroll" },
+          h(
+            "table",
+            { class: "figures", id: "reviewers" },
+            h("thead", {}, h("tr", {}, ["Reviewer", "Layers", "Level", "Reviews held", ""].map((title) => h("th", {}, title)))),
+            h("tbody", {}, reviewers.map(reviewerRow)),
+          ),
+        )
+      : h("p", { class: "hint" }, "No reviewers in the organization."),
   );
 }
 
@@ -159,11 +212,11 @@ async function change(row, request, done) {
   await Promise.all([loadStaffing(), loadProjects()]);
 }
 
-const add = (row) =>
+const add = (row, role = "annotator") =>
   change(
     row,
-    () => api(`projects/${chosen.id}/members`, { method: "POST", body: { annotators: [row.annotator] } }),
-    `${row.username} joined ${chosen.name}.`,
+    () => api(`projects/${chosen.id}/members`, { method: "POST", body: { annotators: [row.annotator], role } }),
+    `${row.username} joined ${chosen.name}${role === "reviewer" ? " as a reviewer" : ""}.`,
   );
 
 const remove = (row) =>
