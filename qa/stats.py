@@ -302,20 +302,6 @@ def figures(counters: Mapping, *, hours_worked: int) -> dict:
     }
 
 
-def summed(rows: Iterable[Mapping]) -> tuple[dict, int]:
-    """The sum of rows' counters and buckets, and how many of them have a submission."""
-    total: dict = {name: 0 for name in COUNTERS} | {"handling_buckets": [0] * HANDLING_BUCKETS}
-    hours_worked = 0
-    for row in rows:
-        for name in COUNTERS:
-            total[name] += row[name]
-        total["handling_buckets"] = [
-            a + b for a, b in zip(total["handling_buckets"], row["handling_buckets"], strict=True)
-        ]
-        hours_worked += row["submitted"] > 0
-    return total, hours_worked
-
-
 _ROW_FIELDS = ("project_id", "annotator_id", "hour", *COUNTERS, "handling_buckets")
 
 
@@ -351,26 +337,30 @@ def hour_rows(*, project_id: int, annotator_ids: list[int], hour: datetime) -> l
 _SUMS = {
     **{f"sum_{name}": Sum(name) for name in COUNTERS},
     **{f"sum_bucket_{i}": Sum(f"handling_buckets__{i}") for i in range(HANDLING_BUCKETS)},
-    "hours_worked": Count("pk", filter=Q(submitted__gt=0)),
+    # Distinct hours: rows of one hour in several projects (or of several annotators) are one
+    # hour worked.
+    "hours_worked": Count("hour", filter=Q(submitted__gt=0), distinct=True),
 }
 
 
+def _shown_sums(row: dict, group: tuple[str, ...] = ()) -> dict:
+    """One row of ``_SUMS`` as its group's values, hours worked and figures (``figures``)."""
+    for name in COUNTERS:
+        row[name] = row.pop(f"sum_{name}") or 0
+    row["handling_buckets"] = [row.pop(f"sum_bucket_{i}") or 0 for i in range(HANDLING_BUCKETS)]
+    hours_worked = row.pop("hours_worked")
+    return {
+        **{name: row[name] for name in group},
+        "hours_worked": hours_worked,
+        **figures(row, hours_worked=hours_worked),
+    }
+
+
 def _summed_rows(rows: QuerySet, *group: str) -> list[dict]:
-    """The rows summed per ``group`` (in that order), each with its figures (``figures``)."""
-    found = []
-    for row in rows.order_by(*group).values(*group).annotate(**_SUMS):
-        for name in COUNTERS:
-            row[name] = row.pop(f"sum_{name}")
-        row["handling_buckets"] = [row.pop(f"sum_bucket_{i}") for i in range(HANDLING_BUCKETS)]
-        hours_worked = row.pop("hours_worked")
-        found.append(
-            {
-                **{name: row[name] for name in group},
-                "hours_worked": hours_worked,
-                **figures(row, hours_worked=hours_worked),
-            }
-        )
-    return found
+    """The rows summed per ``group`` (in that order), each with its figures."""
+    return [
+        _shown_sums(row, group) for row in rows.order_by(*group).values(*group).annotate(**_SUMS)
+    ]
 
 
 def _in_range(rows: QuerySet, since: datetime, until: datetime) -> QuerySet:
@@ -428,12 +418,11 @@ def annotator_stats(
     for row in projects:
         row["project"] = row.pop("project_id")
         row["name"] = row.pop("project__name")
-    total, hours_worked = summed(projects)
     found = {
         "annotator": annotator.pk,
         "since": since,
         "until": until,
-        "total": {"hours_worked": hours_worked, **figures(total, hours_worked=hours_worked)},
+        "total": _shown_sums(rows.aggregate(**_SUMS)),
         "projects": projects,
         "hours": _hours(rows) if by_hour else None,
     }

@@ -155,6 +155,20 @@ def test_an_annotators_stats_across_projects(org):
     assert [row["project"] for row in body["hours"]] == [first.pk, second.pk]
 
 
+def test_an_annotators_total_counts_each_hour_worked_once_across_projects(org):
+    first, second = make_project(org, name="first"), make_project(org, name="second")
+    # Three hours with submissions in the first project, one of them also in the second.
+    for hours in (3, 2, 1):
+        add(first, org.annotator, hours_ago(hours), submitted=2)
+    add(second, org.annotator, hours_ago(2), submitted=3)
+    add(second, org.annotator, hours_ago(5), claimed=1)
+    body = org.client(Role.MANAGER).get(f"/api/v1/annotators/{org.annotator.pk}/stats").json()
+    assert [(p["hours_worked"], p["submitted"]) for p in body["projects"]] == [(3, 6), (1, 3)]
+    total = body["total"]
+    assert (total["submitted"], total["claimed"], total["hours_worked"]) == (9, 1, 3)
+    assert total["throughput_per_hour"] == 3.0
+
+
 def test_your_own_stats_have_no_gold_and_only_whole_ended_days(org):
     project = make_project(org)
     today = datetime.combine(timezone.now().astimezone(UTC).date(), datetime.min.time(), UTC)
