@@ -41,7 +41,7 @@ const COLUMNS = [
     title: "Annotator",
     cell: (row) => h("a", { href: `/qa/projects/${project}/annotators/${row.annotator}/` }, row.username),
   },
-  { title: "Accuracy (95 % interval)", cell: (row) => intervalBar(row, { target: config.accuracy_target, width: 120 }) },
+  { title: "Accuracy (95 %)", hint: "Gold accuracy with its 95 % interval; the dashed line is the target", cell: (row) => intervalBar(row, { target: config.accuracy_target, width: 120 }) },
   { title: "Mean", num: true, cell: (row) => percent(row.mean, 1) },
   { title: "n", num: true, cell: (row) => String(row.scored) },
   {
@@ -54,7 +54,7 @@ const COLUMNS = [
   statsColumn("review_pass_rate", "Pass rate", "Review pass rate: accepted / all verdicts on their work, last 7 days", (v) => percent(v, 0)),
   statsColumn("agreement_mean", "Agreement", "Mean agreement with the other annotators of their tasks, last 7 days", (v) => percent(v, 0)),
   { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },
-  { title: "This hour", hint: "Submitted this hour (UTC)", num: true, cell: (row) => String(hourStats.get(row.annotator)?.submitted ?? 0), key: "hour" },
+  { title: "Hour", hint: "Submitted this hour (UTC)", num: true, cell: (row) => String(hourStats.get(row.annotator)?.submitted ?? 0), key: "hour" },
 ];
 
 function drawHead() {
