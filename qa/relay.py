@@ -364,11 +364,13 @@ class _StatsDue:
     """Which annotators' stats to send, at most once every ``STATS_SECONDS`` each.
 
     Keyed by organization, project, annotator and hour: the first event goes out at once, the
-    rest of the second wait for its end, together.
+    rest of the second wait for its end, together. A row is read after the events that made it
+    due, so it may already count a submission whose event comes at the next tick; the row that
+    event makes due again is sent only if it changed since.
     """
 
     def __init__(self) -> None:
-        self._sent: dict[tuple, float] = {}
+        self._sent: dict[tuple, tuple[float, str | None]] = {}
         self._waiting: set[tuple] = set()
 
     def note(self, rows: Iterable[Row]) -> None:
@@ -381,14 +383,21 @@ class _StatsDue:
         """The keys to send now; forgets what was sent long ago."""
         due = []
         for key in list(self._waiting):
-            if now - self._sent.get(key, -STATS_SECONDS) >= STATS_SECONDS:
+            sent, data = self._sent.get(key, (-STATS_SECONDS, None))
+            if now - sent >= STATS_SECONDS:
                 due.append(key)
                 self._waiting.discard(key)
-                self._sent[key] = now
-        for key, sent in list(self._sent.items()):
+                self._sent[key] = (now, data)
+        for key, (sent, _) in list(self._sent.items()):
             if now - sent >= STATS_SECONDS and key not in self._waiting:
                 del self._sent[key]
         return due
+
+    def changed(self, key: tuple, data: str) -> bool:
+        """Whether ``data`` differs from what was last sent for ``key``; remembers it."""
+        sent, last = self._sent[key]
+        self._sent[key] = (sent, data)
+        return data != last
 
 
 class Relay:
@@ -598,7 +607,7 @@ def _read(state: _Cursor, stats: _StatsDue) -> tuple[str, list[Row], list[StatsU
     rows = [Row.read(values[1:]) for values in found if values[1] is not None]
     stats.note(rows)
     due = stats.due(time.monotonic())
-    return found[0][0], rows, _stats_updates(due) if due else []
+    return found[0][0], rows, _stats_updates(due, stats) if due else []
 
 
 def _catch_up(
@@ -620,8 +629,9 @@ def _catch_up(
     return "too_far_behind" if len(rows) > MAX_CAUGHT_UP else rows
 
 
-def _stats_updates(due: list[tuple]) -> list[StatsUpdate]:
-    """``stats.updated`` for each annotator due: one query per project and hour."""
+def _stats_updates(due: list[tuple], stats: _StatsDue) -> list[StatsUpdate]:
+    """``stats.updated`` for each annotator due whose row changed since it was last sent: one
+    query per project and hour."""
     at = timezone.now()
     wanted: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
     for organization_id, project_id, annotator_id, hour in due:
@@ -634,8 +644,10 @@ def _stats_updates(due: list[tuple]) -> list[StatsUpdate]:
             for row in hour_rows(project_id=project_id, annotator_ids=annotators, hour=hour)
         }
         for organization_id, annotator_id in whose:
-            if (row := rows.get(annotator_id)) is not None:
-                data = json.dumps(row)
+            if (row := rows.get(annotator_id)) is None:
+                continue
+            data = json.dumps(row)
+            if stats.changed((organization_id, project_id, annotator_id, hour), data):
                 text = live.event_text(LiveEventType.STATS_UPDATED, at=at, data=data)
                 updates.append(StatsUpdate(organization_id, project_id, text))
     return updates

@@ -165,3 +165,27 @@ def test_stats_follow_an_annotators_work_at_most_once_a_second(org, project):
     assert set(row) >= GOLD_FIELDS
     assert {e["type"] for e in own_seen} == WORK
     assert snapshot["data"]["stats"] == [row]
+
+
+def test_a_row_that_already_counted_the_next_submission_is_not_sent_twice(org, project):
+    """The relay reads a row after the events that made it due; a submission that commits in
+    between is counted in that row, and its own event, a tick later, finds nothing new to send."""
+    from qa.relay import Row, _stats_updates, _StatsDue
+
+    import_rows(project, image_rows(2, start=10))
+    due_stats = _StatsDue()
+    first, second = (claim_and_submit(org.annotator) for _ in range(2))
+
+    def submitted(annotation, at: float) -> list:
+        event = LiveEvent.objects.get(type="annotation.submitted", data__task=annotation.task_id)
+        row = Row(event.pk, org.organization.pk, None, True, event.type, project.pk,
+                  org.annotator.pk, event.created_at, "")  # fmt: skip
+        due_stats.note([row])
+        return _stats_updates(due_stats.due(at), due_stats)
+
+    (sent,) = submitted(first, at=100.0)
+    assert '"submitted": 2' in sent.text  # the second already counted
+    assert submitted(second, at=101.0) == []  # its event, due a second later, repeats nothing
+    claim_and_submit(org.annotator)
+    (sent,) = submitted(second, at=102.0)
+    assert '"submitted": 3' in sent.text
