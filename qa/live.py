@@ -16,7 +16,7 @@ What a socket receives, each message ``{"seq", "type", "at", "data"}`` (their JS
     ``organization``, ``role``, ``member``, ``cursor`` (the outbox position the socket starts
     from), ``project`` (or null), and for staff on a project the ``leaderboard`` (the rows of
     ``GET /api/v1/projects/{id}/accuracy``, else null) and ``stats`` (``stats.updated``'s
-    rows of the hour).
+    rows of the hour); anyone else gets their own rows of the hour in ``stats``.
 ``batch``
     Every event for the socket since its previous message: ``{"events": [...]}``. The relay
     sends at most one per tick (every 70 ms), only when there is something, so a
@@ -34,9 +34,10 @@ after the snapshot, what it missed in one batch, or ``resync`` when the outbox n
 it.
 
 ``stats.updated`` carries an annotator's figures of the hour in a project, at most once a
-second each, after events about their work; for staff only. An annotator's own figures are
-theirs up to the start of today (``qa.own_view``): a figure that moved as they work could tell
-a gold task apart.
+second each: to staff every figure, after events about their work; to the annotator their own
+throughput alone (``qa.stats.OWN_LIVE_FIELDS``), after their own submissions. Every other
+figure of their own is theirs up to the start of today (``qa.own_view``): a figure that moved
+as they work could tell a gold task apart.
 """
 
 import json

@@ -10,7 +10,7 @@ from workforce.models import Role
 from .live import BATCH, RESYNC, SNAPSHOT
 from .models import AnnotatorHourStats, LiveEventType
 from .models.stats import HANDLING_BUCKETS
-from .stats import COUNTERS
+from .stats import COUNTERS, OWN_LIVE_FIELDS
 
 _ID = {"type": "integer", "minimum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -97,7 +97,11 @@ EVENT_DATA: dict[str, dict] = {
         },
         description="Staff only: how far an import has come.",
     ),
-    LiveEventType.STATS_UPDATED: {"$ref": "#/$defs/stats"},
+    LiveEventType.STATS_UPDATED: {
+        "oneOf": [{"$ref": "#/$defs/stats"}, {"$ref": "#/$defs/own_stats"}],
+        "description": "An annotator's row of the hour in a project: `stats` on staff's "
+        "sockets, `own_stats` on the annotator's own (the keys tell them apart).",
+    },
 }
 
 
@@ -132,8 +136,8 @@ _LEADERBOARD_ROW = _object(
     description="A row of GET /api/v1/projects/{id}/accuracy.",
 )
 
-# An annotator's figures of one hour in one project, as ``qa.stats.hour_rows`` gives them; for
-# staff only (an annotator's own figures are theirs up to the start of today, ``qa.own_view``).
+# An annotator's figures of one hour in one project, as ``qa.stats.hour_rows`` gives them:
+# staff's, and the annotator's own, which is throughput alone (``qa.own_view``).
 _STATS_FIELDS = {
     "project": _ID,
     "annotator": _ID,
@@ -157,7 +161,12 @@ _STATS_FIELDS = {
     "review_mean_score": _FRACTION,
     "agreement_mean": _FRACTION,
 }
-STATS = _object(_STATS_FIELDS, description="For staff only: every counter and figure.")
+STATS = _object(_STATS_FIELDS, description="Staff's: every counter and figure.")
+OWN_STATS = _object(
+    {name: _STATS_FIELDS[name] for name in ("project", "annotator", "hour", *OWN_LIVE_FIELDS)},
+    description="The annotator's own, on their socket: throughput alone "
+    "(qa.stats.OWN_LIVE_FIELDS), nothing of gold, reviews or agreement.",
+)
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -177,7 +186,7 @@ SCHEMA: dict = {
                     "leaderboard": _nullable({"type": "array", "items": _LEADERBOARD_ROW}),
                     "stats": {
                         "type": "array",
-                        "items": {"$ref": "#/$defs/stats"},
+                        "items": {"$ref": f"#/$defs/{LiveEventType.STATS_UPDATED}"},
                     },
                 }
             ),
@@ -204,5 +213,6 @@ SCHEMA: dict = {
         **{f"event:{t}": _event(t) for t in EVENT_DATA},
         **EVENT_DATA,
         "stats": STATS,
+        "own_stats": OWN_STATS,
     },
 }

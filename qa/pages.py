@@ -99,7 +99,8 @@ def _shell(request: HttpRequest, member: Member, template: str, **context) -> Ht
 
 @_page(ANNOTATOR)
 def work(request: HttpRequest, member: Member) -> HttpResponse:
-    """The annotator's queue: claim, read the instructions, submit; own accuracy and exams."""
+    """The annotator's queue: claim, read the instructions, submit; their throughput today,
+    live, and their own accuracy, certifications and exams."""
     return _shell(request, member, "pages/work.html")
 
 

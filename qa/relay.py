@@ -32,9 +32,12 @@ catches what writes no row (a session logged out or expired). A socket whose acc
 closed; one whose role changed gets a new snapshot and the events of its new role.
 
 After events about an annotator's work, the relay reads their stats row of the hour
-(``qa.stats.hour_rows``, one query per project for all the annotators due) and adds
+(``qa.stats.hour_rows``, one query per project and hour for all the annotators due) and adds
 ``stats.updated`` to the staff's batches: at most once every ``STATS_SECONDS`` per annotator
-and project, the first at once and the rest at the end of the second.
+and project, the first at once and the rest at the end of the second. After their own
+submissions only, the annotator's own sockets get the same row read, as they may read it
+(``qa.stats.own_live_row``: throughput alone, ``qa.own_view``), on a debounce of its own: a
+score or a verdict, which staff see, never makes theirs come sooner or later.
 
 Each socket has a bounded queue: a batch queued behind one not yet sent joins it, so a socket
 (or a server) that cannot keep up with the ticks sends fewer, larger batches. A socket with more
@@ -62,7 +65,7 @@ from . import live
 from .models import LiveEventType
 from .models.live import ACCESS_CHANGED, LiveEvent
 from .selectors import LiveAccess, SocketKey, live_access, live_snapshot
-from .stats import hour_of, hour_rows
+from .stats import hour_of, hour_rows, own_live_row
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +87,7 @@ MAX_WAITING = 5000
 MAX_CAUGHT_UP = 1000
 # An annotator's stats in a project go out at most this often.
 STATS_SECONDS = 1.0
-# Events about an annotator's work, after which their stats are read again; an annotator's own
-# socket receives their stats only after one addressed to them (the submission).
+# Events about an annotator's work, after which staff receive their stats again.
 STATS_AFTER = frozenset(
     {
         LiveEventType.ANNOTATION_SUBMITTED,
@@ -93,6 +95,9 @@ STATS_AFTER = frozenset(
         LiveEventType.REVIEW_COMPLETED,
     }
 )
+# Those after which the annotator's own sockets receive theirs: their own submission, which
+# a gold task makes as any other. Never a score's, whose timing would tell gold apart.
+OWN_STATS_AFTER = frozenset({LiveEventType.ANNOTATION_SUBMITTED})
 
 APPLICATION_NAME = "assay live relay"
 
@@ -184,10 +189,12 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class StatsUpdate:
-    """One ``stats.updated`` of a tick, for the organization's staff."""
+    """One ``stats.updated`` of a tick: for the organization's staff, or (``member_id``) for
+    the annotator's own sockets."""
 
     organization_id: int
     project_id: int
+    member_id: int | None
     text: str
 
 
@@ -320,13 +327,17 @@ class _Tick:
         self.staff: dict[int, list[Row]] = defaultdict(list)
         self.own: dict[tuple[int, int], list[Row]] = defaultdict(list)
         self.stats: dict[int, list[StatsUpdate]] = defaultdict(list)
+        self.own_stats: dict[tuple[int, int], list[StatsUpdate]] = defaultdict(list)
         for row in rows:
             if row.staff:
                 self.staff[row.organization_id].append(row)
             if row.member_id is not None:
                 self.own[(row.organization_id, row.member_id)].append(row)
         for update in stats:
-            self.stats[update.organization_id].append(update)
+            if update.member_id is None:
+                self.stats[update.organization_id].append(update)
+            else:
+                self.own_stats[(update.organization_id, update.member_id)].append(update)
         self._batches: dict[tuple, Batch | None] = {}
 
     def batch(self, access: LiveAccess, project_id: int | None) -> Batch | None:
@@ -349,10 +360,9 @@ class _Tick:
             texts = [row.text for row in _of_project(rows, project_id)]
             texts += [update.text for update in _of_project(stats, project_id)]
         else:
-            # No stats: an annotator's own figures are theirs up to the start of today, the day
-            # joining at once when it is over (``qa.own_view``); a figure that moved as they work
-            # could tell a gold task apart.
+            stats = self.own_stats.get((organization, member), ())
             texts = [row.text for row in _of_project(own, project_id)]
+            texts += [update.text for update in _of_project(stats, project_id)]
         batch = None
         if texts:
             batch = Batch(texts, live.batch_tail(texts, at=self.at))
@@ -363,10 +373,11 @@ class _Tick:
 class _StatsDue:
     """Which annotators' stats to send, at most once every ``STATS_SECONDS`` each.
 
-    Keyed by organization, project, annotator and hour: the first event goes out at once, the
-    rest of the second wait for its end, together. A row is read after the events that made it
-    due, so it may already count a submission whose event comes at the next tick; the row that
-    event makes due again is sent only if it changed since.
+    Keyed by organization, project, annotator, hour and audience (None: staff; else the member
+    whose own sockets receive it), each audience's on its own: the first event goes out at
+    once, the rest of the second wait for its end, together. A row is read after the events
+    that made it due, so it may already count a submission whose event comes at the next tick;
+    the row that event makes due again is sent only if what the audience reads changed since.
     """
 
     def __init__(self) -> None:
@@ -376,8 +387,12 @@ class _StatsDue:
     def note(self, rows: Iterable[Row]) -> None:
         for row in rows:
             if row.type in STATS_AFTER and row.project_id and row.annotator_id:
-                hour = hour_of(row.created_at)
-                self._waiting.add((row.organization_id, row.project_id, row.annotator_id, hour))
+                key = (row.organization_id, row.project_id, row.annotator_id,
+                       hour_of(row.created_at))  # fmt: skip
+                self._waiting.add((*key, None))
+                if row.type in OWN_STATS_AFTER and row.member_id is not None:
+                    # The row is addressed to the member whose work it is.
+                    self._waiting.add((*key, row.member_id))
 
     def due(self, now: float) -> list[tuple]:
         """The keys to send now; forgets what was sent long ago."""
@@ -630,26 +645,28 @@ def _catch_up(
 
 
 def _stats_updates(due: list[tuple], stats: _StatsDue) -> list[StatsUpdate]:
-    """``stats.updated`` for each annotator due whose row changed since it was last sent: one
-    query per project and hour."""
+    """``stats.updated`` for each annotator and audience due whose row, as the audience reads
+    it, changed since it was last sent: one query per project and hour, for every audience."""
     at = timezone.now()
-    wanted: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
-    for organization_id, project_id, annotator_id, hour in due:
-        wanted[(project_id, hour)].append((organization_id, annotator_id))
+    wanted: dict[tuple[int, datetime], list[tuple]] = defaultdict(list)
+    for key in due:
+        _, project_id, _, hour, _ = key
+        wanted[(project_id, hour)].append(key)
     updates = []
-    for (project_id, hour), whose in wanted.items():
-        annotators = [annotator_id for _, annotator_id in whose]
+    for (project_id, hour), keys in wanted.items():
+        annotators = sorted({annotator_id for _, _, annotator_id, _, _ in keys})
         rows = {
             row["annotator"]: row
             for row in hour_rows(project_id=project_id, annotator_ids=annotators, hour=hour)
         }
-        for organization_id, annotator_id in whose:
+        for key in keys:
+            organization_id, _, annotator_id, _, member_id = key
             if (row := rows.get(annotator_id)) is None:
                 continue
-            data = json.dumps(row)
-            if stats.changed((organization_id, project_id, annotator_id, hour), data):
+            data = json.dumps(row if member_id is None else own_live_row(row))
+            if stats.changed(key, data):
                 text = live.event_text(LiveEventType.STATS_UPDATED, at=at, data=data)
-                updates.append(StatsUpdate(organization_id, project_id, text))
+                updates.append(StatsUpdate(organization_id, project_id, member_id, text))
     return updates
 
 

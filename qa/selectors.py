@@ -48,7 +48,7 @@ from .models import (
     TaskConsensus,
     Verdict,
 )
-from .stats import hour_rows
+from .stats import hour_rows, own_live_row
 from .verdicts import Wanted, version_payloads
 
 # Session engines whose sessions are rows of ``django_session``: checked in the same statement.
@@ -148,8 +148,8 @@ def live_snapshot(
     """What a socket's page shows now, as its ``snapshot`` carries it (``qa/live.py``).
 
     On a project, staff get its leaderboard (the rows of its accuracy API, all of them) and
-    the stats of the hour of everyone on it. Nobody else gets stats: an annotator's own are
-    theirs up to the start of today (``qa.own_view``).
+    the stats of the hour of everyone on it. Anyone else gets their own rows of the hour (in
+    the project, or in each of theirs), throughput alone (``qa.own_view``).
     """
     leaderboard, stats = None, []
     if project_id is not None and access.staff:
@@ -160,6 +160,10 @@ def live_snapshot(
             annotator_ids=[row["annotator"] for row in leaderboard],
             hour=timezone.now(),
         )
+    elif not access.staff:
+        own = Annotator.objects.filter(member_id=access.member_id).values_list("pk", flat=True)
+        rows = hour_rows(project_id=project_id, annotator_ids=list(own), hour=timezone.now())
+        stats = [own_live_row(row) for row in rows]
     return {
         "organization": organization,
         "role": access.role,

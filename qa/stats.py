@@ -72,6 +72,19 @@ COUNTERS: tuple[str, ...] = (
 )
 # What an annotator never reads of their own stats (invariant 2).
 GOLD_FIELDS: frozenset[str] = frozenset({"gold_scored", "gold_score_sum", "gold_accuracy"})
+# What an annotator reads of their own work as it happens (today's, live: ``qa.own_view``):
+# throughput alone, which every submission moves alike, gold or not. No gold figure, and no
+# review or agreement figure either: one arriving soon after a submission would tell a task
+# that was not gold.
+OWN_LIVE_FIELDS: tuple[str, ...] = (
+    "claimed",
+    "submitted",
+    "active_seconds",
+    "handling_buckets",
+    "throughput_per_hour",
+    "handling_median_seconds",
+    "handling_p90_seconds",
+)
 
 _T = AnnotatorHourStats._meta.db_table
 
@@ -315,20 +328,30 @@ def row_out(row: Mapping) -> dict:
     }
 
 
-def hour_rows(*, project_id: int, annotator_ids: list[int], hour: datetime) -> list[dict]:
-    """The rows of the annotators in the project for the UTC hour of ``hour``, one per
-    annotator that has one, by annotator id: JSON-ready (``row_out``). One query.
+def hour_rows(*, project_id: int | None, annotator_ids: list[int], hour: datetime) -> list[dict]:
+    """The rows of the annotators in the project (None: in each of theirs) for the UTC hour of
+    ``hour``, one per annotator and project that has one, by project and annotator id:
+    JSON-ready (``row_out``). One query.
 
-    Staff's view: gold fields included (drop ``GOLD_FIELDS`` before an annotator sees any).
+    Staff's view: every figure (an annotator reads their own through ``own_live_row``).
     """
-    rows = (
-        AnnotatorHourStats.objects.filter(
-            project_id=project_id, annotator_id__in=annotator_ids, hour=hour_of(hour)
-        )
-        .order_by("annotator_id")
-        .values(*_ROW_FIELDS)
-    )
-    return [row_out(row) for row in rows]
+    rows = AnnotatorHourStats.objects.filter(annotator_id__in=annotator_ids, hour=hour_of(hour))
+    if project_id is not None:
+        rows = rows.filter(project_id=project_id)
+    return [
+        row_out(row) for row in rows.order_by("project_id", "annotator_id").values(*_ROW_FIELDS)
+    ]
+
+
+def own_live(found: Mapping, *keys: str) -> dict:
+    """What an annotator reads live of ``found`` (a row, or a sum of rows, of their own): its
+    ``keys`` (who, where, when) and ``OWN_LIVE_FIELDS``, nothing else."""
+    return {name: found[name] for name in (*keys, *OWN_LIVE_FIELDS)}
+
+
+def own_live_row(row: Mapping) -> dict:
+    """An hour's row (``hour_rows``) as its annotator reads it live."""
+    return own_live(row, "project", "annotator", "hour")
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -406,35 +429,60 @@ def projects_stats(*, organization_id: int, since: datetime, until: datetime) ->
     return {"since": since, "until": until, "projects": projects}
 
 
-def annotator_stats(
-    *, annotator: Annotator, since: datetime, until: datetime, by_hour: bool, own: bool = False
-) -> dict:
-    """An annotator's stats over the hours starting in [since, until): in total, per project
-    (by project id), and each hour's row with ``by_hour``. ``own``: what the annotator reads of
-    themselves, without ``GOLD_FIELDS`` (the caller also ends the range where their own view
-    ends, ``own_until``)."""
-    rows = _in_range(AnnotatorHourStats.objects.filter(annotator=annotator), since, until)
+def _total_and_projects(rows: QuerySet) -> tuple[dict, list[dict]]:
+    """One annotator's rows summed in total and per project (by project id, with its name)."""
     projects = _summed_rows(rows, "project_id", "project__name")
     for row in projects:
         row["project"] = row.pop("project_id")
         row["name"] = row.pop("project__name")
-    found = {
+    return _shown_sums(rows.aggregate(**_SUMS)), projects
+
+
+def annotator_stats(
+    *, annotator: Annotator, since: datetime, until: datetime, by_hour: bool
+) -> dict:
+    """An annotator's stats over the hours starting in [since, until): in total, per project
+    (by project id), and each hour's row with ``by_hour``. Staff's view: every figure."""
+    rows = _in_range(AnnotatorHourStats.objects.filter(annotator=annotator), since, until)
+    total, projects = _total_and_projects(rows)
+    return {
         "annotator": annotator.pk,
         "since": since,
         "until": until,
-        "total": _shown_sums(rows.aggregate(**_SUMS)),
+        "total": total,
         "projects": projects,
         "hours": _hours(rows) if by_hour else None,
     }
-    if own:
-        for row in [found["total"], *projects, *(found["hours"] or [])]:
-            for name in GOLD_FIELDS:
-                del row[name]
+
+
+def own_stats(
+    *, annotator: Annotator, since: datetime, until: datetime, by_hour: bool, now: datetime
+) -> dict:
+    """What an annotator reads of their own stats (``qa.own_view``): the hours starting in
+    [since, until) as ``annotator_stats`` gives them, without ``GOLD_FIELDS`` (the caller ends
+    the range where that view ends, ``own_until``); and ``today``, their throughput since the
+    start of today (UTC) as of ``now``, in total and per project: ``OWN_LIVE_FIELDS`` only.
+    Two queries more than the range's: today's total and per project."""
+    found = annotator_stats(annotator=annotator, since=since, until=until, by_hour=by_hour)
+    for row in [found["total"], *found["projects"], *(found["hours"] or [])]:
+        for name in GOLD_FIELDS:
+            del row[name]
+    today = own_until(now)
+    rows = _in_range(
+        AnnotatorHourStats.objects.filter(annotator=annotator), today, today + timedelta(days=1)
+    )
+    total, projects = _total_and_projects(rows)
+    found["today"] = {
+        "since": today,
+        "total": own_live(total, "hours_worked"),
+        "projects": [own_live(row, "project", "name", "hours_worked") for row in projects],
+    }
     return found
 
 
 def own_until(now: datetime | None = None) -> datetime:
     """Where an annotator's view of their own stats ends: the start of today (UTC), the rule of
     their own gold accuracy (``qa.own_view``). A whole day joins at once when it is over,
-    so that no figure they read moves while they work."""
+    so that no figure they read moves while they work; but today's throughput, which they read
+    as it happens (``own_stats``' ``today``)."""
     return datetime.combine(own_today(now), time.min, tzinfo=UTC)

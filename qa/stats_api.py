@@ -64,18 +64,13 @@ class StatsQuery(RangeQuery):
         return super().validate(data) | {"by_hour": data.get("by") == "hour"}
 
 
-class OwnCountersOut(Prepared):
-    """Counts and sums, and the figures derived from them (``qa.stats`` defines each)."""
+class OwnLiveCountersOut(Prepared):
+    """Throughput: the counts and figures an annotator reads of their own work as it happens
+    (``qa.stats.OWN_LIVE_FIELDS``; ``qa.stats`` defines each)."""
 
     claimed = serializers.IntegerField()
     submitted = serializers.IntegerField()
     active_seconds = serializers.FloatField(help_text="Handling time of the submissions.")
-    reviews_accepted = serializers.IntegerField()
-    reviews_rejected = serializers.IntegerField()
-    reviews_corrected = serializers.IntegerField()
-    review_score_sum = serializers.FloatField()
-    agreement_sum = serializers.FloatField()
-    agreement_count = serializers.IntegerField()
     handling_buckets = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="Submissions per handling-time bucket; upper bounds in seconds: "
@@ -93,6 +88,17 @@ class OwnCountersOut(Prepared):
     handling_p90_seconds = serializers.FloatField(
         allow_null=True, help_text="As the median, at 90 %."
     )
+
+
+class OwnCountersOut(OwnLiveCountersOut):
+    """Counts and sums, and the figures derived from them (``qa.stats`` defines each)."""
+
+    reviews_accepted = serializers.IntegerField()
+    reviews_rejected = serializers.IntegerField()
+    reviews_corrected = serializers.IntegerField()
+    review_score_sum = serializers.FloatField()
+    agreement_sum = serializers.FloatField()
+    agreement_count = serializers.IntegerField()
     review_pass_rate = serializers.FloatField(
         allow_null=True, help_text="Accepted / (accepted + rejected + corrected)."
     )
@@ -178,6 +184,21 @@ class OwnProjectStatsOut(OwnTotalOut):
     name = serializers.CharField()
 
 
+class OwnTodayTotalOut(OwnLiveCountersOut):
+    hours_worked = serializers.IntegerField(help_text="Hours with at least one submission.")
+
+
+class OwnTodayProjectOut(OwnTodayTotalOut):
+    project = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class OwnTodayOut(Prepared):
+    since = serializers.DateTimeField(help_text="The start of today (UTC).")
+    total = OwnTodayTotalOut()
+    projects = OwnTodayProjectOut(many=True, help_text="Projects worked in today.")
+
+
 class OwnStatsOut(Prepared):
     annotator = serializers.IntegerField()
     since = serializers.DateTimeField()
@@ -185,6 +206,10 @@ class OwnStatsOut(Prepared):
     total = OwnTotalOut()
     projects = OwnProjectStatsOut(many=True)
     hours = OwnHourOut(many=True, allow_null=True, help_text="With `by=hour` only.")
+    today = OwnTodayOut(
+        help_text="Today's throughput so far, live (every submission counts alike, gold or "
+        "not): whatever `since` and `until` say."
+    )
 
 
 def _shown(found: dict) -> dict:
@@ -242,7 +267,8 @@ class AnnotatorStatsApi(OrganizationApi):
 class MyStatsApi(OrganizationApi):
     """Your own stats, in total and per project, without gold figures, up to the start of today
     (UTC): a day joins them all at once when it is over (`until` is cut there, and is the
-    default end)."""
+    default end). And `today`: your throughput since the start of today so far (submitted,
+    claimed, handling time, per hour), which moves as you work."""
 
     roles = {"GET": ANNOTATOR}
     pagination_class = None
@@ -250,9 +276,12 @@ class MyStatsApi(OrganizationApi):
     @extend_schema(responses=OwnStatsOut)
     def get(self, request):
         annotator = annotator_of(self.member)
-        latest = stats.own_until()
+        now = timezone.now()
+        latest = stats.own_until(now)
         query = validated(StatsQuery(data=request.query_params, context={"latest": latest}))
-        return Response(_shown(stats.annotator_stats(annotator=annotator, own=True, **query)))
+        found = stats.own_stats(annotator=annotator, now=now, **query)
+        today = found["today"]
+        return Response(_shown(found) | {"today": today | {"since": today["since"].isoformat()}})
 
 
 class ErrorTagCountOut(Prepared):

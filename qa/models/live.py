@@ -22,7 +22,8 @@ class LiveEventType(models.TextChoices):
     QUALITY_ALERT = "quality.alert"
     # Staff only: a reviewer's verdict, with the score it gave the author's work.
     REVIEW_COMPLETED = "review.completed"
-    # Never a row: an annotator's figures of the hour, at most once a second each.
+    # Never a row: an annotator's figures of the hour, at most once a second each; staff get
+    # every figure, the annotator their own throughput alone.
     STATS_UPDATED = "stats.updated"
 
 

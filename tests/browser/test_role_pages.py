@@ -5,6 +5,7 @@ each page refuses the roles it is not for.
 Every page is kept as a screenshot (test-artifacts/screenshots/) to look at.
 """
 
+import re
 import time
 from datetime import timedelta
 
@@ -68,6 +69,12 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     worker = signed_in(org.annotator_member.user)
     worker.page.goto("/work/")
     expect(worker.page.get_by_role("banner").get_by_role("link", name="Work")).to_be_visible()
+    # Their own throughput today, live: nothing yet.
+    today = worker.page.locator("#today")
+    expect(worker.page.locator("#live")).to_have_text("Live")
+    expect(today).to_contain_text("0submitted")
+    expect(worker.page.locator("#today-per-hour")).to_have_text("—")
+    worker.page.evaluate("window.notReloaded = true")
     worker.page.get_by_role("button", name="Claim next task").click()
     instructions = worker.page.locator("#instructions")
     expect(instructions.get_by_role("heading", name="Vehicles")).to_be_visible()
@@ -80,6 +87,10 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     submitted = time.monotonic()
 
     expect(worker.page.locator("#work-notice")).to_contain_text("Submitted")
+    # The annotator's Today follows their submission (a gold task, counted as any other).
+    expect(worker.page.locator("#today-submitted")).to_have_text("1", timeout=LIVE_WITHIN_MS)
+    expect(worker.page.locator("#today-per-hour")).to_have_text("1.0")
+    expect(worker.page.locator("#today-median")).to_have_text(re.compile(r"^≤ \d+ (s|min)$"))
     expect(scored).to_have_text("1", timeout=LIVE_WITHIN_MS)
     expect(row.locator('td[data-key="live"]')).to_have_text("1", timeout=LIVE_WITHIN_MS)
     expect(lead.page.locator("#stat-live")).to_have_text("1", timeout=LIVE_WITHIN_MS)
@@ -93,6 +104,7 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     expect(alert).to_contain_text("gold_recent_mean 0.00 crossed 0.80")
     assert time.monotonic() - submitted < LIVE_WITHIN_MS / 1000 + 1  # the click's own round trip
     assert lead.page.evaluate("window.notReloaded") is True
+    assert worker.page.evaluate("window.notReloaded") is True
     assert worker.page.evaluate("window.pwned") is None
     worker.screenshot("work-submitted")
     lead.screenshot("qa-project-live")
@@ -148,7 +160,7 @@ def test_the_annotator_sees_the_servers_validation_error_by_path_and_nothing_is_
     editor.fill('{"boxes": [{"label": "car", "x": 1, "y": 1, "w": 30, "h": 20}]}')
     page.get_by_role("button", name="Submit").click()
     expect(page.locator("#work-notice")).to_contain_text("Submitted")
-    expect(page.locator("#submitted-here")).to_have_text("1")
+    expect(page.locator("#today-submitted")).to_have_text("1")
     assert Annotation.objects.filter(annotator=org.annotator).count() == 1
     # A 400 is an answer the page shows, not an error of the page; the console says so alone.
     assert [e for e in worker.errors if "status of 400" not in e] == []

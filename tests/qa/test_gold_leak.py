@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from qa.models import Accuracy, GoldScore
-from qa.stats import GOLD_FIELDS
+from qa.stats import GOLD_FIELDS, OWN_LIVE_FIELDS
 from tasks.models import Annotation, Assignment, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import Org, image_rows, import_rows, make_project, session_headers, staff
@@ -170,6 +170,8 @@ class World:
             self.record(
                 "submit", is_gold, self.post(url, {"payload": PAYLOAD, "active_seconds": 3})
             )
+            # Today's throughput moves with the submission, gold or not, and alike.
+            self.record("own today", is_gold, self.get("/api/v1/me/stats/").json()["today"])
             self.record("submit again", is_gold, self.post(url, {"payload": PAYLOAD}))
             self.record("other payload", is_gold, self.post(url, {"payload": {"boxes": []}}))
             self.record("release", is_gold, self.post(f"/api/v1/assignments/{submitted}/release"))
@@ -412,9 +414,17 @@ def test_no_operation_of_the_api_tells_an_annotator_anything_of_gold(world):
 
 def test_own_figures_do_not_move_when_one_gold_task_is_scored(world):
     """The annotator's own accuracy and stats count up to the end of the last day: what they
-    read after submitting a gold task today is what they read before it."""
+    read after submitting a gold task today is what they read before it. But today's
+    throughput, which the gold submission moved as the regular one did: one each."""
     after = {path: world.get(path).json() for path in sorted(OWN_AGGREGATES)}
+    before_today, after_today = (
+        found["/api/v1/me/stats/"].pop("today")["total"] for found in (world.own_before, after)
+    )
     assert after == world.own_before, (world.own_before, after)
+    # Before, after the gold submission, after the regular one (``World``), and now.
+    moved = [world.records["own today"][is_gold][0]["total"] for is_gold in (True, False)]
+    assert [t["submitted"] for t in (before_today, *moved, after_today)] == [0, 1, 2, 2]
+    assert set(moved[0]) == set(moved[1]) == {*OWN_LIVE_FIELDS, "hours_worked"}
 
 
 def claim_and_submit(annotator, *, gold: bool) -> Annotation:
@@ -427,8 +437,8 @@ def claim_and_submit(annotator, *, gold: bool) -> Annotation:
 @pytest.mark.django_db(transaction=True)
 def test_the_annotator_socket_carries_nothing_of_gold(org):
     """What the annotator's socket receives while they submit a gold and a regular task: two
-    ``assignment.claimed`` and two ``annotation.submitted`` alike; no ``gold.scored`` and no
-    ``stats.updated`` (which the staff socket receives)."""
+    ``assignment.claimed``, two ``annotation.submitted`` and their own ``stats.updated`` after
+    each, alike; no ``gold.scored``, and nothing of gold in their stats (which staff's carry)."""
     project = make_project(org, gold_rate=1.0)
     rows = image_rows(3)
     rows[0] |= {"external_id": GOLD_EXTERNAL_ID, "gold_answer": GOLD_ANSWER}
@@ -450,7 +460,9 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         stats = []
         while not stats or stats[-1]["data"]["submitted"] < 2:
             stats += await receive_events(lead_socket, 1, types={"stats.updated"})
-        seen = [snapshot, *await receive_events(author_socket, 4)]
+        seen = [snapshot]
+        while len(seen) < 7 or seen[-1]["data"].get("submitted", 0) < 2:
+            seen += await receive_events(author_socket, 1)
         assert await author_socket.receive_nothing(timeout=0.5)
         for communicator in (lead_socket, author_socket):
             await communicator.disconnect()
@@ -465,20 +477,25 @@ def test_the_annotator_socket_carries_nothing_of_gold(org):
         "annotation.submitted",
     ]
     assert staff_seen[1]["data"]["annotation"] == gold.pk
-    # Staff's stats count the gold; the annotator receives none: their own figures are theirs
-    # up to the start of today.
+    # Staff's stats count the gold; the annotator's own count their submissions alone, their
+    # other figures being theirs up to the start of today.
     assert stats[0]["data"]["gold_scored"] == 1 and set(stats[0]["data"]) >= GOLD_FIELDS
     assert [m["type"] for m in seen] == [
         "snapshot",
-        *["assignment.claimed", "annotation.submitted"] * 2,
+        *["assignment.claimed", "annotation.submitted", "stats.updated"] * 2,
     ]
-    gold_message, regular_message = seen[2], seen[4]
+    gold_stats, regular_stats = seen[3]["data"], seen[6]["data"]
+    assert (gold_stats["submitted"], regular_stats["submitted"]) == (1, 2)
+    assert set(gold_stats) == set(regular_stats) == {"project", "annotator", "hour",
+                                                     *OWN_LIVE_FIELDS}  # fmt: skip
+    assert shape(seen[3]) == shape(seen[6])
+    gold_message, regular_message = seen[2], seen[5]
     assert (gold_message["data"]["annotation"], regular_message["data"]["annotation"]) == (
         gold.pk,
         regular.pk,
     )
     assert shape(gold_message) == shape(regular_message)
-    assert shape(seen[1]) == shape(seen[3])  # the claims'
+    assert shape(seen[1]) == shape(seen[4])  # the claims'
     assert seen[1]["data"]["task"] == gold.task_id
     for message in seen:
         text = json.dumps(message)

@@ -1,5 +1,7 @@
 """Submissions reach live dashboards through the outbox, and only those who may see them."""
 
+import asyncio
+import json
 import time
 
 import pytest
@@ -8,22 +10,47 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from qa.models import LiveEvent
-from qa.stats import GOLD_FIELDS, hour_rows
+from qa.relay import STATS_SECONDS, _Cursor, _read, _StatsDue
+from qa.stats import GOLD_FIELDS, OWN_LIVE_FIELDS, hour_rows, own_live_row
+from qa.verdicts import review_judge
 from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, session_headers, staff
+from tests.qa.gold_helpers import label_gold_project, label_gold_submit
 from tests.qa.live_helpers import checked_event, open_socket, receive_events
+from tests.qa.review_helpers import lease, review_project, waiting_item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
 WORK = {"assignment.claimed", "annotation.submitted"}
+# What an annotator's own ``stats.updated`` holds: whose, where, when, and throughput alone.
+OWN_ROW = {"project", "annotator", "hour", *OWN_LIVE_FIELDS}
 
 
 def claim_and_submit(annotator):
     claimed = claim_next(annotator=annotator).claimed
     assignment = Assignment.objects.get(pk=claimed.assignment_id)
     return assignment_submit(assignment=assignment, payload=BOX)[0]
+
+
+async def events_until(socket, done) -> list[tuple[float, dict]]:
+    """The events the socket receives, each with when, until ``done(events)`` holds."""
+    found: list[tuple[float, dict]] = []
+    while not done([event for _, event in found]):
+        found += [(time.monotonic(), event) for event in await receive_events(socket, 1)]
+    return found
+
+
+def stats_of(events: list[tuple[float, dict]]) -> list[tuple[float, dict]]:
+    return [(at, event["data"]) for at, event in events if event["type"] == "stats.updated"]
+
+
+def counts(submitted: int):
+    """Done once a ``stats.updated`` counts ``submitted`` submissions."""
+    return lambda events: any(
+        e["type"] == "stats.updated" and e["data"]["submitted"] >= submitted for e in events
+    )
 
 
 @pytest.fixture
@@ -121,17 +148,14 @@ def test_a_claim_writes_its_event_in_its_own_statement_gold_or_not(org, project)
 def test_stats_follow_an_annotators_work_at_most_once_a_second(org, project):
     """Staff on the project receive the annotator's row of the hour after each burst of
     work, at most once a second, the last one counting everything; a socket opened later
-    starts from it. The annotator receives none (their own stats end at the start of today)."""
+    starts from it. The annotator's own sockets receive their own row too, as often, with
+    throughput alone: nothing of gold, reviews or agreement."""
     import_rows(project, image_rows(2, start=10))
     path = f"/ws/orgs/acme/?project={project.pk}"
     lead, author = (session_headers(m.user) for m in (org.qa_lead, org.annotator_member))
 
-    async def stats_until(socket, submitted: int) -> list[tuple[float, dict]]:
-        found = []
-        while not found or found[-1][1]["submitted"] < submitted:
-            for event in await receive_events(socket, 1, types={"stats.updated"}):
-                found.append((time.monotonic(), event["data"]))
-        return found
+    def all_work_and_stats(events: list[dict]) -> bool:
+        return len([e for e in events if e["type"] in WORK]) == 6 and counts(3)(events)
 
     async def scenario():
         lead_socket, snapshot = await open_socket(lead, path)
@@ -140,31 +164,112 @@ def test_stats_follow_an_annotators_work_at_most_once_a_second(org, project):
         assert own_snapshot["data"]["stats"] == []
         for _ in range(3):
             await database_sync_to_async(claim_and_submit)(org.annotator)
-        staff_seen = await stats_until(lead_socket, 3)
+        staff_seen, own_seen = await asyncio.gather(
+            events_until(lead_socket, counts(3)), events_until(author_socket, all_work_and_stats)
+        )
         assert await lead_socket.receive_nothing(timeout=1.2)
-        own_seen = await receive_events(author_socket, 6)
         assert await author_socket.receive_nothing(timeout=0.2)
         later, snapshot = await open_socket(lead, path)
-        for communicator in (lead_socket, author_socket, later):
+        # The annotator's page follows every project of theirs: the rows of the hour in each.
+        own_later, own_snapshot = await open_socket(author)
+        for communicator in (lead_socket, author_socket, later, own_later):
             await communicator.disconnect()
-        return staff_seen, own_seen, snapshot
+        return stats_of(staff_seen), own_seen, snapshot, own_snapshot
 
-    staff_seen, own_seen, snapshot = async_to_sync(scenario)()
-    # The first at once, the rest at the end of its second, together.
-    assert 1 <= len(staff_seen) <= 2
-    if len(staff_seen) == 2:
-        assert staff_seen[1][0] - staff_seen[0][0] > 0.8
-    row = staff_seen[-1][1]
+    staff_seen, own_seen, snapshot, own_snapshot = async_to_sync(scenario)()
+    row = hour_rows(project_id=project.pk, annotator_ids=[org.annotator.pk],
+                    hour=timezone.now())[0]  # fmt: skip
     assert (row["project"], row["annotator"], row["submitted"]) == (
         project.pk,
         org.annotator.pk,
         3,
     )
-    assert row == hour_rows(project_id=project.pk, annotator_ids=[org.annotator.pk],
-                            hour=timezone.now())[0]  # fmt: skip
+    own_stats = stats_of(own_seen)
+    for seen in (staff_seen, own_stats):
+        # The first at once, the rest at the end of its second, together.
+        assert 1 <= len(seen) <= 2
+        if len(seen) == 2:
+            assert seen[1][0] - seen[0][0] > 0.8
+    assert staff_seen[-1][1] == row
     assert set(row) >= GOLD_FIELDS
-    assert {e["type"] for e in own_seen} == WORK
     assert snapshot["data"]["stats"] == [row]
+    # Their own: exactly the throughput of the same row, and nothing else of it.
+    assert own_stats[-1][1] == own_live_row(row)
+    for _, data in own_stats:
+        assert set(data) == OWN_ROW
+    assert not GOLD_FIELDS & OWN_ROW
+    assert not {name for name in OWN_ROW if "review" in name or "agreement" in name}
+    assert {e["type"] for _, e in own_seen} == WORK | {"stats.updated"}
+    assert own_snapshot["data"]["stats"] == [own_live_row(row)]
+
+
+def test_an_annotators_own_stats_follow_their_submissions_only_and_reach_no_one_else(org):
+    """A verdict on the annotator's work moves their row for staff; the annotator's own
+    sockets receive nothing of it (its timing would tell a task that was not gold). Another
+    annotator's socket receives nothing of theirs at all."""
+    project = review_project(org, tasks=3)
+    other = org.add_annotator("acme-other")
+    staff(project, org.annotator, other)
+    lead, author, bystander = (
+        session_headers(user)
+        for user in (org.qa_lead.user, org.annotator_member.user, other.member.user)
+    )
+
+    def judge(annotation) -> None:
+        item = lease(waiting_item(annotation), org.qa_lead)
+        review_judge(item=item, reviewer=org.qa_lead, verdict="accept")
+
+    def reviewed(events: list[dict]) -> bool:
+        return any(e["type"] == "stats.updated" and e["data"]["reviews_accepted"] for e in events)
+
+    async def scenario():
+        lead_socket, author_socket, bystander_socket = [
+            (await open_socket(headers))[0] for headers in (lead, author, bystander)
+        ]
+        annotation = await database_sync_to_async(claim_and_submit)(org.annotator)
+        await events_until(lead_socket, counts(1))
+        own = stats_of(await events_until(author_socket, counts(1)))
+        # Past the submission's second: whatever comes next is not its stats.
+        await asyncio.sleep(STATS_SECONDS)
+        assert await author_socket.receive_nothing(timeout=0.1)
+        await database_sync_to_async(judge)(annotation)
+        staff_seen = await events_until(lead_socket, reviewed)
+        assert await author_socket.receive_nothing(timeout=0.5)
+        assert await bystander_socket.receive_nothing(timeout=0.1)
+        for communicator in (lead_socket, author_socket, bystander_socket):
+            await communicator.disconnect()
+        return own, staff_seen
+
+    own, staff_seen = async_to_sync(scenario)()
+    assert [data["submitted"] for _, data in own] == [1]
+    assert set(own[0][1]) == OWN_ROW
+    # The event that moved the row for staff, which the annotator never received.
+    assert "review.completed" in {e["type"] for _, e in staff_seen}
+    _, last = stats_of(staff_seen)[-1]
+    assert (last["submitted"], last["reviews_accepted"]) == (1, 1)
+
+
+def test_a_gold_score_alone_makes_only_the_staffs_stats_due(org):
+    """The relay reads a gold submission's score (``gold.scored``) without its submission: staff
+    get the row, the annotator nothing. Their submission's event then makes their own row due,
+    at once, whenever staff's last went out: each audience on its own."""
+    project = label_gold_project(org, org.annotator)
+    label_gold_submit(project, org.annotator, correct=True)
+    submitted = LiveEvent.objects.get(type="annotation.submitted")
+    due = _StatsDue()
+
+    _, rows, updates = _read(_Cursor(last=submitted.pk, started=True), due)
+    assert "gold.scored" in {row.type for row in rows}
+    assert "annotation.submitted" not in {row.type for row in rows}
+    assert [update.member_id for update in updates] == [None]
+    assert '"gold_scored": 1' in updates[0].text
+
+    _, rows, updates = _read(_Cursor(last=submitted.pk - 1, started=True), due)
+    assert "annotation.submitted" in {row.type for row in rows}
+    assert [update.member_id for update in updates] == [org.annotator_member.pk]
+    event = json.loads(updates[0].text)
+    own = checked_event(event["type"], event["data"], id=None)["data"]
+    assert set(own) == OWN_ROW and own["submitted"] == 1
 
 
 def test_a_row_that_already_counted_the_next_submission_is_not_sent_twice(org, project):

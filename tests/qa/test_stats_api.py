@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from qa.stats import GOLD_FIELDS, hour_of, stats_add
+from qa.stats import GOLD_FIELDS, OWN_LIVE_FIELDS, hour_of, stats_add
 from qa.verdicts import review_judge
 from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
@@ -190,6 +190,55 @@ def test_your_own_stats_have_no_gold_and_only_whole_ended_days(org):
     later = (timezone.now() + timedelta(days=1)).isoformat()
     cut = org.client(Role.ANNOTATOR).get("/api/v1/me/stats", {"until": later}).json()
     assert cut["until"] == today.isoformat() and cut["total"]["submitted"] == 4
+
+
+def test_your_throughput_today_is_live_in_total_and_per_project_and_nothing_else(org):
+    first, second = make_project(org, name="first"), make_project(org, name="second")
+    import_rows(second, image_rows(2))
+    staff(second, org.annotator)
+    today = datetime.combine(timezone.now().astimezone(UTC).date(), datetime.min.time(), UTC)
+    # Yesterday's last hour: in the day-lagged figures, not in today's.
+    add(first, org.annotator, today - timedelta(hours=1), claimed=7, submitted=7)
+    # Today's first hour, with every other kind of figure, which today leaves out.
+    add(first, org.annotator, today, claimed=3, submitted=2, active_seconds=40.0, gold_scored=2,
+        gold_score_sum=1.5, reviews_accepted=1, review_score_sum=1.0, agreement_sum=0.5,
+        agreement_count=1)  # fmt: skip
+    # Two submissions now in the second project, that took 50 s and 400 s.
+    for seconds in (50, 400):
+        claimed = claim_next(annotator=org.annotator, project_id=second.pk).claimed
+        Assignment.objects.filter(pk=claimed.assignment_id).update(
+            leased_at=timezone.now() - timedelta(seconds=seconds)
+        )
+        assignment_submit(assignment=Assignment.objects.get(pk=claimed.assignment_id), payload=BOX)
+    # Someone else's today is not yours.
+    add(first, org.add_annotator("someone"), today, submitted=9)
+    # Just after midnight both are today's first hour.
+    hours = len({today, hour_of(timezone.now())})
+
+    response = org.client(Role.ANNOTATOR).get("/api/v1/me/stats")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["total"]["submitted"] == 7 and body["until"] == today.isoformat()
+    found = body["today"]
+    assert found["since"] == today.isoformat()
+    total = found["total"]
+    assert set(total) == {*OWN_LIVE_FIELDS, "hours_worked"}
+    assert (total["claimed"], total["submitted"], total["hours_worked"]) == (3, 4, hours)
+    assert total["throughput_per_hour"] == 4 / hours
+    assert 490 <= total["active_seconds"] < 491
+    # The submissions' buckets: 50 s in [45, 60), 400 s in [300, 600).
+    assert (total["handling_median_seconds"], total["handling_p90_seconds"]) == (60, 600)
+    assert sum(total["handling_buckets"]) == 2
+    assert [
+        (row["project"], row["name"], row["claimed"], row["submitted"], row["hours_worked"],
+         row["throughput_per_hour"], row["handling_median_seconds"])
+        for row in found["projects"]
+    ] == [(first.pk, "first", 3, 2, 1, 2.0, None), (second.pk, "second", 0, 2, 1, 2.0, 60)]  # fmt: skip
+    for row in found["projects"]:
+        assert set(row) == {*OWN_LIVE_FIELDS, "hours_worked", "project", "name"}
+    for name in {*total, *found["projects"][0]}:
+        assert name not in GOLD_FIELDS and "review" not in name and "agreement" not in name
+    assert "gold" not in str(found)
 
 
 def test_the_stats_queries_do_not_grow_with_the_rows(org):

@@ -9,6 +9,7 @@ import {
   fill,
   moment,
   h,
+  handlingTime,
   intervalBar,
   liveBadge,
   liveSocket,
@@ -67,17 +68,14 @@ async function loadAccuracy() {
 
 // -- work: the hourly stats of the last 7 days, what reviewers found, labels vs consensus ---
 
-const seconds = (value) =>
-  value === null || value === undefined ? "—" : value >= 60 ? `≤ ${(value / 60).toFixed(value % 60 ? 1 : 0)} min` : `≤ ${value} s`;
-
 async function loadWork() {
   const { body } = await api(`annotators/${annotator}/stats`);
   const row = body.projects.find((p) => p.project === project) || null;
   const shown = (value, format) => (row && value !== null && value !== undefined ? format(value) : "—");
   $("work-submitted").textContent = row ? row.submitted : "0";
   $("work-throughput").textContent = shown(row?.throughput_per_hour, (v) => v.toFixed(1));
-  $("work-median").textContent = seconds(row?.handling_median_seconds);
-  $("work-p90").textContent = seconds(row?.handling_p90_seconds);
+  $("work-median").textContent = handlingTime(row?.handling_median_seconds);
+  $("work-p90").textContent = handlingTime(row?.handling_p90_seconds);
   $("work-pass").textContent = shown(row?.review_pass_rate, (v) => percent(v, 0));
   $("work-agreement").textContent = shown(row?.agreement_mean, (v) => percent(v, 0));
 }

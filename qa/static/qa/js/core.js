@@ -99,6 +99,17 @@ export const moment = (value) =>
 export const date = (value) =>
   value ? new Date(value).toLocaleDateString(undefined, { dateStyle: "medium" }) : "—";
 
+/**
+ * A handling-time figure of the stats (median, p90): the upper bound of its bucket, so "at
+ * most" that many seconds or minutes; "—" without any submission.
+ */
+export const handlingTime = (value) =>
+  value === null || value === undefined
+    ? "—"
+    : value >= 60
+      ? `≤ ${(value / 60).toFixed(value % 60 ? 1 : 0)} min`
+      : `≤ ${value} s`;
+
 /** Whole days from now until `value` (negative once past). */
 export const daysUntil = (value) => Math.round((new Date(value) - Date.now()) / 86_400_000);
 

@@ -9,6 +9,7 @@ import {
   moment,
   fill,
   h,
+  handlingTime,
   intervalBar,
   liveBadge,
   liveSocket,
@@ -33,7 +34,6 @@ const statsColumn = (field, title, hint, show) => ({
   num: true,
   cell: (row) => (row.stats && row.stats[field] !== null ? show(row.stats[field]) : "—"),
 });
-const seconds = (value) => (value >= 60 ? `≤ ${(value / 60).toFixed(value % 60 ? 1 : 0)} min` : `≤ ${value} s`);
 
 // The leaderboard's columns, in one place.
 const COLUMNS = [
@@ -50,7 +50,7 @@ const COLUMNS = [
     cell: (row) => (row.recent_mean === null ? "—" : `${percent(row.recent_mean, 0)} (${row.recent_n})`),
   },
   statsColumn("throughput_per_hour", "Per hour", "Submissions per hour worked (hours with a submission), last 7 days", (v) => v.toFixed(1)),
-  statsColumn("handling_median_seconds", "Median", "Median handling time: the bucket bound half the submissions reach, last 7 days", seconds),
+  statsColumn("handling_median_seconds", "Median", "Median handling time: the bucket bound half the submissions reach, last 7 days", handlingTime),
   statsColumn("review_pass_rate", "Pass rate", "Review pass rate: accepted / all verdicts on their work, last 7 days", (v) => percent(v, 0)),
   statsColumn("agreement_mean", "Agreement", "Mean agreement with the other annotators of their tasks, last 7 days", (v) => percent(v, 0)),
   { title: "Live", hint: "Submitted since you opened this page", num: true, cell: (row) => String(submittedLive.get(row.annotator) || 0), key: "live" },

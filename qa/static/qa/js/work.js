@@ -1,5 +1,6 @@
 // The annotator's page: claim, read the instructions, answer, submit or release, with the
-// lease kept alive while they work; their own accuracy, certifications and exams beside it.
+// lease kept alive while they work; beside it their throughput today, kept current by their
+// live socket, and their own accuracy (up to yesterday), certifications and exams.
 
 import {
   ApiError,
@@ -10,8 +11,12 @@ import {
   daysUntil,
   fill,
   h,
+  handlingTime,
   intervalBar,
+  liveBadge,
+  liveSocket,
   percent,
+  throttled,
 } from "./core.js";
 import { renderMarkdown } from "./markdown.js";
 
@@ -33,7 +38,6 @@ let current = null; // the assignment being worked on
 let startedAt = 0; // when this page started showing it (performance.now())
 let lastActivity = Date.now();
 let timers = [];
-let submittedHere = 0;
 
 const notice = $("work-notice");
 
@@ -226,8 +230,6 @@ async function submit(event) {
       method: "POST",
       body: { payload, active_seconds: Math.max(0, activeSeconds) },
     });
-    submittedHere += 1;
-    $("submitted-here").textContent = submittedHere;
     showIdle("Submitted. Claim the next task when you are ready.", "ok");
   } catch (error) {
     if (error instanceof ApiError && error.status === 400) showErrors(error);
@@ -245,6 +247,19 @@ async function release() {
     showIdle(error.message, "error");
   }
 }
+
+/** Today's throughput so far, in total (me/stats `today`). */
+async function loadToday() {
+  const { body } = await api("me/stats");
+  const { total } = body.today;
+  $("today-submitted").textContent = total.submitted;
+  $("today-per-hour").textContent = total.throughput_per_hour === null ? "—" : total.throughput_per_hour.toFixed(1);
+  $("today-median").textContent = handlingTime(total.handling_median_seconds);
+}
+
+// Their own submissions bring their stats of the hour (stats.updated, throughput alone): today's
+// sums are read again, at most once a second.
+const refreshToday = throttled(loadToday, 1000);
 
 function accuracyTable(rows, key, heading) {
   if (!rows.length) return null;
@@ -373,6 +388,13 @@ $("claim").addEventListener("click", claim);
 $("answer").addEventListener("submit", submit);
 $("release").addEventListener("click", release);
 resume();
+liveSocket({
+  onSnapshot: loadToday,
+  onEvent: ({ type }) => {
+    if (type === "stats.updated") refreshToday();
+  },
+  onState: liveBadge($("live")),
+});
 loadAccuracy();
 loadCertifications();
 loadExams();
