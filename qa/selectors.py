@@ -855,6 +855,22 @@ def annotation_review_items(*, member: Member, annotation_id: int) -> QuerySet[R
 # What an annotator reads of the verdicts on their work.
 
 
+def annotator_gold_scores(*, project: Project, annotator: Annotator, limit: int) -> list[dict]:
+    """The annotator's latest ``limit`` gold scores in the project, newest first, as each stands
+    now (a rescore replaces its score): for the QA lead's trend and results. One query, by
+    ``gold_score_annotator_idx``."""
+    rows = (
+        GoldScore.objects.filter(project=project, annotator=annotator)
+        .order_by("-scored_at")
+        .values_list("annotation_id", "task_id", "score", "answer_version", "scored_at")[:limit]
+    )
+    return [
+        {"annotation": annotation, "task": task, "score": score, "answer_version": version,
+         "scored_at": scored_at}
+        for annotation, task, score, version, scored_at in rows
+    ]  # fmt: skip
+
+
 def annotator_error_tags(*, project: Project, annotator: Annotator) -> list[dict]:
     """How often each tag of the project's error taxonomy was given to the annotator's work
     there, most often first (``code``, ``description``, ``count``). Two queries: the tags,

@@ -19,6 +19,10 @@ from workforce.tenancy import ANNOTATOR, STAFF
 from . import selectors, stats
 from .agreement_report import annotator_confusion
 
+# An annotator's gold scores the drill-down reads by default, and the most one request may ask.
+GOLD_SCORES_SHOWN = 200
+GOLD_SCORES_MOST = 1000
+
 DEFAULT_RANGE = timedelta(days=7)
 # The longest range one request may sum: a quarter.
 MAX_RANGE = timedelta(days=92)
@@ -323,3 +327,40 @@ class AnnotatorErrorsApi(OrganizationApi):
             "confusion": annotator_confusion(project=project, annotator_id=annotator.pk),
         }
         return Response(body)
+
+
+class GoldScoresQuery(serializers.Serializer):
+    limit = serializers.IntegerField(
+        min_value=1, max_value=GOLD_SCORES_MOST, default=GOLD_SCORES_SHOWN,
+        help_text="How many of the latest scores.",
+    )  # fmt: skip
+
+
+class GoldScoreOut(Prepared):
+    annotation = serializers.IntegerField()
+    task = serializers.IntegerField()
+    score = serializers.FloatField()
+    answer_version = serializers.IntegerField(
+        help_text="The version of the gold answer the score was made against."
+    )
+    scored_at = Rfc3339DateTimeField()
+
+
+@extend_schema(parameters=[ORGANIZATION_PARAMETER, GoldScoresQuery], tags=["quality"])
+class AnnotatorGoldScoresApi(OrganizationApi):
+    """An annotator's latest gold scores in a project, newest first, each as it stands now (a
+    gold answer changed rescores it): the trend and the results of the QA lead's drill-down.
+    Staff only: an annotator never learns which of their tasks were gold."""
+
+    roles = {"GET": STAFF}
+    pagination_class = None
+
+    @extend_schema(responses=GoldScoreOut(many=True))
+    def get(self, request, pk: int, annotator_id: int):
+        project = project_get(member=self.member, project_id=pk)
+        annotator = annotator_get(member=self.member, annotator_id=annotator_id)
+        query = validated(GoldScoresQuery(data=request.query_params))
+        scores = selectors.annotator_gold_scores(
+            project=project, annotator=annotator, limit=query["limit"]
+        )
+        return Response(GoldScoreOut(scores, many=True).data)

@@ -50,6 +50,11 @@ urlpatterns = [
         name="project-annotator-errors",
     ),
     re_path(
+        r"^projects/(?P<pk>\d+)/annotators/(?P<annotator_id>\d+)/gold-scores/?$",
+        stats_api.AnnotatorGoldScoresApi.as_view(),
+        name="project-annotator-gold-scores",
+    ),
+    re_path(
         r"^reviews/(?P<pk>\d+)/verdict/?$",
         verdict_api.ReviewVerdictApi.as_view(),
         name="review-verdict",

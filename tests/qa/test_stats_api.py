@@ -13,6 +13,7 @@ from tasks.models import Assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import image_rows, import_rows, make_project, staff
 from tests.qa.agreement_helpers import crowd_project, work
+from tests.qa.gold_helpers import label_gold_project, label_gold_submit
 from tests.qa.review_helpers import TAGS, lease, verdict_project, waiting_item
 from tests.qa.review_helpers import submit as review_submit
 from workforce.models import Role
@@ -311,6 +312,35 @@ def test_an_annotators_errors_count_review_tags_and_labels_against_consensus(
         ).status_code
         == 404
     )
+
+
+def test_an_annotators_gold_scores_newest_first_for_staff_only(org, other_org):
+    project = label_gold_project(org, org.annotator)
+    other = org.add_annotator("second")
+    staff(project, other)
+    mine = [label_gold_submit(project, org.annotator, correct=correct) for correct in
+            (False, True, True)]  # fmt: skip
+    label_gold_submit(project, other, correct=False)
+    qa = org.client(Role.QA_LEAD)
+    url = f"/api/v1/projects/{project.pk}/annotators/{org.annotator.pk}/gold-scores"
+    body = qa.get(url).json()
+    assert [(row["annotation"], row["task"], row["score"]) for row in body] == [
+        (annotation.pk, annotation.task_id, score)
+        for annotation, score in zip(reversed(mine), (1.0, 1.0, 0.0), strict=True)
+    ]
+    assert {row["answer_version"] for row in body} == {1}
+    assert [row["annotation"] for row in qa.get(url, {"limit": 2}).json()] == [
+        mine[2].pk,
+        mine[1].pk,
+    ]
+    for limit in ("0", "1001", "many"):
+        refused = qa.get(url, {"limit": limit})
+        assert refused.status_code == 400
+        assert list(refused.json()["error"]["fields"]) == ["limit"]
+    # Never to the annotator (invariant 2), nor across organizations.
+    assert org.client(Role.ANNOTATOR).get(url).status_code == 403
+    foreign = f"/api/v1/projects/{project.pk}/annotators/{other_org.annotator.pk}/gold-scores"
+    assert qa.get(foreign).status_code == 404
 
 
 def test_every_projects_stats_sum_its_annotators_for_the_staffing_forecast(org, other_org):

@@ -21,7 +21,11 @@ const $ = (id) => document.getElementById(id);
 const { project, annotator } = config;
 
 let figures = null; // this project's accuracy row
-const scores = []; // gold scores received live: {at, score, task, annotation}
+// Their latest gold scores here, oldest first: {at, score, task, annotation}; read on each
+// snapshot, then added to (or, rescored, replaced) as they arrive.
+let scores = [];
+const GOLD_READ = 200;
+const GOLD_ROWS = 20;
 let submittedLive = 0;
 
 // -- accuracy --------------------------------------------------------------------------
@@ -126,7 +130,8 @@ function drawTrend() {
   if (!window.Plotly) return; // the library loads deferred; it draws on "load"
   // Gold checks in order, numbered: a trend over checks reads the same whether they came a
   // second or a day apart; the hover tells when.
-  const checks = scores.map((_, i) => i + 1);
+  const first = Math.max(0, figures ? figures.scored - scores.length : 0);
+  const checks = scores.map((_, i) => first + i + 1);
   const when = scores.map((s) => `task ${s.task} · ${dateTime(s.at)}`);
   const running = scores.map((_, i) => scores.slice(0, i + 1).reduce((sum, s) => sum + s.score, 0) / (i + 1));
   const shapes = [];
@@ -144,7 +149,7 @@ function drawTrend() {
   const layout = {
     margin: { l: 44, r: 10, t: 10, b: 40 },
     yaxis: { range: [-0.02, 1.02], tickformat: ".0%" },
-    xaxis: { title: { text: "gold check (this session)" }, range: [0.5, Math.max(5, scores.length) + 0.5], dtick: scores.length > 20 ? undefined : 1 },
+    xaxis: { title: { text: "gold check" }, range: [first + 0.5, first + Math.max(5, scores.length) + 0.5], dtick: scores.length > 20 ? undefined : 1 },
     shapes,
     showlegend: true,
     legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
@@ -157,12 +162,30 @@ function drawTrend() {
 
 // -- gold results ----------------------------------------------------------------------
 
+async function loadGold() {
+  const { body } = await api(`projects/${project}/annotators/${annotator}/gold-scores?limit=${GOLD_READ}`);
+  scores = body.reverse().map((s) => ({ at: s.scored_at, score: s.score, task: s.task, annotation: s.annotation }));
+  drawGold();
+  drawTrend();
+}
+
+function addGold(score) {
+  const known = scores.findIndex((s) => s.annotation === score.annotation);
+  if (known >= 0) scores[known] = score;
+  else scores.push(score);
+  if (scores.length > GOLD_READ) scores.shift();
+  drawGold();
+}
+
 function drawGold() {
   const body = $("gold").tBodies[0];
-  if (!scores.length) return;
+  if (!scores.length) {
+    fill(body, h("tr", {}, h("td", { colspan: 4, class: "hint" }, "No gold scored here yet: results arrive as they are scored.")));
+    return;
+  }
   fill(
     body,
-    [...scores].reverse().map((s) =>
+    scores.slice(-GOLD_ROWS).reverse().map((s) =>
       h("tr", {}, h("td", {}, moment(s.at)), h("td", {}, String(s.task)), h("td", {}, String(s.annotation)), h("td", { class: "num" }, s.score.toFixed(2))),
     ),
   );
@@ -241,7 +264,7 @@ async function loadAudit() {
 }
 
 async function loadAll() {
-  await Promise.all([loadAccuracy(), loadActions(), loadAudit(), loadWork(), loadErrors()]);
+  await Promise.all([loadAccuracy(), loadGold(), loadActions(), loadAudit(), loadWork(), loadErrors()]);
 }
 
 // Work coming in moves their stats, a verdict their tags, a task's consensus their labels.
@@ -253,8 +276,7 @@ const refreshActions = throttled(() => Promise.all([loadActions(), loadAudit()])
 function onEvent({ type, data, at }) {
   if (data.annotator !== annotator) return;
   if (type === "gold.scored" && data.project === project) {
-    scores.push({ at, score: data.score, task: data.task, annotation: data.annotation });
-    drawGold();
+    addGold({ at, score: data.score, task: data.task, annotation: data.annotation });
     refreshAccuracy();
   } else if (type === "annotation.submitted" && data.project === project) {
     submittedLive += 1;
