@@ -235,12 +235,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(log: Path, workers: int, env: dict[str, str] | None = None) -> Iterator[int]:
+def gunicorn(log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
     """gunicorn serving the bench database on a free port, for the ``with`` block; yields it.
 
     ``env`` adds to its environment (``REDIS_URL``, to send jobs to a worker)."""
     port = free_port()
-    process = gunicorn_start(port, log, workers, env)
+    process = gunicorn_start(port, log, env)
     try:
         yield port
     finally:
@@ -248,17 +248,31 @@ def gunicorn(log: Path, workers: int, env: dict[str, str] | None = None) -> Iter
         process.wait(15)
 
 
+# How the README deploys gunicorn: one process per core, threads in each, keep-alive.
+GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn_conf.py"
+
+
+def gunicorn_served() -> str:
+    """What serves the API in the benches, for their reports."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", GUNICORN_CONFIG)
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    return f"gunicorn {conf.workers} x {conf.threads} {conf.worker_class} (config/gunicorn_conf.py)"
+
+
 def gunicorn_start(
-    port: int, log: Path, workers: int, extra_env: dict[str, str] | None = None
+    port: int, log: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen:
-    """Serve the bench database with gunicorn's sync workers, as the README deploys them."""
+    """Serve the bench database with gunicorn as the README deploys it."""
     env = {**os.environ, **django_environment(), "DB_TIMEOUTS": "web"}
     env.pop("REDIS_URL", None)
     env.update(extra_env or {})
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
-        [str(gunicorn), "config.wsgi:application", "-w", str(workers), "-k", "sync",
-         "-b", f"{HOST}:{port}", "--timeout", "300"],
+        [str(gunicorn), "-c", str(GUNICORN_CONFIG), "config.wsgi:application",
+         "-b", f"{HOST}:{port}"],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip

@@ -12,8 +12,8 @@ Then times, after a few untimed reads:
 
 - in process, ``qa.selectors.project_accuracy(project=…)``: every annotator's row with n, mean,
   Wilson interval and recent mean, ranked;
-- over HTTP, ``GET /api/v1/projects/{id}/accuracy`` as the project's manager on gunicorn (two
-  sync workers per core, as the README deploys it), one client: each page (500 rows, the most a
+- over HTTP, ``GET /api/v1/projects/{id}/accuracy`` as the project's manager on gunicorn (as the
+  README deploys it, ``config/gunicorn_conf.py``), one client: each page (500 rows, the most a
   page holds) and the whole table (both pages, one after the other).
 
 Prints p50 and p99 of each against the target of the issue, 50 ms; ``--profile`` first prints
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import sys
 import tempfile
 import time
@@ -35,7 +34,6 @@ from pathlib import Path
 import _setup
 import psycopg
 
-WORKERS = 2 * (os.cpu_count() or 1)
 ANNOTATORS, GOLD_TASKS = 1_000, 1_000
 TARGET_MS = 50.0
 PAGE_SIZE = 500  # the most a page holds (config.api.Pagination)
@@ -247,7 +245,7 @@ def main() -> int:
         if args.profile:
             profile(read)
         results = [line("in process, qa.selectors.project_accuracy", timed(read, runs))]
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
+        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
             token = _setup.login(port, manager.user.username)
             over_http = http_reads(port, token, organization.slug, project.pk, runs)
         per_page, table = over_http

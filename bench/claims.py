@@ -14,8 +14,8 @@ measures, with the same number of concurrent clients:
 - the claim function as it is (``tasks_claim``) and as it was before its rules were consolidated
   (``tasks_claim_before``, installed in the scratch database from the git history), called the
   same way from threads: no regression is allowed;
-- ``POST /api/v1/claims/`` on gunicorn with two sync workers per core (the deployment the
-  README gives), from client threads each logged in as a different annotator.
+- ``POST /api/v1/claims/`` on gunicorn as the README deploys it (``config/gunicorn_conf.py``),
+  from client threads each logged in as a different annotator.
 
 Then the case that can hurt most: a project with overlap 3 where one annotator is 10,000 tasks
 ahead of everyone else, so that every claim of theirs passes the open seats of tasks they already
@@ -48,7 +48,6 @@ import http.client
 import io
 import itertools
 import multiprocessing
-import os
 import queue
 import statistics
 import sys
@@ -62,11 +61,8 @@ from pathlib import Path
 import _setup
 import psycopg
 
-# gunicorn as the README deploys it: sync workers, two per core. A sync worker takes a request
-# only when it is free, so the kernel's accept queue shares the load out fairly; threaded
-# workers take connections eagerly and one of them may queue twice the other's load.
-WORKERS = 2 * (os.cpu_count() or 1)
-HTTP = f"HTTP gunicorn -w {WORKERS} sync"
+# gunicorn as the README deploys it (``config/gunicorn_conf.py``).
+HTTP = "HTTP gunicorn as deployed"
 WARM_UP_CLAIMS = 10
 
 # Targets from the issue.
@@ -691,7 +687,7 @@ def measure_gold(state: GoldSeeded, clients: int, seconds: float, port: int, rep
         return [lambda g=g: service_client(g) for g in service_groups]
 
     gold_served_check(state)
-    print(f"gunicorn -w {WORKERS} on port {port}; {clients} clients; {seconds:g} s per phase",
+    print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
           flush=True)  # fmt: skip
     settings = [(GOLD_OFF, 0.0, "fresh"), (GOLD_ON, GOLD_RATE, "fresh"),
                 (GOLD_SEEN_MODE, GOLD_RATE, "seen")]  # fmt: skip
@@ -767,14 +763,14 @@ def main() -> int:
     if args.gold:
         with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp, _setup.django_database():
             gold = seed_gold(args.clients, Path(tmp))
-            with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
+            with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
                 phases = measure_gold(gold, args.clients, seconds, port, repeat)
             report_gold(phases)
             return 0
 
     with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp, _setup.django_database():
         state = seed(sizes, args.clients, Path(tmp))
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
+        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
             phases = measure(state, sizes, args.clients, seconds, port, repeat)
             ahead = measure_ahead(state, args.clients, seconds, port)
         report(phases, sizes, args.clients, ahead)
@@ -937,7 +933,7 @@ def measure(
     for size in sizes:
         users = [a.member.user for a in state.annotators[size]]
         state.tokens[size] = [Token.objects.get_or_create(user=user)[0].key for user in users]
-    print(f"gunicorn -w {WORKERS} on port {port}; {clients} clients; {seconds:g} s per phase",
+    print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
           flush=True)  # fmt: skip
 
     phases: list[Phase] = []

@@ -9,7 +9,7 @@ projects staffed by the same annotators:
   gold task for every claim the run makes, each answer 50 boxes;
 - a regular project (gold off) with a task for every claim the run makes.
 
-gunicorn serves it with two sync workers per core, as the README deploys it. Each of 16 client
+gunicorn serves it as the README deploys it (``config/gunicorn_conf.py``). Each of 16 client
 threads logs in through the API as an annotator of its own and loops: claim a task of one
 project (untimed), then submit the same 50-box payload, which partly matches every answer (the
 boxes lie in the same grid cells, at other offsets and sizes). Only the submit is timed. The
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,6 @@ from pathlib import Path
 
 import _setup
 
-WORKERS = 2 * (os.cpu_count() or 1)
 CLIENTS = 16
 BOXES = 50
 P99_TARGET_MS = 50.0
@@ -110,7 +108,7 @@ def seed(tmp: Path, clients: int, per_project: int) -> Seeded:
 
 
 class Client:
-    """One annotator's connection to gunicorn (sync workers close it after each answer)."""
+    """One annotator's connection to gunicorn (kept open between requests)."""
 
     def __init__(self, port: int, token: str, organization: str):
         self.conn = http.client.HTTPConnection(_setup.HOST, port, timeout=60)
@@ -214,9 +212,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="assay-gold-submit-") as tmp, _setup.django_database():
         state = seed(Path(tmp), clients, per_project)
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
+        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
             tokens = [_setup.login(port, name) for name in state.usernames]
-            print(f"gunicorn -w {WORKERS} on port {port}; {clients} clients, each logged in as "
+            print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients, each logged in as "
                   f"an annotator of its own; {iterations} timed loops per client and phase; "
                   f"{BOXES} boxes per payload", flush=True)  # fmt: skip
             phases: list[Phase] = []

@@ -8,7 +8,7 @@ file. The second import of the same file must create nothing. Then raises the pr
 to 2 and times the job that gives every task its new seat. Not part of the test suite.
 
 ``--http`` instead measures the import as a manager runs it, deployed as README says: gunicorn
-(4 sync workers) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
+(``config/gunicorn_conf.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
 ``BENCH_REDIS_URL`` names another). The file is uploaded to the API, and the import polled
 until it is ``done``; it prints the upload's seconds (the answer comes once every row is
 checked), the job's, their total against 25 s for a million rows, and the peak resident memory
@@ -168,7 +168,7 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
     broker = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     servers = {"REDIS_URL": broker}
     with (
-        _setup.gunicorn(tmp / "gunicorn.log", workers=4, env=servers) as port,
+        _setup.gunicorn(tmp / "gunicorn.log", env=servers) as port,
         _setup.celery_worker(tmp / "celery.log", env=servers) as worker,
     ):
         token = _setup.login(port, manager.user.username)

@@ -69,7 +69,7 @@ WARM_UP = 5
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = ROOT / "config" / "gunicorn_conf.py"
+GUNICORN_CONFIG = _setup.GUNICORN_CONFIG
 
 # Targets from the issue.
 RATE_TARGET = 150.0  # cycles/s at 10,000 tasks

@@ -12,7 +12,7 @@ Three phases, each run ``--repeat`` times in turn:
 
 - in-process: 16 threads, each a reviewer of its own on a connection of its own, call
   ``qa.reviews.review_claim`` (the GIL limits them: a floor, not the target);
-- over HTTP: gunicorn with two sync workers per core, as the README deploys it, and 16 client
+- over HTTP: gunicorn as the README deploys it (``config/gunicorn_conf.py``), and 16 client
   threads, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``;
 - the reference: task claims (``POST /api/v1/claims/``) on the same server by 16 annotators of
   a second project of as many open tasks, so that the review claim is judged against the task
@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,6 @@ from pathlib import Path
 
 import _setup
 
-WORKERS = 2 * (os.cpu_count() or 1)
 CLIENTS = 16
 TARGET_RATE = 500.0
 P99_TARGET_MS = 50.0
@@ -275,10 +273,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="assay-reviews-") as tmp, _setup.django_database():
         state = seed(Path(tmp), tasks, args.clients)
         phases: list[Phase] = []
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log", WORKERS) as port:
+        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
             tokens = [_setup.login(port, name) for name in state.usernames]
             annotator_tokens = [_setup.login(port, name) for name in state.annotator_names]
-            print(f"gunicorn -w {WORKERS} on port {port}; {args.clients} clients, each a "
+            print(f"{_setup.gunicorn_served()} on port {port}; {args.clients} clients, each a "
                   f"reviewer of their own; {seconds:.0f} s per phase", flush=True)  # fmt: skip
             for n in range(args.repeat):
                 for mode in MODES:
