@@ -62,7 +62,7 @@ import _setup
 import psycopg
 
 # gunicorn as the README deploys it (``config/gunicorn_conf.py``).
-HTTP = "HTTP gunicorn as deployed"
+HTTP = "HTTP gunicorn"
 WARM_UP_CLAIMS = 10
 
 # Targets from the issue.
