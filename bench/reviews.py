@@ -110,7 +110,10 @@ def seed(tmp: Path, tasks: int, clients: int) -> Seeded:
     from workforce.models import Annotator, Role
 
     organization, manager = _setup.organization_seed("review-bench")
-    project = _setup.project_seed(organization, manager, name="reviews")
+    # Reviewers here only claim, so their leases pile up: room for every claim of a phase.
+    project = _setup.project_seed(
+        organization, manager, name="reviews", max_concurrent_tasks=30_000
+    )
     path = tmp / "tasks.jsonl"
     _setup.write_image_rows(path, tasks, prefix="review")
     started = time.perf_counter()
