@@ -134,9 +134,10 @@ BEGIN
         -- A lapsed lease first (it has waited longest), then the oldest waiting item. Never the
         -- member's own work, never an annotation they judged at another layer, never an item
         -- they gave back, never a task made gold since it arrived. Rows other claimers hold
-        -- are skipped, never waited for. The test of the member's reviews is one index probe
-        -- per item, kept so by OFFSET 0 (as in tasks_claim: an anti-join planned on lagging
-        -- statistics reads all their reviews for every item passed).
+        -- are skipped, never waited for. The tests of the member's reviews and of gold are one
+        -- index probe per item each, kept so by OFFSET 0 (as in tasks_claim: as anti-joins
+        -- planned on lagging statistics they read all the member's reviews, or every gold task
+        -- of every project, for each item passed).
         SELECT i.id INTO picked FROM qa_reviewitem i
         WHERE i.layer_id = cand.id AND i.state = 'leased' AND i.lease_expires_at <= p_now
           AND i.author_member_id <> p_member
@@ -144,7 +145,8 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM qa_review r
                           WHERE r.annotation_id = i.annotation_id AND r.reviewer_id = p_member
                             AND r.layer_id <> i.layer_id OFFSET 0)
-          AND NOT EXISTS (SELECT 1 FROM tasks_task t WHERE t.id = i.task_id AND t.is_gold)
+          AND NOT EXISTS (SELECT 1 FROM tasks_task t WHERE t.id = i.task_id AND t.is_gold
+                          OFFSET 0)
         ORDER BY i.lease_expires_at
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
@@ -155,7 +157,8 @@ BEGIN
               AND NOT EXISTS (SELECT 1 FROM qa_review r
                               WHERE r.annotation_id = i.annotation_id
                                 AND r.reviewer_id = p_member AND r.layer_id <> i.layer_id OFFSET 0)
-              AND NOT EXISTS (SELECT 1 FROM tasks_task t WHERE t.id = i.task_id AND t.is_gold)
+              AND NOT EXISTS (SELECT 1 FROM tasks_task t WHERE t.id = i.task_id AND t.is_gold
+                              OFFSET 0)
             ORDER BY i.id
             LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;

@@ -217,6 +217,34 @@ def assert_invariants(project, claimed) -> None:
     assert Assignment.objects.filter(project=project).count() == total
 
 
+@contextmanager
+def nested_plans() -> Iterator[list[str]]:
+    """The plans of every statement run in the block on this connection, those inside SQL
+    functions included (``auto_explain``), one per statement: for tests that pin a plan's shape."""
+    plans: list[str] = []
+    with connection.cursor() as cursor:
+        for setting in ("auto_explain.log_min_duration = 0",
+                        "auto_explain.log_nested_statements = on",
+                        "auto_explain.log_level = notice", "client_min_messages = notice"):  # fmt: skip
+            cursor.execute(f"SET {setting}")
+        cursor.execute("LOAD 'auto_explain'")
+
+        def collect(notice) -> None:
+            plans.append(notice.message_primary)
+
+        cursor.connection.add_notice_handler(collect)
+        try:
+            yield plans
+        finally:
+            cursor.connection.remove_notice_handler(collect)
+            cursor.execute("RESET ALL")
+
+
+def plans_of(plans: list[str], *texts: str) -> list[str]:
+    """The plans (``nested_plans``) whose statement holds every one of ``texts``."""
+    return [plan for plan in plans if all(text in plan for text in texts)]
+
+
 def wait_for(condition, *, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
     """Poll ``condition`` until it returns something truthy, and return that.
 

@@ -12,5 +12,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        InstallSQL("qa/reviews.sql", "e35d1395b9ce4e99"),
+        InstallSQL("qa/reviews.sql", "54c347d4ba484fc1"),
     ]

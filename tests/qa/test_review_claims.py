@@ -15,7 +15,7 @@ from qa.reviews import ReviewClaimOutcome, review_claim
 from tasks.models import Project
 from tasks.services.gold import annotation_promote
 from tasks.services.projects import project_member_remove, project_members_add
-from tests.helpers import Org
+from tests.helpers import Org, nested_plans, plans_of
 from tests.qa.review_helpers import (
     PAYLOAD,
     annotator_on,
@@ -283,6 +283,30 @@ def test_an_annotation_judged_at_one_layer_never_reaches_its_judge_at_another(or
             state="leased", reviewer=rita, lease_expires_at=timezone.now()
         )
     assert review_claim(member=bob).claimed.item_id == second.pk
+
+
+def test_a_review_claim_tests_each_item_against_the_reviewers_judgements_by_one_probe(org):
+    """Items a reviewer judged at the first layer wait at the second; passing them costs one
+    index probe each for her judgements and for gold, whatever the statistics say (as an
+    anti-join, the gold test read every gold task of every project for each item passed)."""
+    project = review_project(org, tasks=12, layers=[layer("One"), layer("Two")])
+    ann = annotator_on(org, project, "ann")
+    submit_all(ann, project, 10)
+    rita = reviewer_on(org, project, "rita")
+    for _ in range(8):
+        judged(ReviewItem.objects.get(pk=review_claim(member=rita).claimed.item_id), rita)
+    with nested_plans() as plans:
+        claimed = review_claim(member=rita).claimed
+    assert item_of_layer(claimed.item_id) == 1  # the second layer's items are all her own work
+    item_searches = plans_of(plans, "FROM qa_reviewitem i", "NOT EXISTS (SELECT 1 FROM qa_review r")
+    assert item_searches
+    for plan in item_searches:
+        assert "Anti Join" not in plan
+        assert "SubPlan" in plan
+
+
+def item_of_layer(item_id: int) -> int:
+    return ReviewItem.objects.get(pk=item_id).layer.position
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from tasks.services.claims import (
 from tasks.services.projects import project_members_add, project_update
 from tasks.services.tasks import assignment_rework
 from tasks.staffing import staffing_rank
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import image_rows, import_rows, make_project, nested_plans, plans_of, staff
 from workforce import services
 
 pytestmark = pytest.mark.django_db
@@ -501,26 +501,6 @@ def test_an_annotator_far_ahead_gets_fresh_work_then_any_open_seat(org):
     assert not Slot.objects.filter(project=project, state=SlotState.OPEN).exists()
 
 
-def claim_plans(annotator) -> tuple[Assignment, str]:
-    """Claim, and return what was claimed with the plans of every statement ``tasks_claim``
-    ran (``auto_explain``, nested statements included)."""
-    from django.db import connection
-
-    notices = []
-    with connection.cursor() as cursor:
-        for setting in ("auto_explain.log_min_duration = 0",
-                        "auto_explain.log_nested_statements = on",
-                        "auto_explain.log_level = notice", "client_min_messages = notice"):  # fmt: skip
-            cursor.execute(f"SET {setting}")
-        cursor.execute("LOAD 'auto_explain'")
-        cursor.connection.add_notice_handler(lambda notice: notices.append(notice.message_primary))
-        try:
-            assignment = claim(annotator)
-        finally:
-            cursor.execute("RESET ALL")
-    return assignment, "\n".join(notices)
-
-
 def test_a_claim_tests_each_slot_against_the_annotators_own_tasks_by_one_probe(org):
     """Released tasks stay ahead in the queue; passing them costs one index probe each, not a
     read of all the annotator's assignments per slot (which made claims quadratic in what the
@@ -529,13 +509,12 @@ def test_a_claim_tests_each_slot_against_the_annotators_own_tasks_by_one_probe(o
     import_rows(project, image_rows(80))
     staff(project, org.annotator)
     released = [assignment_release(assignment=claim(org.annotator)).task_id for _ in range(70)]
-    assignment, plans = claim_plans(org.annotator)
+    with nested_plans() as plans:
+        assignment = claim(org.annotator)
     assert assignment.task_id not in released
-    slot_searches = [
-        plan
-        for plan in plans.split("Query Text:")
-        if "FROM tasks_slot s" in plan and "NOT EXISTS (SELECT 1 FROM tasks_assignment" in plan
-    ]
+    slot_searches = plans_of(
+        plans, "FROM tasks_slot s", "NOT EXISTS (SELECT 1 FROM tasks_assignment"
+    )
     assert slot_searches  # the queries that passed the released slots
     for plan in slot_searches:
         assert "Anti Join" not in plan
