@@ -13,7 +13,7 @@ Three phases, each run ``--repeat`` times in turn:
 - in-process: 16 threads, each a reviewer of its own on a connection of its own, call
   ``qa.reviews.review_claim`` (the GIL limits them: a floor, not the target);
 - over HTTP: gunicorn as the README deploys it (``config/gunicorn_conf.py``), and 16 client
-  threads, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``;
+  processes, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``;
 - the reference: task claims (``POST /api/v1/claims/``) on the same server by 16 annotators of
   a second project of as many open tasks, so that the review claim is judged against the task
   claim on the same machine at the same moment (this machine's throughput drifts).
@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -223,6 +224,57 @@ def run_threads(phase: Phase, workers: list, seconds: float) -> None:
     phase.handed = warm + [item for per in per_worker for item, _elapsed in per]
 
 
+def run_processes(
+    phase: Phase, port: int, tokens: list[str], organization: str, path: str, seconds: float
+) -> None:
+    """As ``run_threads``, with each HTTP client in a process of its own, as each reviewer's
+    browser is: threads of one process would queue for its interpreter, and the latency
+    measured would be partly the bench's own."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(tokens) + 1)
+    stop, results = context.Event(), context.Queue()
+    processes = [
+        context.Process(
+            target=_client_process,
+            args=(port, token, organization, path, start, stop, results),
+        )
+        for token in tokens
+    ]
+    for process in processes:
+        process.start()
+    # A client that failed while warming up breaks the barrier; its error comes below.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait(timeout=120)
+    begun = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    found = [results.get(timeout=120) for _ in processes]
+    phase.seconds = time.perf_counter() - begun
+    for process in processes:
+        process.join()
+    errors = [error for _warm, _claims, error in found if error]
+    if errors:
+        raise RuntimeError(f"a client failed: {errors[0]}")
+    phase.latencies = sorted(elapsed for _w, claims, _e in found for _item, elapsed in claims)
+    phase.handed = [item for warm, claims, _e in found for item in [*warm, *(i for i, _ in claims)]]
+
+
+def _client_process(port, token, organization, path, start, stop, results) -> None:
+    warm: list[int] = []
+    claims: list[tuple[int, float]] = []
+    try:
+        claim = Client(port, token, organization, path)
+        for _ in range(WARM_UP):
+            warm.append(claim()[0])
+        start.wait(timeout=120)
+        while not stop.is_set():
+            claims.append(claim())
+        results.put((warm, claims, None))
+    except Exception as exc:
+        start.abort()
+        results.put((warm, claims, repr(exc)))
+
+
 def in_process(member):
     from qa.reviews import review_claim
 
@@ -288,14 +340,14 @@ def main() -> int:
                     reopen(state)
                     phase = Phase(mode, n)
                     if mode == HTTP:
-                        workers = [Client(port, t, state.organization, REVIEW) for t in tokens]
+                        run_processes(phase, port, tokens, state.organization, REVIEW, seconds)
                     elif mode == REFERENCE:
-                        workers = [
-                            Client(port, t, state.organization, TASK) for t in annotator_tokens
-                        ]
+                        run_processes(
+                            phase, port, annotator_tokens, state.organization, TASK, seconds
+                        )
                     else:
                         workers = [in_process(m) for m in state.reviewers]
-                    run_threads(phase, workers, seconds)
+                        run_threads(phase, workers, seconds)
                     phases.append(phase)
                     twice = len(phase.handed) - len(set(phase.handed))
                     print(f"  pass {n + 1} {mode:<22} {phase.rate:7,.1f} claims/s  p50 "
