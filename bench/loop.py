@@ -6,6 +6,8 @@ Run with `BENCH_DATABASE=<name> .venv/bin/python bench/loop.py [--sizes 10000,10
 that many regular tasks at overlap 1, plus ``GOLD_TASKS`` gold tasks served at gold rate 0.1
 (nobody counted a newcomer, whose rate would be higher), an organization quality rule that every
 scored gold submission is evaluated against, and ``CLIENTS`` annotators of its own.
+Beside them, a finished project of ``HISTORY_TASKS`` annotated tasks: the assignments and
+annotations of a server in use, so that no table the loop reads starts empty.
 
 Assay is served as the README deploys it: gunicorn with ``config/gunicorn.py``, Redis (database
 ``REDIS_DB``) as cache and broker, and one Celery worker running the jobs the submissions queue
@@ -61,6 +63,8 @@ import psycopg
 CLIENTS = 8
 SIZES = (10_000, 100_000, 1_000_000)
 GOLD_TASKS = 1_000
+# A finished project's annotated tasks, as a server in use holds: see ``seed``.
+HISTORY_TASKS = 100_000
 GOLD_RATE = 0.1
 BOXES = 3
 # Untimed cycles each client makes at the start of a run.
@@ -395,6 +399,7 @@ class Seeded:
 
 def seed(sizes: list[int], tmp: Path) -> Seeded:
     """One project per size, its tasks and gold tasks, its annotators and their tokens."""
+    from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from qa.rules import quality_rule_create
@@ -412,6 +417,22 @@ def seed(sizes: list[int], tmp: Path) -> Seeded:
         organization=organization, actor=manager.user, metric="fast_submissions", threshold=0.99,
         window=20, min_sample=5, action="alert",
     )  # fmt: skip
+    # The history of a server in use: without it the assignments and annotations would start
+    # each run empty, and PL/pgSQL caches each statement's plan as it first finds its tables. On
+    # a table analyzed empty that plan reads the whole table, which then grows with the run: a
+    # fresh database's first minute (until autovacuum analyzes the table and the plans are made
+    # again), not the steady state this measures.
+    history = _setup.project_seed(organization, manager, name="history", overlap=1)
+    path = tmp / "history.jsonl"
+    _setup.write_image_rows(path, HISTORY_TASKS, prefix="history")
+    started = time.perf_counter()
+    _setup.import_file(history, path, on_error="abort")
+    path.unlink()
+    (author,) = _setup.annotators_seed(organization, history, prefix="history", count=1)
+    with connection.cursor() as cursor:
+        _setup.annotate_all(cursor, history, author, PAYLOAD)
+    print(f"seeded {HISTORY_TASKS:,} annotated tasks of history in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     for size in sizes:
         project = _setup.project_seed(
             organization,
