@@ -16,7 +16,7 @@ from config.api import validated
 from config.errors import NotFound
 from config.openapi import error_response
 from config.parsers import FormParser, JSONParser
-from config.serializers import KnownFieldsOnly, Prepared
+from config.serializers import Direct, KnownFieldsOnly, Prepared, date_time_out
 from config.storable import BIGINT_MAX
 from tasks import selectors as task_selectors
 from tasks.api.projects import Rate
@@ -196,7 +196,7 @@ ReviewedTaskOut = inline_serializer(
 )
 
 
-class ReviewClaimOut(serializers.Serializer):
+class ReviewClaimOut(Direct):
     """A fresh review claim: the work to judge and what to judge it by; never who made it."""
 
     id = serializers.IntegerField(source="item_id")
@@ -233,6 +233,18 @@ class ReviewClaimOut(serializers.Serializer):
     @extend_schema_field(ReviewedAnnotationOut)
     def get_annotation(self, obj) -> dict:
         return {"id": obj.annotation_id, "version": obj.version, "payload": obj.payload}
+
+    def to_representation(self, instance):
+        return {
+            "id": instance.item_id,
+            "state": self.get_state(instance),
+            "leased_at": date_time_out(instance.leased_at),
+            "lease_expires_at": date_time_out(instance.lease_expires_at),
+            "layer": self.get_layer(instance),
+            "project": self.get_project(instance),
+            "task": self.get_task(instance),
+            "annotation": self.get_annotation(instance),
+        }
 
 
 NoReviewClaimOut = inline_serializer(

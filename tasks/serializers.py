@@ -6,6 +6,8 @@ What an annotator receives never carries a task's external id, gold flag or gold
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from config.serializers import Direct, date_time_out
+
 from .models import (
     Assignment,
     Project,
@@ -161,7 +163,7 @@ _POSITIVE_INT_MAX = 2147483647
 # Every submit answers with one. Its fields are declared, not derived from the model as a
 # ModelSerializer's are: that works them out from the model again for every instance, which cost
 # the submit three times what serializing the annotation costs.
-class AnnotationOut(serializers.Serializer):
+class AnnotationOut(Direct):
     """An annotation: ``payload`` is the annotator's own latest work, version
     ``payload_version``; ``version`` counts reviewers' corrections too, which the reviews keep."""
 
@@ -182,8 +184,24 @@ class AnnotationOut(serializers.Serializer):
     duration_seconds = serializers.FloatField()
     submitted_at = serializers.DateTimeField(required=False)
 
+    def to_representation(self, instance):
+        return {
+            "id": instance.id,
+            "assignment": instance.assignment_id,
+            "task": instance.task_id,
+            "project": instance.project_id,
+            "annotator": instance.annotator_id,
+            "annotator_username": instance.annotator.member.user.username,
+            "payload": instance.payload,
+            "version": instance.version,
+            "payload_version": instance.payload_version,
+            "active_seconds": instance.active_seconds,
+            "duration_seconds": float(instance.duration_seconds),
+            "submitted_at": date_time_out(instance.submitted_at),
+        }
 
-class ClaimOut(serializers.Serializer):
+
+class ClaimOut(Direct):
     """A fresh claim, shaped like ``AssignmentOut`` so clients handle both alike."""
 
     id = serializers.IntegerField(source="assignment_id")
@@ -208,6 +226,16 @@ class ClaimOut(serializers.Serializer):
             "kind": obj.kind,
             "instructions": obj.instructions,
             "label_schema": obj.label_schema,
+        }
+
+    def to_representation(self, instance):
+        return {
+            "id": instance.assignment_id,
+            "status": self.get_status(instance),
+            "leased_at": date_time_out(instance.leased_at),
+            "lease_expires_at": date_time_out(instance.lease_expires_at),
+            "task": self.get_task(instance),
+            "project": self.get_project(instance),
         }
 
 
