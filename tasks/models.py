@@ -370,8 +370,13 @@ class Annotation(models.Model):
         Assignment, on_delete=models.CASCADE, related_name="annotation"
     )
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
-    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="annotations")
+    # Indexed through annotation_project_idx and annotation_annotator_idx, which lead with them.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
+    annotator = models.ForeignKey(
+        Annotator, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
     payload = models.JSONField()
     version = models.PositiveIntegerField(default=1)
     payload_version = models.PositiveIntegerField(default=1)

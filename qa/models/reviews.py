@@ -115,7 +115,10 @@ class ReviewItem(models.Model):
     index scan and invariant 3 is checked on the row itself.
     """
 
-    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    # Indexed through the (annotation, version, layer) unique constraint.
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     version = models.PositiveIntegerField()
     # Indexed through review_item_arrival_idx.
     layer = models.ForeignKey(
@@ -193,7 +196,6 @@ class ReviewItem(models.Model):
                 name="review_item_leased_idx",
                 condition=Q(state=ReviewItemState.LEASED),
             ),
-            models.Index(fields=["annotation", "version"], name="review_item_annotation_idx"),
             # A layer's arrivals by time: what QA leads count as sampled and skipped lately.
             models.Index(fields=["layer", "arrived_at"], name="review_item_arrival_idx"),
             # A reviewer's leases: the claim counts them against the project's limit, and an
