@@ -159,7 +159,10 @@ BEGIN
                                 AND r.reviewer_id = p_member AND r.layer_id <> i.layer_id OFFSET 0)
               AND NOT EXISTS (SELECT 1 FROM tasks_task t WHERE t.id = i.task_id AND t.is_gold
                               OFFSET 0)
-            ORDER BY i.id
+            -- Oldest arrival first, by review_item_open_idx. Ordered by id alone, the claim
+            -- could as well walk the primary key, which the planner prefers on statistics
+            -- taken when the whole layer waited, passing every item leased or judged since.
+            ORDER BY i.arrived_at, i.id
             LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;
         END IF;

@@ -184,10 +184,11 @@ class ReviewItem(models.Model):
             ),
         ]
         indexes = [
-            # The review claim scans these: a layer's waiting items, oldest first, and its
-            # lapsed leases.
+            # The review claim scans these: a layer's waiting items in order of arrival, and
+            # its lapsed leases. The order is this index's alone, so that no statistics send
+            # the claim along the primary key past every item leased or judged since.
             models.Index(
-                fields=["layer", "id"],
+                fields=["layer", "arrived_at", "id"],
                 name="review_item_open_idx",
                 condition=Q(state=ReviewItemState.OPEN),
             ),

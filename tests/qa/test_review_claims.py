@@ -527,3 +527,57 @@ def test_sixteen_reviewers_claiming_at_once_never_share_an_item_nor_get_their_ow
     for member_id, items in got.items():
         assert all(authors_of[item] != member_id for item in items)
     assert ReviewItem.objects.filter(state="leased").count() == 60
+
+
+# A layer's worth of waiting items, written at once as the sampling would have one by one.
+_WAITING = """
+WITH taken AS (
+    UPDATE tasks_slot SET state = 'done' WHERE project_id = %(project)s
+    RETURNING id, task_id, project_id
+), assignment AS (
+    INSERT INTO tasks_assignment
+        (task_id, slot_id, project_id, annotator_id, status, leased_at, lease_expires_at)
+    SELECT task_id, id, project_id, %(annotator)s, 'submitted', now(), now() FROM taken
+    RETURNING id, task_id, project_id, annotator_id
+), annotation AS (
+    INSERT INTO tasks_annotation (assignment_id, task_id, project_id, annotator_id, payload,
+                                  version, payload_version, duration_seconds, submitted_at)
+    SELECT id, task_id, project_id, annotator_id, '{}', 1, 1, 30, now() FROM assignment
+    RETURNING id, task_id, project_id
+)
+INSERT INTO qa_reviewitem (annotation_id, version, layer_id, project_id, task_id,
+                           author_member_id, sampled, rate, basis, arrived_at, state, released_by)
+SELECT id, 1, %(layer)s, project_id, task_id, %(author)s, true, 1.0, 'newcomer',
+       now() + make_interval(secs => id), 'open', '{}'
+FROM annotation
+"""
+
+
+def test_a_review_claim_finds_the_oldest_waiting_item_by_the_waiting_items_index(org):
+    """Statistics taken when the whole layer waited (items just sampled, a fresh import's) must
+    not send the claim along every item's id: it would walk past each one leased or judged
+    since, more with every claim. The waiting items' own index gives their order at once."""
+    project = review_project(org, tasks=3000, layers=[layer("One")])
+    ann = annotator_on(org, project, "ann")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WAITING,
+            {
+                "project": project.pk,
+                "annotator": ann.pk,
+                "author": ann.member_id,
+                "layer": project.review_layers.get().pk,
+            },
+        )
+        cursor.execute("ANALYZE qa_reviewitem")
+    rita = reviewer_on(org, project, "rita")
+    for _ in range(300):
+        review_claim(member=rita)
+    oldest = ReviewItem.objects.filter(project=project, state="open").order_by("arrived_at", "id")
+    expected = oldest.first().pk
+    with nested_plans() as plans:
+        claimed = review_claim(member=rita).claimed
+    assert claimed.item_id == expected
+    (pick,) = plans_of(plans, "FROM qa_reviewitem i", "i.state = 'open'")
+    assert "review_item_open_idx" in pick
+    assert "qa_reviewitem_pkey" not in pick
