@@ -289,11 +289,11 @@ def in_process(member):
 
     def claim() -> tuple[int, float]:
         started = time.perf_counter()
-        claimed = review_claim(member=member).claimed
+        result = review_claim(member=member)
         elapsed = time.perf_counter() - started
-        if claimed is None:
-            raise RuntimeError(f"no claim: {review_claim(member=member).outcome}")
-        return claimed.item_id, elapsed
+        if result.claimed is None:
+            raise RuntimeError(f"no claim: {result.outcome}")
+        return result.claimed.item_id, elapsed
 
     return claim
 
