@@ -19,14 +19,36 @@ class JoinedRows:
     Write the statement with ``columns`` as its select list and ``table(alias)`` for the table
     names; ``instances(row)`` then returns one instance per model, in the same order (a model
     whose row a LEFT JOIN did not find comes back with every field None, ``pk`` included).
+
+    ``deferred`` names, per alias, fields left unread, as ``QuerySet.defer`` leaves them: the
+    instance reads one when it is first used, with a query of its own. Each timestamp or JSON
+    value costs a conversion in Python when read, so a hot read leaves out those it never uses.
     """
 
-    def __init__(self, tables: list[tuple[type[Model], str]]):
+    def __init__(
+        self,
+        tables: list[tuple[type[Model], str]],
+        deferred: dict[str, tuple[str, ...]] | None = None,
+    ):
         self.tables = tables
+        deferred = deferred or {}
+        for alias, names in deferred.items():
+            model = next(model for model, name in tables if name == alias)
+            unknown = set(names) - {field.attname for field in model._meta.concrete_fields}
+            if unknown:
+                raise ValueError(f"Not fields of {model.__name__}: {sorted(unknown)}")
+        self._fields = [
+            [
+                field
+                for field in model._meta.concrete_fields
+                if field.attname not in deferred.get(alias, ())
+            ]
+            for model, alias in tables
+        ]
         self.columns = ", ".join(
             f'{alias}."{field.column}"'
-            for model, alias in tables
-            for field in model._meta.concrete_fields
+            for (_, alias), fields in zip(tables, self._fields, strict=True)
+            for field in fields
         )
 
     def table(self, alias: str) -> str:
@@ -48,8 +70,7 @@ class JoinedRows:
         """Per model: its field names, and the fields the ORM converts when reading them (JSON)
         with their position, column and converters."""
         readers = []
-        for model, alias in self.tables:
-            fields = model._meta.concrete_fields
+        for (model, alias), fields in zip(self.tables, self._fields, strict=True):
             converted = []
             for i, field in enumerate(fields):
                 column = field.get_col(alias)

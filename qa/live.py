@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from tasks.models import Project, TaskImport
 
@@ -114,13 +115,27 @@ _IMPORT_PROGRESSED_SQL = f"""
 """  # noqa: S608
 
 
+def staff_event_insert(
+    event_type: LiveEventType, *, organization: str, data: str, member: str = "NULL"
+) -> str:
+    """The outbox INSERT of an event for an organization's staff (and a member, if given), also
+    as a part of a statement of several writes: ``organization``, ``data`` (jsonb) and
+    ``member`` are SQL expressions, parameters usually."""
+    return f"""
+    INSERT INTO {_table(LiveEvent)} (organization_id, member_id, staff, type, data)
+    VALUES ({organization}, {member}, true, '{event_type.value}', {data})
+"""  # noqa: S608
+
+
 def record_staff_event(
     event_type: LiveEventType, *, organization_id: int, data: dict, member_id: int | None = None
 ) -> None:
     """Put an event for the organization's staff (and ``member_id``, if given) in the outbox."""
-    LiveEvent.objects.create(
-        organization_id=organization_id, member_id=member_id, staff=True, type=event_type, data=data
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            staff_event_insert(event_type, organization="%s", data="%s", member="%s"),
+            [organization_id, member_id, Jsonb(data)],
+        )
 
 
 def record_import_progressed(import_id: int) -> None:

@@ -16,7 +16,7 @@ from config.api import validated
 from config.errors import NotFound
 from config.openapi import error_response
 from config.parsers import FormParser, JSONParser
-from config.serializers import Direct, KnownFieldsOnly, Prepared, date_time_out
+from config.serializers import Direct, Flat, KnownFieldsOnly, Prepared, date_time_out
 from config.storable import BIGINT_MAX
 from tasks import selectors as task_selectors
 from tasks.api.projects import Rate
@@ -318,7 +318,7 @@ class ReviewClaimApi(OrganizationApi):
     roles = {"POST": REVIEWERS}
     parser_classes = [JSONParser, FormParser]
 
-    class ReviewClaimInput(KnownFieldsOnly):
+    class ReviewClaimInput(KnownFieldsOnly, Flat):
         # Passed to the claim's SQL function as a bigint and an integer.
         project = serializers.IntegerField(
             required=False, allow_null=True, min_value=1, max_value=BIGINT_MAX

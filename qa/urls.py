@@ -6,6 +6,24 @@ from . import agreement_api, api, review_api, rules_api, stats_api, verdict_api
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
+    # A reviewer's loop first: patterns are tried in order, and these are the hot ones.
+    re_path(r"^reviews/?$", review_api.ReviewListApi.as_view(), name="review-list"),
+    re_path(r"^reviews/claim/?$", review_api.ReviewClaimApi.as_view(), name="review-claim"),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/verdict/?$",
+        verdict_api.ReviewVerdictApi.as_view(),
+        name="review-verdict",
+    ),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/heartbeat/?$",
+        review_api.ReviewHeartbeatApi.as_view(),
+        name="review-heartbeat",
+    ),
+    re_path(
+        r"^reviews/(?P<pk>\d+)/release/?$",
+        review_api.ReviewReleaseApi.as_view(),
+        name="review-release",
+    ),
     re_path(r"^live/ticket/?$", api.LiveTicketApi.as_view(), name="live-ticket"),
     re_path(
         r"^projects/(?P<pk>\d+)/accuracy/?$",
@@ -53,11 +71,6 @@ urlpatterns = [
         r"^projects/(?P<pk>\d+)/annotators/(?P<annotator_id>\d+)/gold-scores/?$",
         stats_api.AnnotatorGoldScoresApi.as_view(),
         name="project-annotator-gold-scores",
-    ),
-    re_path(
-        r"^reviews/(?P<pk>\d+)/verdict/?$",
-        verdict_api.ReviewVerdictApi.as_view(),
-        name="review-verdict",
     ),
     re_path(r"^me/reviews/?$", verdict_api.OwnReviewListApi.as_view(), name="my-reviews"),
     re_path(r"^quality-rules/?$", rules_api.QualityRuleListApi.as_view(), name="quality-rules"),
@@ -129,17 +142,5 @@ urlpatterns = [
         r"^annotations/(?P<pk>\d+)/reviews/?$",
         review_api.AnnotationReviewsApi.as_view(),
         name="annotation-reviews",
-    ),
-    re_path(r"^reviews/?$", review_api.ReviewListApi.as_view(), name="review-list"),
-    re_path(r"^reviews/claim/?$", review_api.ReviewClaimApi.as_view(), name="review-claim"),
-    re_path(
-        r"^reviews/(?P<pk>\d+)/heartbeat/?$",
-        review_api.ReviewHeartbeatApi.as_view(),
-        name="review-heartbeat",
-    ),
-    re_path(
-        r"^reviews/(?P<pk>\d+)/release/?$",
-        review_api.ReviewReleaseApi.as_view(),
-        name="review-release",
     ),
 ]

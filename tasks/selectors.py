@@ -233,7 +233,15 @@ def assignment_get(*, member: Member, assignment_id: int) -> Assignment:
 
 
 # An assignment with the project and task a submit validates against, in one prepared statement.
-_OWN = JoinedRows([(Assignment, "a"), (Project, "p"), (Task, "t")])
+# The project's and task's timestamps and the gold answer are left unread: nothing that acts on
+# an assignment uses them (gold scoring reads its task again, in the submit's transaction).
+_OWN = JoinedRows(
+    [(Assignment, "a"), (Project, "p"), (Task, "t")],
+    deferred={
+        "p": ("created_at", "updated_at", "deadline"),
+        "t": ("created_at", "completed_at", "cancelled_at", "gold_retired_at", "gold_answer"),
+    },
+)
 # Every name comes from the models; the ids are parameters.
 _OWN_SQL = (
     f"SELECT {_OWN.columns} FROM {_OWN.table('a')} a "  # noqa: S608

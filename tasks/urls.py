@@ -6,6 +6,35 @@ from .api import import_export, projects, tasks, work
 
 # Action routes accept an optional trailing slash: POST cannot follow an APPEND_SLASH redirect.
 urlpatterns = [
+    # An annotator's loop first: patterns are tried in order, and these are the hot ones.
+    re_path(r"^claims/?$", work.ClaimApi.as_view(), name="claim"),
+    re_path(r"^assignments/?$", work.AssignmentListApi.as_view(), name="assignment-list"),
+    re_path(
+        r"^assignments/(?P<pk>\d+)/?$",
+        work.AssignmentDetailApi.as_view(),
+        name="assignment-detail",
+    ),
+    re_path(
+        r"^assignments/(?P<pk>\d+)/heartbeat/?$",
+        work.AssignmentHeartbeatApi.as_view(),
+        name="assignment-heartbeat",
+    ),
+    re_path(
+        r"^assignments/(?P<pk>\d+)/release/?$",
+        work.AssignmentReleaseApi.as_view(),
+        name="assignment-release",
+    ),
+    re_path(
+        r"^assignments/(?P<pk>\d+)/submit/?$",
+        work.AssignmentSubmitApi.as_view(),
+        name="assignment-submit",
+    ),
+    re_path(r"^annotations/?$", work.AnnotationListApi.as_view(), name="annotation-list"),
+    re_path(
+        r"^annotations/(?P<pk>\d+)/promote/?$",
+        tasks.AnnotationPromoteApi.as_view(),
+        name="annotation-promote",
+    ),
     re_path(r"^projects/?$", projects.ProjectListApi.as_view(), name="project-list"),
     re_path(
         r"^projects/(?P<pk>\d+)/?$", projects.ProjectDetailApi.as_view(), name="project-detail"
@@ -65,34 +94,6 @@ urlpatterns = [
         r"^projects/(?P<pk>\d+)/export/?$",
         import_export.ProjectExportApi.as_view(),
         name="project-export",
-    ),
-    re_path(r"^claims/?$", work.ClaimApi.as_view(), name="claim"),
-    re_path(r"^assignments/?$", work.AssignmentListApi.as_view(), name="assignment-list"),
-    re_path(
-        r"^assignments/(?P<pk>\d+)/?$",
-        work.AssignmentDetailApi.as_view(),
-        name="assignment-detail",
-    ),
-    re_path(
-        r"^assignments/(?P<pk>\d+)/heartbeat/?$",
-        work.AssignmentHeartbeatApi.as_view(),
-        name="assignment-heartbeat",
-    ),
-    re_path(
-        r"^assignments/(?P<pk>\d+)/release/?$",
-        work.AssignmentReleaseApi.as_view(),
-        name="assignment-release",
-    ),
-    re_path(
-        r"^assignments/(?P<pk>\d+)/submit/?$",
-        work.AssignmentSubmitApi.as_view(),
-        name="assignment-submit",
-    ),
-    re_path(r"^annotations/?$", work.AnnotationListApi.as_view(), name="annotation-list"),
-    re_path(
-        r"^annotations/(?P<pk>\d+)/promote/?$",
-        tasks.AnnotationPromoteApi.as_view(),
-        name="annotation-promote",
     ),
     re_path(
         r"^projects/(?P<pk>\d+)/tasks/(?P<task_id>\d+)/gold/?$",

@@ -169,3 +169,17 @@ def test_the_schema_bounds_active_seconds(org):
     body = schema["paths"]["/api/v1/assignments/{id}/submit/"]["post"]["requestBody"]
     ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert component(schema, ref)["properties"]["active_seconds"]["maximum"] == 86_400
+
+
+def test_each_accept_header_gets_its_own_renderer_however_often_it_comes(org):
+    """The renderer chosen for a header is remembered (``config.negotiation``): the same header
+    gets the same answer every time, and another header its own."""
+    client = org.client(Role.ANNOTATOR)
+    for _ in range(3):
+        as_json = client.get("/api/v1/me/", HTTP_ACCEPT="application/json")
+        assert as_json.status_code == 200 and as_json["Content-Type"] == "application/json"
+        as_page = client.get("/api/v1/me/", HTTP_ACCEPT="text/html")
+        assert as_page.status_code == 200 and as_page["Content-Type"].startswith("text/html")
+        nothing = client.get("/api/v1/me/", HTTP_ACCEPT="image/png")
+        assert nothing.status_code == 406
+        assert nothing.json()["error"]["code"] == "not_acceptable"

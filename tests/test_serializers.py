@@ -1,5 +1,6 @@
 """Answers written at once (``config.serializers.Direct``) are what their declared fields write:
-the same keys in the same order, the same values, the same JSON."""
+the same keys in the same order, the same values, the same JSON. Inputs whose fields are copied
+(``config.serializers.Flat``) judge each request alone."""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -8,9 +9,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from config.serializers import Direct
-from qa.review_api import ReviewClaimOut
+from config.serializers import Direct, Flat
+from qa.review_api import ReviewClaimApi, ReviewClaimOut
 from qa.reviews import ClaimedReview
+from tasks.api.work import AssignmentSubmitApi, ClaimApi
 from tasks.models import Annotation
 from tasks.serializers import AnnotationOut, ClaimOut
 from tasks.services.claims import ClaimedTask
@@ -99,3 +101,46 @@ def test_an_answer_written_at_once_is_what_its_fields_write(serializer, instance
     by_fields = serializers.Serializer.to_representation(serializer(instance), instance)
     assert json.dumps(written) == json.dumps(by_fields)
     assert serializer([instance], many=True).data == [by_fields]
+
+
+# Inputs whose fields are copied, not built again, for each request (``config.serializers.Flat``).
+
+
+def test_a_flat_input_refuses_fields_that_hold_other_fields():
+    with pytest.raises(TypeError, match="holds other fields"):
+
+        class Boxes(Flat):
+            labels = serializers.ListField(child=serializers.CharField())
+
+    with pytest.raises(TypeError, match="holds other fields"):
+
+        class Nested(Flat):
+            inner = ClaimApi.ClaimInput()
+
+
+@pytest.mark.parametrize(
+    "flat",
+    [ClaimApi.ClaimInput, AssignmentSubmitApi.SubmitInput, ReviewClaimApi.ReviewClaimInput],
+    ids=lambda flat: flat.__name__,
+)
+def test_each_flat_inputs_requests_have_fields_of_their_own(flat):
+    first, second = flat(data={}), flat(data={})
+    for name, field in first.fields.items():
+        declared = flat._declared_fields[name]
+        assert field is not declared and field is not second.fields[name]
+        assert field.parent is first and second.fields[name].parent is second
+
+
+def test_a_flat_input_says_what_it_refuses_as_before():
+    bad = AssignmentSubmitApi.SubmitInput(data={"active_seconds": -1})
+    assert not bad.is_valid()
+    assert bad.errors == {
+        "payload": ["This field is required."],
+        "active_seconds": ["Ensure this value is greater than or equal to 0."],
+    }
+    # The refusal did not stay with the declared fields: the next request is judged alone.
+    good = AssignmentSubmitApi.SubmitInput(data={"payload": {"boxes": []}, "active_seconds": 3})
+    assert good.is_valid(), good.errors
+    assert good.validated_data == {"payload": {"boxes": []}, "active_seconds": 3}
+    claim = ClaimApi.ClaimInput(data={"project": "x"})
+    assert not claim.is_valid() and claim.errors == {"project": ["A valid integer is required."]}

@@ -220,6 +220,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.negotiation.Negotiation",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # Paginated envelopes, filters, integer ids and error responses for every view.

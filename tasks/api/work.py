@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from config.openapi import error_response
 from config.parsers import FormParser, JSONParser
+from config.serializers import Flat
 from config.storable import BIGINT_MAX
 from tasks import selectors
 from tasks.filters import AnnotationFilter, AssignmentFilter
@@ -53,7 +54,7 @@ class ClaimApi(OrganizationApi):
     roles = {"POST": ANNOTATOR}
     parser_classes = [JSONParser, FormParser]
 
-    class ClaimInput(serializers.Serializer):
+    class ClaimInput(Flat):
         # Passed to the claim's SQL function as a bigint: a larger number would not match it.
         project = serializers.IntegerField(
             required=False, allow_null=True, min_value=1, max_value=BIGINT_MAX
@@ -146,7 +147,7 @@ class AssignmentSubmitApi(OrganizationApi):
     roles = {"POST": ANNOTATOR}
     parser_classes = [JSONParser]
 
-    class SubmitInput(serializers.Serializer):
+    class SubmitInput(Flat):
         payload = PayloadField(help_text="The project's kind's payload.")
         # At most claims.MAX_ACTIVE_SECONDS, and never more than the assignment has lasted.
         active_seconds = serializers.IntegerField(

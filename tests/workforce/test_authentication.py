@@ -72,16 +72,22 @@ def test_a_submit_costs_four_statements_and_reads_nothing_back(org, django_asser
     assert (row.annotator, row.submitted) == (org.annotator, 1)
 
 
-def test_the_member_comes_whole_with_converted_fields(org, django_assert_num_queries):
+def test_the_member_comes_with_what_requests_use_and_the_rest_on_demand(
+    org, django_assert_num_queries
+):
     annotator = org.add_annotator("polyglot", languages=["de", "fr"])
     user, token, member = authenticate(annotator.member.user, "acme")
     with django_assert_num_queries(0):
         assert member.user == user and token.user == user
         assert member.organization.slug == "acme"
-        assert member.role == Role.ANNOTATOR
+        assert member.role == Role.ANNOTATOR and member.is_active and user.is_active
         assert member.annotator.pk == annotator.pk
-        assert member.annotator.languages == ["de", "fr"]  # JSON decoded, not text
+        assert member.annotator.max_concurrent_tasks == annotator.max_concurrent_tasks
         assert member.annotator.member is member
+    # Left unread, each costing a conversion in Python: read on first use, converted alike.
+    assert member.annotator.get_deferred_fields() == {"created_at", "updated_at", "languages"}
+    with django_assert_num_queries(2):
+        assert member.annotator.languages == ["de", "fr"]  # JSON decoded, not text
         assert member.created_at.tzinfo is not None
 
 
