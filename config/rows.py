@@ -31,24 +31,20 @@ class JoinedRows:
         deferred: dict[str, tuple[str, ...]] | None = None,
     ):
         self.tables = tables
-        deferred = deferred or {}
-        for alias, names in deferred.items():
-            model = next(model for model, name in tables if name == alias)
-            unknown = set(names) - {field.attname for field in model._meta.concrete_fields}
+        deferred = dict(deferred or {})
+        # Per table: its model, alias, and the fields read, in the order of the select list.
+        self._read = []
+        for model, alias in tables:
+            left_out = set(deferred.pop(alias, ()))
+            fields = [f for f in model._meta.concrete_fields if f.attname not in left_out]
+            unknown = left_out - {field.attname for field in model._meta.concrete_fields}
             if unknown:
                 raise ValueError(f"Not fields of {model.__name__}: {sorted(unknown)}")
-        self._fields = [
-            [
-                field
-                for field in model._meta.concrete_fields
-                if field.attname not in deferred.get(alias, ())
-            ]
-            for model, alias in tables
-        ]
+            self._read.append((model, alias, fields))
+        if deferred:
+            raise ValueError(f"Not aliases of these tables: {sorted(deferred)}")
         self.columns = ", ".join(
-            f'{alias}."{field.column}"'
-            for (_, alias), fields in zip(tables, self._fields, strict=True)
-            for field in fields
+            f'{alias}."{field.column}"' for _, alias, fields in self._read for field in fields
         )
 
     def table(self, alias: str) -> str:
@@ -70,7 +66,7 @@ class JoinedRows:
         """Per model: its field names, and the fields the ORM converts when reading them (JSON)
         with their position, column and converters."""
         readers = []
-        for (model, alias), fields in zip(self.tables, self._fields, strict=True):
+        for model, alias, fields in self._read:
             converted = []
             for i, field in enumerate(fields):
                 column = field.get_col(alias)
