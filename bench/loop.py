@@ -37,6 +37,9 @@ database of its own on the same server, serves it with uWSGI as its image does, 
 same tasks into it over its API, and runs its own loop ("next task", then "submit annotation")
 with the same clients, in runs alternating with Assay's in the same window. Both imports of
 ``IMPORT_TASKS`` tasks over HTTP are timed there too. The default run needs nothing but Assay.
+With ``--next`` Assay's loop also runs at one request per task, as its annotator's page works
+(``"next": true`` on each submit claims the next task), in runs alternating with the others;
+it is printed beside the targets, which are judged on the two-request loop.
 Not part of the test suite.
 """
 
@@ -84,6 +87,8 @@ PEER_RATIO = 20.0  # cycles/s against Label Studio, in the same window
 
 PAYLOAD = {"boxes": _setup.bbox_boxes(BOXES, 640, 480, seed=424_242)}
 ASSAY = "assay"
+# Assay's loop at one request per task: each submit claims the next (``--next``).
+ASSAY_NEXT = "assay+next"
 
 
 # --- CPU ---------------------------------------------------------------------------------------
@@ -285,6 +290,33 @@ class AssayClient:
         status, body = self.http.call("POST", path, self.submit_body)
         if status != 201:
             raise RuntimeError(f"submit answered {status}: {body[:300]!r}")
+
+
+class AssayNextClient(AssayClient):
+    """An annotator of Assay whose submit also claims the next task (``"next": true``): one
+    request per task, as Assay's own page works. Its claims are the tasks those submits
+    brought (no request, so no time), but for the first of a run and after one that brought
+    none."""
+
+    def __init__(self, port: int, token: str, organization: str):
+        super().__init__(port, token, organization)
+        self.submit_body = json.dumps({"payload": PAYLOAD, "active_seconds": 0, "next": True})
+        self.submit_body = self.submit_body.encode()
+        self.held: int | None = None
+
+    def claim(self) -> int | None:
+        if self.held is None:
+            return super().claim()
+        held, self.held = self.held, None
+        return held
+
+    def submit(self, assignment: int) -> None:
+        path = f"/api/v1/assignments/{assignment}/submit/"
+        status, body = self.http.call("POST", path, self.submit_body)
+        if status != 201:
+            raise RuntimeError(f"submit answered {status}: {body[:300]!r}")
+        following = json.loads(body)["next"]["assignment"]
+        self.held = following and following["id"]
 
 
 def run_loop(run: Run, clients: list, limit: int, seconds: float, meters: dict[str, CpuMeter]):
@@ -628,7 +660,8 @@ def assay_run(
     run = Run(system, size, index)
     project = state.projects[size]
     reset(project)
-    clients = [AssayClient(port, token, state.organization) for token in state.tokens[size]]
+    client = AssayNextClient if system == ASSAY_NEXT else AssayClient
+    clients = [client(port, token, state.organization) for token in state.tokens[size]]
     limit = max(1, (size // 2) // CLIENTS - WARM_UP)
     run_loop(run, clients, limit, seconds, meters)
     return run
@@ -771,6 +804,11 @@ def report(runs: list[Run], sizes: list[int], checks: list[Check], imports: dict
             verdict(ratio >= PEER_RATIO,
                     f">= {PEER_RATIO:.0f}x Label Studio's cycles/s at {size:,} tasks: {ratio:.1f}x "
                     f"(per pair of runs {', '.join(f'{x:.1f}' for x in same_window)})")  # fmt: skip
+        if (PEER, size) in medians and (ASSAY_NEXT, size) in medians:
+            # Not a target: the loop compared is two requests per task on both sides.
+            ratio = medians[ASSAY_NEXT, size] / medians[PEER, size]
+            print(f"  one request per task (submit with next) at {size:,} tasks: "
+                  f"{medians[ASSAY_NEXT, size]:.1f} cycles/s, {ratio:.1f}x Label Studio's")  # fmt: skip
     print()
     for check in checks:
         verdict(check.ok, f"{check.name}: {check.detail}")
@@ -792,6 +830,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per size and system")
     parser.add_argument("--peer", choices=[PEER], help="also run Label Studio, alternating")
     parser.add_argument("--peer-venv", type=Path, default=Path("/work/peer-ls"))
+    parser.add_argument("--next", action="store_true",
+                        help="also run Assay's loop at one request per task, each submit "
+                        "claiming the next, alternating")  # fmt: skip
     parser.add_argument("--baseline", type=Path,
                         help="another checkout of Assay (a worktree of an earlier commit) served "
                         "on the same database too, alternating: before and after in one window")  # fmt: skip
@@ -836,6 +877,10 @@ def main() -> int:
                     name, state, size, index, port, args.seconds, meters
                 )
                 print(f"{name}: gunicorn serving {checkout} on port {port}", flush=True)
+                if name == ASSAY and args.next:
+                    systems[ASSAY_NEXT] = lambda size, index, port=port, meters=meters: assay_run(
+                        ASSAY_NEXT, state, size, index, port, args.seconds, meters
+                    )
                 if name == ASSAY and peer is not None:
                     imports = time_imports(state, port, peer, rows)
             if peer is not None:

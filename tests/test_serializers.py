@@ -141,6 +141,6 @@ def test_a_flat_input_says_what_it_refuses_as_before():
     # The refusal did not stay with the declared fields: the next request is judged alone.
     good = AssignmentSubmitApi.SubmitInput(data={"payload": {"boxes": []}, "active_seconds": 3})
     assert good.is_valid(), good.errors
-    assert good.validated_data == {"payload": {"boxes": []}, "active_seconds": 3}
+    assert good.validated_data == {"payload": {"boxes": []}, "active_seconds": 3, "next": False}
     claim = ClaimApi.ClaimInput(data={"project": "x"})
     assert not claim.is_valid() and claim.errors == {"project": ["A valid integer is required."]}

@@ -16,6 +16,13 @@ from tasks.services import claims
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi, annotator_of
 from workforce.tenancy import ANNOTATOR, ANYONE
 
+
+class NoClaimProject(serializers.Serializer):
+    project = serializers.IntegerField()
+    name = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
 NoClaimOut = inline_serializer(
     "NoClaim",
     {
@@ -27,17 +34,33 @@ NoClaimOut = inline_serializer(
             ]
         ),
         "message": serializers.CharField(),
-        "projects": inline_serializer(
-            "NoClaimProject",
-            {
-                "project": serializers.IntegerField(),
-                "name": serializers.CharField(),
-                "reasons": serializers.ListField(child=serializers.CharField()),
-            },
-            many=True,
-        ),
+        "projects": NoClaimProject(many=True),
     },
 )
+
+
+class NextClaimOut(serializers.Serializer):
+    """The task a submit claimed for its annotator when asked (``next``), or why none."""
+
+    outcome = serializers.ChoiceField(
+        choices=[o for o in claims.ClaimOutcome if o != claims.ClaimOutcome.NOT_FOUND]
+    )
+    message = serializers.CharField(help_text="Why no task was claimed; empty when one was.")
+    assignment = ClaimOut(allow_null=True, help_text="As `POST /claims/` answers it.")
+    projects = NoClaimProject(many=True, help_text="For `not_qualified`: what keeps you off each.")
+
+
+class SubmittedOut(AnnotationOut):
+    next = NextClaimOut(required=False, help_text="Only when the submit asked for `next`.")
+
+
+def next_claim_out(result: claims.ClaimResult) -> dict:
+    return {
+        "outcome": result.outcome,
+        "message": result.message,
+        "assignment": None if result.claimed is None else ClaimOut(result.claimed).data,
+        "projects": result.projects or [],
+    }
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])
@@ -153,12 +176,17 @@ class AssignmentSubmitApi(OrganizationApi):
         active_seconds = serializers.IntegerField(
             required=False, allow_null=True, min_value=0, max_value=claims.MAX_ACTIVE_SECONDS
         )
+        next = serializers.BooleanField(
+            default=False,
+            help_text="Also claim your next task, as `POST /claims/` would, answered in `next`: "
+            "one request per task. A submit sent again answers the task you hold instead.",
+        )
 
     @extend_schema(
         request=SubmitInput,
         responses={
-            201: AnnotationOut,
-            200: AnnotationOut,
+            201: SubmittedOut,
+            200: SubmittedOut,
             409: error_response(
                 "The lease was lost or the task released, or the work was submitted already "
                 "with another payload (`lease_lost`, `already_released`, `already_submitted`)."
@@ -178,13 +206,17 @@ class AssignmentSubmitApi(OrganizationApi):
         assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
         data = self.SubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
+        claim_next = data.validated_data.pop("next")
         annotation, created = claims.assignment_submit(
             assignment=assignment, actor=request.user, **data.validated_data
         )
-        return Response(
-            AnnotationOut(annotation).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        body = AnnotationOut(annotation).data
+        if claim_next:
+            # After the submission committed: a claim that fails leaves it stored.
+            body["next"] = next_claim_out(
+                claims.claim_after_submit(annotator=assignment.annotator, submitted_now=created)
+            )
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER], tags=["work"])

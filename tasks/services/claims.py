@@ -112,10 +112,12 @@ class ClaimResult:
     claimed: ClaimedTask | None = None
     # For ``not_qualified``: each project with what keeps the annotator off it.
     projects: list[dict] | None = None
+    # Why, where the outcome alone does not say it (``not_active``).
+    reason: str = ""
 
     @property
     def message(self) -> str:
-        return _MESSAGES.get(self.outcome, "")
+        return self.reason or _MESSAGES.get(self.outcome, "")
 
 
 # Why a claim found nothing, as the annotator reads it.
@@ -169,6 +171,49 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
             leased_at=now,
             lease_expires_at=row["expires"],
         ),
+    )
+
+
+def claim_after_submit(*, annotator: Annotator, submitted_now: bool) -> ClaimResult:
+    """The annotator's next task, for a submit that asked for it: one request per task.
+
+    After a submission it stored, this is ``claim_next`` across their projects. After one that
+    was stored before (a request sent again when its answer was lost), it is the task they
+    hold, the oldest first, when they hold one: the task the lost answer carried, not a second
+    one. An annotator who may no longer claim is told so here, not by failing the submission.
+    """
+    if not submitted_now:
+        held = (
+            Assignment.objects.filter(
+                annotator=annotator,
+                status=AssignmentStatus.ACTIVE,
+                lease_expires_at__gt=timezone.now(),
+            )
+            .select_related("task", "project")
+            .order_by("leased_at", "id")
+            .first()
+        )
+        if held is not None:
+            return ClaimResult(ClaimOutcome.CLAIMED, _claimed(held))
+    try:
+        return claim_next(annotator=annotator)
+    except PermissionDenied as refused:
+        return ClaimResult(ClaimOutcome.NOT_ACTIVE, reason=refused.message)
+
+
+def _claimed(assignment: Assignment) -> ClaimedTask:
+    project = assignment.project
+    return ClaimedTask(
+        assignment_id=assignment.pk,
+        task_id=assignment.task_id,
+        data=assignment.task.data,
+        project_id=project.pk,
+        project_name=project.name,
+        kind=project.kind,
+        instructions=project.instructions,
+        label_schema=project.label_schema,
+        leased_at=assignment.leased_at,
+        lease_expires_at=assignment.lease_expires_at,
     )
 
 

@@ -83,7 +83,7 @@ def test_an_annotators_submission_reaches_the_qa_leads_dashboard_live_without_a_
     expect(worker.page.locator("#lease")).to_contain_text("left")
     worker.page.get_by_label("person").check()  # wrong: the gold answer is "car"
     worker.screenshot("work-task-classification")
-    worker.page.get_by_role("button", name="Submit").click()
+    worker.page.get_by_role("button", name="Submit and stop").click()
     submitted = time.monotonic()
 
     expect(worker.page.locator("#work-notice")).to_contain_text("Submitted")
@@ -149,8 +149,9 @@ def test_the_annotator_sees_the_servers_validation_error_by_path_and_nothing_is_
     page.get_by_role("button", name="Claim next task").click()
     editor = page.get_by_label("Answer (bbox payload, JSON)")
     editor.fill('{"boxes": [{"label": "car", "x": 1, "y": 1, "w": 0, "h": 5}]}')
+    first_task = page.locator("#task-id").text_content()
 
-    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name="Submit and next").click()
 
     errors = page.locator("#answer-errors")
     expect(errors.locator("li")).to_contain_text(["payload.boxes[0].w: "])
@@ -158,10 +159,22 @@ def test_the_annotator_sees_the_servers_validation_error_by_path_and_nothing_is_
     assert not Annotation.objects.filter(annotator=org.annotator).exists()
     # Still holding the task: the fixed answer goes in.
     editor.fill('{"boxes": [{"label": "car", "x": 1, "y": 1, "w": 30, "h": 20}]}')
-    page.get_by_role("button", name="Submit").click()
-    expect(page.locator("#work-notice")).to_contain_text("Submitted")
+    page.get_by_role("button", name="Submit and next").click()
+    # The next task came with the submission, in the same request: no claim to click.
+    expect(page.locator("#work-notice")).to_contain_text("Submitted. Here is your next task.")
+    expect(page.locator("#task-id")).not_to_have_text(first_task)
     expect(page.locator("#today-submitted")).to_have_text("1")
     assert Annotation.objects.filter(annotator=org.annotator).count() == 1
+    worker.screenshot("work-next-task")
+    editor.fill('{"boxes": [{"label": "car", "x": 2, "y": 2, "w": 30, "h": 20}]}')
+    page.get_by_role("button", name="Submit and next").click()
+    # The last one: stored, and the page says why no task came with it.
+    expect(page.locator("#work-notice")).to_have_text(
+        "Submitted. No task is available for you right now."
+    )
+    expect(page.locator("#task")).to_be_hidden()
+    expect(page.locator("#today-submitted")).to_have_text("2")
+    assert Annotation.objects.filter(annotator=org.annotator).count() == 2
     # A 400 is an answer the page shows, not an error of the page; the console says so alone.
     assert [e for e in worker.errors if "status of 400" not in e] == []
 

@@ -65,18 +65,21 @@ def test_bad_claim_input_is_a_400(org, project):
 def test_gold_never_reaches_the_annotator(org, project):
     """Invariant 2: neither the gold answer nor whether a task is gold, anywhere they look."""
     client = org.client(Role.ANNOTATOR)
-    bodies = []
+    response = claim(org)
+    bodies = [response.content]
+    assignment_id = response.json()["id"]
     for _ in range(2):
-        response = claim(org)
-        bodies.append(response.content)
-        assignment_id = response.json()["id"]
         bodies.append(client.get(f"/api/v1/assignments/{assignment_id}/").content)
         bodies.append(client.post(f"/api/v1/assignments/{assignment_id}/heartbeat").content)
-        bodies.append(
-            client.post(
-                f"/api/v1/assignments/{assignment_id}/submit", {"payload": BOX}, format="json"
-            ).content
+        # The next task comes with the submission, as a claim would bring it.
+        response = client.post(
+            f"/api/v1/assignments/{assignment_id}/submit",
+            {"payload": BOX, "next": True},
+            format="json",
         )
+        bodies.append(response.content)
+        assignment_id = (response.json()["next"]["assignment"] or {}).get("id")
+    assert assignment_id is None  # both tasks done: the gold one and the other
     bodies.append(client.get("/api/v1/assignments/").content)
     bodies.append(client.get("/api/v1/annotations/").content)
     bodies.append(client.get("/api/v1/projects/").content)
@@ -112,6 +115,85 @@ def test_submit_over_http_validates_and_is_idempotent(org, project):
     different = client.post(url, {"payload": {"boxes": []}}, format="json")
     assert different.status_code == 409
     assert Annotation.objects.count() == 1
+
+
+def test_a_submit_that_asks_for_next_claims_it_in_the_same_request(org, project):
+    """One request per task: the submission is stored, then the next task claimed as
+    ``POST /claims/`` claims it, in the shape it answers; at the end, why there is none."""
+    project.gold_rate = 0
+    project.save(update_fields=["gold_rate"])
+    import_rows(project, image_rows(1, start=10))  # two regular tasks in all
+    client = org.client(Role.ANNOTATOR)
+    first = claim(org).json()
+    submitted = client.post(
+        f"/api/v1/assignments/{first['id']}/submit", {"payload": BOX, "next": True}, format="json"
+    )
+    assert submitted.status_code == 201, submitted.content
+    body = submitted.json()
+    assert (body["assignment"], body["payload"]) == (first["id"], BOX)
+    following = body["next"]["assignment"]
+    assert (body["next"]["outcome"], body["next"]["message"]) == ("claimed", "")
+    assert set(following) == set(first) and following["status"] == "active"
+    assert following["project"] == first["project"]
+    held = Assignment.objects.get(pk=following["id"])
+    assert (held.annotator, held.status, held.task_id) == (
+        org.annotator,
+        "active",
+        following["task"]["id"],
+    )
+    assert held.task_id != first["task"]["id"]
+    # Without ``next``, the answer is the annotation alone.
+    plain = client.post(f"/api/v1/assignments/{held.pk}/submit", {"payload": BOX}, format="json")
+    assert plain.status_code == 201 and "next" not in plain.json()
+    # Nothing left: the submission stands, and ``next`` says why no task came with it.
+    assert claim(org).status_code == 204
+    done = client.post(
+        f"/api/v1/assignments/{first['id']}/submit", {"payload": BOX, "next": True}, format="json"
+    )
+    assert done.status_code == 200
+    assert done.json()["next"] == {
+        "outcome": "none_available",
+        "message": "No task is available for you right now.",
+        "assignment": None,
+        "projects": [],
+    }
+    assert Annotation.objects.count() == 2
+
+
+def test_a_submit_with_next_sent_again_answers_the_task_it_claimed_not_another(org, project):
+    """The answer was lost and the request sent again: the submission is the one stored,
+    and ``next`` is the task the first request claimed, which they still hold."""
+    project.gold_rate = 0
+    project.save(update_fields=["gold_rate"])
+    import_rows(project, image_rows(1, start=10))  # two regular tasks in all
+    client = org.client(Role.ANNOTATOR)
+    url = f"/api/v1/assignments/{claim(org).json()['id']}/submit"
+    first = client.post(url, {"payload": BOX, "next": True}, format="json")
+    again = client.post(url, {"payload": BOX, "next": True}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["next"]["assignment"] == first.json()["next"]["assignment"]
+    assert Assignment.objects.filter(annotator=org.annotator).count() == 2
+    # Once that task is submitted too, sending the first again claims the next one anew:
+    # nothing is held, and no task is open.
+    held = first.json()["next"]["assignment"]["id"]
+    client.post(f"/api/v1/assignments/{held}/submit", {"payload": BOX}, format="json")
+    assert (
+        client.post(url, {"payload": BOX, "next": True}, format="json").json()["next"]["outcome"]
+        == "none_available"
+    )
+
+
+def test_a_bad_next_is_a_400_that_names_it_and_stores_nothing(org, project):
+    assignment_id = claim(org).json()["id"]
+    response = org.client(Role.ANNOTATOR).post(
+        f"/api/v1/assignments/{assignment_id}/submit",
+        {"payload": BOX, "next": "perhaps"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["next"]
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.count() == 1
 
 
 def test_submit_on_a_lease_taken_by_someone_else_is_a_409_that_says_so(org, project):

@@ -187,6 +187,16 @@ function payloadFromForm() {
   }
 }
 
+/** Why no task came (a claim's 200, or a submit's `next`), each project with its reasons. */
+function showNoClaim(message, projects) {
+  showIdle(message, "warn");
+  const reasons = (projects || []).map((project) =>
+    h("li", {}, h("strong", {}, project.name), ": ", project.reasons.join("; ") || "—"),
+  );
+  fill($("claim-reasons"), reasons);
+  $("claim-reasons").hidden = !reasons.length;
+}
+
 async function claim() {
   $("claim").disabled = true;
   $("claim-reasons").hidden = true;
@@ -198,12 +208,7 @@ async function claim() {
     } else if (status === 204) {
       showIdle(headers.get("X-Reason") || "Nothing is open for you right now. Try again later.");
     } else {
-      showIdle(body.message, "warn");
-      const reasons = (body.projects || []).map((project) =>
-        h("li", {}, h("strong", {}, project.name), ": ", project.reasons.join("; ") || "—"),
-      );
-      fill($("claim-reasons"), reasons);
-      $("claim-reasons").hidden = !reasons.length;
+      showNoClaim(body.message, body.projects);
     }
   } catch (error) {
     showIdle(error.message, "error");
@@ -224,13 +229,25 @@ async function submit(event) {
   const lasted = (Date.now() - new Date(current.leased_at)) / 1000;
   const activeSeconds = Math.floor(Math.min((performance.now() - startedAt) / 1000, lasted));
   const button = event.submitter;
+  // "Submit and next" takes the next task in the same request; "Submit and stop" does not.
+  const next = !button || button.id === "submit-next";
   if (button) button.disabled = true;
+  $("claim-reasons").hidden = true;
   try {
-    await api(`assignments/${current.id}/submit`, {
+    const { body } = await api(`assignments/${current.id}/submit`, {
       method: "POST",
-      body: { payload, active_seconds: Math.max(0, activeSeconds) },
+      body: { payload, active_seconds: Math.max(0, activeSeconds), next },
     });
-    showIdle("Submitted. Claim the next task when you are ready.", "ok");
+    if (!next) {
+      showIdle("Submitted. Claim the next task when you are ready.", "ok");
+    } else if (body.next.assignment) {
+      show(body.next.assignment);
+      announce(notice, "Submitted. Here is your next task.", "ok");
+    } else if (body.next.outcome === "none_available") {
+      showIdle(`Submitted. ${body.next.message}`, "ok");
+    } else {
+      showNoClaim(`Submitted. ${body.next.message}`, body.next.projects);
+    }
   } catch (error) {
     if (error instanceof ApiError && error.status === 400) showErrors(error);
     else showIdle(error.message, "error");
