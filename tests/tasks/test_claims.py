@@ -14,6 +14,7 @@ from tasks.services.claims import (
     assignment_release,
     assignment_submit,
     assignments_expire,
+    claim_after_submit,
     claim_next,
 )
 from tasks.services.projects import project_members_add, project_update
@@ -68,6 +69,16 @@ def test_suspended_annotator_cannot_claim(org, project):
         annotator=org.annotator, action="reinstate", actor=None, reason="y"
     )
     assert claim(org.annotator) is not None
+
+
+def test_a_submit_asking_for_next_learns_that_its_annotator_was_suspended_meanwhile(org, project):
+    """Suspended between the submission and the claim after it: the submission stands, and
+    the claim's refusal is told as an outcome, not raised over it."""
+    services.annotator_set_status(annotator=org.annotator, action="suspend", actor=None, reason="x")
+    result = claim_after_submit(annotator=org.annotator, submitted_now=True)
+    assert (result.outcome, result.claimed) == (ClaimOutcome.NOT_ACTIVE, None)
+    assert result.message == "Your annotator account is suspended."
+    assert not Assignment.objects.exists()
 
 
 def test_non_member_and_inactive_member_get_nothing(org, project):
