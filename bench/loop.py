@@ -285,11 +285,13 @@ class AssayClient:
             raise RuntimeError(f"claim answered {status}: {body[:300]!r}")
         return json.loads(body)["id"]
 
-    def submit(self, assignment: int) -> None:
+    def submit(self, assignment: int) -> bytes:
+        """The submit's answer, a 201's body."""
         path = f"/api/v1/assignments/{assignment}/submit/"
         status, body = self.http.call("POST", path, self.submit_body)
         if status != 201:
             raise RuntimeError(f"submit answered {status}: {body[:300]!r}")
+        return body
 
 
 class AssayNextClient(AssayClient):
@@ -300,8 +302,9 @@ class AssayNextClient(AssayClient):
 
     def __init__(self, port: int, token: str, organization: str):
         super().__init__(port, token, organization)
-        self.submit_body = json.dumps({"payload": PAYLOAD, "active_seconds": 0, "next": True})
-        self.submit_body = self.submit_body.encode()
+        self.submit_body = json.dumps(
+            {"payload": PAYLOAD, "active_seconds": 0, "next": True}
+        ).encode()
         self.held: int | None = None
 
     def claim(self) -> int | None:
@@ -310,13 +313,11 @@ class AssayNextClient(AssayClient):
         held, self.held = self.held, None
         return held
 
-    def submit(self, assignment: int) -> None:
-        path = f"/api/v1/assignments/{assignment}/submit/"
-        status, body = self.http.call("POST", path, self.submit_body)
-        if status != 201:
-            raise RuntimeError(f"submit answered {status}: {body[:300]!r}")
+    def submit(self, assignment: int) -> bytes:
+        body = super().submit(assignment)
         following = json.loads(body)["next"]["assignment"]
         self.held = following and following["id"]
+        return body
 
 
 def run_loop(run: Run, clients: list, limit: int, seconds: float, meters: dict[str, CpuMeter]):
