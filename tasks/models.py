@@ -221,8 +221,14 @@ class Slot(models.Model):
 
     # Indexed through the (task, seat) unique constraint.
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots", db_index=False)
-    # Looked up through the partial claim indexes; a full index would only slow imports.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # A copy of the task's project, written only with it (the import, ``project_seats_add``), as
+    # the assignment's is. Looked up through the partial claim indexes; a full index would only
+    # slow imports. No database constraint either: the task's own keys already hold a slot to an
+    # existing project, and checking it again cost an import a sixth of its database time
+    # (bench/import.py).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     seat = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=8, choices=SlotState.choices)
     task_priority = models.SmallIntegerField(default=0)
