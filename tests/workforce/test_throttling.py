@@ -177,9 +177,12 @@ def test_with_redis_hung_authentication_answers_within_a_second_and_stays_bounde
         ),
     ):
         assert caches["default"].set("probe", 1) is None
+        address, login = fresh_address(), org.qa_lead.user.username
+        # Warm: the first request of a process loads what every later one reuses, which on a
+        # slow machine is most of the time allowed below.
+        assert token(login, PASSWORD, fresh_address()).status_code == 200
         own_redis.hang()
         try:
-            address, login = fresh_address(), org.qa_lead.user.username
             started = time.monotonic()
             assert token(login, PASSWORD, address).status_code == 200
             assert time.monotonic() - started < 1.2
