@@ -10,7 +10,8 @@ built, with the same field conversions.
 import functools
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, signals
+from django.db.models.base import ModelState
 
 
 class JoinedRows:
@@ -52,12 +53,12 @@ class JoinedRows:
 
     def instances(self, row) -> list[Model]:
         instances, start = [], 0
-        for model, names, converted in self._readers():
+        for model, names, converted, build in self._readers():
             values = list(row[start : start + len(names)])
             for i, column, converters in converted:
                 for convert in converters:
                     values[i] = convert(values[i], column, connection)
-            instances.append(model.from_db(connection.alias, names, values))
+            instances.append(build(model, names, values))
             start += len(names)
         return instances
 
@@ -75,5 +76,26 @@ class JoinedRows:
                 )
                 if converters:
                     converted.append((i, column, converters))
-            readers.append((model, [field.attname for field in fields], converted))
+            # A model that something watches being built goes through its ``__init__``.
+            watched = signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(
+                model
+            )
+            build = _from_db if watched else _loaded
+            readers.append((model, [field.attname for field in fields], converted, build))
         return readers
+
+
+def _from_db(model: type[Model], names: list[str], values: list) -> Model:
+    return model.from_db(connection.alias, names, values)
+
+
+def _loaded(model: type[Model], names: list[str], values: list) -> Model:
+    """What ``Model.from_db`` builds, without its ``__init__``: that walks every field of the
+    model and sends two signals, and took a third of a request's authentication. A field left
+    out reads itself when first used, as a deferred one does."""
+    instance = model.__new__(model)
+    instance._state = ModelState()
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    instance.__dict__.update(zip(names, values, strict=True))
+    return instance
