@@ -206,16 +206,17 @@ class AssignmentSubmitApi(OrganizationApi):
         assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
         data = self.SubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
-        claim_next = data.validated_data.pop("next")
-        annotation, created = claims.assignment_submit(
-            assignment=assignment, actor=request.user, **data.validated_data
-        )
-        body = AnnotationOut(annotation).data
-        if claim_next:
-            # After the submission committed: a claim that fails leaves it stored.
-            body["next"] = next_claim_out(
-                claims.claim_after_submit(annotator=assignment.annotator, submitted_now=created)
+        if data.validated_data.pop("next"):
+            annotation, created, claimed = claims.assignment_submit_next(
+                assignment=assignment, actor=request.user, **data.validated_data
             )
+            body = AnnotationOut(annotation).data
+            body["next"] = next_claim_out(claimed)
+        else:
+            annotation, created = claims.assignment_submit(
+                assignment=assignment, actor=request.user, **data.validated_data
+            )
+            body = AnnotationOut(annotation).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -178,9 +178,10 @@ def claim_after_submit(*, annotator: Annotator, submitted_now: bool) -> ClaimRes
     """The annotator's next task, for a submit that asked for it: one request per task.
 
     After a submission it stored, this is ``claim_next`` across their projects. After one that
-    was stored before (a request sent again when its answer was lost), it is the task they
-    hold, the oldest first, when they hold one: the task the lost answer carried, not a second
-    one. An annotator who may no longer claim is told so here, not by failing the submission.
+    was stored before (a request sent again when its answer was lost, or sent twice at once),
+    it is the task they hold, the oldest first, when they hold one: the task the first answer
+    carried, not a second one. An annotator who may no longer claim is told so here, not by
+    failing the submission.
     """
     if not submitted_now:
         held = (
@@ -365,6 +366,37 @@ def assignment_submit(
     The locks, checks and writes are ``tasks_submit`` (``submit.sql`` beside this module), one
     round trip; the assignment's project and task are the ones ``assignment`` was read with.
     """
+    return _work_store(assignment, payload, active_seconds)
+
+
+@transaction.atomic
+def assignment_submit_next(
+    *,
+    assignment: Assignment,
+    payload,
+    active_seconds: int | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> tuple[Annotation, bool, ClaimResult]:
+    """``assignment_submit``, then the annotator's next task (``claim_after_submit``), in one
+    transaction: one request per task.
+
+    The submission's locks are held until the claim after it commits too, so a request sent
+    twice at once (a double click) claims once: the second waits for the first, then finds the
+    work stored before and answers the task the first claimed. A claim that finds nothing, or an
+    annotator suspended meanwhile, is told in the result and the submission stands; only an
+    error of the database (a timeout, say) undoes both, and the request can be sent again.
+    """
+    annotation, created = _work_store(assignment, payload, active_seconds)
+    return (
+        annotation,
+        created,
+        claim_after_submit(annotator=assignment.annotator, submitted_now=created),
+    )
+
+
+def _work_store(
+    assignment: Assignment, payload, active_seconds: int | None
+) -> tuple[Annotation, bool]:
     now = timezone.now()
     # A bad active time and a bad payload are told together.
     problems = FieldErrors()
