@@ -206,6 +206,7 @@ def gold_score_record(annotation_id: int) -> GoldScore | None:
     )
     score = score_checked(comparison.score)
     now = annotation.submitted_at
+    # The live event tells the score's own values, which the statement stores too.
     event = {
         "annotation": annotation.pk,
         "project": project.pk,
@@ -216,12 +217,8 @@ def gold_score_record(annotation_id: int) -> GoldScore | None:
     with connection.cursor() as cursor:
         cursor.execute(
             _SCORED,
-            {
-                "annotation": annotation.pk,
-                "task": task.pk,
-                "project": project.pk,
-                "annotator": annotation.annotator_id,
-                "score": score,
+            event
+            | {
                 "details": Jsonb(comparison.details),
                 "version": task.gold_version,
                 "now": now,
