@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count, F
 from django.test import Client
 from django.utils import timezone
@@ -130,6 +130,32 @@ def session_headers(user) -> list[tuple[bytes, bytes]]:
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+
+
+def at_once(*calls: Callable[[], object]) -> list:
+    """Run each call in a thread of its own, all released together, and return what each
+    returned, in order. Each thread closes its database connection when done; the first error
+    any call raised fails the test, listed with the others."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = calls[index]()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
 
 
 def run_claimers(

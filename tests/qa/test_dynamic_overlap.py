@@ -1,10 +1,7 @@
 """Dynamic overlap: a task whose annotators agree less than the project's threshold gets one more
 seat, up to ``overlap_max``, once per agreement computation, and goes back to the claim queue."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from qa.models import TaskAgreement
 from qa.task_agreement import task_agreement_compute
@@ -12,6 +9,7 @@ from tasks.models import Project, Slot, SlotState, Task
 from tasks.services.claims import claim_next
 from tasks.services.projects import project_archive
 from tasks.services.tasks import task_cancel, task_seat_add
+from tests.helpers import at_once
 from tests.qa.agreement_helpers import crowd_project, one_task, work
 from tests.qa.gold_helpers import gold_project
 
@@ -90,24 +88,7 @@ def test_concurrent_computations_of_one_disagreement_add_one_seat(org):
     Project.objects.filter(pk=project.pk).update(agreement_threshold=0.8)
     TaskAgreement.objects.all().delete()
     task = one_task(project)
-    barrier = threading.Barrier(4)
-    results, errors = [], []
-
-    def compute() -> None:
-        try:
-            barrier.wait()
-            results.append(task_agreement_compute(task_id=task.pk))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=compute) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    results = at_once(*[lambda: task_agreement_compute(task_id=task.pk)] * 4)
     assert len(seats(task)) == 3
     # The first stored the agreement and added the seat; the others found the task reopened.
     stored = [result for result in results if result is not None]
@@ -121,24 +102,7 @@ def test_concurrent_seat_adds_for_one_decision_add_one_seat(org):
     for person in people:
         work(person, project, {"label": "car"})
     task = one_task(project)
-    barrier = threading.Barrier(6)
-    added, errors = [], []
-
-    def add() -> None:
-        try:
-            barrier.wait()
-            added.append(task_seat_add(task_id=task.pk, seats=2))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=add) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    added = at_once(*[lambda: task_seat_add(task_id=task.pk, seats=2)] * 6)
     assert sorted(added) == [False] * 5 + [True]
     assert seats(task)[-1] == (2, SlotState.OPEN) and len(seats(task)) == 3
 

@@ -1,6 +1,5 @@
 """Per annotator, project and hour stats: written with the events they count, read as figures."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +25,7 @@ from qa.verdicts import review_judge
 from tasks.models import Assignment, AssignmentStatus, Task
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.gold import task_gold_set
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import at_once, image_rows, import_rows, make_project, staff
 from tests.qa.agreement_helpers import crowd_project, one_task, work
 from tests.qa.gold_helpers import ANSWER, HALF, label_gold_project, label_gold_submit
 from tests.qa.gold_helpers import submit as gold_submit
@@ -239,24 +238,7 @@ def test_two_claims_roll_ups_at_once_count_every_claim_once(org):
         for _ in range(4):
             claim_next(annotator=person)
     later = timezone.now() + CLAIMS_SETTLE
-    barrier = threading.Barrier(2)
-    counted, errors = [], []
-
-    def roll_up() -> None:
-        try:
-            barrier.wait()
-            # Small batches: the two runs take turns on the cursor, batch after batch.
-            counted.append(claims_roll_up(now=later, batch_size=2))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=roll_up) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    # Small batches: the two runs take turns on the cursor, batch after batch.
+    counted = at_once(*[lambda: claims_roll_up(now=later, batch_size=2)] * 2)
     assert sum(counted) == 12
     assert [stats_of(person, project).claimed for person in people] == [4, 4, 4]

@@ -7,14 +7,12 @@ nothing held and claim a task of its own. A trigger that makes every claim slow 
 request in that window, so the race is not left to chance.
 """
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from tasks.models import Annotation, Assignment, AssignmentStatus
 from tasks.services.claims import ClaimOutcome, assignment_submit_next, claim_next
-from tests.helpers import image_rows, import_rows, make_project, staff
+from tests.helpers import at_once, image_rows, import_rows, make_project, staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,27 +42,14 @@ def test_a_submit_with_next_sent_twice_at_once_claims_one_task(org, slow_claims)
     import_rows(project, image_rows(5))
     staff(project, org.annotator)
     first = claim_next(annotator=org.annotator, project_id=project.pk).claimed
-    start = threading.Barrier(2)
-    answers, errors = [], []
 
-    def submit() -> None:
-        try:
-            assignment = Assignment.objects.select_related("task", "project", "annotator").get(
-                pk=first.assignment_id
-            )
-            start.wait()
-            answers.append(assignment_submit_next(assignment=assignment, payload=BOX))
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def submit():
+        assignment = Assignment.objects.select_related("task", "project", "annotator")
+        return assignment_submit_next(
+            assignment=assignment.get(pk=first.assignment_id), payload=BOX
+        )
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    answers = at_once(submit, submit)
     assert sorted(created for _, created, _ in answers) == [False, True]
     assert {annotation.pk for annotation, _, _ in answers} == {Annotation.objects.get().pk}
     outcomes = {(result.outcome, result.claimed.assignment_id) for _, _, result in answers}
