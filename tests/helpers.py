@@ -4,6 +4,7 @@ Fixtures stay in ``conftest.py``; tests import plain helpers from here, never fr
 ``conftest`` or from another test module.
 """
 
+import functools
 import io
 import json
 import os
@@ -165,46 +166,32 @@ def run_claimers(
 
     Returns each annotator's assignments, in the order they were claimed.
     """
-    barrier = threading.Barrier(len(annotators))
-    claimed: list[list[Assignment]] = [[] for _ in annotators]
-    errors: list[BaseException] = []
     deadline = time.monotonic() + seconds
 
-    def worker(index: int) -> None:
+    def claimer(index: int) -> list[Assignment]:
         rng = random.Random(index)
-        annotator = annotators[index]
-        try:
-            barrier.wait()
+        annotator, claimed = annotators[index], []
+        misses = 0
+        while time.monotonic() < deadline and misses < 3:
+            claim = claim_next(annotator=annotator, project_id=project.pk).claimed
+            if claim is None:
+                # The rest may only be locked by other claimers for a moment.
+                misses += 1
+                time.sleep(0.01)
+                continue
             misses = 0
-            while time.monotonic() < deadline and misses < 3:
-                claim = claim_next(annotator=annotator, project_id=project.pk).claimed
-                if claim is None:
-                    # The rest may only be locked by other claimers for a moment.
-                    misses += 1
-                    time.sleep(0.01)
-                    continue
-                misses = 0
-                assignment = Assignment.objects.get(pk=claim.assignment_id)
-                claimed[index].append(assignment)
-                roll = rng.random()
-                if roll < churn:
-                    assignment_release(assignment=assignment)
-                elif roll < 2 * churn:
-                    # Let this lease lapse at once, so another claimer may take the slot over.
-                    past = timezone.now() - timedelta(seconds=1)
-                    Slot.objects.filter(assignment=assignment).update(lease_expires_at=past)
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
+            assignment = Assignment.objects.get(pk=claim.assignment_id)
+            claimed.append(assignment)
+            roll = rng.random()
+            if roll < churn:
+                assignment_release(assignment=assignment)
+            elif roll < 2 * churn:
+                # Let this lease lapse at once, so another claimer may take the slot over.
+                past = timezone.now() - timedelta(seconds=1)
+                Slot.objects.filter(assignment=assignment).update(lease_expires_at=past)
+        return claimed
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(annotators))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors[:3]
-    return claimed
+    return at_once(*[functools.partial(claimer, i) for i in range(len(annotators))])
 
 
 def assert_invariants(project, claimed) -> None:
