@@ -149,19 +149,55 @@ SELECT count(*) FROM inserted
 def _insert(project: Project, overlap: int, rows: list[Row]) -> int:
     """Insert a batch and its slots in one statement; existing external ids are left alone."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT,
-            {
-                "ext": [r.external_id for r in rows],
-                "data": [r.data_json for r in rows],
-                "prio": [r.priority for r in rows],
-                "gold": [r.gold_json for r in rows],
-                "project": project.pk,
-                "overlap": overlap,
-                "now": timezone.now(),
-            },
-        )
+        _insert_send(cursor, project, overlap, rows)
         return cursor.fetchone()[0]
+
+
+def _insert_send(cursor, project: Project, overlap: int, rows: list[Row]) -> None:
+    cursor.execute(
+        _INSERT,
+        {
+            "ext": [r.external_id for r in rows],
+            "data": [r.data_json for r in rows],
+            "prio": [r.priority for r in rows],
+            "gold": [r.gold_json for r in rows],
+            "project": project.pk,
+            "overlap": overlap,
+            "now": timezone.now(),
+        },
+    )
+
+
+class _InsertsInFlight:
+    """An all-or-nothing import's batches, each sent before the one before it is answered.
+
+    Used inside psycopg's pipeline mode: the database inserts one batch while the worker reads
+    the next and sends it. Waiting for each answer left the database idle while the worker's
+    thread that reads ahead held the interpreter (bench/import.py, a million rows over HTTP:
+    the job took 21.3-22.0 s that way, 20.1-20.5 s this way). A batch the database refuses
+    raises when its answer is read, in ``add`` or ``finish``, and the import's transaction is
+    rolled back with everything sent.
+    """
+
+    def __init__(self, project: Project, overlap: int):
+        self._project, self._overlap = project, overlap
+        self._sent = None
+
+    def add(self, rows: list[Row]) -> int:
+        """Send a batch; return the tasks the batch sent before it created."""
+        cursor = connection.cursor()
+        _insert_send(cursor, self._project, self._overlap, rows)
+        created = self.finish()
+        self._sent = cursor
+        return created
+
+    def finish(self) -> int:
+        """The tasks the last batch sent created (0 when none is waiting)."""
+        if self._sent is None:
+            return 0
+        cursor, self._sent = self._sent, None
+        with cursor:
+            return cursor.fetchone()[0]
 
 
 def _write(project: Project, rows: list[Row]) -> int:
@@ -306,25 +342,30 @@ def _import_all_or_nothing(
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             batch: list[Row] = []
             weight = 0
-            for row in rows:
-                report.rows += 1
-                if isinstance(row, list):
-                    report.add_errors(row)
-                    batch, weight = [], 0
-                elif not report.invalid:  # after an invalid row nothing more is written
-                    batch.append(row)
-                    weight += row_bytes(row)
-                    if len(batch) >= batch_size or weight >= BATCH_BYTES:
-                        report.created += _insert(project, overlap, batch)
+            with connection.connection.pipeline():
+                inserts = _InsertsInFlight(project, overlap)
+                for row in rows:
+                    report.rows += 1
+                    if isinstance(row, list):
+                        report.add_errors(row)
                         batch, weight = [], 0
-                if progress and report.rows % batch_size == 0:
-                    progress(report.rows)
-            if report.invalid:
-                raise _RolledBack
-            if not report.rows:
-                raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
-            if batch:
-                report.created += _insert(project, overlap, batch)
+                    elif not report.invalid:  # after an invalid row nothing more is written
+                        batch.append(row)
+                        weight += row_bytes(row)
+                        if len(batch) >= batch_size or weight >= BATCH_BYTES:
+                            report.created += inserts.add(batch)
+                            batch, weight = [], 0
+                    if progress and report.rows % batch_size == 0:
+                        progress(report.rows)
+                if report.invalid:
+                    raise _RolledBack
+                if not report.rows:
+                    raise ValidationFailed(
+                        "The file has no rows.", fields={"file": ["No rows found."]}
+                    )
+                if batch:
+                    report.created += inserts.add(batch)
+                report.created += inserts.finish()
             if progress:
                 progress(report.rows)
             report.existing = report.rows - report.created
