@@ -148,12 +148,13 @@ SELECT count(*) FROM inserted
 
 def _insert(project: Project, overlap: int, rows: list[Row]) -> int:
     """Insert a batch and its slots in one statement; existing external ids are left alone."""
-    with connection.cursor() as cursor:
-        _insert_send(cursor, project, overlap, rows)
+    with _insert_send(project, overlap, rows) as cursor:
         return cursor.fetchone()[0]
 
 
-def _insert_send(cursor, project: Project, overlap: int, rows: list[Row]) -> None:
+def _insert_send(project: Project, overlap: int, rows: list[Row]):
+    """Send a batch's insert; return its cursor, whose one row is the count of tasks created."""
+    cursor = connection.cursor()
     cursor.execute(
         _INSERT,
         {
@@ -166,6 +167,7 @@ def _insert_send(cursor, project: Project, overlap: int, rows: list[Row]) -> Non
             "now": timezone.now(),
         },
     )
+    return cursor
 
 
 class _InsertsInFlight:
@@ -185,10 +187,9 @@ class _InsertsInFlight:
 
     def add(self, rows: list[Row]) -> int:
         """Send a batch; return the tasks the batch sent before it created."""
-        cursor = connection.cursor()
-        _insert_send(cursor, self._project, self._overlap, rows)
+        sent = _insert_send(self._project, self._overlap, rows)
         created = self.finish()
-        self._sent = cursor
+        self._sent = sent
         return created
 
     def finish(self) -> int:
