@@ -3,6 +3,7 @@
 import copy
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
@@ -53,6 +54,12 @@ class Flat(serializers.Serializer):
 
     def get_fields(self):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+def json_time(at: datetime) -> str:
+    """A time as every answer and live message writes it: in UTC, ending in ``Z``, as DRF's
+    fields render one, so that a client compares the times it is sent as text."""
+    return at.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
 
 
 class Rfc3339DateTimeField(serializers.DateTimeField):

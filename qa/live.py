@@ -47,6 +47,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from config.serializers import json_time
 from tasks.models import Project, TaskImport
 
 from .models import LiveEvent, LiveEventType
@@ -61,7 +62,7 @@ BATCH = "batch"
 
 def message(message_type: str, data: dict, *, at: datetime | None = None) -> dict:
     """Shape a ``snapshot`` or ``resync`` as every client receives it, but for ``seq``."""
-    return {"type": message_type, "at": (at or timezone.now()).isoformat(), "data": data}
+    return {"type": message_type, "at": json_time(at or timezone.now()), "data": data}
 
 
 # Messages travel as text made once and shared by every socket that receives them; each socket
@@ -76,7 +77,7 @@ def tail(shaped: dict) -> str:
 def event_text(event_type: str, *, at: datetime, data: str, id: int | None = None) -> str:
     """An event as a batch carries it; ``data`` is its JSON text, spliced in as it is."""
     place = "" if id is None else f',"id":{id}'
-    return f'{{"type":"{event_type}","at":"{at.isoformat()}"{place},"data":{data}}}'
+    return f'{{"type":"{event_type}","at":"{json_time(at)}"{place},"data":{data}}}'
 
 
 def batch_tail(events: list[str], *, at: str) -> str:

@@ -16,7 +16,8 @@ _ID = {"type": "integer", "minimum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
 _NUMBER = {"type": "number"}
 _STRING = {"type": "string"}
-_TIME = {"type": "string", "format": "date-time"}
+# In UTC, ending in Z, as every API answer writes a time (config.serializers.json_time).
+_TIME = {"type": "string", "format": "date-time", "pattern": "Z$"}
 
 
 def _nullable(schema: dict) -> dict:

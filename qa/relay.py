@@ -61,6 +61,8 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from config.serializers import json_time
+
 from . import live
 from .models import LiveEventType
 from .models.live import ACCESS_CHANGED, LiveEvent
@@ -214,7 +216,7 @@ class Batch:
     def text(self) -> str:
         if self.tail is not None:
             return self.tail
-        return live.batch_tail(self.events, at=timezone.now().isoformat())
+        return live.batch_tail(self.events, at=json_time(timezone.now()))
 
 
 class LiveSocket:
@@ -323,7 +325,7 @@ class _Tick:
     """One tick's rows and stats by audience, and each audience's batch, made once."""
 
     def __init__(self, rows: list[Row], stats: list[StatsUpdate]):
-        self.at = timezone.now().isoformat()
+        self.at = json_time(timezone.now())
         self.staff: dict[int, list[Row]] = defaultdict(list)
         self.own: dict[tuple[int, int], list[Row]] = defaultdict(list)
         self.stats: dict[int, list[StatsUpdate]] = defaultdict(list)

@@ -41,6 +41,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from config.serializers import json_time
 from tasks.models import Annotation, Assignment, Project
 from workforce.models import Annotator
 
@@ -323,7 +324,7 @@ def row_out(row: Mapping) -> dict:
     return {
         "project": row["project_id"],
         "annotator": row["annotator_id"],
-        "hour": row["hour"].astimezone(UTC).isoformat(),
+        "hour": json_time(row["hour"]),
         **figures(row, hours_worked=1 if row["submitted"] else 0),
     }
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.api import validated
-from config.serializers import Prepared, Rfc3339DateTimeField
+from config.serializers import Prepared, Rfc3339DateTimeField, json_time
 from tasks.selectors import project_get
 from workforce.api_base import ORGANIZATION_PARAMETER, OrganizationApi, annotator_of
 from workforce.selectors import annotator_get
@@ -218,7 +218,7 @@ class OwnStatsOut(Prepared):
 
 def _shown(found: dict) -> dict:
     """Times as JSON text: the answers are ``Prepared``, served as built."""
-    return found | {"since": found["since"].isoformat(), "until": found["until"].isoformat()}
+    return found | {"since": json_time(found["since"]), "until": json_time(found["until"])}
 
 
 @extend_schema(parameters=[ORGANIZATION_PARAMETER, StatsQuery], tags=["quality"])
@@ -285,7 +285,7 @@ class MyStatsApi(OrganizationApi):
         query = validated(StatsQuery(data=request.query_params, context={"latest": latest}))
         found = stats.own_stats(annotator=annotator, now=now, **query)
         today = found["today"]
-        return Response(_shown(found) | {"today": today | {"since": today["since"].isoformat()}})
+        return Response(_shown(found) | {"today": today | {"since": json_time(today["since"])}})
 
 
 class ErrorTagCountOut(Prepared):

@@ -36,7 +36,7 @@ def checked(message: dict) -> dict:
 
 def checked_event(event_type: str, data: dict, *, id: int | None = 1) -> dict:
     """An event's data as a batch would carry it, checked against its type's schema."""
-    event = {"type": event_type, "at": "2026-01-01T00:00:00+00:00", "data": data}
+    event = {"type": event_type, "at": "2026-01-01T00:00:00Z", "data": data}
     if id is not None:
         event["id"] = id
     checked({"seq": 1, "type": "batch", "at": event["at"], "data": {"events": [event]}})

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.serializers import json_time
 from qa.stats import GOLD_FIELDS, OWN_LIVE_FIELDS, hour_of, stats_add
 from qa.verdicts import review_judge
 from tasks.models import Assignment
@@ -72,9 +73,9 @@ def test_a_projects_stats_sum_each_annotators_hours_with_their_figures(org):
     hours = [(row["annotator"], row["hour"]) for row in body["hours"]]
     assert hours == sorted(
         [
-            (org.annotator.pk, hour_of(hours_ago(3)).isoformat()),
-            (other.pk, hour_of(hours_ago(2)).isoformat()),
-            (org.annotator.pk, hour_of(hours_ago(1)).isoformat()),
+            (org.annotator.pk, json_time(hour_of(hours_ago(3)))),
+            (other.pk, json_time(hour_of(hours_ago(2)))),
+            (org.annotator.pk, json_time(hour_of(hours_ago(1)))),
         ],
         key=lambda pair: pair[1],
     )
@@ -181,7 +182,8 @@ def test_your_own_stats_have_no_gold_and_only_whole_ended_days(org):
     response = org.client(Role.ANNOTATOR).get("/api/v1/me/stats", {"by": "hour"})
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["until"] == today.isoformat()
+    # Times are written as every other answer writes them: UTC, with Z.
+    assert body["until"] == f"{today:%Y-%m-%dT%H:%M:%S}Z"
     assert body["total"]["submitted"] == 4 and body["total"]["review_pass_rate"] == 0.0
     assert [row["submitted"] for row in body["hours"]] == [1, 3]
     for row in [body["total"], *body["projects"], *body["hours"]]:
@@ -190,7 +192,7 @@ def test_your_own_stats_have_no_gold_and_only_whole_ended_days(org):
     # A range ending in the future is cut at the start of today too.
     later = (timezone.now() + timedelta(days=1)).isoformat()
     cut = org.client(Role.ANNOTATOR).get("/api/v1/me/stats", {"until": later}).json()
-    assert cut["until"] == today.isoformat() and cut["total"]["submitted"] == 4
+    assert cut["until"] == f"{today:%Y-%m-%dT%H:%M:%S}Z" and cut["total"]["submitted"] == 4
 
 
 def test_your_throughput_today_is_live_in_total_and_per_project_and_nothing_else(org):
@@ -219,9 +221,9 @@ def test_your_throughput_today_is_live_in_total_and_per_project_and_nothing_else
     response = org.client(Role.ANNOTATOR).get("/api/v1/me/stats")
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["total"]["submitted"] == 7 and body["until"] == today.isoformat()
+    assert body["total"]["submitted"] == 7 and body["until"] == f"{today:%Y-%m-%dT%H:%M:%S}Z"
     found = body["today"]
-    assert found["since"] == today.isoformat()
+    assert found["since"] == body["until"]
     total = found["total"]
     assert set(total) == {*OWN_LIVE_FIELDS, "hours_worked"}
     assert (total["claimed"], total["submitted"], total["hours_worked"]) == (3, 4, hours)
