@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -477,7 +477,7 @@ class ServerWatch:
         while pending:
             pid, group = pending.pop()
             try:
-                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                kids = children(pid)
                 status = Path(f"/proc/{pid}/status").read_text()
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
@@ -504,5 +504,10 @@ class ServerWatch:
 
 
 def children(pid: int) -> list[int]:
-    """The ids of a process's children."""
-    return [int(kid) for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """The ids of a process's children, whichever of its threads started them (a gunicorn
+    worker's request threads start the upload check's processes)."""
+    kids = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):  # the thread ended meanwhile
+            kids.extend(int(kid) for kid in (thread / "children").read_text().split())
+    return kids

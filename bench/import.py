@@ -11,7 +11,9 @@ to 2 and times the job that gives every task its new seat. Not part of the test 
 (``config/gunicorn_conf.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
 ``BENCH_REDIS_URL`` names another). The file is uploaded to the API, and the import polled
 until it is ``done``; it prints the upload's seconds (the answer comes once every row is
-checked), the job's, their total against 25 s for a million rows, and the peak resident memory
+checked; an all-or-nothing import's job is writing them meanwhile), the seconds from the answer
+to ``done``, their total against 25 s for a million rows, the CPU of each in the processes
+serving it (``web pool``: the processes checking the upload), and the peak resident memory
 of each server process (gunicorn's workers, the Celery worker and any process they start).
 
 ``--nesting 10000,40000,100000`` instead times reading a JSON array, a JSON Lines file and a CSV
@@ -216,14 +218,13 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
         ("job", {g: job_cpu[g] - upload_cpu.get(g, 0.0) for g in groups}),
     ):
         print(f"  {name:<19}" + "".join(f"{cpu.get(group, 0.0):>10.1f}" for group in groups))
-    # On two idle cores each phase takes about its longest serial part: the request's own
-    # process, or its share of both cores; the job's database backend, or the worker.
-    up = {g: upload_cpu.get(g, 0.0) for g in groups}
-    job_only = {g: job_cpu[g] - up[g] for g in groups}
-    idle = max(up.get("web", 0.0), (up.get("web", 0.0) + up.get("web pool", 0.0)) / 2) + max(
-        job_only.get("database", 0.0), job_only.get("worker", 0.0)
-    )
-    print(f"CPU-bound estimate on {os.cpu_count()} idle cores: {idle:.1f} s")
+    # On idle cores the import takes at least its longest serial part, the job's one database
+    # backend (an all-or-nothing upload's check runs beside it), and at least all the CPU it
+    # used shared over the cores.
+    used, cores = sum(job_cpu.values()), os.cpu_count() or 1
+    idle = max(job_cpu.get("database", 0.0), used / cores)
+    print(f"CPU-bound estimate on {cores} idle cores: {idle:.1f} s (the database's "
+          f"{job_cpu.get('database', 0.0):.1f} s, or {used:.1f} CPU-seconds over the cores)")  # fmt: skip
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("peak RSS of the server processes (MB):")
     for name, rss in watch.peaks():

@@ -467,6 +467,9 @@ class TaskImport(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The job was queued before the upload's check ended, and reads the checked file as the
+    # check writes it, up to the line that says how the check ended (``tasks.services.imports``).
+    streamed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]

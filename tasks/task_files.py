@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import queue
 import re
 import threading
@@ -611,6 +612,8 @@ CHUNK_BYTES = 2**20
 # ...by several processes when the file is at least this large (starting them costs more than
 # checking a smaller file).
 PARALLEL_MIN_BYTES = 8 * 2**20
+# How much less of the CPU those processes claim than others (nice(1)'s increment).
+CHECK_NICENESS = 10
 
 
 def _checked_jsonl(stream: BinaryIO, kind: Kind, schema: dict, processes: int) -> Iterator[Checked]:
@@ -623,7 +626,12 @@ def _checked_jsonl(stream: BinaryIO, kind: Kind, schema: dict, processes: int) -
     # copy of the caller's threads and database connections.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+    # The checking processes yield the cores to everything else: annotators' requests, and the
+    # job of an all-or-nothing import, which writes the rows as they are checked and is the
+    # longer of the two (bench/import.py).
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=os.nice, initargs=(CHECK_NICENESS,)
+    ) as pool:
         ahead: deque[Future] = deque()
         try:
             for first, chunk in chunks:

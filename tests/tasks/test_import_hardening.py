@@ -258,9 +258,9 @@ def test_a_row_error_naming_a_huge_key_keeps_a_short_path(org):
     assert report.errors[0].field.startswith("data.kkk")
 
 
-# The batch refused is the second of three (its answer is read when the third is sent), or the
-# last (read after every batch was sent).
-@pytest.mark.parametrize("refused", ["img-5", "img-9"])
+# The batch refused is the second of five (its answer is read when the fourth is sent, two
+# being in flight), or the last (read after every batch was sent).
+@pytest.mark.parametrize("refused", ["img-5", "img-19"])
 def test_all_or_nothing_writes_nothing_when_the_database_refuses_a_later_batch(org, refused):
     """Batches committed one by one: a failure in batch 2 left batch 1 (5,000 of 6,000 rows)."""
     project = make_project(org)
@@ -268,7 +268,7 @@ def test_all_or_nothing_writes_nothing_when_the_database_refuses_a_later_batch(o
         cursor.execute(
             f"ALTER TABLE tasks_task ADD CONSTRAINT test_refuses CHECK (external_id <> '{refused}')"
         )
-    body = jsonl(image_rows(12))
+    body = jsonl(image_rows(20))
     with pytest.raises(IntegrityError):
         imported(project, body, on_error="abort", batch_size=4)
     assert not Task.objects.exists() and not Slot.objects.exists()
@@ -277,7 +277,7 @@ def test_all_or_nothing_writes_nothing_when_the_database_refuses_a_later_batch(o
     # Skip mode commits batch by batch: what came before the refused batch stays.
     with pytest.raises(IntegrityError):
         imported(project, body, on_error="skip", batch_size=4)
-    assert len(stored_ids(project)) == (4 if refused == "img-5" else 8)
+    assert len(stored_ids(project)) == (4 if refused == "img-5" else 16)
 
 
 def test_an_all_or_nothing_job_that_fails_in_the_database_leaves_no_row(org):
