@@ -405,11 +405,21 @@ def ms(values: list[float], q: float) -> float:
     return _setup.percentile(values, q) * 1000
 
 
+def claim_columns(system: str, claims: list[float], widths: tuple[int, int, int]) -> str:
+    """Claim p50/p95/p99 in ms; a dash for the loop whose submits bring its claims (no request,
+    so nothing to time)."""
+    if system == ASSAY_NEXT:
+        return " ".join(f"{'-':>{width}}" for width in widths)
+    return " ".join(
+        f"{ms(claims, q):>{w}.1f}" for q, w in zip((0.5, 0.95, 0.99), widths, strict=True)
+    )
+
+
 def print_run(run: Run) -> None:
     print(
         f"  {run.system:<12} {run.size:>9,} tasks run {run.index + 1}: {run.rate:7.1f} cycles/s"
-        f"  claim p50/p95/p99 {ms(run.claims, 0.5):6.1f} {ms(run.claims, 0.95):6.1f}"
-        f" {ms(run.claims, 0.99):6.1f} ms  submit {ms(run.submits, 0.5):6.1f}"
+        f"  claim p50/p95/p99 {claim_columns(run.system, run.claims, (6, 6, 6))}"
+        f" ms  submit {ms(run.submits, 0.5):6.1f}"
         f" {ms(run.submits, 0.95):6.1f} {ms(run.submits, 0.99):6.1f} ms  CPU/cycle"
         + "".join(f" {p} {run.per_cycle_ms(p):.1f}" for p in ("web", "jobs", "database", "client"))
         + f" ms  ({run.cycles:,} cycles{f', {run.empty} empty claims' if run.empty else ''};"
@@ -727,7 +737,7 @@ def report(runs: list[Run], sizes: list[int], checks: list[Check], imports: dict
             }
             server = statistics.median(r.server_ms for r in mine)
             print(f"{system:<13}{size:>10,}{len(mine):>5}{rate:>10.1f}  "
-                  f"{ms(claims, .5):>6.1f} {ms(claims, .95):>6.1f} {ms(claims, .99):>7.1f}  "
+                  f"{claim_columns(system, claims, (6, 6, 7))}  "
                   f"{ms(submits, .5):>6.1f} {ms(submits, .95):>6.1f} {ms(submits, .99):>7.1f}  "
                   f"{cpu['web']:>7.1f} +{cpu['jobs']:>5.1f} +{cpu['database']:>6.1f} = "
                   f"{server:>6.1f}; {cpu['client']:>5.1f}  "

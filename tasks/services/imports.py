@@ -317,25 +317,28 @@ class _CheckStalled(Exception):
 def _lines_as_checked(stream: BinaryIO) -> Iterator[str]:
     """The lines of a checked file the upload's check is still writing, each once it is whole,
     up to the line that says how the check ended."""
-    partial = b""
+    parts: list[bytes] = []  # the start of a line not whole yet
     waiting_since = None
     while True:
         chunk = stream.read(2**20)
         if not chunk:
-            waiting_since = waiting_since or time.monotonic()
-            if time.monotonic() - waiting_since > CHECK_STALLED_AFTER.total_seconds():
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since > CHECK_STALLED_AFTER.total_seconds():
                 raise _CheckStalled(
-                    f"The upload's check wrote nothing for {CHECK_STALLED_AFTER.seconds} s "
-                    "before its end (the request checking it was stopped); nothing was "
+                    f"The upload's check wrote nothing for {CHECK_STALLED_AFTER.total_seconds():.0f}"
+                    " s before its end (the request checking it was stopped); nothing was "
                     "imported. Upload the file again."
                 )
             time.sleep(CHECK_POLL_SECONDS)
             continue
         waiting_since = None
-        block = partial + chunk
-        whole = block.rfind(b"\n") + 1
-        partial = block[whole:]
-        for line in io.StringIO(block[:whole].decode(), newline="\n"):
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            parts.append(chunk)
+            continue
+        whole, parts = b"".join([*parts, chunk[:end]]), [chunk[end:]]
+        for line in io.StringIO(whole.decode(), newline="\n"):
             if line == CHECK_PASSED:
                 return
             if line == CHECK_REFUSED:

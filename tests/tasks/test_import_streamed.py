@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
@@ -164,3 +165,28 @@ def test_a_real_worker_starts_before_the_check_ends_and_refuses_with_it(
     refused = job.pk + 1
     wait_for(lambda: run_lock_free(refused), timeout=60, what="the refused job to end")
     assert Task.objects.count() == 40_000
+
+
+def test_a_check_that_fails_midway_ends_the_file_refused_and_deletes_the_import(org, monkeypatch):
+    """An error of the request's own (the database gone, say) while its job is reading."""
+    project = make_project(org)
+    queued, files = [], []
+    lines = checked_lines(project, image_rows(10))
+    monkeypatch.setattr(imports, "enqueue", lambda job, *ids: queued.extend(ids))
+
+    def check_then_fail(out, *args):
+        out.write(lines)
+        name = TaskImport.objects.get().file.name
+        # Held open, as the job holds it: what was written stays readable once the file goes.
+        files.append((name, default_storage.open(name, "rb")))
+        raise MemoryError
+
+    monkeypatch.setattr(imports, "_check_into", check_then_fail)
+    with pytest.raises(MemoryError):
+        imports._start_streamed(project, io.BytesIO(jsonl(image_rows(10))), "jsonl", None, None)
+    # Its job was queued first; it finds no import to run, or the file's last line refuses it.
+    assert len(queued) == 1 and not TaskImport.objects.exists()
+    [(name, held)] = files
+    with held:
+        assert held.read().endswith(lines + imports.CHECK_REFUSED.encode())
+    assert not default_storage.exists(name) and not Task.objects.exists()
