@@ -208,13 +208,13 @@ class AssignmentSubmitApi(OrganizationApi):
         data.is_valid(raise_exception=True)
         if data.validated_data.pop("next"):
             annotation, created, claimed = claims.assignment_submit_next(
-                assignment=assignment, actor=request.user, **data.validated_data
+                assignment=assignment, **data.validated_data
             )
             body = AnnotationOut(annotation).data
             body["next"] = next_claim_out(claimed)
         else:
             annotation, created = claims.assignment_submit(
-                assignment=assignment, actor=request.user, **data.validated_data
+                assignment=assignment, **data.validated_data
             )
             body = AnnotationOut(annotation).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

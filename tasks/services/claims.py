@@ -49,7 +49,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -354,7 +353,6 @@ def assignment_submit(
     assignment: Assignment,
     payload,
     active_seconds: int | None = None,
-    actor: AbstractBaseUser | None = None,
 ) -> tuple[Annotation, bool]:
     """Store the annotator's work; return it and whether it was new.
 
@@ -375,7 +373,6 @@ def assignment_submit_next(
     assignment: Assignment,
     payload,
     active_seconds: int | None = None,
-    actor: AbstractBaseUser | None = None,
 ) -> tuple[Annotation, bool, ClaimResult]:
     """``assignment_submit``, then the annotator's next task (``claim_after_submit``), in one
     transaction: one request per task.
