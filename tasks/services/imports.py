@@ -271,15 +271,19 @@ def _check_into(out: BinaryIO, project: Project, upload: BinaryIO, fmt: str) -> 
         processes=IMPORT_PROCESSES,
     )
     batch: list[str] = []
+    held = 0
     for line, errors in lines:
         report.rows += 1
         if errors is not None:
             report.add_errors(errors)
         batch.append(line)
-        if len(batch) >= BATCH_SIZE:  # one write a batch: a million calls cost seconds
+        held += len(line)
+        # One write a batch (a million calls cost seconds), and a batch at most held: a file of
+        # rows of megabytes is neither kept whole in memory nor silent for long.
+        if len(batch) >= BATCH_SIZE or held >= BATCH_BYTES:
             out.write("".join(batch).encode())
             out.flush()  # a streamed import's job reads it as it comes
-            batch = []
+            batch, held = [], 0
     out.write("".join(batch).encode())
     report.imported = not report.invalid
     return report

@@ -190,3 +190,22 @@ def test_a_check_that_fails_midway_ends_the_file_refused_and_deletes_the_import(
     with held:
         assert held.read().endswith(lines + imports.CHECK_REFUSED.encode())
     assert not default_storage.exists(name) and not Task.objects.exists()
+
+
+def test_the_check_writes_a_batch_once_it_holds_its_bytes(org, monkeypatch):
+    """Rows of megabytes are written as they pass, not held until 5,000 of them have."""
+    monkeypatch.setattr(imports, "BATCH_BYTES", 2**20)
+    project = make_project(org)
+    rows = image_rows(6)
+    for row in rows:
+        row["data"]["note"] = "x" * 600_000
+    writes: list[int] = []
+
+    class Out(io.BytesIO):
+        def write(self, data: bytes) -> int:
+            writes.append(len(data))
+            return super().write(data)
+
+    imports._check_into(Out(), project, io.BytesIO(jsonl(rows)), "jsonl")
+    # Two rows a write (the second reaches a megabyte), then what is left.
+    assert len(writes) == 4 and max(writes) < 2 * 2**20 and writes[-1] == 0
