@@ -183,6 +183,12 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # Uploaded task files wait here for the import job. Web and worker processes must share it (or
 # configure an object store as the default storage in STORAGES).
 MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or BASE_DIR / "var" / "media"
+# An all-or-nothing import's job reads the checked file while the upload's check writes it
+# (tasks.services.imports). That needs storage where one process sees what another appends as it
+# is written: a local disk, shared by web and worker processes on one machine. Off, for an object
+# store or a network filesystem that shows appends only once the file is closed (NFS), the job
+# starts once the check is done.
+IMPORT_STREAMED = env_bool("IMPORT_STREAMED", True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -13,9 +13,10 @@ checked against a schema the project no longer has.
 
 ``abort`` (all or nothing) writes the whole file in one transaction: an invalid row, an error
 of the database or a worker killed halfway leave nothing behind. So its job need not wait for
-the check: with a worker to run it, it is queued before the check starts and writes the checked
-rows as the request writes them (``streamed``); the request ends the checked file with a line
-saying whether every row passed, and a refused file's job rolls back. bench/import.py, a
+the check: with a worker to run it (and ``settings.IMPORT_STREAMED``), it is queued before the
+check starts and writes the checked rows as the request writes them (``streamed``); the request
+ends the checked file with a line saying whether every row passed, and a refused file's job
+rolls back. bench/import.py, a
 million rows over HTTP on two cores: 34.5-35.3 s so, against 39.3-42.5 s for the job started
 once the check was done, in runs alternating with them. ``skip`` commits batch by batch, so a
 long import never holds one transaction open on the task tables, and a file refused after some
@@ -44,6 +45,7 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from celery import Task
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -521,8 +523,10 @@ def task_import_start(
     # Imported here: the jobs module imports these services.
     from tasks.jobs import run_import
 
-    # Without a worker the job runs within ``enqueue``, so it can only follow the check.
-    if on_error == OnError.ABORT and not run_import.app.conf.task_always_eager:
+    # Without a worker the job runs within ``enqueue``, so it can only follow the check; and
+    # the job can read the check as it goes only where the storage shows it (settings).
+    streamed = settings.IMPORT_STREAMED and not run_import.app.conf.task_always_eager
+    if on_error == OnError.ABORT and streamed:
         job, report = _start_streamed(project, upload, fmt, actor, run_import)
     else:
         job, report = _start_checked(project, upload, fmt, on_error, actor, run_import)

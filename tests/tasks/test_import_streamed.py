@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from tasks.jobs import run_import
 from tasks.locks import IMPORT_RUN_LOCK_BASE
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services import imports
@@ -209,3 +210,17 @@ def test_the_check_writes_a_batch_once_it_holds_its_bytes(org, monkeypatch):
     imports._check_into(Out(), project, io.BytesIO(jsonl(rows)), "jsonl")
     # Two rows a write (the second reaches a megabyte), then what is left.
     assert len(writes) == 4 and max(writes) < 2 * 2**20 and writes[-1] == 0
+
+
+def test_with_streaming_off_the_job_is_queued_once_the_check_is_done(org, monkeypatch, settings):
+    """For storage that shows another process's appends only once the file is closed."""
+    settings.IMPORT_STREAMED = False
+    project = make_project(org)
+    queued = []
+    monkeypatch.setattr(imports, "enqueue", lambda job, *ids: queued.extend(ids))
+    monkeypatch.setattr(run_import.app.conf, "task_always_eager", False)
+    upload = SimpleUploadedFile("t.jsonl", jsonl(image_rows(3)))
+    job, refused = imports.task_import_start(project=project, upload=upload, fmt="jsonl")
+    assert refused is None and not job.streamed and queued == [job.pk]
+    with job.file.open("rb") as checked:
+        assert checked.read().endswith(checked_lines(project, image_rows(3)))
