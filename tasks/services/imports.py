@@ -16,12 +16,12 @@ of the database or a worker killed halfway leave nothing behind. So its job need
 the check: with a worker to run it (and ``settings.IMPORT_STREAMED``), it is queued before the
 check starts and writes the checked rows as the request writes them (``streamed``); the request
 ends the checked file with a line saying whether every row passed, and a refused file's job
-rolls back. bench/import.py, a
-million rows over HTTP on two cores: 34.5-35.3 s so, against 39.3-42.5 s for the job started
-once the check was done, in runs alternating with them. ``skip`` commits batch by batch, so a
-long import never holds one transaction open on the task tables, and a file refused after some
-batches committed would leave them: its job starts once the check is done. A run that stopped
-halfway is resumed by running it again, since rows whose external id exists are left alone.
+rolls back. bench/import.py, a million rows over HTTP on two cores: 34.5-35.3 s so, against
+39.3-42.5 s for the job started once the check was done, in runs alternating with them.
+``skip`` commits batch by batch, so a long import never holds one transaction open on the task
+tables, and a file refused after some batches committed would leave them: its job starts once
+the check is done. A run that stopped halfway is resumed by running it again, since rows whose
+external id exists are left alone.
 
 A running import has a heartbeat (``heartbeat_at``, kept fresh from a thread with a database
 connection of its own, which also holds the import's run lock). The beat job
@@ -438,10 +438,7 @@ def _import_all_or_nothing(
                         progress(report.rows)
                 if report.invalid:
                     raise _RolledBack
-                if not report.rows:
-                    raise ValidationFailed(
-                        "The file has no rows.", fields={"file": ["No rows found."]}
-                    )
+                _refuse_empty(report)
                 if batch:
                     report.created += inserts.add(batch)
                 report.created += inserts.finish()
@@ -603,6 +600,7 @@ def _start_streamed(
 
 
 def _refuse_empty(report: ImportReport) -> None:
+    """An all-or-nothing file of no rows is refused: by the request, or by a job that finds it."""
     if not report.rows:
         raise ValidationFailed("The file has no rows.", fields={"file": ["No rows found."]})
 
