@@ -331,6 +331,44 @@ def test_the_manager_adds_and_removes_a_member_from_the_staffing_board(org, sign
     assert manager.offsite_requests() == []
 
 
+def test_a_late_answer_for_the_project_first_shown_does_not_replace_the_one_chosen_since(
+    org, signed_in
+):
+    chosen = make_project(org, name="Street scenes", required_skill_level=2)
+    # Listed first, by its nearer deadline, so the page shows it on loading.
+    other = make_project(org, name="Night drive", deadline=timezone.now() + timedelta(days=1))
+    carl = org.add_annotator("carl")
+    manager = signed_in(org.manager.user)
+    page = manager.page
+    held = []
+
+    def hold_other_projects(route):
+        if f"/projects/{chosen.pk}/" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/projects/\d+/(review-)?staffing"), hold_other_projects)
+    page.goto("/staffing/")
+    expect(page.locator(f'#projects tr[data-project="{other.pk}"]')).to_be_visible()
+    page.locator(f'#projects tr[data-project="{chosen.pk}"]').get_by_role("button").click()
+    carl_row = page.locator(f'#staffing tr[data-annotator="{carl.pk}"]')
+    expect(carl_row).to_contain_text("skill bbox no level < 2")
+    # The page chose the first project on loading; its answers arrive only now, late.
+    assert {route.request.url.split("/projects/")[1] for route in held} == {
+        f"{other.pk}/staffing",
+        f"{other.pk}/review-staffing",
+    }
+    for route in held:
+        with page.expect_response(route.request.url) as answer:
+            route.continue_()
+        answer.value.finished()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+    expect(carl_row).to_contain_text("skill bbox no level < 2")
+    expect(page.locator("#staffing-project")).to_contain_text("Street scenes")
+    assert manager.errors == []
+
+
 def test_each_page_refuses_the_roles_it_is_not_for_and_sends_strangers_to_log_in(
     org, other_org, signed_in, tab
 ):

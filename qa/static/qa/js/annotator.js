@@ -13,6 +13,7 @@ import {
   intervalBar,
   liveBadge,
   liveSocket,
+  newest,
   percent,
   throttled,
 } from "./core.js";
@@ -54,35 +55,39 @@ function accuracyTable(rows, key, heading) {
   );
 }
 
-async function loadAccuracy() {
-  const { body } = await api(`annotators/${annotator}/accuracy`);
-  figures = body.projects.find((row) => row.project === project) || null;
-  $("fig-mean").textContent = figures ? percent(figures.mean, 1) : "—";
-  $("fig-interval").textContent = figures && figures.low !== null ? `${percent(figures.low)} – ${percent(figures.high)}` : "—";
-  $("fig-n").textContent = figures ? figures.scored : "0";
-  $("fig-recent").textContent = figures && figures.recent_mean !== null ? percent(figures.recent_mean, 0) : "—";
-  const tables = [
-    accuracyTable(body.projects, "name", "Project"),
-    accuracyTable(body.kinds, "kind", "Kind"),
-    accuracyTable(body.domains, "domain", "Domain"),
-  ].filter(Boolean);
-  fill($("accuracy-all"), tables.length ? tables : h("p", { class: "hint" }, "No gold scored yet."));
-  drawTrend();
-}
+const loadAccuracy = newest(
+  () => api(`annotators/${annotator}/accuracy`),
+  ({ body }) => {
+    figures = body.projects.find((row) => row.project === project) || null;
+    $("fig-mean").textContent = figures ? percent(figures.mean, 1) : "—";
+    $("fig-interval").textContent = figures && figures.low !== null ? `${percent(figures.low)} – ${percent(figures.high)}` : "—";
+    $("fig-n").textContent = figures ? figures.scored : "0";
+    $("fig-recent").textContent = figures && figures.recent_mean !== null ? percent(figures.recent_mean, 0) : "—";
+    const tables = [
+      accuracyTable(body.projects, "name", "Project"),
+      accuracyTable(body.kinds, "kind", "Kind"),
+      accuracyTable(body.domains, "domain", "Domain"),
+    ].filter(Boolean);
+    fill($("accuracy-all"), tables.length ? tables : h("p", { class: "hint" }, "No gold scored yet."));
+    drawTrend();
+  },
+);
 
 // -- work: the hourly stats of the last 7 days, what reviewers found, labels vs consensus ---
 
-async function loadWork() {
-  const { body } = await api(`annotators/${annotator}/stats`);
-  const row = body.projects.find((p) => p.project === project) || null;
-  const shown = (value, format) => (row && value !== null && value !== undefined ? format(value) : "—");
-  $("work-submitted").textContent = row ? row.submitted : "0";
-  $("work-throughput").textContent = shown(row?.throughput_per_hour, (v) => v.toFixed(1));
-  $("work-median").textContent = handlingTime(row?.handling_median_seconds);
-  $("work-p90").textContent = handlingTime(row?.handling_p90_seconds);
-  $("work-pass").textContent = shown(row?.review_pass_rate, (v) => percent(v, 0));
-  $("work-agreement").textContent = shown(row?.agreement_mean, (v) => percent(v, 0));
-}
+const loadWork = newest(
+  () => api(`annotators/${annotator}/stats`),
+  ({ body }) => {
+    const row = body.projects.find((p) => p.project === project) || null;
+    const shown = (value, format) => (row && value !== null && value !== undefined ? format(value) : "—");
+    $("work-submitted").textContent = row ? row.submitted : "0";
+    $("work-throughput").textContent = shown(row?.throughput_per_hour, (v) => v.toFixed(1));
+    $("work-median").textContent = handlingTime(row?.handling_median_seconds);
+    $("work-p90").textContent = handlingTime(row?.handling_p90_seconds);
+    $("work-pass").textContent = shown(row?.review_pass_rate, (v) => percent(v, 0));
+    $("work-agreement").textContent = shown(row?.agreement_mean, (v) => percent(v, 0));
+  },
+);
 
 function drawConfusion({ classes, confusion }) {
   const total = confusion.reduce((sum, cells) => sum + cells.reduce((a, b) => a + b, 0), 0);
@@ -111,18 +116,20 @@ function drawConfusion({ classes, confusion }) {
   );
 }
 
-async function loadErrors() {
-  const { body } = await api(`projects/${project}/annotators/${annotator}/errors`);
-  fill(
-    $("error-tags").tBodies[0],
-    body.error_tags.length
-      ? body.error_tags.map((tag) =>
-          h("tr", {}, h("td", {}, h("code", {}, tag.code)), h("td", {}, tag.description), h("td", { class: "num" }, String(tag.count))),
-        )
-      : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "No reviewer tagged an error in their work here.")),
-  );
-  if (body.confusion) drawConfusion(body.confusion);
-}
+const loadErrors = newest(
+  () => api(`projects/${project}/annotators/${annotator}/errors`),
+  ({ body }) => {
+    fill(
+      $("error-tags").tBodies[0],
+      body.error_tags.length
+        ? body.error_tags.map((tag) =>
+            h("tr", {}, h("td", {}, h("code", {}, tag.code)), h("td", {}, tag.description), h("td", { class: "num" }, String(tag.count))),
+          )
+        : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "No reviewer tagged an error in their work here.")),
+    );
+    if (body.confusion) drawConfusion(body.confusion);
+  },
+);
 
 // -- the trend chart (plotly.js, served from the plotly package) -------------------------
 
@@ -162,12 +169,14 @@ function drawTrend() {
 
 // -- gold results ----------------------------------------------------------------------
 
-async function loadGold() {
-  const { body } = await api(`projects/${project}/annotators/${annotator}/gold-scores?limit=${GOLD_READ}`);
-  scores = body.reverse().map((s) => ({ at: s.scored_at, score: s.score, task: s.task, annotation: s.annotation }));
-  drawGold();
-  drawTrend();
-}
+const loadGold = newest(
+  () => api(`projects/${project}/annotators/${annotator}/gold-scores?limit=${GOLD_READ}`),
+  ({ body }) => {
+    scores = body.reverse().map((s) => ({ at: s.scored_at, score: s.score, task: s.task, annotation: s.annotation }));
+    drawGold();
+    drawTrend();
+  },
+);
 
 function addGold(score) {
   const known = scores.findIndex((s) => s.annotation === score.annotation);
@@ -219,49 +228,53 @@ function undoForm(action) {
   return form;
 }
 
-async function loadActions() {
-  const { body } = await api(`annotators/${annotator}/quality-actions?page_size=50`);
-  fill(
-    $("actions"),
-    body.results.length
-      ? body.results.map((action) =>
-          h(
-            "li",
-            { class: action.undone_at ? "undone" : null, dataset: { action: action.id } },
-            h("strong", {}, action.effect || action.action),
-            action.project !== project ? h("span", { class: "hint" }, ` (project ${action.project})`) : null,
-            h("br"),
-            h("span", { class: "when" }, `${action.metric} ${action.value.toFixed(2)} crossed ${action.threshold.toFixed(2)} · ${moment(action.created_at)}`),
-            action.undone_at
-              ? h("div", { class: "when" }, `Undone ${moment(action.undone_at)}: ${action.undo_reason}`)
-              : config.can_undo
-                ? undoForm(action)
-                : null,
-          ),
-        )
-      : h("li", { class: "hint" }, "No quality rule has acted on this annotator."),
-  );
-}
+const loadActions = newest(
+  () => api(`annotators/${annotator}/quality-actions?page_size=50`),
+  ({ body }) => {
+    fill(
+      $("actions"),
+      body.results.length
+        ? body.results.map((action) =>
+            h(
+              "li",
+              { class: action.undone_at ? "undone" : null, dataset: { action: action.id } },
+              h("strong", {}, action.effect || action.action),
+              action.project !== project ? h("span", { class: "hint" }, ` (project ${action.project})`) : null,
+              h("br"),
+              h("span", { class: "when" }, `${action.metric} ${action.value.toFixed(2)} crossed ${action.threshold.toFixed(2)} · ${moment(action.created_at)}`),
+              action.undone_at
+                ? h("div", { class: "when" }, `Undone ${moment(action.undone_at)}: ${action.undo_reason}`)
+                : config.can_undo
+                  ? undoForm(action)
+                  : null,
+            ),
+          )
+        : h("li", { class: "hint" }, "No quality rule has acted on this annotator."),
+    );
+  },
+);
 
 // -- audit -----------------------------------------------------------------------------
 
-async function loadAudit() {
-  const { body } = await api(`audit-events/?annotator=${annotator}&page_size=30`);
-  fill(
-    $("audit").tBodies[0],
-    body.results.length
-      ? body.results.map((event) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, moment(event.at)),
-            h("td", {}, h("strong", {}, event.verb), " ", event.target_repr, event.reason ? h("div", { class: "hint" }, event.reason) : null),
-            h("td", {}, event.actor),
-          ),
-        )
-      : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "Nothing audited yet.")),
-  );
-}
+const loadAudit = newest(
+  () => api(`audit-events/?annotator=${annotator}&page_size=30`),
+  ({ body }) => {
+    fill(
+      $("audit").tBodies[0],
+      body.results.length
+        ? body.results.map((event) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, moment(event.at)),
+              h("td", {}, h("strong", {}, event.verb), " ", event.target_repr, event.reason ? h("div", { class: "hint" }, event.reason) : null),
+              h("td", {}, event.actor),
+            ),
+          )
+        : h("tr", {}, h("td", { colspan: 3, class: "hint" }, "Nothing audited yet.")),
+    );
+  },
+);
 
 async function loadAll() {
   await Promise.all([loadAccuracy(), loadGold(), loadActions(), loadAudit(), loadWork(), loadErrors()]);

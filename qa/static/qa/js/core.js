@@ -230,6 +230,21 @@ export function refresh(fn) {
     .catch((error) => console.warn(`Could not refresh: ${error.message}`));
 }
 
+/**
+ * A loader that draws only the answer to its newest call: `read(...args)` fetches, `draw(answer,
+ * ...args)` shows it. An answer that arrives once a later call has been made is dropped, so a
+ * slow answer never overwrites a newer one (a project chosen, then another; a refresh racing the
+ * snapshot's).
+ */
+export function newest(read, draw) {
+  let calls = 0;
+  return async (...args) => {
+    const call = ++calls;
+    const answer = await read(...args);
+    if (call === calls) draw(answer, ...args);
+  };
+}
+
 /** Run `fn` at most once per `ms`, trailing: bursts of events cost one re-fetch. */
 export function throttled(fn, ms) {
   let timer = null;

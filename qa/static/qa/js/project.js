@@ -13,6 +13,7 @@ import {
   intervalBar,
   liveBadge,
   liveSocket,
+  newest,
   percent,
   throttled,
 } from "./core.js";
@@ -96,10 +97,11 @@ function showLeaderboard(accuracy, stats) {
 
 const weekStats = () => api(`projects/${project}/stats`).then(({ body }) => body);
 
-async function loadLeaderboard() {
-  const [accuracy, stats] = await Promise.all([apiAll(`projects/${project}/accuracy`), weekStats()]);
-  showLeaderboard(accuracy, stats);
-}
+// The leaderboard, read again or (from a snapshot) given its accuracy rows.
+const loadLeaderboard = newest(
+  (accuracy = null) => Promise.all([accuracy || apiAll(`projects/${project}/accuracy`), weekStats()]),
+  ([accuracy, stats]) => showLeaderboard(accuracy, stats),
+);
 
 /** A stats row of the hour; a row of an earlier hour than the one shown is old news. */
 function keepStats(row) {
@@ -109,12 +111,13 @@ function keepStats(row) {
   return true;
 }
 
-async function loadProgress() {
-  const { body } = await api(`projects/${project}`);
-  const p = body.progress;
-  $("stat-tasks").textContent = `${p.tasks_complete} / ${p.tasks_total}`;
-  $("stat-annotations").textContent = `${p.annotations_submitted} / ${p.annotations_needed}`;
-}
+const loadProgress = newest(
+  () => api(`projects/${project}`),
+  ({ body: { progress: p } }) => {
+    $("stat-tasks").textContent = `${p.tasks_complete} / ${p.tasks_total}`;
+    $("stat-annotations").textContent = `${p.annotations_submitted} / ${p.annotations_needed}`;
+  },
+);
 
 const EFFECTS = {
   suspend_project: "suspended from the project",
@@ -141,8 +144,9 @@ function alertItem({ id, annotator, metric, value, threshold, label, created_at,
 
 let seenActions = null;
 
-async function loadAlerts() {
-  const { body } = await api(`projects/${project}/quality-actions?page_size=30`);
+const loadAlerts = newest(() => api(`projects/${project}/quality-actions?page_size=30`), drawAlerts);
+
+function drawAlerts({ body }) {
   const before = seenActions;
   seenActions = new Set(body.results.map((action) => action.id));
   fill(
@@ -162,8 +166,7 @@ async function loadAlerts() {
 async function loadAll(snapshot) {
   hourStats.clear();
   for (const row of snapshot.data.stats) keepStats(row);
-  const [stats] = await Promise.all([weekStats(), loadProgress(), loadAlerts()]);
-  showLeaderboard(snapshot.data.leaderboard, stats);
+  await Promise.all([loadLeaderboard(snapshot.data.leaderboard), loadProgress(), loadAlerts()]);
 }
 
 const refreshLeaderboard = throttled(loadLeaderboard, 500);

@@ -1,7 +1,7 @@
 // The staffing board: projects with their progress against the deadline, and for the chosen
 // project who qualifies (and why the others do not), who has room, and who is a member.
 
-import { announce, api, apiAll, date, daysUntil, fill, h, intervalBar, percent } from "./core.js";
+import { announce, api, apiAll, date, daysUntil, fill, h, intervalBar, newest, percent } from "./core.js";
 
 const $ = (id) => document.getElementById(id);
 let projects = [];
@@ -77,16 +77,17 @@ function drawProjects() {
   );
 }
 
-async function loadProjects() {
-  const since = new Date(Date.now() - 86_400_000).toISOString();
-  const [all, today] = await Promise.all([
-    apiAll("projects/"),
-    api(`stats/projects?since=${encodeURIComponent(since)}`),
-  ]);
-  projects = all.filter((project) => project.status !== "archived");
-  submittedToday = new Map(today.body.projects.map((row) => [row.project, row.submitted]));
-  drawProjects();
-}
+const loadProjects = newest(
+  () => {
+    const since = new Date(Date.now() - 86_400_000).toISOString();
+    return Promise.all([apiAll("projects/"), api(`stats/projects?since=${encodeURIComponent(since)}`)]);
+  },
+  ([all, today]) => {
+    projects = all.filter((project) => project.status !== "archived");
+    submittedToday = new Map(today.body.projects.map((row) => [row.project, row.submitted]));
+    drawProjects();
+  },
+);
 
 function staffingRow(row) {
   const load = row.load;
@@ -156,16 +157,18 @@ function reviewerRow(row) {
   );
 }
 
-async function loadStaffing() {
-  const [{ body }, { body: reviewers }] = await Promise.all([
-    api(`projects/${chosen.id}/staffing`),
-    api(`projects/${chosen.id}/review-staffing`),
-  ]);
+// The chosen project's staffing; a late answer for a project chosen before is not drawn.
+const loadStaffing = newest(
+  (project) => Promise.all([api(`projects/${project.id}/staffing`), api(`projects/${project.id}/review-staffing`)]),
+  ([{ body }, { body: reviewers }], project) => drawStaffing(project, body, reviewers),
+);
+
+function drawStaffing(project, body, reviewers) {
   const table = (rows) =>
     h(
       "table",
       { class: "figures" },
-      h("thead", {}, h("tr", {}, ["Annotator", "Qualified", "Level", "Load", `Accuracy in ${chosen.kind}`, ""].map((title) => h("th", {}, title)))),
+      h("thead", {}, h("tr", {}, ["Annotator", "Qualified", "Level", "Load", `Accuracy in ${project.kind}`, ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, rows.map(staffingRow)),
     );
   const scroll = (rows) => h("div", { class: "scroll" }, table(rows));
@@ -199,7 +202,7 @@ async function choose(project) {
   $("staffing-project").textContent = `${project.name} · needs ${project.kind} level ${project.required_skill_level}${project.required_domains.length ? ` and ${project.required_domains.join(", ")}` : ""}`;
   announce($("staffing-notice"), "");
   drawProjects();
-  await loadStaffing();
+  await loadStaffing(project);
 }
 
 async function change(row, request, done) {
@@ -209,7 +212,7 @@ async function change(row, request, done) {
   } catch (error) {
     announce($("staffing-notice"), error.message, "error");
   }
-  await Promise.all([loadStaffing(), loadProjects()]);
+  await Promise.all([loadStaffing(chosen), loadProjects()]);
 }
 
 const add = (row, role = "annotator") =>
