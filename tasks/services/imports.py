@@ -233,7 +233,7 @@ def _write(project: Project, rows: list[Row]) -> int:
     with transaction.atomic():
         # The overlap as it is now, held while the batch is written: a raise of the overlap waits
         # for the batch, and the seats it adds then reach these tasks too.
-        overlap = lock_project_overlap(project.pk)
+        overlap = lock_project_overlap(project.pk, wait=True)
         return _insert(project, overlap, rows)
 
 
@@ -410,10 +410,11 @@ def _import_all_or_nothing(
     try:
         # One transaction for the file: a later batch's failure (or a killed worker) must not
         # leave the earlier ones. It holds the project's overlap for its length (claims go on:
-        # the lock is FOR NO KEY UPDATE), and vacuum waits for it; bench/import.py measured a
-        # million rows in 29.0 s this way and 33.7 s committing batch by batch.
+        # the lock is FOR NO KEY UPDATE), the project's next import waits for it, and vacuum
+        # waits for it; bench/import.py measured a million rows in 29.0 s this way and 33.7 s
+        # committing batch by batch.
         with transaction.atomic():
-            overlap = lock_project_overlap(project.pk)
+            overlap = lock_project_overlap(project.pk, wait=True)
             # Django's foreign keys are deferred: checked at commit, 3 a task, queued in the
             # backend's memory until then (a million rows took 35.1 s, 11 of them in the
             # commit). Checked as each batch is written: 29.0 s, and the commit is quick.

@@ -4,11 +4,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import TestCase
 
 from tasks.models import ImportStatus, Slot, Task, TaskImport
@@ -191,3 +195,36 @@ def test_an_import_the_broker_cannot_take_stays_queued_and_runs_once_it_is_back(
     job.refresh_from_db()
     assert job.status == ImportStatus.DONE and Task.objects.count() == 2
     assert not PendingJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("on_error", ["abort", "skip"])
+def test_an_import_waits_its_turn_behind_the_projects_earlier_import_past_the_lock_timeout(
+    org, eager_jobs_off, on_error
+):
+    """An earlier import holds the project's row until its file is written, which may take
+    longer than a worker's lock timeout: the next import waits for it instead of failing."""
+    project = make_project(org)
+    job = start(project, image_rows(3), on_error=on_error)
+    earlier = psycopg.connect(database_url(), autocommit=False)
+    earlier.execute(
+        "SELECT id FROM tasks_project WHERE id = %s FOR NO KEY UPDATE", [project.pk]
+    ).fetchone()
+    held = 1.0
+    threading.Timer(held, earlier.rollback).start()
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '100ms'")  # the worker's 60 s, made short
+    try:
+        started = time.monotonic()
+        job = task_import_run(import_id=job.pk)
+        waited = time.monotonic() - started
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "100ms"  # only the project's lock waited longer
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+        earlier.close()
+    assert (job.status, job.error) == (ImportStatus.DONE, "")
+    assert Task.objects.filter(project=project).count() == 3
+    assert waited >= held
