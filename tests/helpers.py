@@ -292,6 +292,28 @@ def database_url() -> str:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@contextmanager
+def project_row_held(project, seconds: float) -> Iterator[None]:
+    """Another connection holds the project's row for ``seconds`` (as an import writing its
+    file does) while this one's ``lock_timeout`` is 100 ms: what waits for that row within
+    the block must wait past its lock timeout to get it."""
+    import psycopg
+
+    holder = psycopg.connect(database_url())
+    holder.execute("SELECT id FROM tasks_project WHERE id = %s FOR NO KEY UPDATE", [project.pk])
+    release = threading.Timer(seconds, holder.rollback)
+    release.start()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', '100ms', false)")
+    try:
+        yield
+    finally:
+        release.join()
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
     with socket.socket() as sock:

@@ -312,7 +312,9 @@ def project_seats_add(*, project: Project) -> int:
     while first <= ids["last"]:
         after = first + SEATS_BATCH_SIZE - 1
         with transaction.atomic():
-            overlap = lock_project_overlap(project.pk)
+            # Behind an import, which holds the project until its file is written: waited for
+            # however long, since a batch given up would leave its tasks short of seats.
+            overlap = lock_project_overlap(project.pk, wait=True)
             tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
             # A cancelled task gets no new seat: nobody is to be served it again.
             # Nor a gold task: it has no seats.

@@ -4,11 +4,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,7 +15,14 @@ from django.test import TestCase
 
 from tasks.models import ImportStatus, Slot, Task, TaskImport
 from tasks.services.imports import task_import_run, task_import_start
-from tests.helpers import database_url, image_rows, import_rows, make_project, wait_for
+from tests.helpers import (
+    database_url,
+    image_rows,
+    import_rows,
+    make_project,
+    project_row_held,
+    wait_for,
+)
 from workforce.models import AuditEvent, PendingJob, Role
 from workforce.queue import pending_jobs_requeue
 
@@ -206,25 +211,13 @@ def test_an_import_waits_its_turn_behind_the_projects_earlier_import_past_the_lo
     longer than a worker's lock timeout: the next import waits for it instead of failing."""
     project = make_project(org)
     job = start(project, image_rows(3), on_error=on_error)
-    earlier = psycopg.connect(database_url(), autocommit=False)
-    earlier.execute(
-        "SELECT id FROM tasks_project WHERE id = %s FOR NO KEY UPDATE", [project.pk]
-    ).fetchone()
-    held = 1.0
-    threading.Timer(held, earlier.rollback).start()
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '100ms'")  # the worker's 60 s, made short
-    try:
-        started = time.monotonic()
+    started = time.monotonic()
+    with project_row_held(project, seconds=1.0):
         job = task_import_run(import_id=job.pk)
         waited = time.monotonic() - started
         with connection.cursor() as cursor:
             cursor.execute("SHOW lock_timeout")
             assert cursor.fetchone()[0] == "100ms"  # only the project's lock waited longer
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
-        earlier.close()
     assert (job.status, job.error) == (ImportStatus.DONE, "")
     assert Task.objects.filter(project=project).count() == 3
-    assert waited >= held
+    assert waited >= 1.0

@@ -1,6 +1,7 @@
 """Raising a project's overlap once it has tasks: every task gets its new seats, in order."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection, transaction
@@ -15,6 +16,7 @@ from tests.helpers import (
     image_rows,
     import_rows,
     make_project,
+    project_row_held,
     run_claimers,
     staff,
     wait_for,
@@ -257,6 +259,21 @@ def test_a_raise_waits_for_an_import_batch_written_with_the_old_overlap(org):
     assert waiting, "the overlap was raised without waiting for the import batch"
     assert overlaps == [1]
     assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_seats_job_waits_behind_an_import_holding_the_project_past_the_lock_timeout(org):
+    """An import holds the project until its file is written; the job adding a raise's seats
+    waits for it, however long, instead of failing and leaving the older tasks short."""
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    Project.objects.filter(pk=project.pk).update(overlap=2)  # raised; the job is the test's
+    started = time.monotonic()
+    with project_row_held(project, seconds=1.0):
+        added = project_seats_add(project=project)
+    assert time.monotonic() - started >= 1.0
+    assert added == 2
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 2
 
 
 @pytest.mark.django_db
