@@ -2,8 +2,8 @@
 
 Services queue ``run_import`` and ``add_overlap_seats`` after commit through
 ``workforce.queue.enqueue``, which keeps a message the broker refused and sends it again, so
-either may run twice. Beat runs ``expire_assignments`` and ``recover_imports``
-(``CELERY_BEAT_SCHEDULE``).
+either may run twice. Beat runs ``expire_assignments``, ``recover_imports`` and
+``catch_up_overlap_seats`` (``CELERY_BEAT_SCHEDULE``).
 """
 
 from celery import shared_task
@@ -36,3 +36,9 @@ def add_overlap_seats(project_id: int) -> int:
     """Give a project's tasks the seats a raised overlap adds; safe to run again."""
     project = Project.objects.filter(pk=project_id).first()
     return projects.project_seats_add(project=project) if project else 0
+
+
+@shared_task(name="tasks.catch_up_overlap_seats")
+def catch_up_overlap_seats() -> int:
+    """Seat the raised overlaps whose ``add_overlap_seats`` run failed or was lost."""
+    return projects.project_seats_catch_up()

@@ -44,6 +44,10 @@ class Project(TimeStamped):
     required_skill_level = models.PositiveSmallIntegerField(default=0)
     required_domains = models.ManyToManyField(Domain, blank=True, related_name="projects")
     overlap = models.PositiveSmallIntegerField(default=1)
+    # The overlap every task has its seats for: behind ``overlap`` from a raise until the job
+    # ``tasks.add_overlap_seats`` has given every task its new seats (the beat job
+    # ``tasks.catch_up_overlap_seats`` finishes what a failed or lost run left).
+    seated_overlap = models.PositiveSmallIntegerField(default=1)
     # Gold is on when ``gold_rate`` is above 0: a claim is gold with that probability, or with
     # ``newcomer_gold_rate`` (when higher) until the annotator has submitted
     # ``newcomer_gold_tasks`` gold tasks in the project (``tasks/services/claims.sql``).

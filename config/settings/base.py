@@ -355,6 +355,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "catch-up-overlap-seats": {
+        "task": "tasks.catch_up_overlap_seats",
+        # A raise whose seats job failed (its database went away) or was lost is seated by the
+        # next run, within two minutes.
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
     "catch-up-task-agreements": {
         "task": "qa.catch_up_task_agreements",
         # Tasks whose agreement job the broker refused or a worker lost are computed by the

@@ -1,8 +1,10 @@
 """Creating and changing projects, and staffing them."""
 
+import logging
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Max, Min
+from django.db.models import F, Max, Min
 from django.utils import timezone
 
 from config.errors import Conflict, ErrorCode, FieldErrors, NotFound, ValidationFailed
@@ -51,6 +53,10 @@ EDITABLE = {
 }
 # Tasks whose seats are added in one transaction when the overlap is raised.
 SEATS_BATCH_SIZE = 2_000
+# Projects seated by one run of the catch-up; the next run takes the rest.
+SEATS_CATCH_UP_LIMIT = 20
+
+logger = logging.getLogger(__name__)
 
 
 def project_check(
@@ -115,7 +121,9 @@ def project_create(
         organization=organization, kind=kind, fields=fields, unknown_reason="Unknown field."
     )
     fields.pop("required_domains", None)
-    project = Project.objects.create(organization=organization, name=name, kind=kind, **fields)
+    project = Project(organization=organization, name=name, kind=kind, **fields)
+    project.seated_overlap = project.overlap  # no task yet: nothing to seat
+    project.save(force_insert=True)
     project.required_domains.set(domains)
     audit_record(
         organization=organization,
@@ -168,9 +176,12 @@ def project_update(*, project: Project, actor: AbstractBaseUser | None, **fields
         from tasks.jobs import add_overlap_seats
 
         enqueue(add_overlap_seats, project.pk)
+    elif not has_tasks:
+        fields["seated_overlap"] = overlap  # no task to seat, whichever way it moves
     if "required_domains" in fields:
         fields["required_domains"] = domains
     changes = model_update(project, fields)
+    changes.pop("seated_overlap", None)  # bookkeeping that follows the overlap: not a setting
     if changes:
         audit_record(
             organization=project.organization,
@@ -302,14 +313,39 @@ def project_seats_add(*, project: Project) -> int:
     taken, as a claim would have opened it; the others wait their turn. A task that was complete
     needs the new seats filled, so it is complete no longer.
     """
-    # Tasks imported after the raise come with every seat; those that exist now are the work.
+    # What every task has its seats for once this run ends: the overlap as it is now (a later
+    # raise is seated by its own run). Tasks imported after the raise come with every seat;
+    # those that exist now are the work.
+    target = Project.objects.values_list("overlap", flat=True).get(pk=project.pk)
     ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
-    if ids["first"] is None:
-        return 0
-    added, first = 0, ids["first"]
+    added = _seats_add(project, ids["first"], ids["last"]) if ids["first"] is not None else 0
+    with transaction.atomic():
+        lock_project_overlap(project.pk, wait=True)  # waited for, as each batch waits
+        seating = Project.objects.filter(pk=project.pk, seated_overlap__lt=target)
+        seating.update(seated_overlap=target)
+    return added
+
+
+def project_seats_catch_up(*, limit: int = SEATS_CATCH_UP_LIMIT) -> int:
+    """Give their seats to the projects whose raised overlap is not seated yet (the run of
+    ``tasks.add_overlap_seats`` failed, or its message was lost); return how many were."""
+    behind = Project.objects.filter(seated_overlap__lt=F("overlap")).order_by("pk")
+    done = 0
+    for project in behind[:limit]:
+        try:
+            project_seats_add(project=project)
+        except Exception:
+            logger.exception("The seats of project %s could not be added", project.pk)
+        else:
+            done += 1
+    return done
+
+
+def _seats_add(project: Project, first: int, last: int) -> int:
+    added = 0
     # Ranges of ids rather than "the next N tasks": a bounded range keeps every plan on the
     # primary key, where ORDER BY ... LIMIT could be planned as a sort of the whole project.
-    while first <= ids["last"]:
+    while first <= last:
         after = first + SEATS_BATCH_SIZE - 1
         with transaction.atomic():
             # Behind an import, which holds the project until its file is written: waited for
@@ -324,12 +360,12 @@ def project_seats_add(*, project: Project) -> int:
             if not batch:
                 # Other projects' tasks in between: go straight to this project's next one.
                 later = Task.objects.filter(project=project, pk__gt=after)
-                first = later.aggregate(next=Min("pk"))["next"] or ids["last"] + 1
+                first = later.aggregate(next=Min("pk"))["next"] or last + 1
                 continue
             # Locked, waiting for claims in flight: a claim taking a task's last seat either
             # commits first (and its seat reads as taken here) or finds the new seat after.
             seats = lock_seats(project.pk, first, after)
-            last = {task: (seat, state) for task, seat, state in seats}
+            top_seat = {task: (seat, state) for task, seat, state in seats}
             new = [
                 (
                     task,
@@ -340,7 +376,7 @@ def project_seats_add(*, project: Project) -> int:
                     else SlotState.WAITING,
                     batch[task],
                 )
-                for task, (top, state) in last.items()
+                for task, (top, state) in top_seat.items()
                 if task in batch
                 for seat in range(top + 1, overlap)
             ]

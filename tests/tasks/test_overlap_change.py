@@ -4,13 +4,14 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import TestCase
 
 from tasks.locks import lock_project_overlap
 from tasks.models import Assignment, Project, Slot, SlotState, Task
+from tasks.services import projects as projects_service
 from tasks.services.claims import assignment_submit, claim_next
-from tasks.services.projects import project_seats_add, project_update
+from tasks.services.projects import project_seats_add, project_seats_catch_up, project_update
 from tests.helpers import (
     assert_invariants,
     image_rows,
@@ -21,7 +22,7 @@ from tests.helpers import (
     staff,
     wait_for,
 )
-from workforce.models import Role
+from workforce.models import AuditEvent, Role
 
 BOX = {"boxes": [{"label": "car", "x": 1, "y": 1, "w": 5, "h": 5}]}
 
@@ -91,6 +92,62 @@ def test_new_seats_open_behind_seats_already_taken_and_reopen_complete_tasks(org
     taken = {claim_next(annotator=third).claimed.task_id for _ in range(3)}
     assert taken == {open_task, leased_task, done_task.pk}
     assert claim_next(annotator=other).claimed.task_id != done_task.pk
+
+
+@pytest.mark.django_db
+def test_a_raise_whose_seats_job_was_lost_is_seated_by_the_catch_up(org):
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    empty = make_project(org, name="No tasks yet")
+    assert project.seated_overlap == empty.seated_overlap == 1
+    # The raise commits; its job's message never reaches a worker (the broker lost it).
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        project_update(project=project, actor=None, overlap=3)
+    project_update(project=empty, actor=None, overlap=2)  # nothing to seat: seated at once
+    assert list(Project.objects.order_by("pk").values_list("overlap", "seated_overlap")) == [
+        (3, 1),
+        (2, 2),
+    ]
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open"]] * 2
+
+    assert project_seats_catch_up() == 1
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [
+        ["open", "waiting", "waiting"]
+    ] * 2
+    project.refresh_from_db()
+    assert project.seated_overlap == 3
+    assert project_seats_catch_up() == 0  # nothing behind any more
+    # The bookkeeping is not a setting: the audit record of the raise names the overlap only.
+    updated = AuditEvent.objects.filter(verb="project.updated").order_by("id")
+    updated = updated.values_list("after", flat=True)
+    assert list(updated) == [{"overlap": 3}, {"overlap": 2}]
+
+
+@pytest.mark.django_db
+def test_a_seats_run_that_fails_is_finished_by_the_catch_up(org, monkeypatch):
+    project = make_project(org)
+    import_rows(project, image_rows(5))
+    monkeypatch.setattr("tasks.services.projects.SEATS_BATCH_SIZE", 2)
+    batches = []
+    real = projects_service.lock_seats
+
+    def database_gone_at_the_second_batch(*args):
+        batches.append(args)
+        if len(batches) == 2:
+            raise OperationalError("the database went away")
+        return real(*args)
+
+    monkeypatch.setattr("tasks.services.projects.lock_seats", database_gone_at_the_second_batch)
+    with pytest.raises(OperationalError), TestCase.captureOnCommitCallbacks(execute=True):
+        project_update(project=project, actor=None, overlap=2)
+    project.refresh_from_db()
+    assert (project.overlap, project.seated_overlap) == (2, 1)
+    assert sum(len(seats(t.pk)) for t in Task.objects.all()) == 7  # the first batch's two
+
+    assert project_seats_catch_up() == 1
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 5
+    project.refresh_from_db()
+    assert project.seated_overlap == 2
 
 
 @pytest.mark.django_db
