@@ -17,6 +17,9 @@ reference it (a slot's task, an assignment's annotator) do not. A helper for a t
 changes a key must take plain ``FOR UPDATE`` instead.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import OperationalError, connection
 from psycopg.errors import LockNotAvailable
 
@@ -161,3 +164,30 @@ def lock_lapsed_slots(*, now, limit: int) -> list[int]:
         assignment__status=AssignmentStatus.ACTIVE,
     )
     return list(lapsed.order_by("pk").values_list("assignment_id", flat=True)[:limit])
+
+
+# Advisory lock keys of seats runs: this class and the project's id (the two-key form, a key
+# space apart from the one-key form of import runs).
+SEATS_RUN_LOCK_CLASS = 0x4153_5341
+
+
+@contextmanager
+def seats_run(project_id: int, *, alone: bool = False) -> Iterator[bool]:
+    """Mark a run adding a project's seats as live for the block, in this session.
+
+    Runs share the mark (two at once are safe: each adds only what is missing, under the
+    project's and the slots' locks). ``alone`` takes it only when no run is live, without
+    waiting, for the catch-up; it yields whether it got it.
+    """
+    take = "pg_try_advisory_lock" if alone else "pg_try_advisory_lock_shared"
+    release = "pg_advisory_unlock" if alone else "pg_advisory_unlock_shared"
+    key = [SEATS_RUN_LOCK_CLASS, project_id]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {take}(%s, %s)", key)
+        taken = cursor.fetchone()[0]
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT {release}(%s, %s)", key)

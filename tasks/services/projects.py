@@ -11,7 +11,7 @@ from config.errors import Conflict, ErrorCode, FieldErrors, NotFound, Validation
 from tasks import selectors
 from tasks.kinds import get_kind
 from tasks.kinds.base import issues_by_path
-from tasks.locks import lock_project, lock_project_overlap, lock_seats
+from tasks.locks import lock_project, lock_project_overlap, lock_seats, seats_run
 from tasks.models import (
     MAX_OVERLAP,
     Annotation,
@@ -316,13 +316,14 @@ def project_seats_add(*, project: Project) -> int:
     # What every task has its seats for once this run ends: the overlap as it is now (a later
     # raise is seated by its own run). Tasks imported after the raise come with every seat;
     # those that exist now are the work.
-    target = Project.objects.values_list("overlap", flat=True).get(pk=project.pk)
-    ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
-    added = _seats_add(project, ids["first"], ids["last"]) if ids["first"] is not None else 0
-    with transaction.atomic():
-        lock_project_overlap(project.pk, wait=True)  # waited for, as each batch waits
-        seating = Project.objects.filter(pk=project.pk, seated_overlap__lt=target)
-        seating.update(seated_overlap=target)
+    with seats_run(project.pk):
+        target = Project.objects.values_list("overlap", flat=True).get(pk=project.pk)
+        ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
+        added = _seats_add(project, ids["first"], ids["last"]) if ids["first"] is not None else 0
+        with transaction.atomic():
+            lock_project_overlap(project.pk, wait=True)  # waited for, as each batch waits
+            seating = Project.objects.filter(pk=project.pk, seated_overlap__lt=target)
+            seating.update(seated_overlap=target)
     return added
 
 
@@ -332,12 +333,15 @@ def project_seats_catch_up(*, limit: int = SEATS_CATCH_UP_LIMIT) -> int:
     behind = Project.objects.filter(seated_overlap__lt=F("overlap")).order_by("pk")
     done = 0
     for project in behind[:limit]:
-        try:
-            project_seats_add(project=project)
-        except Exception:
-            logger.exception("The seats of project %s could not be added", project.pk)
-        else:
-            done += 1
+        with seats_run(project.pk, alone=True) as alone:
+            if not alone:
+                continue  # a run is live (the raise's own job, likely): it seats the project
+            try:
+                project_seats_add(project=project)
+            except Exception:
+                logger.exception("The seats of project %s could not be added", project.pk)
+            else:
+                done += 1
     return done
 
 

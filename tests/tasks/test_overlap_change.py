@@ -7,7 +7,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.test import TestCase
 
-from tasks.locks import lock_project_overlap
+from tasks.locks import lock_project_overlap, seats_run
 from tasks.models import Assignment, Project, Slot, SlotState, Task
 from tasks.services import projects as projects_service
 from tasks.services.claims import assignment_submit, claim_next
@@ -148,6 +148,34 @@ def test_a_seats_run_that_fails_is_finished_by_the_catch_up(org, monkeypatch):
     assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 5
     project.refresh_from_db()
     assert project.seated_overlap == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_catch_up_leaves_a_project_whose_seats_run_is_live_to_that_run(org):
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    Project.objects.filter(pk=project.pk).update(overlap=2)  # raised; its job is running
+    live, finish = threading.Event(), threading.Event()
+
+    def running_job() -> None:
+        try:
+            with seats_run(project.pk):
+                live.set()
+                finish.wait(10)
+        finally:
+            connection.close()
+
+    job = threading.Thread(target=running_job)
+    job.start()
+    try:
+        assert live.wait(10)
+        assert project_seats_catch_up() == 0
+        assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open"]] * 2
+    finally:
+        finish.set()
+        job.join(10)
+    assert project_seats_catch_up() == 1  # that run ended without seating it: this one does
+    assert [seats(t.pk) for t in Task.objects.order_by("pk")] == [["open", "waiting"]] * 2
 
 
 @pytest.mark.django_db
