@@ -15,6 +15,7 @@ from .models import (
     ExamAnswer,
     ExamAttempt,
     ExamItem,
+    GoldRescore,
     GoldScore,
     LiveEvent,
     QualityAction,
@@ -39,6 +40,11 @@ class LiveEventAdmin(ReadOnlyAdmin):
 @admin.register(GoldScore)
 class GoldScoreAdmin(ReadOnlyAdmin):
     list_display = ["annotation_id", "task_id", "annotator_id", "score", "scored_at"]
+
+
+@admin.register(GoldRescore)
+class GoldRescoreAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "version", "since"]
 
 
 @admin.register(Accuracy)

@@ -11,9 +11,10 @@ of scores and n the number scored (``wilson``): three correct gold tasks read [0
 "100 %".
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Avg, Count
@@ -25,7 +26,7 @@ from tasks.kinds import get_kind
 from tasks.models import Annotation, Project, Task
 
 from .live import staff_event_insert
-from .models import Accuracy, GoldScore, LiveEventType
+from .models import Accuracy, GoldRescore, GoldScore, LiveEventType
 from .models.gold import RECENT_KEPT
 from .own_view import own_today
 from .stats import hour_of, stats_add, upsert_sql
@@ -33,6 +34,12 @@ from .stats import hour_of, stats_add, upsert_sql
 # The window whose mean accuracy reads show beside the whole record.
 RECENT_N = 20
 Z_95 = 1.959963984540054
+# A rescore still due this long after its answer was set is run again by the catch-up: its job
+# failed or was lost (a younger one is likely still running). At most this many a run.
+RESCORE_OVERDUE = timedelta(minutes=2)
+RESCORE_CATCH_UP_LIMIT = 50
+
+logger = logging.getLogger(__name__)
 
 
 def wilson(k: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -319,16 +326,31 @@ def _rescore(task: Task, annotation: Annotation, score: float, details: dict) ->
     return True
 
 
+def gold_rescore_due(task_id: int) -> None:
+    """In the transaction that set a task's gold answer: its submissions are due a rescore
+    against it (``GoldRescore``), which ``gold_rescore`` clears once done."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO qa_goldrescore (task_id, version, since) "
+            "SELECT id, gold_version, now() FROM tasks_task WHERE id = %s "
+            "ON CONFLICT (task_id) DO UPDATE SET version = EXCLUDED.version, since = EXCLUDED.since",
+            [task_id],
+        )
+
+
 def gold_rescore(*, task_id: int) -> int:
     """Score every submission of a gold task against its current answer; return how many
     scores were written or changed. Idempotent: scores already of this answer are kept.
 
-    Run by the job ``qa.rescore_gold`` after an answer is corrected or a task is made gold.
-    Each annotation is scored in a short transaction of its own; the annotators' accuracy rows
-    are rebuilt from their scores at the end.
+    Run by the job ``qa.rescore_gold`` after an answer is corrected or a task is made gold,
+    and again by ``qa.catch_up_gold_rescores`` while the rescore is still due (a run failed).
+    Each annotation is scored in a short transaction of its own; the accuracy rows of everyone
+    scored on the task are rebuilt from their scores at the end (a run after one that failed
+    before its rebuild rescores nothing, yet rebuilds), and the rescore is then no longer due.
     """
     task = Task.objects.select_related("project").filter(pk=task_id, is_gold=True).first()
-    if task is None:
+    if task is None:  # gone, or no longer gold: nothing to score
+        GoldRescore.objects.filter(task_id=task_id).delete()
         return 0
     kind, schema = get_kind(task.project.kind), task.project.label_schema
     stale = (
@@ -337,18 +359,36 @@ def gold_rescore(*, task_id: int) -> int:
         .exclude(gold_score__answer_version=task.gold_version)
         .order_by("pk")
     )
-    touched: set[int] = set()
     rescored = 0
     for annotation in stale.iterator():
         comparison = kind.compare(annotation.payload, task.gold_answer, schema)
         if _rescore(task, annotation, score_checked(comparison.score), comparison.details):
             rescored += 1
-            touched.add(annotation.annotator_id)
-    for annotator_id in touched:
+    scored = set(GoldScore.objects.filter(task_id=task_id).values_list("annotator_id", flat=True))
+    for annotator_id in scored:
         Accuracy.objects.get_or_create(
             project_id=task.project_id,
             annotator_id=annotator_id,
             defaults={"day": timezone.now().astimezone(UTC).date(), "updated_at": timezone.now()},
         )
-    accuracy_rebuild(project_id=task.project_id, annotator_ids=sorted(touched))
+    accuracy_rebuild(project_id=task.project_id, annotator_ids=sorted(scored))
+    # A newer answer set meanwhile keeps its own rescore due.
+    GoldRescore.objects.filter(task_id=task_id, version__lte=task.gold_version).delete()
     return rescored
+
+
+def gold_rescores_catch_up(
+    *, older_than: timedelta = RESCORE_OVERDUE, limit: int = RESCORE_CATCH_UP_LIMIT
+) -> int:
+    """Run the rescores still due ``older_than`` after their answer was set (their job failed
+    or was lost; a younger one is likely still running); return how many were completed."""
+    due = GoldRescore.objects.filter(since__lt=timezone.now() - older_than).order_by("since")
+    done = 0
+    for task_id in due.values_list("task_id", flat=True)[:limit]:
+        try:
+            gold_rescore(task_id=task_id)
+        except Exception:
+            logger.exception("The gold scores of task %s could not be rescored", task_id)
+        else:
+            done += 1
+    return done

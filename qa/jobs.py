@@ -17,6 +17,12 @@ def rescore_gold(task_id: int) -> int:
     return gold.gold_rescore(task_id=task_id)
 
 
+@shared_task(name="qa.catch_up_gold_rescores")
+def catch_up_gold_rescores() -> int:
+    """Run again the gold rescores still due after their job failed or was lost."""
+    return gold.gold_rescores_catch_up()
+
+
 @shared_task(name="qa.evaluate_quality_rules")
 def evaluate_quality_rules(annotator_id: int, project_id: int) -> int:
     """Evaluate the quality rules that watch an annotator in a project (``qa.rules``);

@@ -29,9 +29,10 @@ def on_gold_answer_set(*, task_id: int) -> None:
     """In the transaction that made a task gold or corrected its answer: the task leaves
     agreement, consensus and the review queues (its answer is known: review items still
     waiting or leased are skipped, their leases ended), and its past submissions are rescored
-    after commit."""
+    after commit: due (``qa.gold.gold_rescore_due``) until a run has rescored them all."""
     task_agreement.task_agreement_forget(task_id)
     reviews.review_items_skip(task_id)
+    gold_module.gold_rescore_due(task_id)
     enqueue(jobs.rescore_gold, task_id)
 
 

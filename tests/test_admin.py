@@ -24,6 +24,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from qa.agreement_report import project_agreement_report
 from qa.exams import answer_submit, attempt_claim, attempt_start, exam_create
+from qa.gold import gold_rescore_due
 from qa.models import (
     ErrorTag,
     Review,
@@ -137,6 +138,7 @@ def build_quality(org, domain, second) -> None:
     assignment = project.assignments.get(pk=claimed.assignment_id)
     assignment_submit(assignment=assignment, payload={"boxes": []})
     assert quality_rules_evaluate(annotator_id=second.pk, project_id=project.pk) == 1
+    gold_rescore_due(assignment.task_id)  # as a corrected answer leaves it until rescored
     exam = exam_create(
         organization=org.organization,
         actor=None,

@@ -362,6 +362,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 120.0},
     },
+    "catch-up-gold-rescores": {
+        "task": "qa.catch_up_gold_rescores",
+        # A corrected gold answer whose rescore failed midway is rescored again within four
+        # minutes of its setting (``qa.gold.RESCORE_OVERDUE``, then this period).
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
     "catch-up-task-agreements": {
         "task": "qa.catch_up_task_agreements",
         # Tasks whose agreement job the broker refused or a worker lost are computed by the

@@ -9,7 +9,7 @@ from .agreement import (
     TaskConsensus,
 )
 from .exams import AttemptStatus, Exam, ExamAnswer, ExamAttempt, ExamItem
-from .gold import Accuracy, GoldScore
+from .gold import Accuracy, GoldRescore, GoldScore
 from .live import CurrentTransactionId, LiveEvent, LiveEventType
 from .reviews import (
     ErrorTag,
@@ -38,6 +38,7 @@ __all__ = [
     "ExamAnswer",
     "ExamAttempt",
     "ExamItem",
+    "GoldRescore",
     "GoldScore",
     "LiveEvent",
     "LiveEventType",

@@ -53,6 +53,22 @@ class GoldScore(models.Model):
         return f"gold score {self.score:.3f} of annotation {self.pk}"
 
 
+class GoldRescore(models.Model):
+    """A gold task whose submissions are to be scored against its answer ``version``.
+
+    Written with the answer, in its transaction; deleted by the run of ``qa.rescore_gold`` that
+    has scored every submission and rebuilt the accuracy rows they count in. One left behind (a
+    run failed midway) is run again by ``qa.catch_up_gold_rescores``.
+    """
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.PositiveIntegerField()
+    since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"rescore of task {self.pk} for answer {self.version}"
+
+
 class Accuracy(models.Model):
     """An annotator's gold accuracy in one project, kept current by each scored submission.
 

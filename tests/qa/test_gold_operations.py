@@ -1,9 +1,14 @@
 """Making gold: a task marked gold, an answer corrected, an annotation promoted, a gold task
 retired; past work rescored; gold health's flags. Every change audited."""
 
-import pytest
+from datetime import timedelta
 
-from qa.models import Accuracy, GoldScore
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from qa.gold import gold_rescores_catch_up
+from qa.models import Accuracy, GoldRescore, GoldScore
 from tasks.models import Assignment, AssignmentStatus, Slot, Task
 from tasks.services.claims import claim_next
 from tasks.services.projects import project_archive
@@ -61,6 +66,45 @@ def test_a_task_made_gold_loses_its_seats_and_its_past_work_is_scored(
     assert score.answer_version == 3 and score.score == 0.0
     row = Accuracy.objects.get(annotator=first)
     assert (row.scored, row.score_sum, row.recent) == (1, 0.0, [0.0])
+
+
+def test_a_rescore_that_failed_before_rebuilding_accuracy_is_finished_by_the_catch_up(
+    org, django_capture_on_commit_callbacks, monkeypatch
+):
+    project = make_project(org, overlap=2)
+    import_rows(project, image_rows(1))
+    first, second = annotators(org, project, 2)
+    submit(first, project, lambda task: HALF)
+    submit(second, project)
+    task = Task.objects.get()
+    qa = org.client(Role.QA_LEAD)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert qa.post(url(project, task), {"answer": ANSWER}, format="json").status_code == 200
+    assert not GoldRescore.objects.exists()  # done: nothing due
+
+    def sums():
+        return sorted(Accuracy.objects.values_list("score_sum", flat=True))
+
+    assert sums() == [pytest.approx(2 / 3), 1.0]
+
+    # Corrected: the job writes every new score, then its database goes away before the
+    # accuracy rows are rebuilt. The scores are of the new answer; the rows are not.
+    def database_gone(**_):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr("qa.gold.accuracy_rebuild", database_gone)
+    with pytest.raises(OperationalError), django_capture_on_commit_callbacks(execute=True):
+        qa.post(url(project, task), {"answer": {"boxes": []}}, format="json")
+    monkeypatch.undo()
+    assert set(GoldScore.objects.values_list("answer_version", "score")) == {(2, 0.0)}
+    assert sums() == [pytest.approx(2 / 3), 1.0]
+    assert GoldRescore.objects.get().version == 2
+
+    assert gold_rescores_catch_up() == 0  # due, but its job may still be running
+    GoldRescore.objects.update(since=timezone.now() - timedelta(minutes=3))
+    assert gold_rescores_catch_up() == 1
+    assert sums() == [0.0, 0.0]
+    assert not GoldRescore.objects.exists()
 
 
 def test_promoting_an_annotation_makes_its_task_gold_without_scoring_its_author(
