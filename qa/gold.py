@@ -11,7 +11,6 @@ of scores and n the number scored (``wilson``): three correct gold tasks read [0
 "100 %".
 """
 
-import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from psycopg.types.json import Jsonb
 from config.rows import JoinedRows
 from tasks.kinds import get_kind
 from tasks.models import Annotation, Project, Task
+from workforce.queue import catch_up
 
 from .live import staff_event_insert
 from .models import Accuracy, GoldRescore, GoldScore, LiveEventType
@@ -38,8 +38,6 @@ Z_95 = 1.959963984540054
 # failed or was lost (a younger one is likely still running). At most this many a run.
 RESCORE_OVERDUE = timedelta(minutes=2)
 RESCORE_CATCH_UP_LIMIT = 50
-
-logger = logging.getLogger(__name__)
 
 
 def wilson(k: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -383,12 +381,8 @@ def gold_rescores_catch_up(
     """Run the rescores still due ``older_than`` after their answer was set (their job failed
     or was lost; a younger one is likely still running); return how many were completed."""
     due = GoldRescore.objects.filter(since__lt=timezone.now() - older_than).order_by("since")
-    done = 0
-    for task_id in due.values_list("task_id", flat=True)[:limit]:
-        try:
-            gold_rescore(task_id=task_id)
-        except Exception:
-            logger.exception("The gold scores of task %s could not be rescored", task_id)
-        else:
-            done += 1
-    return done
+    return catch_up(
+        list(due.values_list("task_id", flat=True)[:limit]),
+        lambda task_id: gold_rescore(task_id=task_id),
+        "The gold scores of task %s could not be rescored",
+    )

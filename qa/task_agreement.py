@@ -30,7 +30,6 @@ it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -43,12 +42,11 @@ from django.utils import timezone
 from tasks.kinds import Kind, get_kind
 from tasks.models import Annotation, AssignmentStatus, Project, Slot, Task
 from tasks.services.tasks import task_seat_add
+from workforce.queue import catch_up
 
 from . import stats
 from .locks import lock_task_agreement
 from .models import Accuracy, ConsensusMethod, TaskAgreement, TaskConsensus
-
-logger = logging.getLogger(__name__)
 
 # Kinds whose payload is one label from the schema: agreement keeps the label table, consensus
 # is a vote, and the project report measures kappa and alpha on the labels.
@@ -326,13 +324,11 @@ def task_agreements_catch_up(
     done, after = 0, 0
     while time.monotonic() < deadline:
         batch = stale_tasks(after=after, limit=batch_size)
-        for task_id in batch:
-            try:
-                task_agreement_compute(task_id=task_id)
-            except Exception:
-                logger.exception("The agreement of task %s could not be computed", task_id)
-            else:
-                done += 1
+        done += catch_up(
+            batch,
+            lambda task_id: task_agreement_compute(task_id=task_id),
+            "The agreement of task %s could not be computed",
+        )
         if len(batch) < batch_size:
             break
         after = batch[-1]

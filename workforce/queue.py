@@ -20,6 +20,7 @@ With eager jobs (the embedded demo, most tests) the job runs in-process after co
 """
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from celery import Task
@@ -82,6 +83,21 @@ def _record_refused(name: str, args: list[int], exc: Exception) -> None:
             unique_fields=["name", "args"],
             update_fields=["error", "updated_at"],
         )
+
+
+def catch_up(items: Iterable[int], run: Callable[[int], object], failed: str) -> int:
+    """Run a catch-up's ``run`` on each item; return how many it ran (``run`` returns False
+    to pass one over). A failure is logged (``failed``, given the item) and passed, so that
+    it holds up no other: the next catch-up finds it again."""
+    done = 0
+    for item in items:
+        try:
+            ran = run(item)
+        except Exception:
+            logger.exception(failed, item)
+        else:
+            done += ran is not False
+    return done
 
 
 def pending_jobs_requeue(*, batch_size: int = REQUEUE_BATCH_SIZE) -> int:

@@ -1,7 +1,5 @@
 """Creating and changing projects, and staffing them."""
 
-import logging
-
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F, Max, Min
@@ -26,7 +24,7 @@ from tasks.models import (
 )
 from tasks.services.tasks import project_leases_end
 from workforce.models import Annotator, AnnotatorStatus, AuditVerb, Domain, Organization
-from workforce.queue import enqueue
+from workforce.queue import catch_up, enqueue
 from workforce.services import audit_record, model_update
 
 # Fields a project update may change besides its kind (which ``project_update`` takes apart).
@@ -55,8 +53,6 @@ EDITABLE = {
 SEATS_BATCH_SIZE = 2_000
 # Projects seated by one run of the catch-up; the next run takes the rest.
 SEATS_CATCH_UP_LIMIT = 20
-
-logger = logging.getLogger(__name__)
 
 
 def project_check(
@@ -331,18 +327,18 @@ def project_seats_catch_up(*, limit: int = SEATS_CATCH_UP_LIMIT) -> int:
     """Give their seats to the projects whose raised overlap is not seated yet (the run of
     ``tasks.add_overlap_seats`` failed, or its message was lost); return how many were."""
     behind = Project.objects.filter(seated_overlap__lt=F("overlap")).order_by("pk")
-    done = 0
-    for project in behind[:limit]:
-        with seats_run(project.pk, alone=True) as alone:
-            if not alone:
-                continue  # a run is live (the raise's own job, likely): it seats the project
-            try:
-                project_seats_add(project=project)
-            except Exception:
-                logger.exception("The seats of project %s could not be added", project.pk)
-            else:
-                done += 1
-    return done
+
+    def seat(project_id: int) -> bool:
+        with seats_run(project_id, alone=True) as alone:
+            if alone:  # else a run is live (the raise's own job, likely): it seats the project
+                project_seats_add(project=Project.objects.get(pk=project_id))
+            return alone
+
+    return catch_up(
+        list(behind.values_list("pk", flat=True)[:limit]),
+        seat,
+        "The seats of project %s could not be added",
+    )
 
 
 def _seats_add(project: Project, first: int, last: int) -> int:
