@@ -7,7 +7,8 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from qa.gold import gold_rescores_catch_up
+from qa import gold as qa_gold
+from qa.gold import gold_rescore_due, gold_rescores_catch_up
 from qa.models import Accuracy, GoldRescore, GoldScore
 from tasks.models import Assignment, AssignmentStatus, Slot, Task
 from tasks.services.claims import claim_next
@@ -213,3 +214,23 @@ def test_gold_health_flags_contested_and_overexposed_tasks(org):
     rows = qa.get(f"/api/v1/projects/{project.pk}/gold").json()["results"]
     assert not any(r["overexposed"] for r in rows)
     assert org.client(Role.ANNOTATOR).get(f"/api/v1/projects/{project.pk}/gold").status_code == 403
+
+
+def test_a_rescore_failing_in_the_catch_up_holds_up_no_other_and_stays_due(org, monkeypatch):
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    broken, fine = Task.objects.order_by("pk")
+    for task in (broken, fine):
+        Task.objects.filter(pk=task.pk).update(is_gold=True, gold_answer=ANSWER, gold_version=1)
+        gold_rescore_due(task.pk)
+    GoldRescore.objects.update(since=timezone.now() - timedelta(minutes=3))
+    real = qa_gold.gold_rescore
+
+    def failing_for_one(*, task_id):
+        if task_id == broken.pk:
+            raise OperationalError("the database went away")
+        return real(task_id=task_id)
+
+    monkeypatch.setattr(qa_gold, "gold_rescore", failing_for_one)
+    assert gold_rescores_catch_up() == 1
+    assert list(GoldRescore.objects.values_list("task_id", flat=True)) == [broken.pk]
