@@ -41,21 +41,20 @@ def lock_project(project_id: int) -> Project:
     return locked.select_related("organization").get(pk=project_id)
 
 
-def lock_project_overlap(project_id: int, *, wait: bool = False) -> int:
+def lock_project_overlap(project_id: int) -> int:
     """Lock the project's row against changes until the transaction ends; return its overlap.
 
     Writers of seats (imports, ``project_seats_add``) hold it while they write, so that a raise
     of the overlap and the seats it implies never miss each other. It does not block the claims'
     foreign-key checks (``FOR NO KEY UPDATE``).
 
-    ``wait`` waits past the connection's ``lock_timeout``, for as long as the holder keeps the
-    lock (``statement_timeout`` still bounds it): an import waits its turn behind the project's
-    earlier import, which holds the lock until its file is written, however long that takes.
+    It waits past the connection's ``lock_timeout``, for as long as the holder keeps the lock
+    (``statement_timeout`` still bounds it): every writer of seats is a job, and waits its turn
+    behind the project's import, which holds the lock until its file is written, however long
+    that takes.
     """
     locked = Project.objects.select_for_update(of=("self",), no_key=True)
     locked = locked.values_list("overlap", flat=True)
-    if not wait:
-        return locked.get(pk=project_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '0', true)"

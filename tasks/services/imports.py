@@ -233,7 +233,7 @@ def _write(project: Project, rows: list[Row]) -> int:
     with transaction.atomic():
         # The overlap as it is now, held while the batch is written: a raise of the overlap waits
         # for the batch, and the seats it adds then reach these tasks too.
-        overlap = lock_project_overlap(project.pk, wait=True)
+        overlap = lock_project_overlap(project.pk)
         return _insert(project, overlap, rows)
 
 
@@ -414,7 +414,7 @@ def _import_all_or_nothing(
         # waits for it; bench/import.py measured a million rows in 29.0 s this way and 33.7 s
         # committing batch by batch.
         with transaction.atomic():
-            overlap = lock_project_overlap(project.pk, wait=True)
+            overlap = lock_project_overlap(project.pk)
             # Django's foreign keys are deferred: checked at commit, 3 a task, queued in the
             # backend's memory until then (a million rows took 35.1 s, 11 of them in the
             # commit). Checked as each batch is written: 29.0 s, and the commit is quick.

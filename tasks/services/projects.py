@@ -317,7 +317,7 @@ def project_seats_add(*, project: Project) -> int:
         ids = Task.objects.filter(project=project).aggregate(first=Min("pk"), last=Max("pk"))
         added = _seats_add(project, ids["first"], ids["last"]) if ids["first"] is not None else 0
         with transaction.atomic():
-            lock_project_overlap(project.pk, wait=True)  # waited for, as each batch waits
+            lock_project_overlap(project.pk)  # waited for, as each batch waits
             seating = Project.objects.filter(pk=project.pk, seated_overlap__lt=target)
             seating.update(seated_overlap=target)
     return added
@@ -350,7 +350,7 @@ def _seats_add(project: Project, first: int, last: int) -> int:
         with transaction.atomic():
             # Behind an import, which holds the project until its file is written: waited for
             # however long, since a batch given up would leave its tasks short of seats.
-            overlap = lock_project_overlap(project.pk, wait=True)
+            overlap = lock_project_overlap(project.pk)
             tasks = Task.objects.filter(project=project, pk__gte=first, pk__lte=after)
             # A cancelled task gets no new seat: nobody is to be served it again.
             # Nor a gold task: it has no seats.
