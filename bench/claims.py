@@ -509,7 +509,7 @@ def sequential_breakdown(annotator, project_id: int, count: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from tasks.services.claims import _claim, claim_next
+    from tasks.services.claims import _CLAIM, _claim, claim_next
 
     def median_ms(fn: Callable[[], object]) -> float:
         samples = []
@@ -521,7 +521,7 @@ def sequential_breakdown(annotator, project_id: int, count: int) -> None:
         return _setup.percentile(samples, 0.5) * 1000
 
     def function_call() -> None:
-        _claim(annotator.pk, None, timezone.now())
+        _claim(_CLAIM, {"annotator": annotator.pk, "project": None, "now": timezone.now()})
 
     def bare() -> None:
         with connection.cursor() as cursor:

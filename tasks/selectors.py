@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
     Case,
@@ -24,7 +25,7 @@ from django.shortcuts import get_object_or_404
 from config.rows import JoinedRows
 from tasks.kinds import get_kind
 from workforce.models import Annotator, Member, Role
-from workforce.tenancy import STAFF
+from workforce.tenancy import STAFF, TOKEN_MEMBER_SQL
 
 from .models import (
     Annotation,
@@ -235,20 +236,45 @@ def assignment_get(*, member: Member, assignment_id: int) -> Assignment:
 # An assignment with the project and task a submit validates against, in one prepared statement.
 # The project's and task's timestamps and the gold answer are left unread: nothing that acts on
 # an assignment uses them (gold scoring reads its task again, in the submit's transaction).
-_OWN = JoinedRows(
-    [(Assignment, "a"), (Project, "p"), (Task, "t")],
+_OWN_TABLES = [(Assignment, "a"), (Project, "p"), (Task, "t")]
+_OWN_UNREAD = {
+    "p": ("created_at", "updated_at", "deadline"),
+    "t": ("created_at", "completed_at", "cancelled_at", "gold_retired_at", "gold_answer"),
+}
+_OWN = JoinedRows(_OWN_TABLES, deferred=_OWN_UNREAD)
+# The same with its holder, as an answer names them, for a request whose token the read
+# authenticates: what the request would otherwise have read first.
+_OWN_HELD = JoinedRows(
+    [*_OWN_TABLES, (Annotator, "w"), (Member, "m"), (get_user_model(), "u")],
     deferred={
-        "p": ("created_at", "updated_at", "deadline"),
-        "t": ("created_at", "completed_at", "cancelled_at", "gold_retired_at", "gold_answer"),
+        **_OWN_UNREAD,
+        "w": ("created_at", "updated_at", "languages"),
+        "m": ("created_at", "updated_at"),
+        "u": ("password", "last_login", "date_joined", "first_name", "last_name", "email"),
     },
 )
-# Every name comes from the models; the ids are parameters.
-_OWN_SQL = (
-    f"SELECT {_OWN.columns} FROM {_OWN.table('a')} a "  # noqa: S608
-    f"JOIN {_OWN.table('p')} p ON p.id = a.project_id "
-    f"JOIN {_OWN.table('t')} t ON t.id = a.task_id "
-    "WHERE a.id = %s AND a.annotator_id = %s"
-)
+
+
+def _own_sql(rows: JoinedRows, where: str) -> str:
+    # Every name comes from the models; the ids and the token are parameters.
+    held = len(rows.tables) > len(_OWN_TABLES)
+    return (
+        f"SELECT {rows.columns} FROM {rows.table('a')} a "  # noqa: S608
+        f"JOIN {rows.table('p')} p ON p.id = a.project_id "
+        f"JOIN {rows.table('t')} t ON t.id = a.task_id "
+        + (
+            f"JOIN {rows.table('w')} w ON w.id = a.annotator_id "
+            f"JOIN {rows.table('m')} m ON m.id = w.member_id "
+            f"JOIN {rows.table('u')} u ON u.id = m.user_id "
+            if held
+            else ""
+        )
+        + f"WHERE a.id = %(assignment)s AND {where}"
+    )
+
+
+_OWN_SQL = _own_sql(_OWN, "a.annotator_id = %(annotator)s")
+_OWN_BY_TOKEN_SQL = _own_sql(_OWN_HELD, f"m.id = {TOKEN_MEMBER_SQL} AND m.role = ANY(%(roles)s)")
 
 
 def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
@@ -260,12 +286,32 @@ def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
     """
     annotator = getattr(member, "annotator", None)
     with connection.cursor() as cursor:
-        cursor.execute(_OWN_SQL, [assignment_id, annotator.pk if annotator else None])
+        cursor.execute(
+            _OWN_SQL,
+            {"assignment": assignment_id, "annotator": annotator.pk if annotator else None},
+        )
         row = cursor.fetchone()
     if row is None:
         raise Http404("No Assignment matches the given query.")
     assignment, assignment.project, assignment.task = _OWN.instances(row)
     assignment.annotator = annotator
+    return assignment
+
+
+def own_assignment_by_token(token: dict, assignment_id: int) -> Assignment | None:
+    """``own_assignment`` for the member a request's token acts as with one of the roles the
+    request allows (``TOKEN_MEMBER_SQL``'s parameters and ``roles``), found in the same
+    statement. None when there is no such member or it holds no such assignment: the caller
+    authenticates the request, as every other, and asks ``own_assignment``, which says why."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OWN_BY_TOKEN_SQL, {**token, "assignment": assignment_id})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    assignment, assignment.project, assignment.task, annotator, member, user = _OWN_HELD.instances(
+        row
+    )
+    assignment.annotator, annotator.member, member.user = annotator, member, user
     return assignment
 
 

@@ -7,7 +7,7 @@ it in the session). A user with exactly one active membership may omit it.
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import HttpRequest
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import BasePermission
@@ -82,21 +82,48 @@ _LOADED = JoinedRows(
 )
 
 
-def _loaded_sql(where: str) -> str:
-    """One statement reading a token with its user, membership, organization and profile."""
-    # Every name comes from the models; the token and slug are parameters.
-    return (
-        f"SELECT {_LOADED.columns} FROM {_LOADED.table('t')} t "  # noqa: S608
-        f"JOIN {_LOADED.table('u')} u ON u.id = t.user_id "
-        f"JOIN {_LOADED.table('m')} m ON m.user_id = u.id AND m.is_active "
-        f"JOIN {_LOADED.table('o')} o ON o.id = m.organization_id "
-        f"LEFT JOIN {_LOADED.table('a')} a ON a.member_id = m.id "
-        f"WHERE t.key = %s{where} LIMIT 2"
-    )
+# The member a token acts as, the one definition of it, as an SQL expression of the parameters
+# ``%(token)s`` (its key) and ``%(slug)s`` (the organization the request names, or None): the
+# token's user is active, the membership active and in that organization, or the user's only
+# one. NULL when there is no such single membership. Every name comes from the models.
+TOKEN_MEMBER_SQL = f"""(
+    SELECT CASE WHEN count(*) = 1 THEN min(m.id) END
+    FROM {Token._meta.db_table} t
+    JOIN {get_user_model()._meta.db_table} u ON u.id = t.user_id AND u.is_active
+    JOIN {Member._meta.db_table} m ON m.user_id = u.id AND m.is_active
+    JOIN {Organization._meta.db_table} o ON o.id = m.organization_id
+    WHERE t.key = %(token)s AND (%(slug)s::text IS NULL OR o.slug = %(slug)s)
+)"""  # noqa: S608
+
+# The annotator profile of the member a token acts as, when the member's role is one of
+# ``%(roles)s``; NULL otherwise.
+TOKEN_ANNOTATOR_SQL = f"""(
+    SELECT w.id FROM {Annotator._meta.db_table} w
+    JOIN {Member._meta.db_table} m ON m.id = w.member_id
+    WHERE m.id = {TOKEN_MEMBER_SQL} AND m.role = ANY(%(roles)s)
+)"""  # noqa: S608
+
+# One statement reading a token with its user, membership, organization and profile.
+_BY_TOKEN = (
+    f"SELECT {_LOADED.columns} FROM {_LOADED.table('t')} t "  # noqa: S608
+    f"JOIN {_LOADED.table('u')} u ON u.id = t.user_id "
+    f"JOIN {_LOADED.table('m')} m ON m.user_id = u.id "
+    f"JOIN {_LOADED.table('o')} o ON o.id = m.organization_id "
+    f"LEFT JOIN {_LOADED.table('a')} a ON a.member_id = m.id "
+    f"WHERE t.key = %(token)s AND m.id = {TOKEN_MEMBER_SQL}"
+)
 
 
-_BY_TOKEN = _loaded_sql("")
-_BY_TOKEN_IN_ORGANIZATION = _loaded_sql(" AND o.slug = %s")
+def token_sent(request) -> str | None:
+    """The key of the token the request sends (``Authorization: Token <key>``), or None when it
+    sends none or a malformed one, which ``MemberTokenAuthentication`` refuses."""
+    auth = get_authorization_header(request).split()
+    if len(auth) != 2 or auth[0].lower() != MemberTokenAuthentication.keyword.lower().encode():
+        return None
+    try:
+        return auth[1].decode()
+    except UnicodeError:
+        return None
 
 
 class MemberTokenAuthentication(TokenAuthentication):
@@ -104,8 +131,9 @@ class MemberTokenAuthentication(TokenAuthentication):
 
     Every API call needs the user and then the member (``request_member``). Through the ORM that
     is two queries whose compiling costs more than the claim itself; this is one prepared
-    statement. When it does not settle the member (no membership in the organization, or
-    several without the header), the token is checked alone and ``request_member`` says why.
+    statement. When it does not settle the member (``TOKEN_MEMBER_SQL``: an inactive user, no
+    membership in the organization, or several without the header), the token is checked alone
+    and ``request_member`` says why.
     """
 
     def authenticate(self, request):
@@ -127,16 +155,11 @@ class MemberTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, key):
         with connection.cursor() as cursor:
-            if self.slug:
-                cursor.execute(_BY_TOKEN_IN_ORGANIZATION, [key, self.slug])
-            else:
-                cursor.execute(_BY_TOKEN, [key])
-            rows = cursor.fetchall()
-        if len(rows) != 1:
+            cursor.execute(_BY_TOKEN, {"token": key, "slug": self.slug or None})
+            row = cursor.fetchone()
+        if row is None:
             return super().authenticate_credentials(key)
-        token, user, member, organization, annotator = _LOADED.instances(rows[0])
-        if not user.is_active:
-            return super().authenticate_credentials(key)
+        token, user, member, organization, annotator = _LOADED.instances(row)
         token.user = member.user = user
         member.organization = organization
         # A member without a profile reads ``annotator`` as missing, without another query.

@@ -75,6 +75,7 @@ class ClaimApi(OrganizationApi):
     """
 
     roles = {"POST": ANNOTATOR}
+    token_in_statement = frozenset({"POST"})
     parser_classes = [JSONParser, FormParser]
 
     class ClaimInput(Flat):
@@ -87,9 +88,12 @@ class ClaimApi(OrganizationApi):
     def post(self, request):
         data = self.ClaimInput(data=request.data)
         data.is_valid(raise_exception=True)
-        result = claims.claim_next(
-            annotator=annotator_of(self.member), project_id=data.validated_data.get("project")
-        )
+        project = data.validated_data.get("project")
+        result = None
+        if self.statement_token is not None:
+            result = claims.claim_by_token(token=self.statement_token, project_id=project)
+        if result is None:
+            result = claims.claim_next(annotator=annotator_of(self.member), project_id=project)
         if result.claimed is not None:
             return Response(ClaimOut(result.claimed).data, status=status.HTTP_201_CREATED)
         if result.outcome == claims.ClaimOutcome.NONE_AVAILABLE:
@@ -168,6 +172,7 @@ class AssignmentSubmitApi(OrganizationApi):
     """Submit your work. Sending the same payload again returns the same annotation."""
 
     roles = {"POST": ANNOTATOR}
+    token_in_statement = frozenset({"POST"})
     parser_classes = [JSONParser]
 
     class SubmitInput(Flat):
@@ -203,7 +208,11 @@ class AssignmentSubmitApi(OrganizationApi):
         ],
     )
     def post(self, request, pk: int):
-        assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
+        assignment = None
+        if self.statement_token is not None:
+            assignment = selectors.own_assignment_by_token(self.statement_token, pk)
+        if assignment is None:
+            assignment = selectors.own_assignment(member=self.member, assignment_id=pk)
         data = self.SubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
         if data.validated_data.pop("next"):

@@ -63,6 +63,7 @@ from tasks.models import Annotation, Assignment, AssignmentStatus, Slot, SlotSta
 from tasks.services.tasks import annotation_resubmit
 from tasks.staffing import project_gaps
 from workforce.models import Annotator
+from workforce.tenancy import TOKEN_ANNOTATOR_SQL
 
 # The longest a client may say it actively worked on one task: a day.
 MAX_ACTIVE_SECONDS = 86_400
@@ -128,10 +129,16 @@ _MESSAGES = {
 }
 
 
-def _claim(annotator_id: int, project_id: int | None, now: datetime) -> dict:
-    """Call ``tasks_claim`` and return its row by column name, without the ``r_`` prefix."""
+_CLAIM = "SELECT * FROM tasks_claim(%(annotator)s, %(project)s, %(now)s)"
+# For the annotator a request's token acts as: its parameters are ``TOKEN_ANNOTATOR_SQL``'s.
+_CLAIM_BY_TOKEN = f"SELECT * FROM tasks_claim({TOKEN_ANNOTATOR_SQL}, %(project)s, %(now)s)"  # noqa: S608
+
+
+def _claim(statement: str, params: dict) -> dict:
+    """Call ``tasks_claim`` (``_CLAIM`` or ``_CLAIM_BY_TOKEN``) and return its row by column
+    name, without the ``r_`` prefix."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM tasks_claim(%s, %s, %s)", [annotator_id, project_id, now])
+        cursor.execute(statement, params)
         row = cursor.fetchone()
         names = [column.name.removeprefix("r_") for column in cursor.description]
     return dict(zip(names, row, strict=True))
@@ -144,7 +151,7 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
     active is refused; otherwise the result holds the task, or the outcome saying why none.
     """
     now = timezone.now()
-    row = _claim(annotator.pk, project_id, now)
+    row = _claim(_CLAIM, {"annotator": annotator.pk, "project": project_id, "now": now})
     outcome = ClaimOutcome(row["outcome"])
     if outcome in (ClaimOutcome.NOT_ACTIVE, ClaimOutcome.NOT_FOUND):
         raise PermissionDenied(
@@ -153,6 +160,22 @@ def claim_next(*, annotator: Annotator, project_id: int | None = None) -> ClaimR
         )
     if outcome == ClaimOutcome.NOT_QUALIFIED:
         return ClaimResult(outcome, projects=project_gaps(annotator, row["unqualified"], now))
+    return _result(outcome, row, now)
+
+
+def claim_by_token(*, token: dict, project_id: int | None = None) -> ClaimResult | None:
+    """``claim_next`` for the annotator a request's token acts as, found in the claim's own
+    statement (``TOKEN_ANNOTATOR_SQL``): a task, or that none is open now. None for any other
+    outcome, which claimed nothing: the caller authenticates the request and claims again."""
+    now = timezone.now()
+    row = _claim(_CLAIM_BY_TOKEN, {**token, "project": project_id, "now": now})
+    outcome = ClaimOutcome(row["outcome"])
+    if outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.NONE_AVAILABLE):
+        return None
+    return _result(outcome, row, now)
+
+
+def _result(outcome: ClaimOutcome, row: dict, now: datetime) -> ClaimResult:
     if outcome != ClaimOutcome.CLAIMED:
         return ClaimResult(outcome)
     return ClaimResult(
