@@ -11,14 +11,17 @@ class QaConfig(AppConfig):
         the readers ``tasks`` calls for what quality knows."""
         from tasks import events, exports, staffing
         from tasks import selectors as task_selectors
+        from tasks.services import claims
 
-        from . import reactions, selectors
+        from . import reactions, selectors, stats
 
         events.subscribe(
             events.ANNOTATION_SUBMITTED,
             reactions.on_annotation_submitted,
             phase=events.IN_TRANSACTION,
         )
+        # A fresh submission's live event and stats are written by the statement storing it.
+        claims.submission_recording_set(stats.submission_recording)
         events.subscribe(
             events.IMPORT_PROGRESSED, reactions.on_import_progressed, phase=events.AFTER_COMMIT
         )

@@ -6,12 +6,19 @@ from . import gold as gold_module
 from . import jobs, live, reviews, stats, task_agreement
 
 
-def on_annotation_submitted(*, annotation_id: int, gold: bool) -> None:
+def on_annotation_submitted(
+    *, annotation_id: int, gold: bool, recorded: bool | None = None
+) -> None:
     """In the submission's transaction: the live event joins the outbox and the submission its
-    annotator's hour of stats (one statement), and a gold submission is scored and counted,
-    another one meets its project's review layers if it has any (a resubmission after a
-    rejection, the layer that rejected it); or the submission fails."""
-    has_review_layers = stats.submission_record(annotation_id)
+    annotator's hour of stats, and a gold submission is scored and counted, another one meets
+    its project's review layers if it has any (a resubmission after a rejection, the layer that
+    rejected it); or the submission fails.
+
+    A fresh submission's statement wrote the event and the stats already
+    (``stats.submission_recording``), and ``recorded`` says whether the project has review
+    layers; a resubmission's (``recorded`` None) are written here, in one statement.
+    """
+    has_review_layers = stats.submission_record(annotation_id) if recorded is None else recorded
     if gold:
         _score(annotation_id)
     elif has_review_layers:

@@ -3,9 +3,11 @@
 **Writes.** Every counter is added to by one upsert (``upsert_sql``), in the transaction of the
 event it counts, attributed to the UTC hour of that event:
 
-- a submission (``submission_record``, in the submission's transaction): ``submitted``, its
-  handling time into ``active_seconds`` and ``handling_buckets``; one statement with the live
-  event, which also says whether the project has review layers;
+- a submission (``submission_recording``): ``submitted``, its handling time into
+  ``active_seconds`` and ``handling_buckets``, with the live event, which also says whether the
+  project has review layers; part of the statement storing a fresh submission
+  (``tasks.services.claims.submission_recording_set``), and its own statement after a
+  resubmission (``submission_record``);
 - a gold score (``qa.gold``): ``gold_scored`` and ``gold_score_sum``; a rescore adds the change
   of the score to the hour of the submission, and counts nothing again;
 - a verdict on the annotator's own work (``qa.verdicts``): the verdict's count and its score,
@@ -160,43 +162,66 @@ def _table(model) -> str:
     return model._meta.db_table
 
 
-# The submission's one statement for quality: it reads the annotation once, writes the live
-# event and adds to the annotator's hour, and answers whether the project has review layers
-# (so that a project without any costs the review decision no query). Every name comes from
-# the models; the id is a parameter.
-_SUBMITTED = f"""
-WITH sub AS (
-    SELECT a.id, a.project_id, a.task_id, a.annotator_id, a.duration_seconds,
+def submission_recording(stored: str) -> tuple[str, str]:
+    """A submission's writes for quality, to be part of one statement: its live event, and the
+    submission in its annotator's hour (``submitted``, the handling time).
+
+    ``stored`` names a query of the submissions stored, one row each: ``id``, ``project_id``,
+    ``task_id``, ``annotator_id``, ``duration_seconds``, ``submitted_at``, and ``leased_at``,
+    when its assignment's lease started. Returns the statement's common table expressions
+    (``qa_sub``, ``qa_event``, ``qa_counted``) and an SQL expression telling whether the
+    project has review layers, so that a project without any costs the review decision no
+    query. Every name comes from the models.
+    """
+    ctes = f"""qa_sub AS (
+    SELECT x.id, x.project_id, x.task_id, x.annotator_id, x.duration_seconds,
            p.organization_id, w.member_id,
-           date_trunc('hour', a.submitted_at, 'UTC') AS hour,
+           date_trunc('hour', x.submitted_at, 'UTC') AS hour,
            -- This round's handling time: a resubmission's duration adds up every round, and
            -- its assignment's lease started again when the work was sent back.
-           extract(epoch FROM a.submitted_at - s.leased_at)::float8 AS handling
+           extract(epoch FROM x.submitted_at - x.leased_at)::float8 AS handling
+    FROM {stored} x
+    JOIN {_table(Project)} p ON p.id = x.project_id
+    JOIN {_table(Annotator)} w ON w.id = x.annotator_id
+), qa_event AS ({annotation_submitted_insert("qa_sub")}
+), qa_counted AS (
+{
+        upsert_sql(
+            ["submitted", "active_seconds", "handling_buckets"],
+            f"SELECT project_id, annotator_id, hour, 1, handling, {bucket_array_sql('handling')} "
+            "FROM qa_sub",
+        )
+    }
+)"""  # noqa: S608
+    reviewed = (
+        f"EXISTS (SELECT 1 FROM {_table(ReviewLayer)} l "  # noqa: S608
+        "WHERE l.project_id = (SELECT project_id FROM qa_sub))"
+    )
+    return ctes, reviewed
+
+
+def _submitted_sql() -> str:
+    """``submission_recording`` of a submission stored before, read by its id (a parameter)."""
+    ctes, reviewed = submission_recording("qa_stored")
+    return f"""
+WITH qa_stored AS (
+    SELECT a.id, a.project_id, a.task_id, a.annotator_id, a.duration_seconds, a.submitted_at,
+           s.leased_at
     FROM {_table(Annotation)} a
-    JOIN {_table(Project)} p ON p.id = a.project_id
-    JOIN {_table(Annotator)} w ON w.id = a.annotator_id
     JOIN {_table(Assignment)} s ON s.id = a.assignment_id
     WHERE a.id = %(annotation)s
-), event AS ({annotation_submitted_insert("sub")}
-), counted AS (
-{
-    upsert_sql(
-        ["submitted", "active_seconds", "handling_buckets"],
-        f"SELECT project_id, annotator_id, hour, 1, handling, {bucket_array_sql('handling')} "
-        "FROM sub",
-    )
-}
-)
-SELECT EXISTS (
-    SELECT 1 FROM {_table(ReviewLayer)} l WHERE l.project_id = (SELECT project_id FROM sub)
-)
+), {ctes}
+SELECT {reviewed}
 """  # noqa: S608
 
 
+_SUBMITTED = _submitted_sql()
+
+
 def submission_record(annotation_id: int) -> bool:
-    """In the submission's transaction, one statement: the live event, and the submission in
-    its annotator's hour (``submitted``, the handling time). Return whether its project has
-    review layers."""
+    """In the transaction of a submission stored without its records (a resubmission, stored
+    as its annotation's next version), one statement: ``submission_recording``. Return whether
+    its project has review layers."""
     with connection.cursor() as cursor:
         cursor.execute(_SUBMITTED, {"annotation": annotation_id})
         return cursor.fetchone()[0]

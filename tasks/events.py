@@ -2,9 +2,12 @@
 
 ``tasks`` never imports ``qa``; ``qa`` subscribes in its ``AppConfig.ready()``. The events:
 
-``annotation_submitted(annotation_id: int, gold: bool)``
+``annotation_submitted(annotation_id: int, gold: bool, recorded)``
     An annotator's submission was stored. Published once per annotation, inside the
     submission's transaction; ``gold`` says its task is gold (to be scored in that transaction).
+    ``recorded`` is what the statement storing a fresh submission answered for the records it
+    wrote with it (``claims.submission_recording_set``); None for a resubmission, stored
+    without them.
 
 ``gold_answer_set(task_id: int)``
     A task was made gold, or its gold answer corrected: work submitted on it before is to be

@@ -43,7 +43,9 @@ opens for others at once and the assignment ends ``revoked``; heartbeat, release
 then answer 403 ``access_ended``.
 """
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -357,13 +359,65 @@ class SubmitResult(StrEnum):
     REFUSED = "refused"
 
 
+# What another app records of a fresh submission in the very statement that stores it, one
+# round trip: quality's live event and the annotator's hour of stats, set by
+# ``QaConfig.ready()`` (``tasks`` never imports ``qa``). Given the name of a query of the
+# submissions stored (``_STORED``'s columns), it returns the statement's common table
+# expressions, named apart from ``submit`` and ``stored``, and an SQL expression whose value the
+# ``annotation_submitted`` event carries as ``recorded``.
+SubmissionRecording = Callable[[str], tuple[str, str]]
+_recording: SubmissionRecording | None = None
+
+
+def submission_recording_set(recording: SubmissionRecording) -> None:
+    global _recording
+    _recording = recording
+    _submit_sql.cache_clear()
+
+
+_SUBMIT = (
+    "SELECT * FROM tasks_submit(%(assignment)s, %(payload)s, %(active_seconds)s, "
+    "%(duration)s, %(now)s)"
+)
+# The submission ``tasks_submit`` stored, if it stored one, from what the request knows: the
+# statement's other parts see the tables as they were when it began, without the new row.
+_STORED = """
+    SELECT r_annotation AS id, %(project)s::bigint AS project_id, %(task)s::bigint AS task_id,
+           %(annotator)s::bigint AS annotator_id, %(duration)s::float8 AS duration_seconds,
+           %(now)s::timestamptz AS submitted_at, %(leased_at)s::timestamptz AS leased_at
+    FROM submit WHERE r_result = 'submitted'
+"""
+
+
+@functools.cache
+def _submit_sql() -> str:
+    if _recording is None:
+        return f"SELECT submit.*, NULL AS r_recorded FROM ({_SUBMIT}) submit"  # noqa: S608
+    ctes, recorded = _recording("stored")
+    return (
+        f"WITH submit AS MATERIALIZED ({_SUBMIT}), stored AS ({_STORED}), {ctes} "  # noqa: S608
+        f"SELECT submit.*, {recorded} AS r_recorded FROM submit"
+    )
+
+
 def _submit(assignment: Assignment, payload, active_seconds: int | None, now: datetime) -> dict:
-    """Call ``tasks_submit`` and return its row by column name, without the ``r_`` prefix."""
+    """Call ``tasks_submit``, with what other apps record of a fresh submission, and return its
+    row by column name, without the ``r_`` prefix."""
     duration = (now - assignment.leased_at).total_seconds()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM tasks_submit(%s, %s, %s, %s, %s)",
-            [assignment.pk, Jsonb(payload), active_seconds, duration, now],
+            _submit_sql(),
+            {
+                "assignment": assignment.pk,
+                "payload": Jsonb(payload),
+                "active_seconds": active_seconds,
+                "duration": duration,
+                "now": now,
+                "project": assignment.project_id,
+                "task": assignment.task_id,
+                "annotator": assignment.annotator_id,
+                "leased_at": assignment.leased_at,
+            },
         )
         row = cursor.fetchone()
         names = [column.name.removeprefix("r_") for column in cursor.description]
@@ -473,7 +527,10 @@ def _work_store(
         events.publish(events.TASK_COMPLETED, task_id=assignment.task_id, seats=row["seats"])
     # Scored in this transaction by qa's in-transaction handler when gold.
     events.publish(
-        events.ANNOTATION_SUBMITTED, annotation_id=annotation.pk, gold=assignment.slot_id is None
+        events.ANNOTATION_SUBMITTED,
+        annotation_id=annotation.pk,
+        gold=assignment.slot_id is None,
+        recorded=row["recorded"] if result == SubmitResult.SUBMITTED else None,
     )
     return annotation, True
 

@@ -112,8 +112,8 @@ def test_a_submission_counts_in_its_hour_with_its_handling_time_in_one_statement
     )
     with CaptureQueriesContext(connection) as queries:
         annotation, _ = assignment_submit(assignment=assignment, payload=BOX)
-    # The savepoint, ``tasks_submit``, quality's one statement, the savepoint's release.
-    assert len(queries) == 4, [q["sql"][:60] for q in queries]
+    # The savepoint, ``tasks_submit`` with quality's records in its statement, the release.
+    assert len(queries) == 3, [q["sql"][:60] for q in queries]
     row = stats_of(org.annotator, project)
     assert row.hour == hour_of(annotation.submitted_at)
     assert (row.submitted, row.claimed, row.gold_scored) == (1, 0, 0)
@@ -124,6 +124,34 @@ def test_a_submission_counts_in_its_hour_with_its_handling_time_in_one_statement
     event = LiveEvent.objects.get(type=LiveEventType.ANNOTATION_SUBMITTED)
     assert event.data["annotation"] == annotation.pk
     assert event.data["duration_seconds"] == pytest.approx(annotation.duration_seconds)
+
+
+def test_a_resubmission_counts_again_from_its_rework_lease(org):
+    """A fresh submission's records are written by the statement storing it; a resubmission is
+    stored as its annotation's next version, and its records after it: both count, each round
+    with its own handling time, each with its live event, and the second meets the layer that
+    rejected the first."""
+    project = verdict_project(org, org.annotator)
+    annotation = review_submit(org.annotator, project)
+    item = lease(waiting_item(annotation), org.qa_lead)
+    review_judge(
+        item=item, reviewer=org.qa_lead, verdict="reject", tags=["wrong-label"], comment="Again."
+    )
+    # Back with its author, who takes 7 s this round.
+    Assignment.objects.filter(pk=annotation.assignment_id).update(
+        leased_at=timezone.now() - timedelta(seconds=7)
+    )
+    assignment = Assignment.objects.select_related("project", "task", "annotator").get(
+        pk=annotation.assignment_id
+    )
+    again, created = assignment_submit(assignment=assignment, payload={"boxes": [CAR]})
+    assert created and (again.pk, again.version) == (annotation.pk, 2)
+    row = stats_of(org.annotator, project)
+    assert row.submitted == 2
+    assert row.handling_buckets[handling_bucket(7)] >= 1 and sum(row.handling_buckets) == 2
+    events = LiveEvent.objects.filter(type=LiveEventType.ANNOTATION_SUBMITTED)
+    assert [e.data["annotation"] for e in events] == [annotation.pk, annotation.pk]
+    assert waiting_item(again).layer.position == 1
 
 
 def test_a_submission_to_a_project_with_review_layers_still_meets_them(org):
