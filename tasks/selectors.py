@@ -257,24 +257,21 @@ _OWN_HELD = JoinedRows(
 
 def _own_sql(rows: JoinedRows, where: str) -> str:
     # Every name comes from the models; the ids and the token are parameters.
-    held = len(rows.tables) > len(_OWN_TABLES)
     return (
         f"SELECT {rows.columns} FROM {rows.table('a')} a "  # noqa: S608
         f"JOIN {rows.table('p')} p ON p.id = a.project_id "
-        f"JOIN {rows.table('t')} t ON t.id = a.task_id "
-        + (
-            f"JOIN {rows.table('w')} w ON w.id = a.annotator_id "
-            f"JOIN {rows.table('m')} m ON m.id = w.member_id "
-            f"JOIN {rows.table('u')} u ON u.id = m.user_id "
-            if held
-            else ""
-        )
-        + f"WHERE a.id = %(assignment)s AND {where}"
+        f"JOIN {rows.table('t')} t ON t.id = a.task_id {where}"
     )
 
 
-_OWN_SQL = _own_sql(_OWN, "a.annotator_id = %(annotator)s")
-_OWN_BY_TOKEN_SQL = _own_sql(_OWN_HELD, f"m.id = {TOKEN_MEMBER_SQL} AND m.role = ANY(%(roles)s)")
+_OWN_SQL = _own_sql(_OWN, "WHERE a.id = %(assignment)s AND a.annotator_id = %(annotator)s")
+_OWN_BY_TOKEN_SQL = _own_sql(
+    _OWN_HELD,
+    f"JOIN {_OWN_HELD.table('w')} w ON w.id = a.annotator_id "
+    f"JOIN {_OWN_HELD.table('m')} m ON m.id = w.member_id "
+    f"JOIN {_OWN_HELD.table('u')} u ON u.id = m.user_id "
+    f"WHERE a.id = %(assignment)s AND m.id = {TOKEN_MEMBER_SQL} AND m.role = ANY(%(roles)s)",
+)
 
 
 def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
