@@ -35,6 +35,11 @@ transaction:
 
 Expired leases are claimable again at once, so no sweeper is needed for correctness.
 
+A request sending a token claims with ``claim_by_token``: the claim's statement finds the
+annotator the token acts as (``workforce.tenancy.TOKEN_ANNOTATOR_SQL``), so that the annotator's
+loop costs no statement for authentication; any outcome but a task or an empty queue is told
+after the request is authenticated as any other.
+
 Access follows people as they change (``access.sql`` beside this module, a rule of the
 database): when an annotator may no longer hold a lease in a project (their account, their
 membership or its role, their annotator status, their project membership or its role changed,
