@@ -25,6 +25,8 @@ the live event, before it is scored), and several of them in (project, annotator
 the claims roll-up, after its cursor's row; a task's agreement, at the end of its computation.
 """
 
+from workforce.models import Annotator
+
 from .models import (
     ExamAttempt,
     QualityAction,
@@ -49,19 +51,23 @@ def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
     )
 
 
-def lock_rule_state(rule_id: int, annotator_id: int, project_id: int) -> QualityRuleState:
-    """Create if need be, then lock, the state of a rule for one annotator in one project.
+def lock_rule_state(rule_id: int, annotator_id: int, project_id: int) -> QualityRuleState | None:
+    """Lock, creating it first if need be, the state of a rule for one annotator in one
+    project; None when the annotator no longer exists.
 
-    The insert skips a row that exists (or that a concurrent evaluation is inserting: it waits
-    for that one to commit); the lock then makes concurrent evaluations of the rule take turns.
+    The lock makes concurrent evaluations of the rule take turns. A missing row is inserted
+    skipping one that exists (or that a concurrent evaluation is inserting: it waits for that
+    one to commit), then locked.
     """
-    QualityRuleState.objects.bulk_create(
-        [QualityRuleState(rule_id=rule_id, annotator_id=annotator_id, project_id=project_id)],
-        ignore_conflicts=True,
-    )
-    return QualityRuleState.objects.select_for_update(of=("self",), no_key=True).get(
-        rule_id=rule_id, annotator_id=annotator_id, project_id=project_id
-    )
+    key = {"rule_id": rule_id, "annotator_id": annotator_id, "project_id": project_id}
+    locked = QualityRuleState.objects.select_for_update(of=("self",), no_key=True).filter(**key)
+    state = locked.first()
+    if state is None:
+        if not Annotator.objects.filter(pk=annotator_id).exists():
+            return None
+        QualityRuleState.objects.bulk_create([QualityRuleState(**key)], ignore_conflicts=True)
+        state = locked.get()
+    return state
 
 
 def lock_quality_action(action_id: int) -> QualityAction:

@@ -270,11 +270,12 @@ def quality_rule_delete(*, rule: QualityRule, actor: AbstractBaseUser | None) ->
     rule.delete()
 
 
-def rules_for(project: Project) -> list[QualityRule]:
-    """The active rules that watch ``project``: its own, and defaults for the other metrics."""
+def rules_for(project_id: int) -> list[QualityRule]:
+    """The active rules that watch a project: its own, and its organization's defaults for the
+    other metrics. None for a project that does not exist."""
     rules = list(
-        QualityRule.objects.filter(organization_id=project.organization_id).filter(
-            Q(project_id=project.pk) | Q(project__isnull=True)
+        QualityRule.objects.filter(organization__projects=project_id).filter(
+            Q(project_id=project_id) | Q(project__isnull=True)
         )
     )
     own = {rule.metric for rule in rules if rule.project_id is not None}
@@ -471,26 +472,27 @@ def quality_rules_evaluate(*, annotator_id: int, project_id: int) -> int:
     """Evaluate every rule that watches an annotator in a project; return how many fired.
 
     Each rule in a short transaction of its own, in id order. Safe to run twice or concurrently:
-    a rule fires once per crossing.
+    a rule fires once per crossing. It runs after every scored gold submission, so its steady
+    state is a few statements: the rules, then per rule its state locked, the rule read again,
+    and the metric; the project is read only when a rule fires.
     """
-    project = Project.objects.select_related("organization").filter(pk=project_id).first()
-    if project is None or not Annotator.objects.filter(pk=annotator_id).exists():
-        return 0
     return sum(
-        _rule_evaluate(rule, annotator_id=annotator_id, project=project)
-        for rule in rules_for(project)
+        _rule_evaluate(rule, annotator_id=annotator_id, project_id=project_id)
+        for rule in rules_for(project_id)
     )
 
 
 @transaction.atomic
-def _rule_evaluate(rule: QualityRule, *, annotator_id: int, project: Project) -> int:
-    state = lock_rule_state(rule.pk, annotator_id, project.pk)
+def _rule_evaluate(rule: QualityRule, *, annotator_id: int, project_id: int) -> int:
+    state = lock_rule_state(rule.pk, annotator_id, project_id)
+    if state is None:
+        return 0
     # Read again under the lock: a rule switched off or changed meanwhile is read as it is now.
     rule = QualityRule.objects.filter(pk=rule.pk, is_active=True).first()
     if rule is None:
         return 0
     # Read after the lock, so an evaluation that waited sees the scores the other one saw.
-    reading = METRICS[rule.metric](rule, annotator_id, project.pk)
+    reading = METRICS[rule.metric](rule, annotator_id, project_id)
     if reading is None:
         return 0
     if not beyond(rule.metric, reading.value, rule.threshold):
@@ -502,6 +504,7 @@ def _rule_evaluate(rule: QualityRule, *, annotator_id: int, project: Project) ->
         return 0
     state.breached = True
     state.save(update_fields=["breached", "updated_at"])
+    project = Project.objects.select_related("organization").get(pk=project_id)
     _fire(rule, annotator_id=annotator_id, project=project, reading=reading)
     return 1
 

@@ -238,12 +238,12 @@ def test_a_project_rule_replaces_the_defaults_of_its_metric(org):
         org, None, metric="fast_submissions", threshold=0.5, window=20, min_sample=10
     )
     own = rule(org, watched, threshold=0.5)
-    assert {r.pk for r in rules_for(watched)} == {own.pk, default_fast.pk}
-    assert {r.pk for r in rules_for(other)} == {default.pk, default_fast.pk}
+    assert {r.pk for r in rules_for(watched.pk)} == {own.pk, default_fast.pk}
+    assert {r.pk for r in rules_for(other.pk)} == {default.pk, default_fast.pk}
     # An inactive project rule still replaces the default: that is how a project opts out.
     own.is_active = False
     own.save()
-    assert {r.pk for r in rules_for(watched)} == {default_fast.pk}
+    assert {r.pk for r in rules_for(watched.pk)} == {default_fast.pk}
 
 
 def test_the_project_rule_acts_where_the_default_would_have(
@@ -587,3 +587,20 @@ def test_a_raised_review_rate_is_every_layers_minimum_and_says_so(
         0.0,
         [0.0, 0.0],
     )
+
+
+def test_an_evaluation_after_each_gold_score_costs_a_few_statements(
+    org, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """It runs after every scored gold submission: once a rule's state exists, the rules, then
+    per rule its state locked, the rule read again and the metric, in the rule's transaction
+    (a savepoint here); the project is read only when a rule fires."""
+    project = label_gold_project(org, org.annotator, gold_tasks=5)
+    rule(org, project, threshold=0.1)
+    submit(django_capture_on_commit_callbacks, project, org.annotator, True)
+    with django_assert_num_queries(1 + 2 + 3):
+        fired = quality_rules_evaluate(annotator_id=org.annotator.pk, project_id=project.pk)
+    assert fired == 0
+    # Nothing for a project or an annotator that no longer exists.
+    assert quality_rules_evaluate(annotator_id=org.annotator.pk, project_id=10**12) == 0
+    assert quality_rules_evaluate(annotator_id=10**12, project_id=project.pk) == 0
