@@ -272,7 +272,7 @@ def quality_rule_delete(*, rule: QualityRule, actor: AbstractBaseUser | None) ->
 
 def rules_for(project_id: int) -> list[QualityRule]:
     """The active rules that watch a project: its own, and its organization's defaults for the
-    other metrics. None for a project that does not exist."""
+    other metrics. None at all for a project that does not exist."""
     rules = list(
         QualityRule.objects.filter(organization__projects=project_id).filter(
             Q(project_id=project_id) | Q(project__isnull=True)
