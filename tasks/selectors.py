@@ -25,7 +25,7 @@ from django.shortcuts import get_object_or_404
 from config.rows import JoinedRows
 from tasks.kinds import get_kind
 from workforce.models import Annotator, Member, Role
-from workforce.tenancy import STAFF, TOKEN_MEMBER_SQL
+from workforce.tenancy import STAFF, TOKEN_ANNOTATOR_SQL
 
 from .models import (
     Annotation,
@@ -270,7 +270,7 @@ _OWN_BY_TOKEN_SQL = _own_sql(
     f"JOIN {_OWN_HELD.table('w')} w ON w.id = a.annotator_id "
     f"JOIN {_OWN_HELD.table('m')} m ON m.id = w.member_id "
     f"JOIN {_OWN_HELD.table('u')} u ON u.id = m.user_id "
-    f"WHERE a.id = %(assignment)s AND m.id = {TOKEN_MEMBER_SQL} AND m.role = ANY(%(roles)s)",
+    f"WHERE a.id = %(assignment)s AND a.annotator_id = {TOKEN_ANNOTATOR_SQL}",
 )
 
 
@@ -296,10 +296,10 @@ def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
 
 
 def own_assignment_by_token(token: dict, assignment_id: int) -> Assignment | None:
-    """``own_assignment`` for the member a request's token acts as with one of the roles the
-    request allows (``TOKEN_MEMBER_SQL``'s parameters and ``roles``), found in the same
-    statement. None when there is no such member or it holds no such assignment: the caller
-    authenticates the request, as every other, and asks ``own_assignment``, which says why."""
+    """``own_assignment`` for the annotator a request's token acts as with one of the roles the
+    request allows (``TOKEN_ANNOTATOR_SQL``'s parameters), found in the same statement. None
+    when there is no such annotator or it holds no such assignment: the caller authenticates
+    the request, as every other, and asks ``own_assignment``, which says why."""
     with connection.cursor() as cursor:
         cursor.execute(_OWN_BY_TOKEN_SQL, {**token, "assignment": assignment_id})
         row = cursor.fetchone()
