@@ -324,16 +324,19 @@ def _rescore(task: Task, annotation: Annotation, score: float, details: dict) ->
     return True
 
 
+# Every name comes from the models; the task's id is a parameter.
+_RESCORE_DUE = f"""
+INSERT INTO {GoldRescore._meta.db_table} (task_id, version, since)
+SELECT id, gold_version, now() FROM {Task._meta.db_table} WHERE id = %s
+ON CONFLICT (task_id) DO UPDATE SET version = EXCLUDED.version, since = EXCLUDED.since
+"""  # noqa: S608
+
+
 def gold_rescore_due(task_id: int) -> None:
     """In the transaction that set a task's gold answer: its submissions are due a rescore
     against it (``GoldRescore``), which ``gold_rescore`` clears once done."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO qa_goldrescore (task_id, version, since) "
-            "SELECT id, gold_version, now() FROM tasks_task WHERE id = %s "
-            "ON CONFLICT (task_id) DO UPDATE SET version = EXCLUDED.version, since = EXCLUDED.since",
-            [task_id],
-        )
+        cursor.execute(_RESCORE_DUE, [task_id])
 
 
 def gold_rescore(*, task_id: int) -> int:
