@@ -11,7 +11,6 @@ class QaConfig(AppConfig):
         the readers ``tasks`` calls for what quality knows."""
         from tasks import events, exports, staffing
         from tasks import selectors as task_selectors
-        from tasks.services import claims
 
         from . import reactions, selectors, stats
 
@@ -20,8 +19,11 @@ class QaConfig(AppConfig):
             reactions.on_annotation_submitted,
             phase=events.IN_TRANSACTION,
         )
-        # A fresh submission's live event and stats are written by the statement storing it.
-        claims.submission_recording_set(stats.submission_recording)
+        # A fresh submission's live event and stats are written by the statement storing it;
+        # one of a regular task in a project without review layers is that statement alone.
+        events.submitted_sql_set(
+            events.SubmittedSql(records=stats.submission_records, reacts=stats.submission_reacts)
+        )
         events.subscribe(
             events.IMPORT_PROGRESSED, reactions.on_import_progressed, phase=events.AFTER_COMMIT
         )

@@ -6,19 +6,17 @@ from . import gold as gold_module
 from . import jobs, live, reviews, stats, task_agreement
 
 
-def on_annotation_submitted(
-    *, annotation_id: int, gold: bool, recorded: bool | None = None
-) -> None:
-    """In the submission's transaction: the live event joins the outbox and the submission its
-    annotator's hour of stats, and a gold submission is scored and counted, another one meets
-    its project's review layers if it has any (a resubmission after a rejection, the layer that
-    rejected it); or the submission fails.
+def on_annotation_submitted(*, annotation_id: int, gold: bool, reacts: bool | None = None) -> None:
+    """In the transaction of a submission with work left for quality: a gold submission is
+    scored and counted, another one meets its project's review layers (a resubmission after a
+    rejection, the layer that rejected it); or the submission fails.
 
-    A fresh submission's statement wrote the event and the stats already
-    (``stats.submission_recording``), and ``recorded`` says whether the project has review
-    layers; a resubmission's (``recorded`` None) are written here, in one statement.
+    A fresh submission's statement wrote its live event and stats already
+    (``stats.submission_records``), and ``reacts`` says whether the project has review layers;
+    a resubmission's (``reacts`` None) are written here, in one statement. A fresh submission of
+    a regular task in a project without review layers leaves nothing to do: it is not published.
     """
-    has_review_layers = stats.submission_record(annotation_id) if recorded is None else recorded
+    has_review_layers = stats.submission_record(annotation_id) if reacts is None else reacts
     if gold:
         _score(annotation_id)
     elif has_review_layers:

@@ -187,8 +187,8 @@ def review_submitted(annotation_id: int) -> ReviewItem | None:
     (``qa.verdicts``) goes back to the layer that rejected it. In the submission's transaction.
 
     Called for projects with review layers only: the submission's statement says whether it
-    has any (``qa.stats.submission_record``), so that one without costs this no query. A first
-    submission (version 1) never looks for a rejection.
+    has any (``qa.stats.submission_reacts``), and one without is stored by that statement alone.
+    A first submission (version 1) never looks for a rejection.
     """
     annotation = Annotation.objects.select_related("project").get(pk=annotation_id)
     rejected = None

@@ -3,10 +3,9 @@
 **Writes.** Every counter is added to by one upsert (``upsert_sql``), in the transaction of the
 event it counts, attributed to the UTC hour of that event:
 
-- a submission (``submission_recording``): ``submitted``, its handling time into
-  ``active_seconds`` and ``handling_buckets``, with the live event, which also says whether the
-  project has review layers; part of the statement storing a fresh submission
-  (``tasks.services.claims.submission_recording_set``), and its own statement after a
+- a submission (``submission_records``): ``submitted``, its handling time into
+  ``active_seconds`` and ``handling_buckets``, with the live event; part of the statement storing
+  a fresh submission (``tasks.events.SubmittedSql``), and its own statement after a
   resubmission (``submission_record``);
 - a gold score (``qa.gold``): ``gold_scored`` and ``gold_score_sum``; a rescore adds the change
   of the score to the hour of the submission, and counts nothing again;
@@ -162,18 +161,15 @@ def _table(model) -> str:
     return model._meta.db_table
 
 
-def submission_recording(stored: str) -> tuple[str, str]:
+def submission_records(stored: str) -> str:
     """A submission's writes for quality, to be part of one statement: its live event, and the
     submission in its annotator's hour (``submitted``, the handling time).
 
-    ``stored`` names a query of the submissions stored, one row each: ``id``, ``project_id``,
-    ``task_id``, ``annotator_id``, ``duration_seconds``, ``submitted_at``, and ``leased_at``,
-    when its assignment's lease started. Returns the statement's common table expressions
-    (``qa_sub``, ``qa_event``, ``qa_counted``) and an SQL expression telling whether the
-    project has review layers, so that a project without any costs the review decision no
-    query. Every name comes from the models.
+    ``stored`` names a query of the submissions stored (``events.SubmittedSql.records``).
+    Returns the statement's common table expressions (``qa_sub``, ``qa_event``,
+    ``qa_counted``). Every name comes from the models.
     """
-    ctes = f"""qa_sub AS (
+    return f"""qa_sub AS (
     SELECT x.id, x.project_id, x.task_id, x.annotator_id, x.duration_seconds,
            p.organization_id, w.member_id,
            date_trunc('hour', x.submitted_at, 'UTC') AS hour,
@@ -193,16 +189,18 @@ def submission_recording(stored: str) -> tuple[str, str]:
         )
     }
 )"""  # noqa: S608
-    reviewed = (
-        f"EXISTS (SELECT 1 FROM {_table(ReviewLayer)} l "  # noqa: S608
-        "WHERE l.project_id = (SELECT project_id FROM qa_sub))"
-    )
-    return ctes, reviewed
+
+
+def submission_reacts(project: str) -> str:
+    """Whether quality reacts to a fresh submission of a regular task in ``project`` (an SQL
+    expression of its id) in its transaction: the project has review layers. A project without
+    any costs the review decision no query."""
+    return f"EXISTS (SELECT 1 FROM {_table(ReviewLayer)} l WHERE l.project_id = {project})"  # noqa: S608
 
 
 def _submitted_sql() -> str:
-    """``submission_recording`` of a submission stored before, read by its id (a parameter)."""
-    ctes, reviewed = submission_recording("qa_stored")
+    """``submission_records`` of a submission stored before, read by its id (a parameter), and
+    ``submission_reacts`` of its project."""
     return f"""
 WITH qa_stored AS (
     SELECT a.id, a.project_id, a.task_id, a.annotator_id, a.duration_seconds, a.submitted_at,
@@ -210,8 +208,8 @@ WITH qa_stored AS (
     FROM {_table(Annotation)} a
     JOIN {_table(Assignment)} s ON s.id = a.assignment_id
     WHERE a.id = %(annotation)s
-), {ctes}
-SELECT {reviewed}
+), {submission_records("qa_stored")}
+SELECT {submission_reacts("(SELECT project_id FROM qa_stored)")}
 """  # noqa: S608
 
 
@@ -220,7 +218,7 @@ _SUBMITTED = _submitted_sql()
 
 def submission_record(annotation_id: int) -> bool:
     """In the transaction of a submission stored without its records (a resubmission, stored
-    as its annotation's next version), one statement: ``submission_recording``. Return whether
+    as its annotation's next version), one statement: ``submission_records``. Return whether
     its project has review layers."""
     with connection.cursor() as cursor:
         cursor.execute(_SUBMITTED, {"annotation": annotation_id})

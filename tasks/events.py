@@ -2,12 +2,16 @@
 
 ``tasks`` never imports ``qa``; ``qa`` subscribes in its ``AppConfig.ready()``. The events:
 
-``annotation_submitted(annotation_id: int, gold: bool, recorded)``
-    An annotator's submission was stored. Published once per annotation, inside the
-    submission's transaction; ``gold`` says its task is gold (to be scored in that transaction).
-    ``recorded`` is what the statement storing a fresh submission answered for the records it
-    wrote with it (``claims.submission_recording_set``); None for a resubmission, stored
-    without them.
+``annotation_submitted(annotation_id: int, gold: bool, reacts)``
+    An annotator's submission was stored, with work left for its transaction: published inside
+    it, once per annotation; ``gold`` says its task is gold (to be scored in that transaction).
+    ``reacts`` is what the statement storing a fresh submission answered for the project
+    (``SubmittedSql.reacts``); None for a resubmission, stored without its records.
+
+    Its subscriber's writes for every fresh submission are SQL (``submitted_sql_set``), part of
+    the statement that stores it. A plain submission, one ``reacts`` says nothing is left to do
+    for (a fresh one of a regular task), is that one statement, its own transaction, and the
+    event is not published for it.
 
 ``gold_answer_set(task_id: int)``
     A task was made gold, or its gold answer corrected: work submitted on it before is to be
@@ -39,6 +43,7 @@ A handler runs in one of two phases, chosen when it subscribes:
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 
@@ -102,3 +107,42 @@ def publish(event: str, **payload) -> None:
 
     if _handlers[event]:
         transaction.on_commit(deliver)
+
+
+@dataclass(frozen=True)
+class SubmittedSql:
+    """The SQL side of ``annotation_submitted``'s subscriber, set by ``QaConfig.ready()``
+    (``tasks`` never imports ``qa``): quality's live event and the annotator's hour of stats, and
+    whether quality reacts to a submission in a project.
+
+    ``records(stored)``: given the name of a query of the submissions stored, one row each
+    (``id``, ``project_id``, ``task_id``, ``annotator_id``, ``duration_seconds``,
+    ``submitted_at``, and ``leased_at``, when its assignment's lease started), the common table
+    expressions that write their records, named apart from ``project_reacts``, ``submit`` and
+    ``stored``.
+
+    ``reacts(project)``: given an SQL expression of a project's id, an SQL expression telling
+    whether a fresh submission of a regular task there has work left for the event's handlers,
+    in its transaction (quality: the project has review layers).
+    """
+
+    records: Callable[[str], str]
+    reacts: Callable[[str], str]
+
+
+_submitted_sql: SubmittedSql | None = None
+
+
+def submitted_sql_set(sql: SubmittedSql) -> None:
+    global _submitted_sql
+    _submitted_sql = sql
+
+
+def submitted_sql() -> SubmittedSql | None:
+    return _submitted_sql
+
+
+def submitted_reacts(project: str) -> str:
+    """``SubmittedSql.reacts`` of ``project`` (an SQL expression of its id); always, when no app
+    said."""
+    return "TRUE" if _submitted_sql is None else _submitted_sql.reacts(project)

@@ -1,5 +1,6 @@
 """Reads of projects, tasks, assignments and annotations, scoped to what the member may see."""
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tasks.kinds import get_kind
 from workforce.models import Annotator, Member, Role
 from workforce.tenancy import STAFF, TOKEN_ANNOTATOR_SQL
 
+from . import events
 from .models import (
     Annotation,
     Assignment,
@@ -256,27 +258,37 @@ _OWN_HELD = JoinedRows(
 
 
 def _own_sql(rows: JoinedRows, where: str) -> str:
-    # Every name comes from the models; the ids and the token are parameters.
+    # Every name comes from the models; the ids and the token are parameters. The last column
+    # says whether a fresh submission there would have work left for its transaction
+    # (``events.submitted_reacts``), so that a submit in such a project goes straight to one.
     return (
-        f"SELECT {rows.columns} FROM {rows.table('a')} a "  # noqa: S608
+        f"SELECT {rows.columns}, {events.submitted_reacts('a.project_id')} "  # noqa: S608
+        f"FROM {rows.table('a')} a "
         f"JOIN {rows.table('p')} p ON p.id = a.project_id "
         f"JOIN {rows.table('t')} t ON t.id = a.task_id {where}"
     )
 
 
-_OWN_SQL = _own_sql(_OWN, "WHERE a.id = %(assignment)s AND a.annotator_id = %(annotator)s")
-_OWN_BY_TOKEN_SQL = _own_sql(
-    _OWN_HELD,
-    f"JOIN {_OWN_HELD.table('w')} w ON w.id = a.annotator_id "
-    f"JOIN {_OWN_HELD.table('m')} m ON m.id = w.member_id "
-    f"JOIN {_OWN_HELD.table('u')} u ON u.id = m.user_id "
-    f"WHERE a.id = %(assignment)s AND a.annotator_id = {TOKEN_ANNOTATOR_SQL}",
-)
+@functools.cache
+def _own_sqls(_submitted: events.SubmittedSql | None) -> tuple[str, str]:
+    """The two reads of an assignment by its holder, by annotator and by token; built again
+    when another app says how it reacts to a submission."""
+    return (
+        _own_sql(_OWN, "WHERE a.id = %(assignment)s AND a.annotator_id = %(annotator)s"),
+        _own_sql(
+            _OWN_HELD,
+            f"JOIN {_OWN_HELD.table('w')} w ON w.id = a.annotator_id "
+            f"JOIN {_OWN_HELD.table('m')} m ON m.id = w.member_id "
+            f"JOIN {_OWN_HELD.table('u')} u ON u.id = m.user_id "
+            f"WHERE a.id = %(assignment)s AND a.annotator_id = {TOKEN_ANNOTATOR_SQL}",
+        ),
+    )
 
 
 def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
     """The member's own assignment, with its project and task: only its holder may heartbeat,
-    release or submit it.
+    release or submit it; ``submission_reacts`` tells its submit whether the project reacts to
+    a submission in its transaction.
 
     Its holder is the member's annotator profile, which the request has already read: it is
     attached as it is, so that what is answered about the assignment reads nothing again.
@@ -284,14 +296,14 @@ def own_assignment(*, member: Member, assignment_id: int) -> Assignment:
     annotator = getattr(member, "annotator", None)
     with connection.cursor() as cursor:
         cursor.execute(
-            _OWN_SQL,
+            _own_sqls(events.submitted_sql())[0],
             {"assignment": assignment_id, "annotator": annotator.pk if annotator else None},
         )
         row = cursor.fetchone()
     if row is None:
         raise Http404("No Assignment matches the given query.")
-    assignment, assignment.project, assignment.task = _OWN.instances(row)
-    assignment.annotator = annotator
+    assignment, assignment.project, assignment.task = _OWN.instances(row[:-1])
+    assignment.annotator, assignment.submission_reacts = annotator, row[-1]
     return assignment
 
 
@@ -301,14 +313,15 @@ def own_assignment_by_token(token: dict, assignment_id: int) -> Assignment | Non
     when there is no such annotator or it holds no such assignment: the caller authenticates
     the request, as every other, and asks ``own_assignment``, which says why."""
     with connection.cursor() as cursor:
-        cursor.execute(_OWN_BY_TOKEN_SQL, {**token, "assignment": assignment_id})
+        cursor.execute(_own_sqls(events.submitted_sql())[1], {**token, "assignment": assignment_id})
         row = cursor.fetchone()
     if row is None:
         return None
     assignment, assignment.project, assignment.task, annotator, member, user = _OWN_HELD.instances(
-        row
+        row[:-1]
     )
     assignment.annotator, annotator.member, member.user = annotator, member, user
+    assignment.submission_reacts = row[-1]
     return assignment
 
 

@@ -50,7 +50,6 @@ then answer 403 ``access_ended``.
 
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -362,27 +361,12 @@ class SubmitResult(StrEnum):
     RESUBMITTED = "resubmitted"
     SUBMITTED_BEFORE = "submitted_before"
     REFUSED = "refused"
-
-
-# What another app records of a fresh submission in the very statement that stores it, one
-# round trip: quality's live event and the annotator's hour of stats, set by
-# ``QaConfig.ready()`` (``tasks`` never imports ``qa``). Given the name of a query of the
-# submissions stored (``_STORED``'s columns), it returns the statement's common table
-# expressions, named apart from ``submit`` and ``stored``, and an SQL expression whose value the
-# ``annotation_submitted`` event carries as ``recorded``.
-SubmissionRecording = Callable[[str], tuple[str, str]]
-_recording: SubmissionRecording | None = None
-
-
-def submission_recording_set(recording: SubmissionRecording) -> None:
-    global _recording
-    _recording = recording
-    _submit_sql.cache_clear()
+    NOT_PLAIN = "not_plain"
 
 
 _SUBMIT = (
     "SELECT * FROM tasks_submit(%(assignment)s, %(payload)s, %(active_seconds)s, "
-    "%(duration)s, %(now)s)"
+    "%(duration)s, %(now)s, %(plain)s, (SELECT v FROM project_reacts))"
 )
 # The submission ``tasks_submit`` stored, if it stored one, from what the request knows: the
 # statement's other parts see the tables as they were when it began, without the new row.
@@ -395,29 +379,34 @@ _STORED = """
 
 
 @functools.cache
-def _submit_sql() -> str:
-    if _recording is None:
-        return f"SELECT submit.*, NULL AS r_recorded FROM ({_SUBMIT}) submit"  # noqa: S608
-    ctes, recorded = _recording("stored")
+def _submit_sql(sql: events.SubmittedSql | None) -> str:
+    """The submit's statement: whether the project reacts (``events.submitted_reacts``), the
+    call, and the records of a fresh submission (``events.SubmittedSql.records``)."""
+    reacts = events.submitted_reacts("%(project)s::bigint")
+    records = "" if sql is None else f", {sql.records('stored')}"
     return (
-        f"WITH submit AS MATERIALIZED ({_SUBMIT}), stored AS ({_STORED}), {ctes} "  # noqa: S608
-        f"SELECT submit.*, {recorded} AS r_recorded FROM submit"
+        f"WITH project_reacts AS (SELECT {reacts} AS v), "  # noqa: S608
+        f"submit AS MATERIALIZED ({_SUBMIT}), stored AS ({_STORED}){records} "
+        "SELECT submit.*, (SELECT v FROM project_reacts) AS r_reacts FROM submit"
     )
 
 
-def _submit(assignment: Assignment, payload, active_seconds: int | None, now: datetime) -> dict:
+def _submit(
+    assignment: Assignment, payload, active_seconds: int | None, now: datetime, *, plain: bool
+) -> dict:
     """Call ``tasks_submit``, with what other apps record of a fresh submission, and return its
     row by column name, without the ``r_`` prefix."""
     duration = (now - assignment.leased_at).total_seconds()
     with connection.cursor() as cursor:
         cursor.execute(
-            _submit_sql(),
+            _submit_sql(events.submitted_sql()),
             {
                 "assignment": assignment.pk,
                 "payload": Jsonb(payload),
                 "active_seconds": active_seconds,
                 "duration": duration,
                 "now": now,
+                "plain": plain,
                 "project": assignment.project_id,
                 "task": assignment.task_id,
                 "annotator": assignment.annotator_id,
@@ -429,7 +418,6 @@ def _submit(assignment: Assignment, payload, active_seconds: int | None, now: da
     return dict(zip(names, row, strict=True)) | {"duration": duration}
 
 
-@transaction.atomic
 def assignment_submit(
     *,
     assignment: Assignment,
@@ -445,8 +433,23 @@ def assignment_submit(
 
     The locks, checks and writes are ``tasks_submit`` (``submit.sql`` beside this module), one
     round trip; the assignment's project and task are the ones ``assignment`` was read with.
+    A plain submission (a fresh one of a regular task, in a project where nothing reacts to it)
+    is that one statement, its own transaction when the caller has none: nothing is left to do
+    in a transaction after it. Anything else, or a plain attempt the statement finds is not
+    (the project reacts now, the work came back for rework), is stored in a transaction, with
+    ``annotation_submitted``'s handlers. ``assignment.submission_reacts``, when the read that
+    found it says so, spares a project that reacts the plain attempt.
     """
-    return _work_store(assignment, payload, active_seconds)
+    active_seconds, now = _submission_checked(assignment, payload, active_seconds)
+    if (
+        assignment.slot_id is not None
+        and getattr(assignment, "submission_reacts", None) is not True
+    ):
+        stored = _work_store(assignment, payload, active_seconds, now, plain=True)
+        if stored is not None:
+            return stored
+    with transaction.atomic():
+        return _work_store(assignment, payload, active_seconds, now, plain=False)
 
 
 @transaction.atomic
@@ -465,7 +468,8 @@ def assignment_submit_next(
     annotator suspended meanwhile, is told in the result and the submission stands; only an
     error of the database (a timeout, say) undoes both, and the request can be sent again.
     """
-    annotation, created = _work_store(assignment, payload, active_seconds)
+    active_seconds, now = _submission_checked(assignment, payload, active_seconds)
+    annotation, created = _work_store(assignment, payload, active_seconds, now, plain=False)
     return (
         annotation,
         created,
@@ -473,11 +477,12 @@ def assignment_submit_next(
     )
 
 
-def _work_store(
+def _submission_checked(
     assignment: Assignment, payload, active_seconds: int | None
-) -> tuple[Annotation, bool]:
+) -> tuple[int | None, datetime]:
+    """The active time to store and the submission's time, once the active time and the payload
+    are valid; a bad active time and a bad payload are told together."""
     now = timezone.now()
-    # A bad active time and a bad payload are told together.
     problems = FieldErrors()
     with problems.collect():
         active_seconds = active_seconds_check(
@@ -489,10 +494,19 @@ def _work_store(
     )
     problems.update(issues_by_path(issue.under("payload") for issue in issues))
     problems.raise_if_any("Invalid submission.")
-    row = _submit(assignment, payload, active_seconds, now)
+    return active_seconds, now
+
+
+def _work_store(
+    assignment: Assignment, payload, active_seconds: int | None, now: datetime, *, plain: bool
+) -> tuple[Annotation, bool] | None:
+    """Store valid work (``tasks_submit``); None when ``plain`` was asked and it is not."""
+    row = _submit(assignment, payload, active_seconds, now, plain=plain)
     result = SubmitResult(row["result"])
-    # Checked under the locks ``tasks_submit`` took, which this transaction still holds, so
-    # that a retried request racing the first one sees its result.
+    if result == SubmitResult.NOT_PLAIN:
+        return None
+    # Checked under the locks ``tasks_submit`` took, which a transaction still holds, so that a
+    # retried request racing the first one sees its result.
     if result == SubmitResult.SUBMITTED_BEFORE:
         existing = Annotation.objects.get(pk=row["annotation"])
         if existing.payload == payload:
@@ -520,7 +534,7 @@ def _work_store(
             pk=row["annotation"],
             assignment=assignment,
             task=assignment.task,
-            project=project,
+            project=assignment.project,
             annotator=assignment.annotator,
             payload=payload,
             active_seconds=active_seconds,
@@ -530,13 +544,14 @@ def _work_store(
         annotation._state.adding = False
     if row["seats"] is not None:
         events.publish(events.TASK_COMPLETED, task_id=assignment.task_id, seats=row["seats"])
-    # Scored in this transaction by qa's in-transaction handler when gold.
-    events.publish(
-        events.ANNOTATION_SUBMITTED,
-        annotation_id=annotation.pk,
-        gold=assignment.slot_id is None,
-        recorded=row["recorded"] if result == SubmitResult.SUBMITTED else None,
-    )
+    if not plain:
+        # Scored in this transaction by qa's in-transaction handler when gold.
+        events.publish(
+            events.ANNOTATION_SUBMITTED,
+            annotation_id=annotation.pk,
+            gold=assignment.slot_id is None,
+            reacts=row["reacts"] if result == SubmitResult.SUBMITTED else None,
+        )
     return annotation, True
 
 

@@ -17,7 +17,14 @@
 --   ``submitted_before`` the assignment was submitted already, with ``r_annotation``: the
 --                        caller compares payloads, with the locks still held;
 --   ``refused``          nothing stored: the assignment was submitted, released or revoked,
---                        or its slot went to someone else (``r_holds`` false).
+--                        or its slot went to someone else (``r_holds`` false);
+--   ``not_plain``        nothing stored: ``p_plain`` was asked, and this is not a plain
+--                        submission.
+-- ``p_plain`` asks for a plain submission only, one the call stores whole, with nothing left for
+-- its transaction to do after it: a fresh submission of a regular task in a project where
+-- nothing reacts to it (``p_reacts`` false, the caller's word for the project). The caller may
+-- then make the call its own transaction. Gold (scored after) and a resubmission after rework
+-- (stored after, as the next version) are not plain.
 -- ``r_status`` is the assignment's status and ``r_holds`` whether it holds its task, as read
 -- under the locks; ``r_seats``, the task's seats when this submit completed it (else null).
 -- A task is complete when its last seat is submitted: the task's row is locked before its other
@@ -26,7 +33,7 @@
 -- committed). Reading first would let each see the other's slot still leased.
 CREATE OR REPLACE FUNCTION tasks_submit(
     p_assignment bigint, p_payload jsonb, p_active_seconds integer,
-    p_duration double precision, p_now timestamptz
+    p_duration double precision, p_now timestamptz, p_plain boolean, p_reacts boolean
 ) RETURNS TABLE (
     r_result text, r_annotation bigint, r_status text, r_holds boolean, r_seats integer
 )
@@ -42,6 +49,9 @@ BEGIN
     SELECT a.slot_id, a.task_id, a.project_id, a.annotator_id INTO asg
     FROM tasks_assignment a WHERE a.id = p_assignment;
     gold := asg.slot_id IS NULL;
+    IF p_plain AND (gold OR p_reacts) THEN
+        r_result := 'not_plain'; RETURN NEXT; RETURN;
+    END IF;
     IF gold THEN
         PERFORM 1 FROM tasks_projectmember m
         WHERE m.project_id = asg.project_id AND m.annotator_id = asg.annotator_id
@@ -77,6 +87,8 @@ BEGIN
                 p_active_seconds, p_duration, p_now)
         RETURNING id INTO r_annotation;
         r_result := 'submitted';
+    ELSIF p_plain THEN
+        r_result := 'not_plain'; RETURN NEXT; RETURN;
     ELSE
         -- Sent back for rework (its slot leased to it again): its annotation has a new version.
         r_result := 'resubmitted';

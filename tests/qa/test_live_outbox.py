@@ -21,6 +21,7 @@ from tasks.services.claims import assignment_submit, claim_next
 from tests.helpers import database_url, image_rows, import_rows, make_project, session_headers
 from tests.helpers import staff as staff_project
 from tests.qa.live_helpers import checked, open_socket, receive, receive_events
+from tests.qa.review_helpers import layer, set_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,6 +258,8 @@ def test_a_handler_in_the_transaction_that_fails_fails_the_write(org, monkeypatc
     project = make_project(org)
     import_rows(project, image_rows(1))
     staff_project(project, org.annotator)
+    # With review layers, a submission has work left for its transaction: the handlers run.
+    set_policy(org, project, [layer()])
     claimed = claim_next(annotator=org.annotator).claimed
 
     def refuse(**payload):

@@ -22,14 +22,16 @@ from qa.stats import (
 )
 from qa.task_agreement import task_agreement_compute
 from qa.verdicts import review_judge
-from tasks.models import Assignment, AssignmentStatus, Task
+from tasks.models import Annotation, Assignment, AssignmentStatus, Task
+from tasks.selectors import own_assignment
 from tasks.services.claims import assignment_submit, claim_next
 from tasks.services.gold import task_gold_set
+from tasks.services.tasks import assignment_rework
 from tests.helpers import at_once, image_rows, import_rows, make_project, staff
 from tests.qa.agreement_helpers import crowd_project, one_task, work
 from tests.qa.gold_helpers import ANSWER, HALF, label_gold_project, label_gold_submit
 from tests.qa.gold_helpers import submit as gold_submit
-from tests.qa.review_helpers import CAR, lease, verdict_project, waiting_item
+from tests.qa.review_helpers import CAR, layer, lease, set_policy, verdict_project, waiting_item
 from tests.qa.review_helpers import submit as review_submit
 
 pytestmark = pytest.mark.django_db
@@ -112,8 +114,9 @@ def test_a_submission_counts_in_its_hour_with_its_handling_time_in_one_statement
     )
     with CaptureQueriesContext(connection) as queries:
         annotation, _ = assignment_submit(assignment=assignment, payload=BOX)
-    # The savepoint, ``tasks_submit`` with quality's records in its statement, the release.
-    assert len(queries) == 3, [q["sql"][:60] for q in queries]
+    # ``tasks_submit`` with quality's records in its statement, and no transaction around it:
+    # a regular task, no review layers, nothing left to do after it.
+    assert len(queries) == 1, [q["sql"][:60] for q in queries]
     row = stats_of(org.annotator, project)
     assert row.hour == hour_of(annotation.submitted_at)
     assert (row.submitted, row.claimed, row.gold_scored) == (1, 0, 0)
@@ -152,6 +155,41 @@ def test_a_resubmission_counts_again_from_its_rework_lease(org):
     events = LiveEvent.objects.filter(type=LiveEventType.ANNOTATION_SUBMITTED)
     assert [e.data["annotation"] for e in events] == [annotation.pk, annotation.pk]
     assert waiting_item(again).layer.position == 1
+
+
+def test_work_back_for_rework_is_stored_as_its_next_version_without_review_layers(org):
+    """The submit's single statement takes only a fresh submission: work sent back for rework
+    in a project without review layers is found by it and stored as the next version, with its
+    records, in a transaction after it."""
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    staff(project, org.annotator)
+    first = review_submit(org.annotator, project, payload=BOX)
+    assignment_rework(assignment_id=first.assignment_id)
+    assignment = Assignment.objects.select_related("project", "task", "annotator").get(
+        pk=first.assignment_id
+    )
+    again, created = assignment_submit(assignment=assignment, payload={"boxes": [CAR]})
+    assert created and (again.pk, again.version) == (first.pk, 2)
+    assert Annotation.objects.get(pk=first.pk).payload == {"boxes": [CAR]}
+    assert stats_of(org.annotator, project).submitted == 2
+    events = LiveEvent.objects.filter(type=LiveEventType.ANNOTATION_SUBMITTED)
+    assert [e.data["annotation"] for e in events] == [first.pk, first.pk]
+
+
+def test_review_layers_set_after_the_submit_read_its_assignment_still_meet_it(org):
+    """The read told the submit that the project had no review layers; a layer set before its
+    statement runs is seen by that statement, and the submission meets it."""
+    project = make_project(org)
+    import_rows(project, image_rows(2))
+    staff(project, org.annotator)
+    claimed = claim_next(annotator=org.annotator).claimed
+    assignment = own_assignment(member=org.annotator_member, assignment_id=claimed.assignment_id)
+    assert assignment.submission_reacts is False
+    set_policy(org, project, [layer()])
+    annotation, created = assignment_submit(assignment=assignment, payload=BOX)
+    assert created and waiting_item(annotation).layer.position == 1
+    assert stats_of(org.annotator, project).submitted == 1
 
 
 def test_a_submission_to_a_project_with_review_layers_still_meets_them(org):
