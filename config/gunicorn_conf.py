@@ -15,7 +15,11 @@ the same settings (157-166 cycles/s against 136-154 at 10,000 tasks). Kept-alive
 stay with the process that accepted them, and a process's threads share one core: under the
 loop one process took nearly all of them. Spreading them (``reuse_port``, each process its own
 listening socket) was slower on two cores that PostgreSQL shares (129-143 cycles/s, a third more
-CPU per cycle), so the processes share one socket.
+CPU per cycle), so the processes share one socket. Measured again once the submit was one
+statement: eight clients connecting land 8/0, 7/1 or 6/2 on the two processes most of the time,
+yet four processes of two threads with a socket each served 0.77-1.24x these cycles per second
+(about 0.9x over 10 alternating pairs) at more web CPU per cycle: the machine, not one
+interpreter, is what the loop fills.
 """
 
 import os
