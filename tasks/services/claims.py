@@ -505,8 +505,9 @@ def _work_store(
     result = SubmitResult(row["result"])
     if result == SubmitResult.NOT_PLAIN:
         return None
-    # Checked under the locks ``tasks_submit`` took, which a transaction still holds, so that a
-    # retried request racing the first one sees its result.
+    # A retried request racing the first one waited on the locks ``tasks_submit`` took, so it
+    # sees the first's result: in a transaction, still under those locks; after a plain call,
+    # whose locks ended with it, the annotation it names was committed before it read it.
     if result == SubmitResult.SUBMITTED_BEFORE:
         existing = Annotation.objects.get(pk=row["annotation"])
         if existing.payload == payload:
