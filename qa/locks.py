@@ -1,7 +1,8 @@
 """Row locks for qa rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: an exam attempt, a quality rule's state,
-a quality action or a task's agreement (each alone: no transaction takes two of them), then the
+Order, whenever several are taken in one transaction: an exam attempt, the states of the
+quality rules watching one annotator in one project (in rule order), a quality action or a task's
+agreement (each alone: no transaction takes two of these), then the
 rows of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the
 project member, certifications; or, when dynamic overlap adds a seat, the project, the task's
 slots and the task. Starting an attempt locks the annotator alone and only inserts an
@@ -24,6 +25,8 @@ transaction locks but a gold submission's accuracy row (its one statement adds t
 the live event, before it is scored), and several of them in (project, annotator, hour) order:
 the claims roll-up, after its cursor's row; a task's agreement, at the end of its computation.
 """
+
+from django.db import connection
 
 from workforce.models import Annotator
 
@@ -51,23 +54,45 @@ def lock_exam_attempt(attempt_id: int) -> ExamAttempt:
     )
 
 
-def lock_rule_state(rule_id: int, annotator_id: int, project_id: int) -> QualityRuleState | None:
-    """Lock, creating it first if need be, the state of a rule for one annotator in one
-    project; None when the annotator no longer exists.
+def lock_rule_states(rules_sql: str, annotator_id: int, project_id: int) -> dict[int, bool]:
+    """Lock, creating them first if need be, the states for one annotator in one project of
+    the rules ``rules_sql`` selects (their ids, its one parameter the project), in rule order;
+    answer each one's ``breached``. Empty when the annotator no longer exists.
 
-    The lock makes concurrent evaluations of the rule take turns. A missing row is inserted
-    skipping one that exists (or that a concurrent evaluation is inserting: it waits for that
-    one to commit), then locked.
+    The locks make concurrent evaluations for one annotator in one project take turns. Missing
+    rows are inserted skipping those that exist (or that a concurrent evaluation is inserting:
+    it waits for that one to commit), then locked with the others.
     """
-    key = {"rule_id": rule_id, "annotator_id": annotator_id, "project_id": project_id}
-    locked = QualityRuleState.objects.select_for_update(of=("self",), no_key=True).filter(**key)
-    state = locked.first()
-    if state is None:
+    states = _rule_states_locked(rules_sql, annotator_id, project_id)
+    missing = [rule for rule, breached in states.items() if breached is None]
+    if missing:
         if not Annotator.objects.filter(pk=annotator_id).exists():
-            return None
-        QualityRuleState.objects.bulk_create([QualityRuleState(**key)], ignore_conflicts=True)
-        state = locked.get()
-    return state
+            return {}
+        QualityRuleState.objects.bulk_create(
+            [
+                QualityRuleState(rule_id=rule, annotator_id=annotator_id, project_id=project_id)
+                for rule in missing
+            ],
+            ignore_conflicts=True,
+        )
+        states = _rule_states_locked(rules_sql, annotator_id, project_id)
+    return {rule: breached for rule, breached in states.items() if breached is not None}
+
+
+def _rule_states_locked(rules_sql: str, annotator_id: int, project_id: int) -> dict:
+    # One statement: the rules, and the states they have locked in rule order (the locking
+    # rows are sorted before they are locked); None for a rule without one.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH rules AS ({rules_sql}), locked AS MATERIALIZED ("  # noqa: S608
+            f"SELECT s.rule_id, s.breached FROM {QualityRuleState._meta.db_table} s "
+            "WHERE s.rule_id IN (SELECT id FROM rules) AND s.annotator_id = %s "
+            "AND s.project_id = %s ORDER BY s.rule_id FOR NO KEY UPDATE OF s) "
+            "SELECT r.id, l.breached FROM rules r LEFT JOIN locked l ON l.rule_id = r.id "
+            "ORDER BY r.id",
+            [project_id, annotator_id, project_id],
+        )
+        return dict(cursor.fetchall())
 
 
 def lock_quality_action(action_id: int) -> QualityAction:

@@ -1,6 +1,6 @@
 """How quality reacts to what happens in ``tasks``. Subscribed in ``QaConfig.ready()``."""
 
-from workforce.queue import enqueue
+from workforce.queue import enqueue, run_after_commit
 
 from . import gold as gold_module
 from . import jobs, live, reviews, stats, task_agreement
@@ -27,7 +27,7 @@ def _score(annotation_id: int) -> None:
     scored = gold_module.gold_score_record(annotation_id)
     if scored is not None:
         # After commit, quality rules read the accuracy this transaction wrote.
-        enqueue(jobs.evaluate_quality_rules, scored.annotator_id, scored.project_id)
+        run_after_commit(jobs.evaluate_quality_rules, scored.annotator_id, scored.project_id)
 
 
 def on_gold_answer_set(*, task_id: int) -> None:

@@ -3,8 +3,11 @@
 A rule reads one metric of an annotator in a project and, when it crosses the threshold, acts:
 suspends them from the project, lowers their skill in the project's kind by k levels, suspends
 their certifications in the project's domains, raises their gold rate or their review sampling
-rate in the project to r, or only alerts staff. It is evaluated by the job
-``qa.evaluate_quality_rules`` after each scored gold submission and each verdict on their work.
+rate in the project to r, or only alerts staff. The rules are evaluated after each scored gold
+submission and each verdict on their work commits, by the job ``qa.evaluate_quality_rules`` run
+in the process that recorded it (``workforce.queue.run_after_commit``): a few statements, where
+a message and a worker's handling of it cost several times as much. Should it fail there, the
+workers run it.
 
 Which rules apply to a project: its own rules, and the organization's defaults (rules with no
 project) for every metric the project has no rule of its own for. A project rule replaces the
@@ -33,12 +36,13 @@ Metrics, and which side of the threshold is bad:
   annotator's submissions read.
 
 A rule fires once per crossing. ``QualityRuleState`` keeps, per rule, annotator and project,
-whether the metric stands beyond the threshold; it is locked while the rule is evaluated, and the
-metric is read under that lock, so concurrent evaluations see each other's result and fire once.
+whether the metric stands beyond the threshold. An evaluation locks the states of every rule
+that watches the annotator in the project, then reads the rules and the metrics under those
+locks, so concurrent evaluations see each other's result and fire once.
 The rule fires on the step from within to beyond, only with at least ``min_sample`` in the
 sample; it may fire again once the metric came back within the threshold (at any sample size).
 
-Each firing, in one transaction: the effect, a ``QualityAction`` keeping the state before and
+Each firing, in the evaluation's transaction: the effect, a ``QualityAction`` keeping the state before and
 after, the audit event ``quality_action.applied`` with the evidence, and a live ``quality.alert``
 to the organization's staff (its ``effect`` is the action's kind). An action that finds nothing
 to change (the annotator already suspended, at level 0, holding no certification in force, or
@@ -56,15 +60,17 @@ Lock order (``qa/locks.py``): the rule state or the action row first, then the a
 project membership, certifications.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from config.errors import Conflict, ErrorCode, FieldErrors, ValidationFailed
+from config.rows import JoinedRows
 from tasks.locks import lock_project_member
 from tasks.models import Annotation, Project
 from workforce.locks import lock_annotator
@@ -89,7 +95,7 @@ from workforce.services.audit import require_reason
 
 from .gold import figures, wilson
 from .live import record_staff_event
-from .locks import lock_quality_action, lock_rule_state
+from .locks import lock_quality_action, lock_rule_states
 from .models import (
     Accuracy,
     LiveEventType,
@@ -97,6 +103,7 @@ from .models import (
     QualityEffect,
     QualityMetric,
     QualityRule,
+    QualityRuleState,
     ReviewAccuracy,
 )
 from .models.gold import RECENT_KEPT
@@ -270,20 +277,26 @@ def quality_rule_delete(*, rule: QualityRule, actor: AbstractBaseUser | None) ->
     rule.delete()
 
 
+# The ids of the rules that watch a project (the one parameter): its own active rules, and its
+# organization's active defaults for the metrics it has no rule of its own for, active or not.
+# Names come from the models.
+WATCHING_SQL = f"""
+    WITH rules AS (
+        SELECT r.id, r.project_id, r.metric, r.is_active FROM {QualityRule._meta.db_table} r
+        JOIN {Project._meta.db_table} p ON p.organization_id = r.organization_id
+        WHERE p.id = %s AND (r.project_id = p.id OR r.project_id IS NULL)
+    )
+    SELECT r.id FROM rules r WHERE r.is_active AND (r.project_id IS NOT NULL OR NOT EXISTS (
+        SELECT FROM rules own WHERE own.project_id IS NOT NULL AND own.metric = r.metric
+    ))
+"""  # noqa: S608
+
+
 def rules_for(project_id: int) -> list[QualityRule]:
     """The active rules that watch a project: its own, and its organization's defaults for the
     other metrics. None at all for a project that does not exist."""
-    rules = list(
-        QualityRule.objects.filter(organization__projects=project_id).filter(
-            Q(project_id=project_id) | Q(project__isnull=True)
-        )
-    )
-    own = {rule.metric for rule in rules if rule.project_id is not None}
-    return [
-        rule
-        for rule in rules
-        if rule.is_active and (rule.project_id is not None or rule.metric not in own)
-    ]
+    watching = RawSQL(WATCHING_SQL, [project_id])  # noqa: S611 - names from the models
+    return list(QualityRule.objects.filter(pk__in=watching))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,12 +312,66 @@ class Reading:
     evidence: dict
 
 
-def _recent_mean(model) -> Callable[[QualityRule, int, int], Reading | None]:
-    """The mean of the last ``window`` scores kept on ``model``'s row (gold or review)."""
+# The median handling time of the project's latest submissions, read through the
+# (project, -submitted_at) index, and the annotator's latest handling times in the project,
+# through the (annotator, -submitted_at) one. Names come from the model; values are parameters.
+_FAST_SQL = f"""
+    SELECT m.median, m.counted, ARRAY(
+        SELECT a.duration_seconds FROM {Annotation._meta.db_table} a
+        WHERE a.annotator_id = %(annotator)s AND a.project_id = %(project)s
+        ORDER BY a.submitted_at DESC LIMIT %(window)s
+    ) FROM (
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS median, count(*) AS counted
+        FROM (
+            SELECT duration_seconds AS d FROM {Annotation._meta.db_table}
+            WHERE project_id = %(project)s ORDER BY submitted_at DESC LIMIT %(sample)s
+        ) latest
+    ) m
+"""  # noqa: S608
 
-    def read(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
-        row = model.objects.filter(annotator_id=annotator_id, project_id=project_id).first()
-        window = list(row.recent[-rule.window :]) if row else []
+
+class Inputs:
+    """What the metrics read of one annotator in one project, each read when a rule first
+    needs it and once per evaluation: the gold and review accuracy rows, and the handling
+    times ``fast_submissions`` compares."""
+
+    def __init__(self, annotator_id: int, project_id: int):
+        self.key = {"annotator": annotator_id, "project": project_id}
+
+    def _row(self, model, fields: str) -> tuple | None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {fields} FROM {model._meta.db_table} "  # noqa: S608
+                "WHERE annotator_id = %(annotator)s AND project_id = %(project)s",
+                self.key,
+            )
+            return cursor.fetchone()
+
+    @functools.cached_property
+    def accuracy(self) -> Accuracy | None:
+        row = self._row(Accuracy, "scored, score_sum, recent")
+        return None if row is None else Accuracy(scored=row[0], score_sum=row[1], recent=row[2])
+
+    @functools.cached_property
+    def review_accuracy(self) -> ReviewAccuracy | None:
+        row = self._row(ReviewAccuracy, "recent")
+        return None if row is None else ReviewAccuracy(recent=row[0])
+
+    @functools.cache  # noqa: B019 - one evaluation's instance, dropped with it
+    def handling_times(self, window: int) -> tuple[float | None, int, list[float]]:
+        """The project's median handling time, how many it is the median of, and the
+        annotator's latest ``window`` handling times, newest first."""
+        with connection.cursor() as cursor:
+            cursor.execute(_FAST_SQL, self.key | {"window": window, "sample": MEDIAN_SAMPLE})
+            return cursor.fetchone()
+
+
+def _recent_mean(row: Callable[[Inputs], Accuracy | ReviewAccuracy | None]):
+    """The mean of the last ``window`` scores kept on a row (gold or review)."""
+
+    def read(rule: QualityRule, inputs: Inputs) -> Reading | None:
+        kept = row(inputs)
+        window = list(kept.recent[-rule.window :]) if kept else []
         if not window:
             return None
         return Reading(sum(window) / len(window), len(window), {"scores": window})
@@ -312,8 +379,8 @@ def _recent_mean(model) -> Callable[[QualityRule, int, int], Reading | None]:
     return read
 
 
-def _gold_lower_bound(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
-    row = Accuracy.objects.filter(annotator_id=annotator_id, project_id=project_id).first()
+def _gold_lower_bound(rule: QualityRule, inputs: Inputs) -> Reading | None:
+    row = inputs.accuracy
     interval = wilson(row.score_sum, row.scored) if row else None
     if interval is None:
         return None
@@ -321,28 +388,9 @@ def _gold_lower_bound(rule: QualityRule, annotator_id: int, project_id: int) -> 
     return Reading(interval[0], row.scored, evidence)
 
 
-# The median handling time of the project's latest submissions, read through the
-# (project, -submitted_at) index. Names come from the model; values are parameters.
-_MEDIAN_SQL = f"""
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), count(*) FROM (
-        SELECT duration_seconds AS d FROM {Annotation._meta.db_table}
-        WHERE project_id = %s ORDER BY submitted_at DESC LIMIT %s
-    ) latest
-"""  # noqa: S608
-
-
-def _fast_submissions(rule: QualityRule, annotator_id: int, project_id: int) -> Reading | None:
-    with connection.cursor() as cursor:
-        cursor.execute(_MEDIAN_SQL, [project_id, MEDIAN_SAMPLE])
-        median, counted = cursor.fetchone()
-    if counted < MEDIAN_MIN or not median:
-        return None
-    durations = list(
-        Annotation.objects.filter(annotator_id=annotator_id, project_id=project_id)
-        .order_by("-submitted_at")
-        .values_list("duration_seconds", flat=True)[: rule.window]
-    )
-    if not durations:
+def _fast_submissions(rule: QualityRule, inputs: Inputs) -> Reading | None:
+    median, counted, durations = inputs.handling_times(rule.window)
+    if counted < MEDIAN_MIN or not median or not durations:
         return None
     cutoff = rule.fast_fraction * median
     fast = sum(1 for seconds in durations if seconds < cutoff)
@@ -356,11 +404,11 @@ def _fast_submissions(rule: QualityRule, annotator_id: int, project_id: int) -> 
     return Reading(fast / len(durations), len(durations), evidence)
 
 
-METRICS: dict[str, Callable[[QualityRule, int, int], Reading | None]] = {
-    QualityMetric.GOLD_RECENT_MEAN: _recent_mean(Accuracy),
+METRICS: dict[str, Callable[[QualityRule, Inputs], Reading | None]] = {
+    QualityMetric.GOLD_RECENT_MEAN: _recent_mean(lambda inputs: inputs.accuracy),
     QualityMetric.GOLD_LOWER_BOUND: _gold_lower_bound,
     QualityMetric.FAST_SUBMISSIONS: _fast_submissions,
-    QualityMetric.REVIEW_RECENT_MEAN: _recent_mean(ReviewAccuracy),
+    QualityMetric.REVIEW_RECENT_MEAN: _recent_mean(lambda inputs: inputs.review_accuracy),
 }
 
 
@@ -468,45 +516,57 @@ EFFECTS: dict[str, Callable[[QualityRule, Annotator, Project, str], Outcome]] = 
 # Evaluation.
 
 
-def quality_rules_evaluate(*, annotator_id: int, project_id: int) -> int:
-    """Evaluate every rule that watches an annotator in a project; return how many fired.
-
-    Each rule in a short transaction of its own, in id order. Safe to run twice or concurrently:
-    a rule fires once per crossing. It runs after every scored gold submission, so its steady
-    state is a few statements: the rules, then per rule its state locked, the rule read again,
-    and the metric; the project is read only when a rule fires.
-    """
-    return sum(
-        _rule_evaluate(rule, annotator_id=annotator_id, project_id=project_id)
-        for rule in rules_for(project_id)
-    )
+# The rules read again once their states are locked, as they are now.
+_RULES = JoinedRows([(QualityRule, "r")], deferred={"r": ("created_at", "updated_at")})
+_RULES_SQL = (
+    f"SELECT {_RULES.columns} FROM {_RULES.table('r')} r "  # noqa: S608
+    "WHERE r.id = ANY(%s) AND r.is_active ORDER BY r.id"
+)
 
 
 @transaction.atomic
-def _rule_evaluate(rule: QualityRule, *, annotator_id: int, project_id: int) -> int:
-    state = lock_rule_state(rule.pk, annotator_id, project_id)
-    if state is None:
+def quality_rules_evaluate(*, annotator_id: int, project_id: int) -> int:
+    """Evaluate every rule that watches an annotator in a project; return how many fired.
+
+    One short transaction. Safe to run twice or concurrently: a rule fires once per crossing.
+    It runs after every scored gold submission, so its steady state is a few statements: the
+    rules' states locked, the rules read again, and what their metrics read; the project is
+    read only when a rule fires.
+    """
+    states = lock_rule_states(WATCHING_SQL, annotator_id, project_id)
+    if not states:
         return 0
-    # Read again under the lock: a rule switched off or changed meanwhile is read as it is now.
-    rule = QualityRule.objects.filter(pk=rule.pk, is_active=True).first()
-    if rule is None:
-        return 0
-    # Read after the lock, so an evaluation that waited sees the scores the other one saw.
-    reading = METRICS[rule.metric](rule, annotator_id, project_id)
+    # Read again under the locks: a rule switched off or changed meanwhile is read as it is now.
+    with connection.cursor() as cursor:
+        cursor.execute(_RULES_SQL, [list(states)])
+        rules = [_RULES.instances(row)[0] for row in cursor.fetchall()]
+    # Read after the locks, so an evaluation that waited sees the scores the other one saw.
+    inputs = Inputs(annotator_id, project_id)
+    return sum(
+        _rule_evaluate(rule, states[rule.pk], inputs, annotator_id=annotator_id) for rule in rules
+    )
+
+
+def _rule_evaluate(rule: QualityRule, breached: bool, inputs: Inputs, *, annotator_id: int) -> int:
+    reading = METRICS[rule.metric](rule, inputs)
     if reading is None:
         return 0
     if not beyond(rule.metric, reading.value, rule.threshold):
-        if state.breached:
-            state.breached = False
-            state.save(update_fields=["breached", "updated_at"])
+        if breached:
+            _breached_set(rule, annotator_id, inputs, False)
         return 0
-    if state.breached or reading.sample < rule.min_sample:
+    if breached or reading.sample < rule.min_sample:
         return 0
-    state.breached = True
-    state.save(update_fields=["breached", "updated_at"])
-    project = Project.objects.select_related("organization").get(pk=project_id)
+    _breached_set(rule, annotator_id, inputs, True)
+    project = Project.objects.select_related("organization").get(pk=inputs.key["project"])
     _fire(rule, annotator_id=annotator_id, project=project, reading=reading)
     return 1
+
+
+def _breached_set(rule: QualityRule, annotator_id: int, inputs: Inputs, breached: bool) -> None:
+    QualityRuleState.objects.filter(
+        rule=rule, annotator_id=annotator_id, project_id=inputs.key["project"]
+    ).update(breached=breached, updated_at=timezone.now())
 
 
 def _fire(rule: QualityRule, *, annotator_id: int, project: Project, reading: Reading) -> None:

@@ -43,7 +43,7 @@ from tasks.models import Annotation, AnnotationVersion, Task
 from tasks.services.tasks import Rework, assignment_rework
 from workforce.locks import lock_annotator
 from workforce.models import Member
-from workforce.queue import enqueue
+from workforce.queue import enqueue, run_after_commit
 
 from . import jobs
 from .gold import score_checked
@@ -269,7 +269,7 @@ def review_judge(
                 },
             )
         # After commit, quality rules read the review scores this transaction wrote.
-        enqueue(jobs.evaluate_quality_rules, annotation.annotator_id, project.pk)
+        run_after_commit(jobs.evaluate_quality_rules, annotation.annotator_id, project.pk)
     judgement = _carry_out(review, annotation, now)
     if own_work:
         # The author's hour of the verdict; locked last, after the rows rework locks

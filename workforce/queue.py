@@ -16,6 +16,10 @@ that cannot be reached or never answers in the socket timeouts set in ``config/c
 latter, about 2 s (``tests/test_broker_faults.py``). Celery's own retries wait 0.6 s on a refused connection, and
 ``retry=False`` about 6 s: it falls back to the connection's retries, 2 s apart.
 
+``run_after_commit(job, *ids)`` runs a job of a few statements in the process that caused it,
+after commit, where its message and a worker's handling of it would cost several times the job
+itself; a failure there sends it to the workers as ``enqueue`` does.
+
 With eager jobs (the embedded demo, most tests) the job runs in-process after commit instead.
 """
 
@@ -56,9 +60,34 @@ def enqueue(job: Task, *args: int) -> None:
     Outside a transaction it is sent at once. A refused message becomes a ``PendingJob``; this
     never raises for a broker that is down.
     """
+    _ids_checked(job, args)
+    transaction.on_commit(lambda: _send(job, list(args)))
+
+
+def run_after_commit(job: Task, *args: int) -> None:
+    """Run ``job(*args)`` in this process once the current transaction commits, instead of
+    sending it: for a job of a few statements that follows often (the quality rules after each
+    scored gold submission), whose message and worker cost several times the job itself.
+
+    The caller's committed work stands whatever happens next: should the job fail here (a
+    timeout, a lost connection, a bug), it is logged and sent to the workers as ``enqueue``
+    sends it. Outside a transaction it runs at once.
+    """
+    _ids_checked(job, args)
+    transaction.on_commit(lambda: _run_here(job, list(args)))
+
+
+def _run_here(job: Task, args: list[int]) -> None:
+    try:
+        job.run(*args)
+    except Exception:
+        logger.exception("%s%r failed in this process; it goes to the workers", job.name, args)
+        _send(job, args)
+
+
+def _ids_checked(job: Task, args: tuple) -> None:
     if not all(isinstance(arg, int) for arg in args):
         raise TypeError(f"Jobs take ids: {job.name}{args!r}")
-    transaction.on_commit(lambda: _send(job, list(args)))
 
 
 def _publish(job: Task, args: list[int]) -> None:

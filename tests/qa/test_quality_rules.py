@@ -2,10 +2,13 @@
 
 import threading
 
+import psycopg
 import pytest
 from django.db import connection
 
+from qa.jobs import evaluate_quality_rules
 from qa.models import (
+    GoldScore,
     LiveEvent,
     LiveEventType,
     QualityAction,
@@ -17,7 +20,8 @@ from qa.models import (
 from qa.rules import quality_rule_create, quality_rules_evaluate, rules_for
 from qa.verdicts import review_judge
 from tasks.models import Annotation, ProjectMember
-from tests.helpers import make_project
+from tests.faults import broker_at
+from tests.helpers import database_url, make_project
 from tests.qa.gold_helpers import label_gold_project, label_gold_submit
 from tests.qa.live_helpers import checked_event
 from tests.qa.review_helpers import lease, verdict_project, waiting_item
@@ -29,10 +33,13 @@ from workforce.models import (
     AuditVerb,
     Certification,
     Domain,
+    PendingJob,
     Role,
 )
 
 pytestmark = pytest.mark.django_db
+
+CLOSED_PORT = "redis://127.0.0.1:9/0"
 
 
 def rule(org, project, **fields):
@@ -290,6 +297,8 @@ def test_concurrent_evaluations_fire_once(org):
     for _ in range(3):
         label_gold_submit(project, org.annotator, correct=False)  # no rule yet: nothing fires
     rule(org, project, action="suspend_project", min_sample=3)
+    # A second rule: each evaluation creates, then locks, both states in one transaction.
+    rule(org, None, metric="gold_lower_bound", threshold=0.9, min_sample=3)
     threads_n = 8
     barrier = threading.Barrier(threads_n)
     fired, errors = [], []
@@ -311,10 +320,10 @@ def test_concurrent_evaluations_fire_once(org):
     for thread in threads:
         thread.join()
     assert not errors, errors
-    assert sorted(fired) == [0] * (threads_n - 1) + [1]
-    assert QualityAction.objects.count() == 1
-    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_APPLIED).count() == 1
-    assert LiveEvent.objects.filter(type=LiveEventType.QUALITY_ALERT).count() == 1
+    assert sorted(fired) == [0] * (threads_n - 1) + [2]
+    assert QualityAction.objects.count() == 2
+    assert AuditEvent.objects.filter(verb=AuditVerb.QUALITY_ACTION_APPLIED).count() == 2
+    assert LiveEvent.objects.filter(type=LiveEventType.QUALITY_ALERT).count() == 2
 
 
 @pytest.mark.parametrize(
@@ -589,16 +598,60 @@ def test_a_raised_review_rate_is_every_layers_minimum_and_says_so(
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_rules_act_after_the_gold_submission_commits_without_a_worker(eager_jobs_off, org):
+    project = label_gold_project(org, org.annotator)
+    watched = rule(org, project)
+    with broker_at(CLOSED_PORT):
+        label_gold_submit(project, org.annotator, correct=False)
+    assert [action.rule_id for action in actions()] == [watched.pk]
+    assert not PendingJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_evaluation_that_fails_after_the_submission_goes_to_the_workers(eager_jobs_off, org):
+    """The rules are evaluated in the process that scored the gold submission, after its
+    commit: an evaluation that fails there (here a rule's state held past the lock timeout)
+    leaves the submission stored and scored, and its job waits for the workers (pending, with
+    the broker down too), where it fires."""
+    project = label_gold_project(org, org.annotator)
+    watched = rule(org, project)
+    label_gold_submit(project, org.annotator, correct=True)  # within; the state now exists
+    with psycopg.connect(database_url(), autocommit=False) as holder:
+        holder.execute(
+            "SELECT 1 FROM qa_qualityrulestate WHERE rule_id = %s FOR UPDATE", [watched.pk]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            with broker_at(CLOSED_PORT):
+                annotation = label_gold_submit(project, org.annotator, correct=False)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    assert GoldScore.objects.get(annotation=annotation).score == 0.0
+    pending = PendingJob.objects.get()
+    assert (pending.name, pending.args) == (
+        "qa.evaluate_quality_rules",
+        [org.annotator.pk, project.pk],
+    )
+    assert actions() == []
+    assert evaluate_quality_rules(*pending.args) == 1
+    assert [action.rule_id for action in actions()] == [watched.pk]
+
+
 def test_an_evaluation_after_each_gold_score_costs_a_few_statements(
     org, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    """It runs after every scored gold submission: once a rule's state exists, the rules, then
-    per rule its state locked, the rule read again and the metric, in the rule's transaction
-    (a savepoint here); the project is read only when a rule fires."""
+    """It runs after every scored gold submission: once the rules' states exist, the states
+    locked with the rules that watch the project, the rules read again, and what their metrics
+    read (the accuracy row once for both gold metrics), in one transaction (a savepoint here);
+    the project is read only when a rule fires."""
     project = label_gold_project(org, org.annotator, gold_tasks=5)
     rule(org, project, threshold=0.1)
+    rule(org, None, metric="gold_lower_bound", threshold=0.1)
     submit(django_capture_on_commit_callbacks, project, org.annotator, True)
-    with django_assert_num_queries(1 + 2 + 3):
+    with django_assert_num_queries(2 + 3):
         fired = quality_rules_evaluate(annotator_id=org.annotator.pk, project_id=project.pk)
     assert fired == 0
     # Nothing for a project or an annotator that no longer exists.
