@@ -42,11 +42,11 @@ locks, so concurrent evaluations see each other's result and fire once.
 The rule fires on the step from within to beyond, only with at least ``min_sample`` in the
 sample; it may fire again once the metric came back within the threshold (at any sample size).
 
-Each firing, in the evaluation's transaction: the effect, a ``QualityAction`` keeping the state before and
-after, the audit event ``quality_action.applied`` with the evidence, and a live ``quality.alert``
-to the organization's staff (its ``effect`` is the action's kind). An action that finds nothing
-to change (the annotator already suspended, at level 0, holding no certification in force, or
-at a higher gold or review rate) is recorded all the same, with an empty ``prior``.
+Each firing, in the evaluation's transaction: the effect, a ``QualityAction`` keeping the state
+before and after, the audit event ``quality_action.applied`` with the evidence, and a live
+``quality.alert`` to the organization's staff (its ``effect`` is the action's kind). An action that
+finds nothing to change (the annotator already suspended, at level 0, holding no certification in
+force, or at a higher gold or review rate) is recorded all the same, with an empty ``prior``.
 
 Undo (``quality_action_undo``, by a QA lead, with a reason) restores ``prior`` exactly, unless
 what the action left was changed since (a manager reinstated the member, set another level,
@@ -56,7 +56,7 @@ restored and the 409 ``superseded`` names what changed. Undoing an action again 
 Undo leaves the rule's state as it is: the rule does not fire again for the crossing a QA lead
 has just overruled, only after the metric recovers and crosses again.
 
-Lock order (``qa/locks.py``): the rule state or the action row first, then the annotator, the
+Lock order (``qa/locks.py``): the rules' states or the action row first, then the annotator, the
 project membership, certifications.
 """
 
@@ -337,6 +337,7 @@ class Inputs:
 
     def __init__(self, annotator_id: int, project_id: int):
         self.key = {"annotator": annotator_id, "project": project_id}
+        self._handling_times: dict[int, tuple] = {}
 
     def _row(self, model, fields: str) -> tuple | None:
         with connection.cursor() as cursor:
@@ -357,13 +358,14 @@ class Inputs:
         row = self._row(ReviewAccuracy, "recent")
         return None if row is None else ReviewAccuracy(recent=row[0])
 
-    @functools.cache  # noqa: B019 - one evaluation's instance, dropped with it
     def handling_times(self, window: int) -> tuple[float | None, int, list[float]]:
         """The project's median handling time, how many it is the median of, and the
         annotator's latest ``window`` handling times, newest first."""
-        with connection.cursor() as cursor:
-            cursor.execute(_FAST_SQL, self.key | {"window": window, "sample": MEDIAN_SAMPLE})
-            return cursor.fetchone()
+        if window not in self._handling_times:
+            with connection.cursor() as cursor:
+                cursor.execute(_FAST_SQL, self.key | {"window": window, "sample": MEDIAN_SAMPLE})
+                self._handling_times[window] = cursor.fetchone()
+        return self._handling_times[window]
 
 
 def _recent_mean(row: Callable[[Inputs], Accuracy | ReviewAccuracy | None]):
