@@ -9,12 +9,13 @@ scored gold submission is evaluated against, and ``CLIENTS`` annotators of its o
 Beside them, a finished project of ``HISTORY_TASKS`` annotated tasks: the assignments and
 annotations of a server in use, so that no table the loop reads starts empty.
 
-Assay is served as the README deploys it: gunicorn with ``config/gunicorn.py``, Redis (database
-``REDIS_DB``) as cache and broker, and one Celery worker running the jobs the submissions queue
-(quality rules after each scored gold task). Each of ``CLIENTS`` client threads is one
-annotator in a closed loop with no think time: ``POST /api/v1/claims/``, then
-``POST /api/v1/assignments/{id}/submit/`` with a three-box payload, again. A gold claim is
-scored in its submit's transaction; its accuracy row is updated there too.
+Assay is served as the README deploys it: gunicorn with ``config/gunicorn_conf.py``, Redis
+(database ``REDIS_DB``) as cache and broker, and one Celery worker for the jobs the submissions
+queue. Each of ``CLIENTS`` client threads is one annotator in a closed loop with no think time:
+``POST /api/v1/claims/``, then ``POST /api/v1/assignments/{id}/submit/`` with a three-box
+payload, again. A gold claim is scored in its submit's transaction; its accuracy row is updated
+there too, and the quality rules are evaluated after its commit, in the web process
+(``workforce.queue.run_after_commit``; on the worker only when that fails).
 
 A run lasts ``--seconds`` or until the clients have taken half the project's regular tasks
 (so that a claim that finds nothing is always wrong); each client first makes a few untimed
@@ -453,7 +454,7 @@ def seed(sizes: list[int], tmp: Path) -> Seeded:
         manager=manager,
         manager_token=Token.objects.create(user=manager.user).key,
     )
-    # Every scored gold submission has the rules evaluated after it (a job); this one reads the
+    # Every scored gold submission has the rules evaluated after its commit; this one reads the
     # annotator's latest submissions and the project's median, and does not fire (all of 20
     # under a quarter of the median), so that every run does the same work.
     quality_rule_create(
