@@ -609,6 +609,23 @@ def test_the_rules_act_after_the_gold_submission_commits_without_a_worker(eager_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_suspension_is_in_force_when_the_submit_that_caused_it_answers(eager_jobs_off, org):
+    project = label_gold_project(org, org.annotator)
+    rule(org, project, action="suspend_project")
+    client = org.client(Role.ANNOTATOR)
+    with broker_at(CLOSED_PORT):
+        claimed = client.post("/api/v1/claims/", {"project": project.pk})
+        assert claimed.status_code == 201
+        submitted = client.post(
+            f"/api/v1/assignments/{claimed.json()['id']}/submit/", {"payload": {"label": "person"}}
+        )
+        assert submitted.status_code == 201
+        again = client.post("/api/v1/claims/", {"project": project.pk})
+    assert again.status_code == 200 and again.json()["outcome"] == "no_projects"
+    assert not ProjectMember.objects.get(project=project, annotator=org.annotator).is_active
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_evaluation_that_fails_after_the_submission_goes_to_the_workers(eager_jobs_off, org):
     """The rules are evaluated in the process that scored the gold submission, after its
     commit: an evaluation that fails there (here a rule's state held past the lock timeout)
