@@ -1,12 +1,11 @@
 """Row locks for qa rows. Take them only through these helpers.
 
-Order, whenever several are taken in one transaction: an exam attempt, the states of the
-quality rules watching one annotator in one project (in rule order), a quality action or a task's
-agreement (each alone: no transaction takes two of these), then the
-rows of ``workforce`` and ``tasks`` in their own order (``tasks/locks.py``): the annotator, the
-project member, certifications; or, when dynamic overlap adds a seat, the project, the task's
-slots and the task. Starting an attempt locks the annotator alone and only inserts an
-attempt, so it never waits for an attempt's lock.
+Order, whenever several are taken in one transaction: an exam attempt, the states of the quality
+rules watching one annotator in one project (in rule order), a quality action or a task's agreement
+(each alone: no transaction takes two of these), then the rows of ``workforce`` and ``tasks`` in
+their own order (``tasks/locks.py``): the annotator, the project member, certifications; or, when
+dynamic overlap adds a seat, the project, the task's slots and the task. Starting an attempt locks
+the annotator alone and only inserts an attempt, so it never waits for an attempt's lock.
 
 Review policy and review queue: a policy change locks the project (``tasks/locks.py``), then
 its review layers. The review claim takes its member's claim lock (``qa/reviews.sql``), then
