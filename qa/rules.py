@@ -336,6 +336,7 @@ class Inputs:
     times ``fast_submissions`` compares."""
 
     def __init__(self, annotator_id: int, project_id: int):
+        self.annotator_id, self.project_id = annotator_id, project_id
         self.key = {"annotator": annotator_id, "project": project_id}
         self._handling_times: dict[int, tuple] = {}
 
@@ -544,30 +545,28 @@ def quality_rules_evaluate(*, annotator_id: int, project_id: int) -> int:
         rules = [_RULES.instances(row)[0] for row in cursor.fetchall()]
     # Read after the locks, so an evaluation that waited sees the scores the other one saw.
     inputs = Inputs(annotator_id, project_id)
-    return sum(
-        _rule_evaluate(rule, states[rule.pk], inputs, annotator_id=annotator_id) for rule in rules
-    )
+    return sum(_rule_evaluate(rule, states[rule.pk], inputs) for rule in rules)
 
 
-def _rule_evaluate(rule: QualityRule, breached: bool, inputs: Inputs, *, annotator_id: int) -> int:
+def _rule_evaluate(rule: QualityRule, breached: bool, inputs: Inputs) -> int:
     reading = METRICS[rule.metric](rule, inputs)
     if reading is None:
         return 0
     if not beyond(rule.metric, reading.value, rule.threshold):
         if breached:
-            _breached_set(rule, annotator_id, inputs, False)
+            _breached_set(rule, inputs, False)
         return 0
     if breached or reading.sample < rule.min_sample:
         return 0
-    _breached_set(rule, annotator_id, inputs, True)
-    project = Project.objects.select_related("organization").get(pk=inputs.key["project"])
-    _fire(rule, annotator_id=annotator_id, project=project, reading=reading)
+    _breached_set(rule, inputs, True)
+    project = Project.objects.select_related("organization").get(pk=inputs.project_id)
+    _fire(rule, annotator_id=inputs.annotator_id, project=project, reading=reading)
     return 1
 
 
-def _breached_set(rule: QualityRule, annotator_id: int, inputs: Inputs, breached: bool) -> None:
+def _breached_set(rule: QualityRule, inputs: Inputs, breached: bool) -> None:
     QualityRuleState.objects.filter(
-        rule=rule, annotator_id=annotator_id, project_id=inputs.key["project"]
+        rule=rule, annotator_id=inputs.annotator_id, project_id=inputs.project_id
     ).update(breached=breached, updated_at=timezone.now())
 
 
