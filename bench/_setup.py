@@ -83,7 +83,7 @@ def django_start(name: str = DB_NAME) -> None:
     database_create(name)
     os.environ.update(django_environment(name))
     # The bench writes its data as a job does, with a job's database limits; the servers it
-    # measures run with a web request's (``gunicorn_start``).
+    # measures run with a web request's (``web_start``).
     os.environ.setdefault("DB_TIMEOUTS", "worker")
     # Without Redis, jobs run in-process; nothing here should send any.
     os.environ.pop("REDIS_URL", None)
@@ -235,12 +235,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
-    """gunicorn serving the bench database on a free port, for the ``with`` block; yields it.
+def web(log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+    """The web server serving the bench database on a free port, for the ``with`` block; yields
+    the port.
 
     ``env`` adds to its environment (``REDIS_URL``, to send jobs to a worker)."""
     port = free_port()
-    process = gunicorn_start(port, log, env)
+    process = web_start(port, log, env)
     try:
         yield port
     finally:
@@ -248,45 +249,41 @@ def gunicorn(log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
         process.wait(15)
 
 
-# How the README deploys gunicorn: one process per core, threads in each, keep-alive.
-GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn_conf.py"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def gunicorn_served() -> str:
+def web_command(port: int, log_level: str = "warning") -> list[str]:
+    """How the README serves the API (``config/web.py``), on ``port``."""
+    return [sys.executable, "-m", "config.web", "--host", HOST, "--port", str(port),
+            "--log-level", log_level]  # fmt: skip
+
+
+def web_served() -> str:
     """What serves the API in the benches, for their reports."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gunicorn_conf", GUNICORN_CONFIG)
-    conf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conf)
-    return f"gunicorn {conf.workers} x {conf.threads} {conf.worker_class} (config/gunicorn_conf.py)"
+    processes = os.environ.get("WEB_PROCESSES", os.cpu_count())
+    threads = os.environ.get("WEB_THREADS", 4)
+    return f"granian, {processes} processes x {threads} threads (config/web.py)"
 
 
-def gunicorn_start(
-    port: int, log: Path, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen:
-    """Serve the bench database with gunicorn as the README deploys it."""
+def web_start(port: int, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Serve the bench database as the README deploys the API."""
     env = {**os.environ, **django_environment(), "DB_TIMEOUTS": "web"}
     env.pop("REDIS_URL", None)
     env.update(extra_env or {})
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
-        [str(gunicorn), "-c", str(GUNICORN_CONFIG), "config.wsgi:application",
-         "-b", f"{HOST}:{port}"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parent.parent,
-    )  # fmt: skip
+        web_command(port), env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"the web server exited: {log.read_text()[-2000:]}")
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return process
         except OSError:
             time.sleep(0.2)
     process.terminate()
-    raise RuntimeError("gunicorn did not start within 30 seconds")
+    raise RuntimeError("the web server did not start within 30 seconds")
 
 
 def login(port: int, username: str) -> str:
@@ -423,7 +420,7 @@ class ServerWatch:
 
     A process seen once reports its own peak (``VmHWM``); only one that lives less than 50 ms
     can be missed, and a process's CPU time after its last sample. Processes are grouped by the
-    child of ``root`` they descend from (gunicorn, the Celery worker), backends as "database".
+    child of ``root`` they descend from (the web server, the Celery worker), backends as "database".
     """
 
     def __init__(self, root: int, database: str, groups: dict[int, str]):
@@ -504,7 +501,7 @@ class ServerWatch:
 
 
 def children(pid: int) -> list[int]:
-    """The ids of a process's children, whichever of its threads started them (a gunicorn
+    """The ids of a process's children, whichever of its threads started them (a web
     worker's request threads start the upload check's processes)."""
     kids = []
     for thread in Path(f"/proc/{pid}/task").iterdir():

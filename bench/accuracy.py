@@ -12,8 +12,8 @@ Then times, after a few untimed reads:
 
 - in process, ``qa.selectors.project_accuracy(project=…)``: every annotator's row with n, mean,
   Wilson interval and recent mean, ranked;
-- over HTTP, ``GET /api/v1/projects/{id}/accuracy`` as the project's manager on gunicorn (as the
-  README deploys it, ``config/gunicorn_conf.py``), one client: each page (500 rows, the most a
+- over HTTP, ``GET /api/v1/projects/{id}/accuracy`` as the project's manager on the web server as
+  the README deploys it (``config/web.py``), one client: each page (500 rows, the most a
   page holds) and the whole table (both pages, one after the other).
 
 Prints p50 and p99 of each against the target of the issue, 50 ms; ``--profile`` first prints
@@ -37,7 +37,7 @@ import psycopg
 ANNOTATORS, GOLD_TASKS = 1_000, 1_000
 TARGET_MS = 50.0
 PAGE_SIZE = 500  # the most a page holds (config.api.Pagination)
-# Enough untimed reads for every gunicorn worker to have served a few.
+# Enough untimed reads for every web worker to have served a few.
 WARM_UP = 20
 
 # Every annotator on every gold task: an assignment, its annotation, its score. An annotator's
@@ -245,7 +245,7 @@ def main() -> int:
         if args.profile:
             profile(read)
         results = [line("in process, qa.selectors.project_accuracy", timed(read, runs))]
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+        with _setup.web(Path(tmp) / "web.log") as port:
             token = _setup.login(port, manager.user.username)
             over_http = http_reads(port, token, organization.slug, project.pk, runs)
         per_page, table = over_http

@@ -1,4 +1,4 @@
-"""Benchmark claiming: bare SQL, ``claim_next`` in-process, and the REST endpoint on gunicorn.
+"""Benchmark claiming: bare SQL, ``claim_next`` in-process, and the REST endpoint over HTTP.
 
 Run with `.venv/bin/python bench/claims.py [--quick]`. Creates a fresh PostgreSQL database
 (``assay_bench``, dropped at the end), imports a project of 10,000 tasks and one of 1,000,000
@@ -14,7 +14,7 @@ measures, with the same number of concurrent clients:
 - the claim function as it is (``tasks_claim``) and as it was before its rules were consolidated
   (``tasks_claim_before``, installed in the scratch database from the git history), called the
   same way from threads: no regression is allowed;
-- ``POST /api/v1/claims/`` on gunicorn as the README deploys it (``config/gunicorn_conf.py``),
+- ``POST /api/v1/claims/`` on the web server as the README deploys it (``config/web.py``),
   from client threads each logged in as a different annotator.
 
 Then the case that can hurt most: a project with overlap 3 where one annotator is 10,000 tasks
@@ -61,8 +61,8 @@ from pathlib import Path
 import _setup
 import psycopg
 
-# gunicorn as the README deploys it (``config/gunicorn_conf.py``).
-HTTP = "HTTP gunicorn"
+# The web server as the README deploys it (``config/web.py``).
+HTTP = "HTTP"
 WARM_UP_CLAIMS = 10
 
 # Targets from the issue.
@@ -270,7 +270,7 @@ def _client_rounds(make_client, limit: int, go, budget, results) -> None:
     try:
         # Untimed: the connection loads its caches, compiles the claim function and plans its
         # statements, and psycopg prepares what it runs five times. A long-running server (and
-        # each gunicorn worker behind the HTTP clients) has done all this long before.
+        # each web worker behind the HTTP clients) has done all this long before.
         for _ in range(WARM_UP_CLAIMS):
             claim()
         while True:
@@ -328,8 +328,8 @@ def _start_clients(model: str, makers: list, limit: int):
 
         # A forked child must never share the parent's socket to PostgreSQL.
         connections.close_all()
-        # As config/wsgi.py does for gunicorn's forked workers: the inherited heap stays shared
-        # instead of being copied page by page as the collector walks it.
+        # As config/wsgi.py does for the web workers: the inherited heap stays shared instead
+        # of being copied page by page as the collector walks it.
         gc.freeze()
         context = multiprocessing.get_context("fork")
         go, budget, results = context.Barrier(len(makers) + 1), context.Value("d"), context.Queue()
@@ -397,7 +397,7 @@ def run_phase(phase: Phase, project_id: int, makers: list, seconds: float):
     return phase
 
 
-# --- gunicorn ----------------------------------------------------------------------------------
+# --- HTTP --------------------------------------------------------------------------------------
 
 
 # --- where the time goes -----------------------------------------------------------------------
@@ -687,7 +687,7 @@ def measure_gold(state: GoldSeeded, clients: int, seconds: float, port: int, rep
         return [lambda g=g: service_client(g) for g in service_groups]
 
     gold_served_check(state)
-    print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
+    print(f"{_setup.web_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
           flush=True)  # fmt: skip
     settings = [(GOLD_OFF, 0.0, "fresh"), (GOLD_ON, GOLD_RATE, "fresh"),
                 (GOLD_SEEN_MODE, GOLD_RATE, "seen")]  # fmt: skip
@@ -763,14 +763,14 @@ def main() -> int:
     if args.gold:
         with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp, _setup.django_database():
             gold = seed_gold(args.clients, Path(tmp))
-            with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+            with _setup.web(Path(tmp) / "web.log") as port:
                 phases = measure_gold(gold, args.clients, seconds, port, repeat)
             report_gold(phases)
             return 0
 
     with tempfile.TemporaryDirectory(prefix="assay-claims-") as tmp, _setup.django_database():
         state = seed(sizes, args.clients, Path(tmp))
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+        with _setup.web(Path(tmp) / "web.log") as port:
             phases = measure(state, sizes, args.clients, seconds, port, repeat)
             ahead = measure_ahead(state, args.clients, seconds, port)
         report(phases, sizes, args.clients, ahead)
@@ -933,7 +933,7 @@ def measure(
     for size in sizes:
         users = [a.member.user for a in state.annotators[size]]
         state.tokens[size] = [Token.objects.get_or_create(user=user)[0].key for user in users]
-    print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
+    print(f"{_setup.web_served()} on port {port}; {clients} clients; {seconds:g} s per phase",
           flush=True)  # fmt: skip
 
     phases: list[Phase] = []

@@ -7,8 +7,8 @@ every task one submitted annotation, then exports the project in each format the
 
 - in this process through ``export_project``, as the export command does, measuring how far the
   resident memory rises, which must not grow with the project;
-- over HTTP from ``GET /api/v1/projects/{id}/export`` on gunicorn as the README deploys it
-  (``config/gunicorn_conf.py``), as a manager downloads it; the body must be the same bytes.
+- over HTTP from ``GET /api/v1/projects/{id}/export`` on the web server as the README deploys
+  it (``config/web.py``), as a manager downloads it; the body must be the same bytes.
 
 Prints, per format and way, the time to the first byte, the total time, rows and megabytes per
 second. Not part of the test suite.
@@ -29,7 +29,7 @@ import _setup
 
 # An export streams: its memory must not grow with the project.
 TARGET_RSS_GROWTH_MB = 200.0
-# A download this long would tie up one of gunicorn's threads for as long.
+# A download this long would tie up one of the web server's threads for as long.
 TARGET_HTTP_SECONDS = 300.0
 BOX = {"boxes": [{"label": "car", "x": 10, "y": 20, "w": 100, "h": 50}]}
 
@@ -69,7 +69,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="assay-export-") as tmp:
         path = Path(tmp) / "tasks.jsonl"
         _setup.write_image_rows(path, args.rows)
-        with _setup.django_database(), _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+        with _setup.django_database(), _setup.web(Path(tmp) / "web.log") as port:
             return run(path, args.rows, port)
 
 

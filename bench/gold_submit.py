@@ -9,7 +9,7 @@ projects staffed by the same annotators:
   gold task for every claim the run makes, each answer 50 boxes;
 - a regular project (gold off) with a task for every claim the run makes.
 
-gunicorn serves it as the README deploys it (``config/gunicorn_conf.py``). Each of 16 client
+The web server serves it as the README deploys it (``config/web.py``). Each of 16 client
 threads logs in through the API as an annotator of its own and loops: claim a task of one
 project (untimed), then submit the same 50-box payload, which partly matches every answer (the
 boxes lie in the same grid cells, at other offsets and sizes). Only the submit is timed. The
@@ -40,7 +40,7 @@ import _setup
 CLIENTS = 16
 BOXES = 50
 P99_TARGET_MS = 50.0
-# Untimed loops at the start of every phase: each gunicorn worker's connection loads its caches
+# Untimed loops at the start of every phase: each web worker's connection loads its caches
 # and plans, as a long-running server's have.
 WARM_UP = 5
 # The gold project's few regular tasks: a gold claim needs regular work open to be drawn at all.
@@ -108,7 +108,7 @@ def seed(tmp: Path, clients: int, per_project: int) -> Seeded:
 
 
 class Client:
-    """One annotator's connection to gunicorn (kept open between requests)."""
+    """One annotator's connection to the web server (kept open between requests)."""
 
     def __init__(self, port: int, token: str, organization: str):
         self.conn = http.client.HTTPConnection(_setup.HOST, port, timeout=60)
@@ -212,9 +212,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="assay-gold-submit-") as tmp, _setup.django_database():
         state = seed(Path(tmp), clients, per_project)
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+        with _setup.web(Path(tmp) / "web.log") as port:
             tokens = [_setup.login(port, name) for name in state.usernames]
-            print(f"{_setup.gunicorn_served()} on port {port}; {clients} clients, each logged in as "
+            print(f"{_setup.web_served()} on port {port}; {clients} clients, each logged in as "
                   f"an annotator of its own; {iterations} timed loops per client and phase; "
                   f"{BOXES} boxes per payload", flush=True)  # fmt: skip
             phases: list[Phase] = []

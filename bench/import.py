@@ -7,14 +7,14 @@ seconds against the 60 s target, and the peak resident memory, which must not gr
 file. The second import of the same file must create nothing. Then raises the project's overlap
 to 2 and times the job that gives every task its new seat. Not part of the test suite.
 
-``--http`` instead measures the import as a manager runs it, deployed as README says: gunicorn
-(``config/gunicorn_conf.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
+``--http`` instead measures the import as a manager runs it, deployed as README says: the web
+server (``config/web.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
 ``BENCH_REDIS_URL`` names another). The file is uploaded to the API, and the import polled
 until it is ``done``; it prints the upload's seconds (the answer comes once every row is
 checked; an all-or-nothing import's job is writing them meanwhile), the seconds from the answer
 to ``done``, their total against 25 s for a million rows, the CPU of each in the processes
 serving it (``web pool``: the processes checking the upload), and the peak resident memory
-of each server process (gunicorn's workers, the Celery worker and any process they start).
+of each server process (the web server's workers, the Celery worker and any process they start).
 
 ``--nesting 10000,40000,100000`` instead times reading a JSON array, a JSON Lines file and a CSV
 ``data`` cell whose one row nests that deep, each in a fresh process (its peak RSS is the
@@ -46,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--on-error", choices=["abort", "skip"], default="abort")
-    parser.add_argument("--http", action="store_true", help="upload to gunicorn and a worker")
+    parser.add_argument("--http", action="store_true", help="upload to the web server and a worker")
     parser.add_argument("--nesting", help="comma-separated depths: time deep rows instead")
     parser.add_argument("--nesting-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -162,7 +162,7 @@ def run(path: Path, rows: int, on_error: str) -> int:
 
 
 def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
-    """Upload the file to gunicorn, let a Celery worker import it, poll until it is done."""
+    """Upload the file to the web server, let a Celery worker import it, poll until it is done."""
     import json
 
     organization, manager = _setup.organization_seed("import-bench")
@@ -170,7 +170,7 @@ def run_http(path: Path, rows: int, on_error: str, tmp: Path) -> int:
     broker = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     servers = {"REDIS_URL": broker}
     with (
-        _setup.gunicorn(tmp / "gunicorn.log", env=servers) as port,
+        _setup.web(tmp / "web.log", env=servers) as port,
         _setup.celery_worker(tmp / "celery.log", env=servers) as worker,
     ):
         token = _setup.login(port, manager.user.username)

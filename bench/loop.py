@@ -9,7 +9,7 @@ scored gold submission is evaluated against, and ``CLIENTS`` annotators of its o
 Beside them, a finished project of ``HISTORY_TASKS`` annotated tasks: the assignments and
 annotations of a server in use, so that no table the loop reads starts empty.
 
-Assay is served as the README deploys it: gunicorn with ``config/gunicorn_conf.py``, Redis
+Assay is served as the README deploys it: granian with ``config/web.py``, Redis
 (database ``REDIS_DB``) as cache and broker, and one Celery worker for the jobs the submissions
 queue. Each of ``CLIENTS`` client threads is one annotator in a closed loop with no think time:
 ``POST /api/v1/claims/``, then ``POST /api/v1/assignments/{id}/submit/`` with a three-box
@@ -22,7 +22,7 @@ A run lasts ``--seconds`` or until the clients have taken half the project's reg
 cycles, as a long-running server's workers have loaded their caches long before. Between runs
 the project is reset (annotations, scores, assignments and events deleted, slots opened) and
 vacuumed. Printed per run and pooled per size: cycles per second, claim and submit latency
-p50/p95/p99, and CPU per cycle split into web (gunicorn's processes), jobs (the Celery
+p50/p95/p99, and CPU per cycle split into web (the web server's processes), jobs (the Celery
 worker), database (the PostgreSQL backends of the bench database and the server's WAL writer,
 checkpointer and background writer; ``postgres_meter``) and
 client (this process), each read from ``/proc/<pid>/stat``, with what the rest of the machine
@@ -76,8 +76,7 @@ WARM_UP = 5
 # Redis database of the bench's cache and broker, flushed at the start.
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = _setup.GUNICORN_CONFIG
+ROOT = _setup.ROOT
 
 # Targets from the issue.
 RATE_TARGET = 150.0  # cycles/s at 10,000 tasks
@@ -638,18 +637,21 @@ def assay_environment() -> dict[str, str]:
     return env
 
 
-def gunicorn_start(tmp: Path, checkout: Path = ROOT) -> tuple[Server, int]:
-    """gunicorn serving ``checkout``'s code with its deployment configuration (README's flags
-    when it has no ``config/gunicorn_conf.py``); return it and its port."""
+def web_start(tmp: Path, checkout: Path = ROOT) -> tuple[Server, int]:
+    """The web server serving ``checkout``'s code as its README deploys it; return it and its
+    port. A checkout from before ``config/web.py`` is served by gunicorn, as it was then."""
     port = _setup.free_port()
-    config = checkout / GUNICORN_CONFIG.relative_to(ROOT)
-    flags = ["-c", str(config)] if config.exists() else ["-w", "4", "--timeout", "300"]
+    if (checkout / "config" / "web.py").exists():
+        args = _setup.web_command(port)
+    else:
+        args = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn_conf.py",
+                "config.wsgi:application", "-b", f"{_setup.HOST}:{port}"]  # fmt: skip
     web = Server(
-        [str(Path(sys.executable).with_name("gunicorn")), *flags, "config.wsgi:application",
-         "-b", f"{_setup.HOST}:{port}"],
-        {**assay_environment(), "PYTHONPATH": str(checkout)}, tmp / f"gunicorn-{port}.log",
+        args,
+        {**assay_environment(), "PYTHONPATH": str(checkout)},
+        tmp / f"web-{port}.log",
         cwd=checkout,
-    )  # fmt: skip
+    )
     web.wait_port(port)
     return web, port
 
@@ -882,13 +884,13 @@ def main() -> int:
             for name, checkout in [(ASSAY, ROOT)] + (
                 [(BASELINE, args.baseline)] if args.baseline else []
             ):
-                web, port = gunicorn_start(tmp_path, checkout)
+                web, port = web_start(tmp_path, checkout)
                 servers.append(web)
                 meters = {"web": web.meter(), "jobs": jobs.meter(), "database": database}
                 systems[name] = lambda size, index, name=name, port=port, meters=meters: assay_run(
                     name, state, size, index, port, args.seconds, meters
                 )
-                print(f"{name}: gunicorn serving {checkout} on port {port}", flush=True)
+                print(f"{name}: {checkout} served on port {port}", flush=True)
                 if name == ASSAY and args.next:
                     systems[ASSAY_NEXT] = lambda size, index, port=port, meters=meters: assay_run(
                         ASSAY_NEXT, state, size, index, port, args.seconds, meters

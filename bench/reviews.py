@@ -1,5 +1,5 @@
-"""Benchmark review claims: ``review_claim`` in-process and ``POST /api/v1/reviews/claim`` on
-gunicorn.
+"""Benchmark review claims: ``review_claim`` in-process and ``POST /api/v1/reviews/claim`` over
+HTTP.
 
 Run with `BENCH_DATABASE=<name> .venv/bin/python bench/reviews.py [--quick]`. Creates a fresh
 PostgreSQL database (``BENCH_DATABASE``, default ``assay_bench``; dropped at the end) with a bbox
@@ -12,7 +12,7 @@ Three phases, each run ``--repeat`` times in turn:
 
 - in-process: 16 threads, each a reviewer of its own on a connection of its own, call
   ``qa.reviews.review_claim`` (the GIL limits them: a floor, not the target);
-- over HTTP: gunicorn as the README deploys it (``config/gunicorn_conf.py``), and 16 client
+- over HTTP: the web server as the README deploys it (``config/web.py``), and 16 client
   processes, each logged in as a reviewer of its own, post ``/api/v1/reviews/claim``;
 - the reference: task claims (``POST /api/v1/claims/``) on the same server by 16 annotators of
   a second project of as many open tasks, so that the review claim is judged against the task
@@ -299,7 +299,7 @@ def in_process(member):
 
 
 class Client:
-    """One reviewer's (or, for the reference, annotator's) connection to gunicorn."""
+    """One reviewer's (or, for the reference, annotator's) connection to the web server."""
 
     def __init__(self, port: int, token: str, organization: str, path: str):
         self.path = path
@@ -338,10 +338,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="assay-reviews-") as tmp, _setup.django_database():
         state = seed(Path(tmp), tasks, args.clients)
         phases: list[Phase] = []
-        with _setup.gunicorn(Path(tmp) / "gunicorn.log") as port:
+        with _setup.web(Path(tmp) / "web.log") as port:
             tokens = [_setup.login(port, name) for name in state.usernames]
             annotator_tokens = [_setup.login(port, name) for name in state.annotator_names]
-            print(f"{_setup.gunicorn_served()} on port {port}; {args.clients} clients, each a "
+            print(f"{_setup.web_served()} on port {port}; {args.clients} clients, each a "
                   f"reviewer of their own; {seconds:.0f} s per phase", flush=True)  # fmt: skip
             for n in range(args.repeat):
                 for mode in MODES:

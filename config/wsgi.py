@@ -1,4 +1,4 @@
-"""WSGI entry point: the REST API and pages under gunicorn in production."""
+"""WSGI entry point: the REST API and pages, served by ``config/web.py`` in production."""
 
 import gc
 import os

@@ -332,6 +332,37 @@ def asgi_server(
     ``transaction=True``. ``env`` adds to its environment.
     """
     port = free_port()
+    args = ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with _serving("uvicorn", args, port, allowed_hosts=allowed_hosts, env=env) as (base, _):
+        yield base
+
+
+@contextmanager
+def web_server(processes: int, threads: int, log: Path | None = None) -> Iterator[tuple[str, int]]:
+    """Serve the app as the README deploys the API (``config/web.py``), with ``processes``
+    processes of ``threads`` threads, against the test database and Redis; yields its base URL
+    and the process id of its main process, as ``asgi_server`` does. With ``log``, what the
+    server says of its processes is written there."""
+    port = free_port()
+    args = ["-m", "config.web", "--port", str(port), "--log-level", "info" if log else "warning"]
+    env = {"WEB_PROCESSES": str(processes), "WEB_THREADS": str(threads)}
+    with _serving("the web server", args, port, env=env, log=log) as served:
+        yield served
+
+
+@contextmanager
+def _serving(
+    name: str,
+    args: list[str],
+    port: int,
+    *,
+    allowed_hosts: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[tuple[str, int]]:
+    """Run ``python args`` until the ``with`` block ends, its output in ``log`` if given; yield
+    its base URL, once it answers ``/healthz``, and its process id."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -342,27 +373,28 @@ def asgi_server(
     }
     # The server keeps Django's async-safety check, whatever the test process allows itself.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    output = log.open("wb") if log else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=output, stderr=output
+    )
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"uvicorn exited with code {process.returncode} before serving.")
+            raise AssertionError(f"{name} exited with code {process.returncode} before serving.")
         try:
             return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 
     try:
-        wait_for(answers, timeout=30, interval=0.1, what="uvicorn to answer /healthz")
-        yield base
+        wait_for(answers, timeout=30, interval=0.1, what=f"{name} to answer /healthz")
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=15)
+        if output:
+            output.close()
 
 
 CLASS_SCHEMA = {"labels": [{"name": "car"}, {"name": "person"}]}

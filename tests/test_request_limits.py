@@ -236,7 +236,7 @@ class CountingStream(io.RawIOBase):
 
 
 def _wsgi(path: str, stream, *, length: int | None, content_type: str, token: str):
-    """Call the WSGI application as gunicorn does; return (status, headers, body)."""
+    """Call the WSGI application as the web server does; return (status, headers, body)."""
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": path,

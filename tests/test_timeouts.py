@@ -8,12 +8,9 @@ views and plain Django views alike. The lock holder is another PostgreSQL sessio
 (``tests.faults.lock_held``), as psql would be.
 """
 
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -26,14 +23,11 @@ from config.settings import base as base_settings
 from tasks.models import Annotation, Assignment
 from tests.faults import lock_held
 from tests.helpers import (
-    ROOT,
-    database_url,
-    free_port,
     image_rows,
     import_rows,
     make_project,
     staff,
-    wait_for,
+    web_server,
 )
 from workforce.models import Role
 
@@ -139,42 +133,6 @@ def test_a_plain_django_view_answers_503_too(org, short_lock_timeout):
         _assert_timed_out(response, elapsed, short_lock_timeout)
 
 
-@contextmanager
-def wsgi_server(processes: int, threads: int):
-    """gunicorn with the configuration the README deploys the API with, on the test database,
-    with ``processes`` processes of ``threads`` threads: that many requests at once."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "WEB_PROCESSES": str(processes),
-        "WEB_THREADS": str(threads),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn_conf.py",
-         "config.wsgi:application", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        assert process.poll() is None, "gunicorn exited"
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(answers, timeout=30, what="gunicorn to answer /healthz")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
 @pytest.mark.slow
 def test_requests_stuck_on_a_lock_free_the_web_workers(org, other_org, world):
     """Every web worker busy with a request waiting on the lock is what held /healthz and
@@ -186,7 +144,7 @@ def test_requests_stuck_on_a_lock_free_the_web_workers(org, other_org, world):
     annotators = [org.annotator, *extra]
     tokens = [Token.objects.create(user=a.member.user).key for a in annotators]
     manager = Token.objects.create(user=other_org.manager.user).key
-    with wsgi_server(processes, threads) as base:
+    with web_server(processes, threads) as (base, _):
         headers = [{"Authorization": f"Token {t}", "X-Organization": "acme"} for t in tokens]
         assignments = []
         for h in headers:
@@ -230,7 +188,7 @@ def test_requests_stuck_on_a_lock_free_the_web_workers(org, other_org, world):
         (["/venv/bin/celery", "-A", "config", "worker", "-l", "INFO"], True),
         ([".../celery/__main__.py", "-A", "config", "worker"], True),
         (["/venv/bin/celery", "-A", "config", "beat"], False),
-        (["/venv/bin/gunicorn", "config.wsgi:application"], False),
+        (["/srv/assay/config/web.py", "--port", "8000"], False),
         (["manage.py", "runserver"], False),
         (["/srv/assay/manage.py", "migrate"], True),
         (["manage.py", "import_tasks", "7", "rows.jsonl"], True),

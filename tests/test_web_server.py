@@ -1,0 +1,97 @@
+"""The web server as the README deploys the API (``config/web.py``): what one bad client or one
+dead process costs everyone else.
+
+Each test starts the real server on the test database (``tests.helpers.web_server``) and talks
+to it over a socket, as a client would.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.helpers import wait_for, web_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _children(pid: int) -> set[int]:
+    return {
+        int(kid)
+        for thread in Path(f"/proc/{pid}/task").iterdir()
+        for kid in (thread / "children").read_text().split()
+    }
+
+
+def _address(base: str) -> tuple[str, int]:
+    parts = urlsplit(base)
+    return parts.hostname, parts.port
+
+
+def test_a_killed_web_process_is_started_again_and_the_other_serves_meanwhile(tmp_path):
+    log = tmp_path / "web.log"
+    with web_server(processes=2, threads=1, log=log) as (base, main):
+        wait_for(
+            lambda: log.read_text().count("Started worker") == 2,
+            timeout=30,
+            what="both processes to have loaded the application",
+        )
+        workers = _children(main)
+        assert len(workers) == 2, workers
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        # The survivor answers every request while the dead one is replaced.
+        answered = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answered.append(httpx.get(f"{base}/healthz", timeout=5).status_code)
+            if log.read_text().count("Started worker") == 3:
+                break
+            time.sleep(0.1)
+        assert set(answered) == {200}, answered
+        replaced = _children(main)
+        assert len(replaced) == 2 and killed not in replaced, (workers, replaced)
+        assert all(httpx.get(f"{base}/healthz", timeout=5).status_code == 200 for _ in range(20))
+
+
+def test_a_body_over_the_limit_is_refused_before_the_client_sends_it():
+    """The request reaches Django as it arrives: a declared gigabyte is answered 413 at once,
+    with nothing of it sent, rather than read (or held in memory) first."""
+    with (
+        web_server(processes=1, threads=1) as (base, _),
+        socket.create_connection(_address(base), timeout=10) as client,
+    ):
+        client.sendall(
+            b"POST /api/v1/claims/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{"
+        )
+        answer = http.client.HTTPResponse(client)
+        answer.begin()
+        body = json.loads(answer.read())
+    assert answer.status == 413, body
+    assert body["error"]["code"] == "payload_too_large", body
+
+
+def test_clients_slow_to_send_their_headers_hold_no_thread():
+    """A client trickling its request line holds a connection in the server, not one of the
+    Python threads: with one thread in all, another client is answered at once."""
+    with web_server(processes=1, threads=1) as (base, _):
+        slow = [socket.create_connection(_address(base), timeout=10) for _ in range(8)]
+        try:
+            for client in slow:
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 12")
+            started = time.monotonic()
+            response = httpx.get(f"{base}/healthz", timeout=10)
+            elapsed = time.monotonic() - started
+        finally:
+            for client in slow:
+                client.close()
+    assert response.status_code == 200
+    assert elapsed < 2, elapsed
