@@ -8,7 +8,8 @@ every task one submitted annotation, then exports the project in each format the
 - in this process through ``export_project``, as the export command does, measuring how far the
   resident memory rises, which must not grow with the project;
 - over HTTP from ``GET /api/v1/projects/{id}/export`` on the web server as the README deploys
-  it (``config/web.py``), as a manager downloads it; the body must be the same bytes.
+  it (``config/web.py``), as a manager downloads it; the body must be the same bytes, and the
+  web server's processes must not hold it (their peak resident memory).
 
 Prints, per format and way, the time to the first byte, the total time, rows and megabytes per
 second. Not part of the test suite.
@@ -91,6 +92,11 @@ def download(port: int, url: str, headers: dict) -> tuple[int, float, float]:
         conn.close()
 
 
+def web_peak_mb(watch: _setup.ServerWatch) -> float:
+    """The highest peak resident memory of the web server's processes so far, in MB."""
+    return max((rss for _, rss in watch.peaks()), default=0.0)
+
+
 def run(path: Path, rows: int, port: int) -> int:
     from django.db import connection
 
@@ -111,6 +117,11 @@ def run(path: Path, rows: int, port: int) -> int:
         "X-Organization": organization.slug,
     }
 
+    # The web server is this process's child; its processes' peak memory is watched.
+    watch = _setup.ServerWatch(
+        os.getpid(), _setup.DB_NAME, {pid: "web" for pid in _setup.children(os.getpid())}
+    )
+    web_before = web_peak_mb(watch)
     print()
     print(f"{'format':<8}{'way':<14}{'first byte s':>13}{'seconds':>9}{'rows/s':>10}{'MB':>8}"
           f"{'MB/s':>7}{'RSS growth MB':>15}")  # fmt: skip
@@ -132,8 +143,10 @@ def run(path: Path, rows: int, port: int) -> int:
               flush=True)  # fmt: skip
         url = f"/api/v1/projects/{project.pk}/export?format={fmt}"
         body, first, seconds = download(port, url, headers)
+        web_growth = web_peak_mb(watch) - web_before
         print(f"{fmt:<8}{'HTTP':<14}{first:>13.2f}{seconds:>9.1f}{rows / seconds:>10,.0f}"
-              f"{body / 1e6:>8.0f}{body / 1e6 / seconds:>7.1f}", flush=True)  # fmt: skip
+              f"{body / 1e6:>8.0f}{body / 1e6 / seconds:>7.1f}{web_growth:>15.0f}",
+              flush=True)  # fmt: skip
         checks += [
             (
                 f"{fmt}: memory does not grow with the project (<= {TARGET_RSS_GROWTH_MB:.0f} MB)",
@@ -145,7 +158,14 @@ def run(path: Path, rows: int, port: int) -> int:
                 seconds <= TARGET_HTTP_SECONDS and body == size,
                 f"{seconds:.1f} s, {body:,} bytes (in process {size:,})",
             ),
+            (
+                f"{fmt} over HTTP: the web server's memory does not grow with the project "
+                f"(<= {TARGET_RSS_GROWTH_MB:.0f} MB)",
+                web_growth <= TARGET_RSS_GROWTH_MB,
+                f"+{web_growth:.0f} MB at the peak of its processes",
+            ),
         ]
+    watch.stop()
     print()
     for label, ok, figure in checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {figure}")
