@@ -639,7 +639,9 @@ def assay_environment() -> dict[str, str]:
 
 def web_start(tmp: Path, checkout: Path = ROOT) -> tuple[Server, int]:
     """The web server serving ``checkout``'s code as its README deploys it; return it and its
-    port. A checkout from before ``config/web.py`` is served by gunicorn, as it was then."""
+    port. A checkout from before ``config/web.py`` is served by gunicorn with its configuration,
+    as it was then (``pip install 'gunicorn>=27,<28'`` into the virtualenv first): how the
+    switch to granian was measured."""
     port = _setup.free_port()
     if (checkout / "config" / "web.py").exists():
         args = _setup.web_command(port)
