@@ -260,9 +260,9 @@ def web_command(port: int, log_level: str = "warning") -> list[str]:
 
 def web_served() -> str:
     """What serves the API in the benches, for their reports."""
-    processes = os.environ.get("WEB_PROCESSES", os.cpu_count())
-    threads = os.environ.get("WEB_THREADS", 4)
-    return f"granian, {processes} processes x {threads} threads (config/web.py)"
+    from config import web
+
+    return f"granian, {web.processes()} processes x {web.threads()} threads (config/web.py)"
 
 
 def web_start(port: int, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -27,15 +27,24 @@ from granian import Granian
 from granian.constants import Interfaces
 
 
+def processes() -> int:
+    return int(os.environ.get("WEB_PROCESSES", os.cpu_count() or 1))
+
+
+def threads() -> int:
+    """Per process."""
+    return int(os.environ.get("WEB_THREADS", "4"))
+
+
 def server(host: str, port: int, log_level: str = "info") -> Granian:
-    """The server as deployed: ``WEB_PROCESSES`` processes of ``WEB_THREADS`` threads."""
+    """The server as deployed: ``processes()`` processes of ``threads()`` threads."""
     return Granian(
         "config.wsgi:application",
         address=host,
         port=port,
         interface=Interfaces.WSGI,
-        workers=int(os.environ.get("WEB_PROCESSES", os.cpu_count() or 1)),
-        blocking_threads=int(os.environ.get("WEB_THREADS", "4")),
+        workers=processes(),
+        blocking_threads=threads(),
         # WebSockets are the ASGI server's (config/asgi.py).
         websockets=False,
         # A process that dies (killed, out of memory) is started again; the others serve on.
