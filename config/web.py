@@ -22,6 +22,9 @@ response leaves as Django writes it, neither held whole in memory.
 
 import argparse
 import os
+import signal
+import threading
+import time
 
 from granian import Granian
 from granian.constants import Interfaces
@@ -36,10 +39,30 @@ def threads() -> int:
     return int(os.environ.get("WEB_THREADS", "4"))
 
 
+def application():
+    """The WSGI application of one of the server's processes (granian calls this in each), which
+    ends when the main process is gone."""
+    threading.Thread(
+        target=_end_with, args=(os.getppid(),), name="end-with-main", daemon=True
+    ).start()
+    from config.wsgi import application
+
+    return application
+
+
+def _end_with(main: int) -> None:
+    """Stop this process, as its main process would, once that one is gone: killed outright, it
+    would otherwise leave its processes serving the port, out of any supervisor's sight."""
+    while os.getppid() == main:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def server(host: str, port: int, log_level: str = "info") -> Granian:
     """The server as deployed: ``processes()`` processes of ``threads()`` threads."""
     return Granian(
-        "config.wsgi:application",
+        "config.web:application",
+        factory=True,
         address=host,
         port=port,
         interface=Interfaces.WSGI,

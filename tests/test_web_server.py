@@ -95,3 +95,19 @@ def test_clients_slow_to_send_their_headers_hold_no_thread():
                 client.close()
     assert response.status_code == 200
     assert elapsed < 2, elapsed
+
+
+def test_the_processes_end_when_the_main_process_is_killed():
+    """Killed outright, the main process cannot stop its processes: they stop themselves rather
+    than serve on, holding the port, out of any supervisor's sight."""
+    with web_server(processes=2, threads=1) as (base, main):
+        workers = _children(main)
+        assert len(workers) == 2, workers
+        os.kill(main, signal.SIGKILL)
+        wait_for(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+            timeout=10,
+            what="the server's processes to end",
+        )
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=2)
