@@ -39,15 +39,47 @@ def threads() -> int:
     return int(os.environ.get("WEB_THREADS", "4"))
 
 
+# What granian itself puts in every request's environ beside the request's own keys.
+_SERVER_KEYS = frozenset({"GATEWAY_INTERFACE", "SCRIPT_NAME", "SERVER_SOFTWARE"})
+# The environ's keys that describe the request (PEP 3333), besides its headers (``HTTP_*``).
+_REQUEST_KEYS = frozenset(
+    {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+     "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR"}
+)  # fmt: skip
+
+
+def named_as_request(names) -> list[str]:
+    """The environment variables granian would present as part of every request: it starts each
+    request's environ from the process's environment, so ``HTTP_X_FORWARDED_FOR`` set there
+    would be a header of every request that did not send one."""
+    return sorted(name for name in names if name.startswith("HTTP_") or name in _REQUEST_KEYS)
+
+
+def request_only(app, inherited: frozenset[str]):
+    """``app`` called with the request's environ only, without the process's environment
+    (``inherited``), which granian puts in every environ: the database's address, the secret key
+    and the rest would otherwise be part of every request's ``META``, and of what is logged or
+    reported of it."""
+
+    def application(environ, start_response):
+        for key in inherited:
+            environ.pop(key, None)
+        return app(environ, start_response)
+
+    return application
+
+
 def application():
-    """The WSGI application of one of the server's processes (granian calls this in each), which
-    ends when the main process is gone."""
+    """The WSGI application of one of the server's processes (granian calls this in each): the
+    request's environ only, in a process that ends when the main process is gone."""
     threading.Thread(
         target=_end_with, args=(os.getppid(),), name="end-with-main", daemon=True
     ).start()
     from config.wsgi import application
 
-    return application
+    # The environment as granian reads it, once this returns; none is named as a request's key
+    # (``main`` refuses to start otherwise).
+    return request_only(application, frozenset(os.environ) - _SERVER_KEYS)
 
 
 def _end_with(main: int) -> None:
@@ -82,6 +114,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
+    if clashing := named_as_request(os.environ):
+        parser.error(
+            f"unset {', '.join(clashing)} for the web server: every request would carry "
+            "them as its own"
+        )
     server(args.host, args.port, args.log_level).serve()
 
 

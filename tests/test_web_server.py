@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.helpers import wait_for, web_server
+from config import web
+from tests.helpers import ROOT, wait_for, web_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,3 +114,31 @@ def test_the_processes_end_when_the_main_process_is_killed():
         )
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/healthz", timeout=2)
+
+
+def test_a_request_sees_its_own_environ_not_the_servers_environment():
+    """granian starts every request's environ from the process's environment: the database's
+    address and the secret key would be in every request's META, and what is logged of it."""
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        return [b""]
+
+    environment = {"DATABASE_URL": "postgres://assay:secret@db/assay", "SECRET_KEY": "s"}
+    request = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_HOST": "assay.example.com"}
+    served = {"SCRIPT_NAME": "", "wsgi.version": (1, 0)}
+    web.request_only(app, frozenset(environment))(environment | served | request, None)
+    assert seen == served | request
+
+
+def test_the_web_server_refuses_to_start_with_a_variable_named_as_a_request_key():
+    """Set in its environment, ``HTTP_X_FORWARDED_FOR`` would be every request's client address
+    that did not send one: the server says so and does not start."""
+    env = {**os.environ, "HTTP_X_FORWARDED_FOR": "203.0.113.9", "DJANGO_SETTINGS_MODULE": "x"}
+    started = subprocess.run(
+        [sys.executable, "-m", "config.web", "--port", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert started.returncode == 2, started
+    assert "unset HTTP_X_FORWARDED_FOR for the web server" in started.stderr
