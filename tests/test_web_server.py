@@ -1,8 +1,9 @@
 """The web server as the README deploys the API (``config/web.py``): what one bad client or one
 dead process costs everyone else.
 
-Each test starts the real server on the test database (``tests.helpers.web_server``) and talks
-to it over a socket, as a client would.
+The tests start the real server on the test database (``tests.helpers.web_server``) and talk to
+it over a socket, as a client would; what the server's processes hand Django as a request's
+environ is checked on ``config.web.request_only`` itself.
 """
 
 import http.client
