@@ -12,8 +12,9 @@ Measured with ``bench/loop.py --baseline`` on two cores, 8 annotators claiming a
 without a pause, against gunicorn 27 with the same processes and threads (``gthread``, which
 parses HTTP in Python and keeps a connection on the process that accepted it): 0.89-1.51x the
 cycles per second in ten alternating pairs over two windows (median 1.13x; the windows' medians
-1.17x and 1.16x), at 3.9 and 4.3 against 4.6 and 5.0 ms of web CPU per cycle. That shape, one process per core with four threads, had served 1.2-1.9x the loop of
-two sync workers per core and 1.1-1.4x that of four processes of four threads, on gunicorn.
+1.17x and 1.16x), at 3.9 and 4.3 against 4.6 and 5.0 ms of web CPU per cycle. That shape, one
+process per core with four threads, had served 1.2-1.9x the loop of two sync workers per core
+and 1.1-1.4x that of four processes of four threads, on gunicorn.
 
 No request is cut short: the all-or-nothing check of a large upload and the streamed export of a
 large project take as long as they need. The request body reaches Django as it arrives and the
