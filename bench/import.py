@@ -8,8 +8,8 @@ file. The second import of the same file must create nothing. Then raises the pr
 to 2 and times the job that gives every task its new seat. Not part of the test suite.
 
 ``--http`` instead measures the import as a manager runs it, deployed as README says: the web
-server (``config/web.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the local Redis;
-``BENCH_REDIS_URL`` names another). The file is uploaded to the API, and the import polled
+server (``config/web.py``) and a Celery worker on Redis (``REDIS_URL``, default db 12 of the
+local Redis; ``BENCH_REDIS_URL`` names another). The file is uploaded to the API, and the import polled
 until it is ``done``; it prints the upload's seconds (the answer comes once every row is
 checked; an all-or-nothing import's job is writing them meanwhile), the seconds from the answer
 to ``done``, their total against 25 s for a million rows, the CPU of each in the processes
