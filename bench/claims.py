@@ -397,9 +397,6 @@ def run_phase(phase: Phase, project_id: int, makers: list, seconds: float):
     return phase
 
 
-# --- HTTP --------------------------------------------------------------------------------------
-
-
 # --- where the time goes -----------------------------------------------------------------------
 
 
