@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     # Projects, imports and work.
     FROZEN = "frozen"  # a project setting fixed once tasks exist (the kind; a lower overlap)
     INVALID_ROWS = "invalid_rows"  # an all-or-nothing import found invalid rows; nothing kept
+    IMPORT_IN_PROGRESS = "import_in_progress"  # an all-or-nothing import holds the project
     ANNOTATOR_NOT_ACTIVE = "annotator_not_active"  # a suspended or offboarded annotator claims
     ALREADY_SUBMITTED = "already_submitted"  # the assignment's work was handed in already
     ALREADY_RELEASED = "already_released"  # the annotator gave the task back already

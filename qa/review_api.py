@@ -145,7 +145,8 @@ class ReviewPolicyApi(OrganizationApi):
             200: PolicyOut,
             409: error_response(
                 "A layer holding review items, or a tag verdicts used, would be removed "
-                "(`in_use`), or the project is archived (`invalid_status`)."
+                "(`in_use`), the project is archived (`invalid_status`), or an import is writing "
+                "its tasks (`import_in_progress`)."
             ),
         },
         examples=[POLICY_EXAMPLE],

@@ -20,12 +20,15 @@ changes a key must take plain ``FOR UPDATE`` instead.
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from psycopg.errors import LockNotAvailable
+
+from config.errors import Conflict, ErrorCode
 
 from .models import (
     Assignment,
     AssignmentStatus,
+    ImportStatus,
     Project,
     ProjectMember,
     Slot,
@@ -36,9 +39,29 @@ from .models import (
 
 
 def lock_project(project_id: int) -> Project:
-    """Lock a project's row for a change of its settings; its organization is read along."""
+    """Lock a project's row for a change of its settings; its organization is read along.
+
+    An all-or-nothing import holds the row until its last row is written, however long the file
+    (``lock_project_overlap``): a change that waits for one past the lock timeout is refused
+    with 409, naming the import, rather than answered as any other wait is (503, retry shortly).
+    """
     locked = Project.objects.select_for_update(of=("self",), no_key=True)
-    return locked.select_related("organization").get(pk=project_id)
+    try:
+        # A savepoint (every caller is in a transaction): after a timeout the import can be read.
+        with transaction.atomic():
+            return locked.select_related("organization").get(pk=project_id)
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, LockNotAvailable):
+            raise
+        running = TaskImport.objects.filter(project_id=project_id, status=ImportStatus.RUNNING)
+        writing = running.values_list("pk", flat=True).first()
+        if writing is None:
+            raise
+        raise Conflict(
+            f"Import {writing} is writing this project's tasks and holds the project meanwhile; "
+            "change it once the import is done.",
+            code=ErrorCode.IMPORT_IN_PROGRESS,
+        ) from exc
 
 
 def lock_project_overlap(project_id: int) -> int:

@@ -148,8 +148,8 @@ class ProjectDetailApi(OrganizationApi):
             409: error_response(
                 "The change does not fit the project's work: a setting fixed once tasks exist "
                 "(`frozen`), labels or keypoints stored work uses (`in_use`), or a return to "
-                "draft with work in progress (`conflict`), or an archived project "
-                "(`invalid_status`)."
+                "draft with work in progress (`conflict`), an archived project "
+                "(`invalid_status`), or an import writing its tasks (`import_in_progress`)."
             ),
         },
     )
@@ -295,7 +295,13 @@ class ProjectArchiveApi(OrganizationApi):
 
     roles = {"POST": MANAGER}
 
-    @extend_schema(request=ArchiveInput, responses=ProjectOut)
+    @extend_schema(
+        request=ArchiveInput,
+        responses={
+            200: ProjectOut,
+            409: error_response("An import is writing the project's tasks (`import_in_progress`)."),
+        },
+    )
     def post(self, request, pk: int):
         project = selectors.project_get(member=self.member, project_id=pk)
         data = ArchiveInput(data=request.data)
@@ -315,7 +321,10 @@ class ProjectUnarchiveApi(OrganizationApi):
         request=ArchiveInput,
         responses={
             200: ProjectOut,
-            409: error_response("The project is not archived (`invalid_status`)."),
+            409: error_response(
+                "The project is not archived (`invalid_status`), or an import is writing its "
+                "tasks (`import_in_progress`)."
+            ),
         },
     )
     def post(self, request, pk: int):

@@ -14,9 +14,9 @@ from django.db import connection
 
 from tasks.jobs import run_import
 from tasks.locks import IMPORT_RUN_LOCK_BASE
-from tasks.models import ImportStatus, Slot, Task, TaskImport
+from tasks.models import ImportStatus, Project, Slot, Task, TaskImport
 from tasks.services import imports
-from tests.helpers import image_rows, make_project, wait_for
+from tests.helpers import image_rows, make_project, project_row_held, wait_for
 from workforce.models import AuditEvent, AuditVerb, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,6 +95,51 @@ def test_the_job_writes_the_rows_as_the_check_writes_them(org):
     assert job.report["created"] == ROWS and job.report["rows"] == ROWS
     assert Task.objects.filter(project=project).count() == ROWS == Slot.objects.count()
     assert not job.file
+
+
+def test_a_settings_change_while_an_import_writes_is_refused_naming_it(org):
+    """The import holds the project until its file is written, however long: a change that
+    waited past its lock timeout says which import to wait for, and changes nothing."""
+    project = make_project(org)
+    job = streamed_import(project)
+    manager = org.client(Role.MANAGER)
+    thread = run_in_thread(job)
+    append(job, checked_lines(project, image_rows(ROWS)))
+    wait_for(lambda: TaskImport.objects.get(pk=job.pk).rows_read >= 10_000, what="batches written")
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    try:
+        renamed = manager.patch(f"/api/v1/projects/{project.pk}/", {"name": "Renamed"})
+        archived = manager.post(f"/api/v1/projects/{project.pk}/archive/")
+    finally:
+        append(job, imports.CHECK_PASSED.encode())
+        thread.join(timeout=60)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    for refused in (renamed, archived):
+        assert refused.status_code == 409, refused.content
+        error = refused.json()["error"]
+        assert error["code"] == "import_in_progress"
+        assert f"Import {job.pk} is writing this project's tasks" in error["message"]
+    assert Project.objects.get(pk=project.pk).name == project.name
+    assert Project.objects.get(pk=project.pk).status == project.status
+    assert TaskImport.objects.get(pk=job.pk).status == ImportStatus.DONE
+    # Once the import is done, the same change goes through.
+    renamed = manager.patch(f"/api/v1/projects/{project.pk}/", {"name": "Renamed"})
+    assert renamed.status_code == 200, renamed.content
+    assert Project.objects.get(pk=project.pk).name == "Renamed"
+
+
+def test_a_settings_change_waiting_on_anything_else_answers_503(org):
+    """Another holder of the project's row than an import: retry shortly, as any lock wait."""
+    project = make_project(org)
+    with project_row_held(project, seconds=1.0):
+        response = org.client(Role.MANAGER).patch(
+            f"/api/v1/projects/{project.pk}/", {"name": "Renamed"}
+        )
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "timed_out"
+    assert Project.objects.get(pk=project.pk).name == project.name
 
 
 def test_a_refused_upload_leaves_nothing_though_its_job_had_written_batches(org):
